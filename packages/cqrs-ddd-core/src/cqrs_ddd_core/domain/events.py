@@ -1,0 +1,107 @@
+"""Domain events: immutable facts recorded by aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["DomainEvent", "utc_now"]
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class DomainEvent(BaseModel):
+    """Base class of domain events (frozen pydantic model).
+
+    Subclasses are registered in the default event type registry under their class name (or the
+    ``event_type`` class keyword), so stored rows can be turned back into typed events::
+
+        class OrderCreated(DomainEvent):
+            customer_id: str
+
+        class OrderShippedV2(DomainEvent, event_type="OrderShipped"):
+            carrier: str
+
+    ``version`` is the schema version of the event's payload (used by upcasters), not the
+    position of the event in its stream.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Type name under which the class is registered (class name by default).
+    __event_type__: ClassVar[str] = "DomainEvent"
+    #: Current schema version of the class; new instances get it as ``version``.
+    __schema_version__: ClassVar[int] = 1
+
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: datetime = Field(default_factory=utc_now)
+    aggregate_id: str | None = None
+    aggregate_type: str | None = None
+    version: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        event_type = kwargs.pop("event_type", None)
+        schema_version = kwargs.pop("schema_version", None)
+        super().__init_subclass__(**kwargs)
+        cls.__event_type__ = event_type or cls.__name__
+        if schema_version is not None:
+            cls.__schema_version__ = int(schema_version)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # Imported here: the registry imports this module.
+        from cqrs_ddd_core.domain.event_registry import default_registry
+
+        default_registry.register(cls)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.version == 0:
+            object.__setattr__(self, "version", type(self).__schema_version__)
+
+    @field_validator("aggregate_id", "correlation_id", "causation_id", mode="before")
+    @classmethod
+    def _coerce_id(cls, value: Any) -> Any:
+        # Aggregates may use int or UUID ids; events carry them as text.
+        if value is None or isinstance(value, str):
+            return value
+        return str(value)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+        return value.astimezone(UTC)
+
+    @property
+    def event_type(self) -> str:
+        """The registered type name of this event."""
+        return type(self).__event_type__
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields (everything but the envelope), JSON-ready python values."""
+        return self.model_dump(mode="json", exclude=_ENVELOPE)
+
+
+_ENVELOPE = frozenset(
+    {
+        "event_id",
+        "occurred_at",
+        "aggregate_id",
+        "aggregate_type",
+        "version",
+        "metadata",
+        "correlation_id",
+        "causation_id",
+    }
+)

@@ -1,0 +1,124 @@
+"""Event store port and the stored-event record."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cqrs_ddd_core.domain.events import DomainEvent, utc_now
+from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
+
+__all__ = [
+    "ExpectedVersion",
+    "IEventStore",
+    "StoredEvent",
+    "StreamState",
+]
+
+
+class StreamState(enum.Enum):
+    """Expected stream states for appends that do not name an exact version."""
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+
+#: ``StreamState`` or an exact version (the version of the stream's last event; 0 = empty).
+ExpectedVersion = StreamState | int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    """An event as the event store keeps it.
+
+    ``version`` is the event's position in its stream (1-based); ``None`` lets the store assign
+    the next one. ``position`` is the global position, set by the store.
+    """
+
+    event_type: str
+    aggregate_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    aggregate_type: str | None = None
+    version: int | None = None
+    schema_version: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime = field(default_factory=utc_now)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    tenant_id: str | None = None
+    position: int | None = None
+
+    @classmethod
+    def from_domain_event(
+        cls, event: DomainEvent, *, version: int | None = None, tenant_id: str | None = None
+    ) -> StoredEvent:
+        """Wrap a ``DomainEvent`` (its own fields become the payload)."""
+        if event.aggregate_id is None:
+            raise ValueError(f"{event.event_type} has no aggregate_id")
+        return cls(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            aggregate_id=event.aggregate_id,
+            aggregate_type=event.aggregate_type,
+            version=version,
+            schema_version=event.version,
+            payload=event.payload(),
+            metadata=dict(event.metadata),
+            occurred_at=event.occurred_at,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            tenant_id=tenant_id,
+        )
+
+    def envelope(self) -> dict[str, Any]:
+        """The fields a ``DomainEvent`` takes from the record rather than the payload."""
+        return {
+            "event_id": self.event_id,
+            "occurred_at": self.occurred_at,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_type": self.aggregate_type,
+            "metadata": self.metadata,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+        }
+
+
+class IEventStore(Protocol):
+    """Append-only streams of events with a global, commit-ordered log."""
+
+    async def append(
+        self,
+        events: StoredEvent | Sequence[StoredEvent],
+        *,
+        expected_version: ExpectedVersion = StreamState.ANY,
+        uow: IUnitOfWork | None = None,
+    ) -> list[StoredEvent]:
+        """Append to one stream; returns the events with ``version`` and ``position`` set."""
+        ...
+
+    async def get_events(
+        self,
+        aggregate_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        uow: IUnitOfWork | None = None,
+    ) -> list[StoredEvent]: ...
+
+    async def get_version(self, aggregate_id: str, *, uow: IUnitOfWork | None = None) -> int:
+        """The version of the stream's last event (0 when the stream does not exist)."""
+        ...
+
+    async def read_all(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> tuple[list[StoredEvent], str | None]:
+        """Committed events after the opaque cursor ``after``, and the cursor to continue from."""
+        ...
+
+    def subscribe(self, *, after: str | None = None) -> AsyncIterator[StoredEvent]: ...

@@ -1,0 +1,68 @@
+"""Outbox port and the outbox message record."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cqrs_ddd_core.domain.events import DomainEvent, utc_now
+from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
+
+__all__ = ["IOutboxStorage", "OutboxMessage"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxMessage:
+    """A message to publish once the transaction that wrote it has committed.
+
+    ``partition_key`` (e.g. the aggregate id) orders messages of one key when per-key ordering
+    is enabled on the relay.
+    """
+
+    event_type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utc_now)
+    published_at: datetime | None = None
+    error: str | None = None
+    retry_count: int = 0
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    tenant_id: str | None = None
+    partition_key: str | None = None
+
+    @classmethod
+    def from_domain_event(cls, event: DomainEvent, *, tenant_id: str | None = None) -> OutboxMessage:
+        return cls(
+            message_id=event.event_id,
+            event_type=event.event_type,
+            payload=event.model_dump(mode="json"),
+            metadata=dict(event.metadata),
+            created_at=event.occurred_at,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            tenant_id=tenant_id,
+            partition_key=event.aggregate_id,
+        )
+
+
+class IOutboxStorage(Protocol):
+    """Messages written in the business transaction, published later by a relay."""
+
+    async def save_messages(
+        self, messages: Sequence[OutboxMessage], *, uow: IUnitOfWork | None = None
+    ) -> None: ...
+
+    async def get_pending(self, limit: int = 100) -> list[OutboxMessage]:
+        """Pending messages, leased to the caller so that concurrent callers never share one."""
+        ...
+
+    async def mark_published(self, message_ids: Sequence[str]) -> None: ...
+
+    async def mark_failed(self, message_id: str, error: str) -> None:
+        """Record a failed attempt; the message is retried after a backoff or dead-lettered."""
+        ...

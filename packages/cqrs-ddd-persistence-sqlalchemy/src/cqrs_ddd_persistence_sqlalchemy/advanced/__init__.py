@@ -1,0 +1,1 @@
+"""Advanced patterns: sagas, projections, snapshots, background jobs, command scheduling."""

@@ -1,0 +1,53 @@
+"""Engine construction with the settings the library relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
+
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
+from cqrs_ddd_persistence_sqlalchemy.sqlite.engine import configure_sqlite_engine
+
+__all__ = ["configure_engine", "create_engine"]
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """``create_async_engine`` with the library's defaults.
+
+    - PostgreSQL: ``pool_pre_ping`` on (survives server restarts), the library's JSON codec;
+      ``statement_timeout_ms`` / ``lock_timeout_ms`` keyword arguments set the session timeouts.
+    - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout.
+
+    Example::
+
+        engine = create_engine("sqlite+aiosqlite:///./app.db")
+        engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1/app", statement_timeout_ms=5000)
+    """
+    parsed = make_url(url)
+    statement_timeout = kwargs.pop("statement_timeout_ms", None)
+    lock_timeout = kwargs.pop("lock_timeout_ms", None)
+    kwargs.setdefault("json_serializer", json_dumps)
+    kwargs.setdefault("json_deserializer", json_loads)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        settings: dict[str, str] = {}
+        if statement_timeout is not None:
+            settings["statement_timeout"] = str(int(statement_timeout))
+        if lock_timeout is not None:
+            settings["lock_timeout"] = str(int(lock_timeout))
+        if settings and parsed.get_driver_name() == "asyncpg":
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("server_settings", {}).update(settings)
+            kwargs["connect_args"] = connect_args
+    engine = _sa_create_async_engine(url, **kwargs)
+    return configure_engine(engine)
+
+
+def configure_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Apply dialect set-up to an engine the application created itself."""
+    if engine.dialect.name == "sqlite":
+        configure_sqlite_engine(engine)
+    return engine

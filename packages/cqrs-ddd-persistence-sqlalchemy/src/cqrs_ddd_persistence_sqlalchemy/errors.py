@@ -1,0 +1,190 @@
+"""The one place where driver errors become the library's error tree.
+
+Translation is by SQLSTATE (PostgreSQL / asyncpg) or SQLite's extended result code, and by
+constraint name, never by matching message text. (SQLite reports neither a constraint name nor
+a code for a missing table, so for it alone the structured tail of the message — the
+``table.column`` list after ``constraint failed:`` — is resolved against the known metadata.)
+
+Stores call :func:`translate` (or use :func:`translating`) around database work; a store that
+knows what a constraint means passes ``constraints={"uq_events_stream_id_version": factory}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import MetaData, UniqueConstraint
+from sqlalchemy import exc as sa_exc
+
+from cqrs_ddd_core.errors import (
+    CheckViolationError,
+    ConnectionLostError,
+    CQRSDDDError,
+    DataError,
+    DeadlockError,
+    ForeignKeyViolationError,
+    IntegrityViolationError,
+    LockTimeoutError,
+    MissingSchemaError,
+    NotNullViolationError,
+    PersistenceError,
+    SerializationFailureError,
+    StatementTimeoutError,
+    UniqueViolationError,
+)
+
+__all__ = [
+    "ConstraintErrors",
+    "register_metadata_for_sqlite_constraints",
+    "translate",
+    "is_retryable",
+    "translating",
+]
+
+#: constraint name -> factory of the error to raise instead of the generic violation.
+ConstraintErrors = Mapping[str, Callable[[PersistenceError], CQRSDDDError]]
+
+_EXACT: dict[str, type[PersistenceError]] = {
+    "40001": SerializationFailureError,
+    "40P01": DeadlockError,
+    "55P03": LockTimeoutError,
+    "57014": StatementTimeoutError,
+    "57P01": ConnectionLostError,  # admin shutdown / pg_terminate_backend
+    "57P02": ConnectionLostError,  # crash shutdown
+    "57P03": ConnectionLostError,  # cannot connect now (starting up)
+    "23505": UniqueViolationError,
+    "23503": ForeignKeyViolationError,
+    "23502": NotNullViolationError,
+    "23514": CheckViolationError,
+    "42P01": MissingSchemaError,  # undefined table
+    "42703": MissingSchemaError,  # undefined column
+    "3F000": MissingSchemaError,  # invalid schema name
+    "42704": MissingSchemaError,  # undefined object (type, extension)
+}
+_CLASS: dict[str, type[PersistenceError]] = {
+    "08": ConnectionLostError,
+    "22": DataError,
+    "23": IntegrityViolationError,
+    "40": SerializationFailureError,
+    "53": ConnectionLostError,  # insufficient resources (too many connections)
+}
+_SQLITE: dict[str, type[PersistenceError]] = {
+    "SQLITE_CONSTRAINT_UNIQUE": UniqueViolationError,
+    "SQLITE_CONSTRAINT_PRIMARYKEY": UniqueViolationError,
+    "SQLITE_CONSTRAINT_FOREIGNKEY": ForeignKeyViolationError,
+    "SQLITE_CONSTRAINT_NOTNULL": NotNullViolationError,
+    "SQLITE_CONSTRAINT_CHECK": CheckViolationError,
+    "SQLITE_BUSY": LockTimeoutError,
+    "SQLITE_BUSY_SNAPSHOT": SerializationFailureError,
+    "SQLITE_LOCKED": LockTimeoutError,
+    "SQLITE_MISMATCH": DataError,
+    "SQLITE_TOOBIG": DataError,
+}
+
+# SQLite: (table, (columns...)) -> constraint name, from every registered MetaData.
+_SQLITE_UNIQUES: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def register_metadata_for_sqlite_constraints(md: MetaData) -> None:
+    """Make unique constraints/indexes of ``md`` nameable in SQLite error translation."""
+    for table in md.tables.values():
+        for cons in table.constraints:
+            if isinstance(cons, UniqueConstraint) and isinstance(cons.name, str):
+                cols = tuple(sorted(c.name for c in cons.columns))
+                _SQLITE_UNIQUES[(table.name, cols)] = cons.name
+        for index in table.indexes:
+            if index.unique and isinstance(index.name, str):
+                cols = tuple(sorted(c.name for c in index.columns))
+                _SQLITE_UNIQUES[(table.name, cols)] = index.name
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The innermost driver exception (asyncpg / sqlite3) behind SQLAlchemy's wrappers."""
+    err: BaseException = exc
+    if isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
+        err = err.orig
+    # SQLAlchemy's asyncpg adapter keeps the asyncpg exception as __cause__.
+    cause = err.__cause__
+    if cause is not None and getattr(cause, "sqlstate", None):
+        return cause
+    return err
+
+
+def _sqlite_constraint(message: str) -> str | None:
+    # "UNIQUE constraint failed: events.stream_id, events.version"
+    _, sep, tail = message.partition("constraint failed: ")
+    if not sep:
+        return None
+    pairs = [p.strip().split(".", 1) for p in tail.split(",")]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        return None
+    table = pairs[0][0]
+    cols = tuple(sorted(p[1] for p in pairs))
+    return _SQLITE_UNIQUES.get((table, cols), f"{table}({', '.join(cols)})")
+
+
+def translate(
+    exc: BaseException, *, constraints: ConstraintErrors | None = None
+) -> CQRSDDDError | None:
+    """The library error for ``exc``, or ``None`` if ``exc`` is not a database error."""
+    if isinstance(exc, CQRSDDDError):
+        return exc
+    driver = _driver_error(exc)
+    sqlstate = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
+    message = str(driver).strip() or type(driver).__name__
+    error: PersistenceError | None = None
+    if isinstance(sqlstate, str) and sqlstate:
+        cls = _EXACT.get(sqlstate) or _CLASS.get(sqlstate[:2]) or PersistenceError
+        constraint = getattr(driver, "constraint_name", None)
+        error = cls(message, sqlstate=sqlstate, constraint=constraint)
+    elif hasattr(driver, "sqlite_errorname"):
+        name = str(driver.sqlite_errorname)
+        cls = _SQLITE.get(name, PersistenceError)
+        constraint = None
+        if name.startswith("SQLITE_CONSTRAINT"):
+            constraint = _sqlite_constraint(message)
+        elif name == "SQLITE_ERROR" and message.startswith(("no such table", "no such column")):
+            cls = MissingSchemaError
+        error = cls(message, sqlstate=name, constraint=constraint)
+    elif isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        error = ConnectionLostError(message)
+    elif isinstance(driver, ConnectionError | OSError | asyncio.TimeoutError):
+        error = ConnectionLostError(f"cannot reach the database: {message}")
+    elif type(driver).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"}:
+        error = ConnectionLostError(message)
+    elif isinstance(exc, sa_exc.DBAPIError):
+        error = (
+            DataError(message)
+            if type(driver).__name__ in {"DataError", "DataTypeError"}
+            else PersistenceError(message)
+        )
+    if error is None:
+        return None
+    if constraints and error.constraint in constraints:
+        return constraints[error.constraint](error)
+    return error
+
+
+@contextmanager
+def translating(*, constraints: ConstraintErrors | None = None) -> Iterator[None]:
+    """Re-raise database errors raised in the block as library errors."""
+    try:
+        yield
+    except CQRSDDDError:
+        raise
+    except Exception as exc:
+        error = translate(exc, constraints=constraints)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` (library or driver error) is worth retrying in a new transaction."""
+    error = translate(exc)
+    return bool(error is not None and error.retryable)
+
+

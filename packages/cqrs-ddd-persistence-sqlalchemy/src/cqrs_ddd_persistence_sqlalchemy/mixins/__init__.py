@@ -1,0 +1,1 @@
+"""Reusable column mixins for application models."""

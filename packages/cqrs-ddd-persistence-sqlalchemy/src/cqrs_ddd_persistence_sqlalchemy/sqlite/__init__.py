@@ -1,0 +1,1 @@
+"""SQLite-specific pieces (engine set-up, SpatiaLite, JSON1 operators)."""

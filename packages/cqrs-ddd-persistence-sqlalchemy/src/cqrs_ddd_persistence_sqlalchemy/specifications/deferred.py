@@ -1,0 +1,43 @@
+"""A predicate whose SQL is chosen when the statement is compiled for a concrete dialect.
+
+``build_sqla_filter`` without ``dialect=`` wraps dialect-specific leaves (JSON, full text,
+geometry, SQLite's case-sensitive LIKE ...) in :class:`DialectPredicate`; SQLAlchemy's compiler
+calls back with its dialect name, and the registry's function for that dialect produces the SQL.
+Such statements are not put in SQLAlchemy's compiled cache (``inherit_cache = False``); pass
+``dialect=`` to get fully cacheable expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = ["DialectPredicate"]
+
+
+class DialectPredicate(ColumnElement[bool]):
+    """A boolean expression produced by ``build(dialect_name)`` at compile time."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(
+        self, build: Callable[[str], ColumnElement[bool]], anchor: ColumnElement[Any]
+    ) -> None:
+        self.build = build
+        self.anchor = anchor
+
+    @property
+    def _from_objects(self) -> Any:
+        return self.anchor._from_objects
+
+
+@compiles(DialectPredicate)
+def _compile(element: DialectPredicate, compiler: SQLCompiler, **kw: Any) -> str:
+    # parenthesised: the element may sit under NOT or beside OR in the enclosing statement
+    return "(" + compiler.process(element.build(compiler.dialect.name), **kw) + ")"

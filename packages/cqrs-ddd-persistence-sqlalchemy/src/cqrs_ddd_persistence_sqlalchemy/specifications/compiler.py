@@ -125,18 +125,18 @@ class _Walker:
                 ]
                 combined = sa.and_(*parts)
                 return sa.not_(combined) if negate else combined
-            inner = self.predicate(resolved.target, op, value, negated=leaf_negated)
+            inner = self.predicate(resolved.target, op, value, negated=leaf_negated, negate=False)
             exists = _through(resolved, inner)
             return sa.not_(exists) if negate else exists
-        return self.predicate(resolved.target, op, value, negated=leaf_negated != negate)
+        return self.predicate(resolved.target, op, value, negated=leaf_negated, negate=negate)
 
     def predicate(
-        self, target: Target, op: Operator, value: Any, *, negated: bool
+        self, target: Target, op: Operator, value: Any, *, negated: bool, negate: bool
     ) -> ColumnElement[bool]:
         def build(dialect: str) -> ColumnElement[bool]:
             ctx = CompileContext(dialect, self.registry)
             raw = self.registry.lookup(op, dialect)(ctx, target, value)
-            return _polarity(target, op, raw, negated=negated)
+            return _polarity(target, op, raw, negated=negated, negate=negate)
 
         if self.dialect is not None:
             return build(self.dialect)
@@ -148,12 +148,22 @@ class _Walker:
 
 
 def _polarity(
-    target: Target, op: Operator, raw: ColumnElement[bool], *, negated: bool
+    target: Target, op: Operator, raw: ColumnElement[bool], *, negated: bool, negate: bool
 ) -> ColumnElement[bool]:
+    """Shape a positive predicate for the leaf's operator (``negated``) and context (``negate``).
+
+    A path into a NULL JSON column reaches no value: the leaf (whatever its operator) is false,
+    so its negation by an enclosing ``not`` is true.
+    """
     if target.json_path:
-        # a NULL JSON column has no keys: the leaf is false whatever its polarity
         body = sa.not_(sa.func.coalesce(raw, sa.false())) if negated else raw
-        return sa.and_(target.expr.is_not(None), body)
+        if not negate:
+            return sa.and_(target.expr.is_not(None), body)
+        flipped = sa.func.coalesce(raw, sa.false()) if negated else sa.not_(
+            sa.func.coalesce(raw, sa.false())
+        )
+        return sa.or_(target.expr.is_(None), flipped)
+    negated = negated != negate
     if not negated:
         return raw
     if op in _NULL_SAFE:

@@ -33,7 +33,7 @@ def _config(ctx: CompileContext, target: Target) -> ColumnElement[Any]:
     name = target.setting("fts_config") or ctx.registry.fts_config
     if not isinstance(name, str) or not _CONFIG.match(name):
         raise ConfigurationError(f"invalid text search configuration {name!r}")
-    return sa.bindparam(None, name, type_=REGCONFIG, literal_execute=True)
+    return sa.cast(sa.bindparam(None, name, type_=sa.String, literal_execute=True), REGCONFIG)
 
 
 def _vector(ctx: CompileContext, target: Target) -> ColumnElement[Any]:

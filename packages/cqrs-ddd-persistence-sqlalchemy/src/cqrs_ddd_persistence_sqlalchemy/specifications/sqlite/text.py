@@ -67,9 +67,16 @@ def endswith(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[b
     return _glob(ctx, target, f"%{escape_like(value)}")
 
 
+def iregex(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
+    # SQLite's REGEXP is Python's re (registered by SQLAlchemy's pysqlite dialects)
+    operand = ctx.scalar(target, "str")
+    return operand.regexp_match(sa.literal(f"(?i){value}", sa.Text))
+
+
 def register(registry: SQLAlchemyOperatorRegistry) -> None:
     """Register the GLOB-based operators for ``sqlite``."""
     registry.add(Operator.LIKE, like, dialect="sqlite")
     registry.add(Operator.CONTAINS, contains, dialect="sqlite")
     registry.add(Operator.STARTSWITH, startswith, dialect="sqlite")
     registry.add(Operator.ENDSWITH, endswith, dialect="sqlite")
+    registry.add(Operator.IREGEX, iregex, dialect="sqlite")

@@ -1,0 +1,92 @@
+"""A synchronous harness over a real database (for hypothesis, which drives sync tests).
+
+Each harness owns an event loop (``asyncio.Runner``) and an engine on an isolated database: a
+temporary SQLite file, or a fresh PostgreSQL schema (dropped afterwards) on the test server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+class Harness:
+    def __init__(self, runner: asyncio.Runner, engine: AsyncEngine, dialect: str) -> None:
+        self.runner = runner
+        self.engine = engine
+        self.dialect = dialect
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        return self.runner.run(_call(make))
+
+    def ids(self, stmt: sa.Select[Any]) -> set[int]:
+        async def go() -> set[int]:
+            async with self.engine.connect() as conn:
+                return set((await conn.execute(stmt)).scalars())
+
+        return self.run(go)
+
+
+async def _call(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+@contextmanager
+def harness(
+    dialect: str, tmp_path: Path, setup: Callable[[AsyncConnection], Awaitable[None]]
+) -> Iterator[Harness]:
+    with asyncio.Runner() as runner:
+        if dialect == "sqlite":
+            engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'spec.db'}")
+            schema = None
+        else:
+            schema = f"spec_{uuid.uuid4().hex[:12]}"
+            admin = create_async_engine(PG_URL)
+
+            async def create() -> None:
+                async with admin.begin() as conn:
+                    await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+                    await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+
+            try:
+                runner.run(create())
+            except Exception as exc:
+                runner.run(admin.dispose())
+                if os.environ.get("REQUIRE_POSTGRES") == "1":
+                    raise
+                import pytest
+
+                pytest.skip(f"PostgreSQL unavailable: {exc}")
+            engine = create_async_engine(
+                PG_URL, connect_args={"server_settings": {"search_path": f"{schema}, public"}}
+            )
+
+        async def prepare() -> None:
+            async with engine.begin() as conn:
+                await setup(conn)
+
+        try:
+            runner.run(prepare())
+            yield Harness(runner, engine, dialect)
+        finally:
+            runner.run(engine.dispose())
+            if schema is not None:
+
+                async def drop() -> None:
+                    async with admin.begin() as conn:
+                        await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+                    await admin.dispose()
+
+                runner.run(drop())

@@ -104,7 +104,7 @@ def register_metadata_for_sqlite_constraints(md: MetaData) -> None:
 def _driver_error(exc: BaseException) -> BaseException:
     """The innermost driver exception (asyncpg / sqlite3) behind SQLAlchemy's wrappers."""
     err: BaseException = exc
-    if isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
+    if isinstance(err, sa_exc.StatementError) and err.orig is not None:
         err = err.orig
     # SQLAlchemy's asyncpg adapter keeps the asyncpg exception as __cause__.
     cause = err.__cause__
@@ -155,6 +155,11 @@ def translate(
         error = ConnectionLostError(f"cannot reach the database: {message}")
     elif type(driver).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"}:
         error = ConnectionLostError(message)
+    elif isinstance(exc, sa_exc.StatementError) and isinstance(
+        driver, ValueError | TypeError | OverflowError
+    ):
+        # A bind processor refused a value (naive datetime, non-JSON payload...).
+        error = DataError(f"invalid value: {driver}")
     elif isinstance(exc, sa_exc.DBAPIError):
         error = (
             DataError(message)

@@ -1,0 +1,1 @@
+"""Adapters shipped with the core package (in-memory fakes)."""

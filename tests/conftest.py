@@ -1,0 +1,161 @@
+"""Shared fixtures: engines parametrised over SQLite and PostgreSQL, isolated per test.
+
+- SQLite: a temporary database file per test.
+- PostgreSQL: a fresh schema per test (``search_path = <schema>, public``; PostGIS lives in
+  ``public``), dropped afterwards. URL from ``CQRS_TEST_POSTGRES_URL`` (default
+  ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
+- ``REQUIRE_POSTGRES=1`` turns an unreachable server into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
+
+PG_URL = os.environ.get(
+    "CQRS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+_pg_status: dict[str, Any] = {}
+_SCHEMAS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def schema_of(engine: AsyncEngine) -> str | None:
+    """The PostgreSQL schema an ``engine`` fixture isolates its test in (None on SQLite)."""
+    return _SCHEMAS.get(engine.sync_engine)
+
+
+def pg_dsn(url: str = PG_URL) -> str:
+    """The plain libpq DSN for asyncpg of a SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _probe() -> str | None:
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(pg_dsn()), 5)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        except asyncpg.UniqueViolationError:
+            pass  # another session created it at the same moment
+        except asyncpg.PostgresError as exc:  # PostGIS package missing: reported, not fatal
+            _pg_status["postgis_error"] = str(exc)
+        _pg_status["postgis"] = bool(
+            await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'")
+        )
+    finally:
+        await conn.close()
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _pg_status["error"] = asyncio.run(_probe())
+
+
+def postgres_error() -> str | None:
+    return _pg_status.get("error")
+
+
+def has_postgis() -> bool:
+    return bool(_pg_status.get("postgis"))
+
+
+def require_postgres() -> None:
+    """Skip (or fail under REQUIRE_POSTGRES=1) when PostgreSQL is unreachable."""
+    error = postgres_error()
+    if error is None:
+        return
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"PostgreSQL required (REQUIRE_POSTGRES=1) but unreachable: {error}")
+    pytest.skip(f"PostgreSQL unreachable: {error}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dialect_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "sqlite" and request.node.get_closest_marker("postgres_only"):
+        pytest.skip("PostgreSQL-only test")
+    if name == "postgresql" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("SQLite-only test")
+    if name == "postgresql":
+        require_postgres()
+    return name
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(pg_dsn())
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema, dropped after the test."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    await _admin(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema
+    finally:
+        await _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pg_engine_for(schema: str, **kwargs: Any) -> AsyncEngine:
+    """An engine whose connections use ``schema`` first (then ``public`` for PostGIS)."""
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    settings = dict(connect_args.pop("server_settings", {}))
+    settings["search_path"] = f"{schema}, public"
+    connect_args["server_settings"] = settings
+    return create_engine(PG_URL, connect_args=connect_args, **kwargs)
+
+
+@pytest.fixture
+async def engine(
+    dialect_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncEngine]:
+    """An empty, isolated database for one test (SQLite file or PostgreSQL schema)."""
+    if dialect_name == "sqlite":
+        eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+        try:
+            yield eng
+        finally:
+            await eng.dispose()
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    await _admin(f'CREATE SCHEMA "{schema}"')
+    eng = pg_engine_for(schema, pool_size=10, max_overflow=20)
+    _SCHEMAS[eng.sync_engine] = schema
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+        await _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def library_tables(engine: AsyncEngine) -> AsyncEngine:
+    """Create every library table in the test database."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return engine
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,4 +1,4 @@
-"""A fixed dataset, its mapped tables and its in-memory twin, for round-trip and differential tests."""
+"""A fixed dataset, its tables and its in-memory twin (round-trip and differential tests)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,9 @@ _json_docs = st.recursive(
     ),
     lambda inner: st.one_of(
         st.lists(inner, max_size=2),
-        st.dictionaries(st.sampled_from(["tags", "color", "n", "flag", "nested", "a", "b"]), inner, max_size=2),
+        st.dictionaries(
+            st.sampled_from(["tags", "color", "n", "flag", "nested", "a", "b"]), inner, max_size=2
+        ),
     ),
     max_leaves=4,
 )
@@ -69,14 +71,34 @@ def leaves() -> st.SearchStrategy[Specification]:
         _leaf("created_at", "gte", _times),
         _leaf("created_at", "lt", _times),
         _leaf("created_at", "between", st.lists(_times, min_size=2, max_size=2).map(sorted)),
-        _leaf("description", "fts", st.lists(st.sampled_from(WORDS), min_size=1, max_size=2).map(" ".join)),
-        _leaf("description", "fts_phrase", st.lists(st.sampled_from(WORDS), min_size=1, max_size=2).map(" ".join)),
+        _leaf(
+            "description",
+            "fts",
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=2).map(" ".join),
+        ),
+        _leaf(
+            "description",
+            "fts_phrase",
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=2).map(" ".join),
+        ),
         _leaf("meta", "json_contains", _json_docs),
         _leaf("meta", "json_contained_by", _json_docs),
         _leaf("meta", "json_has_key", st.sampled_from(["tags", "color", "n", "premium", "zzz"])),
-        _leaf("meta", "json_has_any", st.lists(st.sampled_from(["tags", "color", "flag", "q"]), min_size=1, max_size=2)),
-        _leaf("meta", "json_has_all", st.lists(st.sampled_from(["tags", "color", "flag", "q"]), min_size=1, max_size=2)),
-        _leaf("meta", "json_path_exists", st.sampled_from(["$.tags", "$.nested.a", "$.tags[0]", "$.nested.a.b", "$.n"])),
+        _leaf(
+            "meta",
+            "json_has_any",
+            st.lists(st.sampled_from(["tags", "color", "flag", "q"]), min_size=1, max_size=2),
+        ),
+        _leaf(
+            "meta",
+            "json_has_all",
+            st.lists(st.sampled_from(["tags", "color", "flag", "q"]), min_size=1, max_size=2),
+        ),
+        _leaf(
+            "meta",
+            "json_path_exists",
+            st.sampled_from(["$.tags", "$.nested.a", "$.tags[0]", "$.nested.a.b", "$.n"]),
+        ),
         _leaf("meta", "is_null", flag),
         _leaf("meta", "is_empty", flag),
         _leaf("meta.tags", "json_contains", st.lists(st.sampled_from(TAGS), max_size=2)),
@@ -107,8 +129,16 @@ def specifications() -> st.SearchStrategy[Specification]:
     return st.recursive(
         leaves(),
         lambda inner: st.one_of(
-            st.lists(inner, min_size=2, max_size=3).map(lambda xs: Specification.from_dict({"op": "and", "conditions": [x.to_dict() for x in xs]})),
-            st.lists(inner, min_size=2, max_size=3).map(lambda xs: Specification.from_dict({"op": "or", "conditions": [x.to_dict() for x in xs]})),
+            st.lists(inner, min_size=2, max_size=3).map(
+                lambda xs: Specification.from_dict(
+                    {"op": "and", "conditions": [x.to_dict() for x in xs]}
+                )
+            ),
+            st.lists(inner, min_size=2, max_size=3).map(
+                lambda xs: Specification.from_dict(
+                    {"op": "or", "conditions": [x.to_dict() for x in xs]}
+                )
+            ),
             inner.map(lambda x: ~x),
         ),
         max_leaves=6,

@@ -26,6 +26,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
 
 def test_spec_differential_generated(db: Harness) -> None:
     # deferred (dialect chosen at compile time) and eager (dialect= given) must both agree
+    seen: list[int] = []
+
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -34,6 +36,7 @@ def test_spec_differential_generated(db: Harness) -> None:
     )
     @given(spec=specifications())
     def check(spec: Specification) -> None:
+        seen.append(1)
         expected = {row.id for row in ROWS if spec.is_satisfied_by(row)}
         deferred = build_sqla_filter(SpecOrder, spec.to_dict())
         assert db.ids(sa.select(SpecOrder.id).where(deferred)) == expected, spec.to_dict()
@@ -41,3 +44,4 @@ def test_spec_differential_generated(db: Harness) -> None:
         assert db.ids(sa.select(SpecOrder.id).where(eager)) == expected, spec.to_dict()
 
     check()
+    assert len(seen) >= EXAMPLES

@@ -19,7 +19,14 @@ from cqrs_ddd_core.errors import ConfigurationError, FieldNotFoundError, Invalid
 
 from .target import Target
 
-__all__ = ["Hooks", "ResolutionHook", "Resolved", "known_fields", "resolve_field"]
+__all__ = [
+    "Hooks",
+    "ResolutionHook",
+    "Resolved",
+    "attribute_key",
+    "known_fields",
+    "resolve_field",
+]
 
 #: ``hook(model, field) -> expression | None``; the first hook returning an expression wins.
 ResolutionHook = Callable[[type[Any], str], ColumnElement[Any] | None]
@@ -58,7 +65,8 @@ def known_fields(model: type[Any]) -> list[str]:
     return sorted(names)
 
 
-def _column_attr(mapper: Mapper[Any], name: str) -> str | None:
+def attribute_key(mapper: Mapper[Any], name: str) -> str | None:
+    """The attribute key mapping ``name`` (an attribute key or a column name), if any."""
     if name in mapper.column_attrs:
         return name
     for attr in mapper.column_attrs:
@@ -108,7 +116,7 @@ def resolve_field(
                     f"{field!r} names a relationship; name one of its fields", path=path
                 )
             continue
-        key = _column_attr(mapper, part)
+        key = attribute_key(mapper, part)
         if key is None:
             raise FieldNotFoundError(
                 field if index == 0 else part,

@@ -30,7 +30,7 @@ from cqrs_ddd_specifications import decode_cursor as decode
 from cqrs_ddd_specifications import encode_cursor as encode
 
 from .coercion import coerce
-from .fields import Hooks, resolve_field
+from .fields import Hooks, attribute_key, resolve_field
 from .target import Target
 
 __all__ = ["apply_query_options", "encode_cursor", "keyset"]
@@ -100,7 +100,12 @@ def apply_query_options(
         return stmt
     if isinstance(options, Mapping):
         options = QueryOptions.from_dict(options)
-    order = keyset(model, options) if options.cursor else options.ordering
+    # a paged query is ordered by the full keyset, so the first page and the pages fetched by
+    # cursor agree on the order of ties
+    paged = options.cursor is not None or (options.limit is not None and not options.distinct)
+    order = keyset(model, options) if paged and options.ordering else options.ordering
+    if options.cursor:
+        order = keyset(model, options)
     targets = [_column(model, o.field, hooks, "order_by") for o in order]
     if options.cursor:
         values = decode(options.cursor, order)
@@ -135,12 +140,8 @@ def encode_cursor(row: Any, model: type[Any], options: QueryOptions) -> str:
     mapper = sa.inspect(model)
     values = []
     for field in order:
-        target = _column(model, field.field, None, "order_by")
-        key = (
-            mapper.get_property_by_column(target.expr).key
-            if target.expr in mapper.columns
-            else field.field
-        )
+        _column(model, field.field, None, "order_by")
+        key = attribute_key(mapper, field.field) or field.field
         if isinstance(row, Mapping):
             values.append(row.get(key, row.get(field.field)))
         else:

@@ -74,12 +74,14 @@ def test_domain_event_is_frozen_aware_and_versioned() -> None:
         event.carrier = "x"  # type: ignore[misc]
     with pytest.raises(ValidationError):
         Shipped(carrier="x", occurred_at=datetime(2024, 1, 1))  # naive
-    shifted = Shipped(carrier="x", occurred_at=datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))))
+    plus_two = timezone(timedelta(hours=2))
+    shifted = Shipped(carrier="x", occurred_at=datetime(2024, 1, 1, 2, tzinfo=plus_two))
     assert shifted.occurred_at == datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def test_value_objects_compare_by_value_and_are_frozen() -> None:
-    assert Money(amount=Decimal("1.0"), currency="EUR") == Money(amount=Decimal("1.0"), currency="EUR")
+    one = Decimal("1.0")
+    assert Money(amount=one, currency="EUR") == Money(amount=one, currency="EUR")
     m = Money(amount=Decimal(1), currency="EUR")
     with pytest.raises(ValidationError):
         m.currency = "USD"  # type: ignore[misc]

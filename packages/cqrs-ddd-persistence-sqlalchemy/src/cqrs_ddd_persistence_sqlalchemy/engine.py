@@ -24,7 +24,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     Example::
 
         engine = create_engine("sqlite+aiosqlite:///./app.db")
-        engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1/app", statement_timeout_ms=5000)
+        engine = create_engine(
+            "postgresql+asyncpg://postgres@127.0.0.1/app", statement_timeout_ms=5000
+        )
     """
     parsed = make_url(url)
     statement_timeout = kwargs.pop("statement_timeout_ms", None)

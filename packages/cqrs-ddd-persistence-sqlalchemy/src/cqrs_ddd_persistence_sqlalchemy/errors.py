@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import MetaData, UniqueConstraint
 from sqlalchemy import exc as sa_exc
@@ -38,9 +37,9 @@ from cqrs_ddd_core.errors import (
 
 __all__ = [
     "ConstraintErrors",
+    "is_retryable",
     "register_metadata_for_sqlite_constraints",
     "translate",
-    "is_retryable",
     "translating",
 ]
 
@@ -168,7 +167,7 @@ def translate(
         )
     if error is None:
         return None
-    if constraints and error.constraint in constraints:
+    if constraints and error.constraint is not None and error.constraint in constraints:
         return constraints[error.constraint](error)
     return error
 

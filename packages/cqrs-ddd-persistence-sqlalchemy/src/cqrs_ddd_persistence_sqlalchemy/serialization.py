@@ -96,7 +96,10 @@ def to_jsonable(value: Any) -> Any:
     """``value`` as plain JSON types (dict/list/str/int/float/bool/None)."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-        if all(v is None or isinstance(v, str | int | float | bool) for v in value.values()):
-            return dict(value)
+    if (
+        isinstance(value, Mapping)
+        and all(isinstance(k, str) for k in value)
+        and all(v is None or isinstance(v, str | int | float | bool) for v in value.values())
+    ):
+        return dict(value)
     return json_loads(json_dumps(value))

@@ -90,7 +90,7 @@ class DomainEvent(BaseModel):
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields (everything but the envelope), JSON-ready python values."""
-        return self.model_dump(mode="json", exclude=_ENVELOPE)
+        return self.model_dump(mode="json", exclude=set(_ENVELOPE))
 
 
 _ENVELOPE = frozenset(

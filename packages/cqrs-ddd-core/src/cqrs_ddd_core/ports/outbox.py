@@ -36,7 +36,9 @@ class OutboxMessage:
     partition_key: str | None = None
 
     @classmethod
-    def from_domain_event(cls, event: DomainEvent, *, tenant_id: str | None = None) -> OutboxMessage:
+    def from_domain_event(
+        cls, event: DomainEvent, *, tenant_id: str | None = None
+    ) -> OutboxMessage:
         return cls(
             message_id=event.event_id,
             event_type=event.event_type,

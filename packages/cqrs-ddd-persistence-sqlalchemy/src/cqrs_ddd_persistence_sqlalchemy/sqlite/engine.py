@@ -19,8 +19,13 @@ __all__ = ["configure_sqlite_engine"]
 _CONFIGURED = "_cqrs_ddd_sqlite_configured"
 
 
-def configure_sqlite_engine(engine: AsyncEngine, *, busy_timeout_ms: int = 30_000) -> AsyncEngine:
-    """Install the connection and transaction hooks on a ``sqlite+aiosqlite`` engine (idempotent)."""
+def configure_sqlite_engine(
+    engine: AsyncEngine, *, busy_timeout_ms: int = 30_000
+) -> AsyncEngine:
+    """Install the connection and transaction hooks on a ``sqlite+aiosqlite`` engine.
+
+    Idempotent: a second call on the same engine does nothing.
+    """
     sync_engine = engine.sync_engine
     if sync_engine.dialect.name != "sqlite" or getattr(sync_engine, _CONFIGURED, False):
         return engine

@@ -30,20 +30,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise TypeError(f"UTCDateTime needs a datetime, got {type(value).__name__}")
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: UTCDateTime needs an aware datetime")
-        value = value.astimezone(dt.UTC)
+        utc: dt.datetime = value.astimezone(dt.UTC)
         if dialect.name == "sqlite":
             # Stored as text without offset so that text order is time order.
-            return value.replace(tzinfo=None)
-        return value
+            return utc.replace(tzinfo=None)
+        return utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        parsed: dt.datetime = (
+            dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+        )
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC)
 
     @property
     def python_type(self) -> type[dt.datetime]:

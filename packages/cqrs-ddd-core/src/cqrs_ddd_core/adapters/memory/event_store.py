@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -115,7 +116,5 @@ class InMemoryEventStore:
             for event in page:
                 yield event
             if not page:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), poll_interval)
-                except TimeoutError:
-                    pass

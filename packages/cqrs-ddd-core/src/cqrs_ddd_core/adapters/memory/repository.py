@@ -121,8 +121,12 @@ class InMemoryRepository(Generic[A]):
             for field in reversed(list(getattr(options, "order_by", None) or [])):
                 name = str(field)
                 desc = name.startswith("-")
-                name = name.lstrip("-+")
-                items.sort(key=lambda e, n=name: _sort_key(getattr(e, n, None)), reverse=desc)
+                attr = name.lstrip("-+")
+
+                def key(e: A, attr: str = attr) -> tuple[int, Any]:
+                    return _sort_key(getattr(e, attr, None))
+
+                items.sort(key=key, reverse=desc)
             offset = getattr(options, "offset", None) or 0
             limit = getattr(options, "limit", None)
             return items[offset : offset + limit if limit is not None else None]

@@ -22,7 +22,7 @@ class ListSearchResult(SearchResult[T]):
     async def all(self) -> list[T]:
         return self._load()
 
-    async def stream(self, batch_size: int = 500) -> AsyncIterator[T]:  # type: ignore[override]
+    async def stream(self, batch_size: int = 500) -> AsyncIterator[T]:
         for item in self._load():
             yield item
 

@@ -1,10 +1,10 @@
-"""Make this directory's helper modules importable (the suite runs with --import-mode=importlib)."""
+"""Make the integration helpers (dataset, database harness) importable from here."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-_HERE = str(Path(__file__).parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+for _path in (Path(__file__).parent, Path(__file__).parents[2] / "integration" / "specifications"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))

@@ -14,7 +14,7 @@ Dialect: without ``dialect=``, dialect-specific leaves are compiled when the sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +32,7 @@ from cqrs_ddd_specifications import (
 from cqrs_ddd_specifications.operators import NEGATIONS
 from cqrs_ddd_specifications.specification import DEFAULT_LIMITS, Limits
 
-from .deferred import DialectPredicate
+from .deferred import DialectPredicate, Parenthesized
 from .fields import Hooks, Resolved, resolve_field
 from .registry import SQLAlchemyOperatorRegistry
 from .target import CompileContext, Target
@@ -105,7 +105,7 @@ class _Walker:
                 self.node(c, negate=negate, depth=depth + 1, limit=limit) for c in spec.conditions
             ]
             conjunction = isinstance(spec, AndSpecification) != negate
-            return sa.and_(*parts) if conjunction else sa.or_(*parts)
+            return _balanced(sa.and_ if conjunction else sa.or_, parts)
         raise InvalidSpecificationError(f"cannot compile {type(spec).__name__}")
 
     def leaf(self, cond: Condition, *, negate: bool) -> ColumnElement[bool]:
@@ -147,6 +147,21 @@ class _Walker:
         return DialectPredicate(build, target.expr)
 
 
+#: SQLite parses ``a OR b OR ...`` into a left-deep tree limited to 1000 levels: wide groups are
+#: emitted as nested, parenthesised chunks of this size.
+_CHUNK = 64
+
+
+def _balanced(
+    combine: Callable[..., ColumnElement[bool]], parts: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    while len(parts) > _CHUNK:
+        parts = [
+            Parenthesized(combine(*parts[i : i + _CHUNK])) for i in range(0, len(parts), _CHUNK)
+        ]
+    return combine(*parts)
+
+
 def _polarity(
     target: Target, op: Operator, raw: ColumnElement[bool], *, negated: bool, negate: bool
 ) -> ColumnElement[bool]:
@@ -159,8 +174,10 @@ def _polarity(
         body = sa.not_(sa.func.coalesce(raw, sa.false())) if negated else raw
         if not negate:
             return sa.and_(target.expr.is_not(None), body)
-        flipped = sa.func.coalesce(raw, sa.false()) if negated else sa.not_(
+        flipped = (
             sa.func.coalesce(raw, sa.false())
+            if negated
+            else sa.not_(sa.func.coalesce(raw, sa.false()))
         )
         return sa.or_(target.expr.is_(None), flipped)
     negated = negated != negate

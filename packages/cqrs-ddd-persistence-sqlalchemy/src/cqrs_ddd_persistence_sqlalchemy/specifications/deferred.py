@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
-__all__ = ["DialectPredicate"]
+__all__ = ["DialectPredicate", "Parenthesized"]
 
 
 class DialectPredicate(ColumnElement[bool]):
@@ -41,3 +42,28 @@ class DialectPredicate(ColumnElement[bool]):
 def _compile(element: DialectPredicate, compiler: SQLCompiler, **kw: Any) -> str:
     # parenthesised: the element may sit under NOT or beside OR in the enclosing statement
     return "(" + compiler.process(element.build(compiler.dialect.name), **kw) + ")"
+
+
+class Parenthesized(ColumnElement[bool]):
+    """A boolean expression always rendered in parentheses (never flattened into its parent).
+
+    SQLAlchemy flattens nested ``or_(or_(...))``; SQLite parses a flat ``a OR b OR ...`` into a
+    left-deep tree limited to 1000 levels. Wide groups are therefore emitted as parenthesised
+    chunks, keeping the parse tree shallow.
+    """
+
+    inherit_cache = True
+    type = sa.Boolean()
+    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, element: ColumnElement[bool]) -> None:
+        self.element = element
+
+    @property
+    def _from_objects(self) -> Any:
+        return self.element._from_objects
+
+
+@compiles(Parenthesized)
+def _compile_parenthesized(element: Parenthesized, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(" + compiler.process(element.element, **kw) + ")"

@@ -1,0 +1,24 @@
+"""The READMEs' Python examples run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[3]
+READMES = [
+    ROOT / "packages/cqrs-ddd-specifications/README.md",
+    ROOT
+    / "packages/cqrs-ddd-persistence-sqlalchemy/src/cqrs_ddd_persistence_sqlalchemy"
+    / "specifications/README.md",
+]
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
+def test_spec_readme_examples_run(readme: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(readme), "exec"), {"__name__": "readme"})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,11 @@ READMES = [
 
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
-def test_spec_readme_examples_run(readme: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_spec_readme_examples_run(readme: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.DOTALL)
     assert blocks
     for block in blocks:
-        exec(compile(block, str(readme), "exec"), {"__name__": "readme"})
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", block], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr

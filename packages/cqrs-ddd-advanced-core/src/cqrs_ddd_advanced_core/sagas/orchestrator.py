@@ -1,0 +1,161 @@
+"""``SagaOrchestrator``: runs a saga's steps, persisting after each, compensating on failure.
+
+Guarantees (with a repository that checks versions, as both shipped repositories do):
+
+- steps run in order; the saga is saved after every step and every compensation, so a crashed
+  process resumes at the first step that did not complete (a step interrupted *while* running
+  runs again: make steps idempotent or give them an idempotency key);
+- a failing step (or an expired event wait) turns the saga COMPENSATING; the compensations of
+  the completed steps then run latest-first and the saga ends COMPENSATED (FAILED when a
+  compensation itself fails);
+- an event step suspends the saga until :meth:`SagaOrchestrator.handle_event` brings the event
+  with the saga's ``correlation_id``; an event it already handled is ignored;
+- two processes can never both advance one saga: the second save fails the version check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from cqrs_ddd_advanced_core.sagas.ports import ISagaRepository
+from cqrs_ddd_advanced_core.sagas.state import SagaState, SagaStatus
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.errors import OptimisticConcurrencyError
+
+__all__ = ["SagaOrchestrator"]
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=SagaState)
+
+
+class SagaOrchestrator(Generic[S]):
+    """Drives sagas of one class through a repository.
+
+    Args:
+        repository: where the saga is saved after every step.
+        args / kwargs: passed to every step and compensation (services, clients...).
+            Event steps receive the event first.
+
+    Example::
+
+        orchestrator = SagaOrchestrator(saga_repo, args=(payment_service,))
+        saga = await orchestrator.run(OrderFulfillmentSaga(order_id="123"))
+        assert saga.status is SagaStatus.COMPLETED
+    """
+
+    def __init__(
+        self,
+        repository: ISagaRepository[S],
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.repository = repository
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+
+    async def run(self, saga: S) -> S:
+        """Start (or continue) ``saga`` and drive it as far as it can go."""
+        saga.start()
+        await self.repository.add(saga)
+        return await self.resume(saga)
+
+    async def resume(self, saga: S) -> S:
+        """Continue a loaded saga from its last saved step (the recovery path)."""
+        while True:
+            if saga.status is SagaStatus.COMPENSATING:
+                await self._compensate(saga)
+                return saga
+            if saga.status is not SagaStatus.RUNNING:
+                return saga
+            spec = saga.next_step()
+            if spec is None:
+                saga.complete_if_done()
+                await self.repository.add(saga)
+                return saga
+            if spec.on_event is not None:
+                if saga.waiting_for != spec.on_event:
+                    saga.suspend_for(spec)
+                    await self.repository.add(saga)
+                return saga
+            try:
+                await saga.run_step(spec, self.args, self.kwargs)
+            except Exception:
+                logger.warning(
+                    "saga %s (%s): step %s failed; compensating",
+                    saga.id,
+                    saga.saga_type(),
+                    spec.name,
+                    exc_info=True,
+                )
+            await self.repository.add(saga)
+
+    async def _compensate(self, saga: S) -> None:
+        while True:
+            try:
+                more = await saga.compensate_one(self.args, self.kwargs)
+            except Exception:
+                logger.exception("saga %s (%s): compensation failed", saga.id, saga.saga_type())
+                await self.repository.add(saga)
+                return
+            await self.repository.add(saga)
+            if not more:
+                return
+
+    async def handle_event(self, event: Any, *, correlation_id: str | None = None) -> S | None:
+        """Deliver ``event`` to the saga waiting for it (found by correlation id).
+
+        Returns the saga, or ``None`` when no saga of this class has that correlation id.
+        A redelivered event (same ``event_id``) is ignored.
+        """
+        cid = correlation_id or getattr(event, "correlation_id", None)
+        if cid is None:
+            return None
+        event_id = str(getattr(event, "event_id", "")) or None
+        for attempt in range(3):
+            saga = await self.repository.find_by_correlation_id(str(cid), self._saga_type())
+            if saga is None:
+                return None
+            if event_id is not None and saga.has_handled(event_id):
+                return saga
+            event_type = str(getattr(event, "event_type", type(event).__name__))
+            if saga.status is not SagaStatus.RUNNING or saga.waiting_for != event_type:
+                logger.info(
+                    "saga %s (%s) is not waiting for %s; event ignored",
+                    saga.id,
+                    saga.saga_type(),
+                    event_type,
+                )
+                return saga
+            spec = saga.next_step()
+            assert spec is not None and spec.on_event == event_type
+            try:
+                await saga.run_step(spec, (event, *self.args), self.kwargs)
+            except Exception:
+                logger.warning("saga %s: event step %s failed", saga.id, spec.name, exc_info=True)
+            if event_id is not None:
+                saga.mark_event_handled(event_id)
+            try:
+                await self.repository.add(saga)
+            except OptimisticConcurrencyError:
+                if attempt == 2:
+                    raise
+                continue  # somebody else advanced it: reload and look again
+            return await self.resume(saga)
+        return None  # pragma: no cover
+
+    async def expire(self, saga: S, *, now: datetime | None = None) -> S:
+        """Compensate ``saga`` if its event wait has timed out."""
+        now = now or utc_now()
+        if saga.status is SagaStatus.RUNNING and saga.timeout_at and saga.timeout_at <= now:
+            saga.fail(f"timed out waiting for {saga.waiting_for}", step=saga.next_step_name())
+            await self.repository.add(saga)
+        return await self.resume(saga)
+
+    def _saga_type(self) -> str | None:
+        saga_cls = getattr(self.repository, "saga_cls", None)
+        return saga_cls.saga_type() if saga_cls is not None else None

@@ -1,0 +1,248 @@
+"""What every command shares: database options, engine set-up, the one error boundary.
+
+Every command body is an ``async`` function handed to :func:`run`. :func:`run` is the single
+place where failures become a one-line message and a non-zero exit code: the library's error tree
+(``CQRSDDDError``), driver and connection errors (translated by
+:func:`cqrs_ddd_persistence_sqlalchemy.errors.translate`) and malformed URLs. No traceback
+reaches the user; ``--verbose`` / ``CQRS_CLI_DEBUG=1`` re-raises for debugging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError, MissingSchemaError
+
+__all__ = [
+    "DatabaseUrl",
+    "Schema",
+    "console",
+    "err_console",
+    "fail",
+    "missing_tables",
+    "normalize_url",
+    "open_engine",
+    "require_tables",
+    "run",
+    "stop_on_signals",
+]
+
+T = TypeVar("T")
+
+ENV_URL = "CQRS_DATABASE_URL"
+ENV_SCHEMA = "CQRS_DATABASE_SCHEMA"
+
+# soft_wrap: an error stays on one line whatever the terminal width.
+console = Console(soft_wrap=True, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        "-d",
+        envvar=ENV_URL,
+        help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db or "
+        "sqlite+aiosqlite:///./app.db (postgresql:// and sqlite:/// get the async driver).",
+        show_default=False,
+    ),
+]
+Schema = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        envvar=ENV_SCHEMA,
+        help="PostgreSQL schema to work in (search_path = <schema>, public).",
+        show_default=False,
+    ),
+]
+
+_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+class CliError(Exception):
+    """A user-facing failure detected by the CLI itself (bad option, missing table)."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on one line to stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {_one_line(message)}", markup=True)
+    raise typer.Exit(code)
+
+
+def _one_line(message: str) -> str:
+    from rich.markup import escape
+
+    return escape(" ".join(str(message).split()))
+
+
+def normalize_url(url: str | None) -> URL:
+    """Parse ``url``; plain ``postgresql://`` / ``sqlite:///`` get the async drivers."""
+    if not url:
+        raise CliError(f"no database URL: pass --database-url or set {ENV_URL}")
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise CliError(f"invalid database URL {url!r}: {exc}") from exc
+    if parsed.drivername in _ASYNC_DRIVERS:
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[parsed.drivername])
+    backend = parsed.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise CliError(
+            f"unsupported database {backend!r} in URL {_safe(parsed)}: "
+            "use postgresql+asyncpg:// or sqlite+aiosqlite://"
+        )
+    return parsed
+
+
+def _safe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
+    """An engine for ``url`` built with the library's defaults (``create_engine``).
+
+    ``schema`` sets the PostgreSQL ``search_path`` to ``<schema>, public``; a connect timeout
+    keeps a dead or firewalled server from hanging the command.
+    """
+    from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
+
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", 10)
+        if schema:
+            settings = dict(connect_args.pop("server_settings", {}))
+            settings["search_path"] = f'"{schema}", public'
+            connect_args["server_settings"] = settings
+        kwargs["connect_args"] = connect_args
+    elif schema:
+        raise CliError("--schema applies to PostgreSQL only")
+    try:
+        return create_engine(parsed.render_as_string(hide_password=False), **kwargs)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
+        raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
+
+
+def describe_url(engine: AsyncEngine) -> str:
+    """The engine's URL with the password hidden."""
+    return _safe(engine.url)
+
+
+def missing_tables_sync(connection: Any, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` do not exist (run inside ``conn.run_sync``)."""
+    existing = set(sa_inspect(connection).get_table_names())
+    return [name for name in names if name not in existing]
+
+
+async def missing_tables(engine: AsyncEngine, names: Iterable[str]) -> list[str]:
+    """Which of the tables ``names`` do not exist in the engine's database / schema."""
+    wanted = list(names)
+    async with engine.connect() as conn:
+        return await conn.run_sync(missing_tables_sync, wanted)
+
+
+async def require_tables(engine: AsyncEngine, names: Iterable[str]) -> None:
+    """Raise ``MissingSchemaError`` naming the missing tables, with the way to create them."""
+    missing = await missing_tables(engine, names)
+    if missing:
+        raise MissingSchemaError(
+            f"missing table(s) {', '.join(missing)} in {describe_url(engine)}: run "
+            "`cqrs-ddd-sqla schema create` or apply the migrations"
+        )
+
+
+@asynccontextmanager
+async def engine_scope(url: str | None, schema: str | None = None) -> AsyncIterator[AsyncEngine]:
+    """An engine disposed of when the block ends."""
+    engine = open_engine(url, schema)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _debug() -> bool:
+    return os.environ.get("CQRS_CLI_DEBUG") == "1"
+
+
+def _message(exc: BaseException) -> str | None:
+    """The one-line message for an expected failure, or None for a bug."""
+    from cqrs_ddd_persistence_sqlalchemy.errors import translate
+
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, CQRSDDDError):
+        return f"{type(exc).__name__}: {exc}"
+    translated = translate(exc)
+    if translated is not None:
+        return f"{type(translated).__name__}: {translated}"
+    if isinstance(exc, sa_exc.ArgumentError | sa_exc.NoSuchModuleError):
+        return f"invalid database configuration: {exc}"
+    if isinstance(exc, OSError | TimeoutError):
+        return f"cannot reach the database: {exc}"
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        return f"database error: {exc}"
+    return None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Callable[[], Awaitable[T]], *, service: bool = False) -> T:
+    """Run the async command body ``main``; the one error boundary of the CLI.
+
+    ``service=True`` (relay, workers, runners) uses uvloop when it is installed.
+    """
+    factory = _loop_factory() if service else None
+
+    async def _wrapped() -> T:
+        return await main()
+
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(_wrapped())
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    except Exception as exc:
+        message = _message(exc)
+        if message is None or _debug():
+            raise
+        logging.getLogger(__name__).debug("command failed", exc_info=exc)
+        fail(message)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM, for a graceful shutdown of long-running services."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def configuration_error(message: str) -> ConfigurationError:
+    """A ``ConfigurationError`` for an option that makes no sense."""
+    return ConfigurationError(message)

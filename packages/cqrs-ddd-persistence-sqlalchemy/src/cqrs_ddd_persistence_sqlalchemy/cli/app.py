@@ -1,0 +1,40 @@
+"""The root ``cqrs-ddd-sqla`` application: one sub-command group per component."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from cqrs_ddd_persistence_sqlalchemy.cli import schema
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cqrs-ddd-sqla",
+    help="Operate cqrs-ddd-persistence-sqlalchemy beside your application: run the demo, "
+    "create or check the schema, relay the outbox, run job workers and projections, recover "
+    "sagas, check health. Every command takes --database-url (or CQRS_DATABASE_URL).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(schema.app, name="schema")
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="CQRS_LOG_LEVEL", help="Python logging level.")
+    ] = "WARNING",
+) -> None:
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

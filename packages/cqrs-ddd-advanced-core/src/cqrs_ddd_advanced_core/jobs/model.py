@@ -1,0 +1,110 @@
+"""Background jobs: the persisted job model, its statuses and the context a running job sees."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cqrs_ddd_advanced_core.jobs.retry import Backoff
+from cqrs_ddd_core.domain.events import utc_now
+
+__all__ = ["JOB_FIELDS", "BackgroundJob", "JobContext", "JobStatus"]
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a job. Stored as its string value.
+
+    PENDING covers "waiting for its first run" and "waiting for a retry" (``run_at`` says when).
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    DEAD = "DEAD"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.DEAD, JobStatus.CANCELLED)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class BackgroundJob(BaseModel):
+    """Base class of background jobs: subclass it with the job's arguments as fields.
+
+    Example::
+
+        class SendInvoice(BackgroundJob):
+            invoice_id: str
+
+            async def execute(self, ctx: JobContext) -> dict[str, str]:
+                await ctx.progress(0.5, "rendering")
+                return {"sent": self.invoice_id}
+
+        await jobs.enqueue(SendInvoice(invoice_id="inv-1", max_attempts=5), uow=uow)
+
+    ``__job_type__`` (the class name by default) is the stored type name; ``__backoff__`` the
+    delay between attempts.
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    __job_type__: ClassVar[str | None] = None
+    __backoff__: ClassVar[Backoff] = Backoff()
+
+    id: str = Field(default_factory=_new_id)
+    status: JobStatus = JobStatus.PENDING
+    priority: int = 0
+    attempts: int = 0
+    max_attempts: int = 3
+    run_at: datetime | None = None
+    dedupe_key: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    result: Any = None
+    error: str | None = None
+    cancel_requested: bool = False
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def job_type(cls) -> str:
+        return cls.__job_type__ or cls.__name__
+
+    def arguments(self) -> dict[str, Any]:
+        """The job's own fields (JSON-ready), without the bookkeeping ones."""
+        return self.model_dump(mode="json", exclude=set(JOB_FIELDS))
+
+    async def execute(self, ctx: JobContext) -> Any:
+        """Do the work; the return value is stored as the job's result."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.execute is not implemented and no handler was registered"
+        )
+
+
+@runtime_checkable
+class JobContext(Protocol):
+    """What a running job can tell (and ask) its worker."""
+
+    async def progress(self, fraction: float, message: str | None = None) -> None:
+        """Record progress (0.0 - 1.0); also extends the lease."""
+
+    async def heartbeat(self) -> bool:
+        """Extend the lease; returns False once cancellation was requested."""
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether cancellation was requested (as of the last heartbeat or progress)."""
+
+
+#: Fields of :class:`BackgroundJob` itself (columns); the rest are the job's arguments.
+JOB_FIELDS: frozenset[str] = frozenset(BackgroundJob.model_fields)

@@ -145,7 +145,11 @@ def translate(
         constraint = None
         if name.startswith("SQLITE_CONSTRAINT"):
             constraint = _sqlite_constraint(message)
-        elif name == "SQLITE_ERROR" and message.startswith(("no such table", "no such column")):
+        elif name == "SQLITE_ERROR" and message.startswith(
+            ("no such table", "no such column", "no such function", "no such module")
+        ):
+            # SQLite has no finer code; a missing function means an extension
+            # (SpatiaLite, JSON1, FTS5) is not loaded.
             cls = MissingSchemaError
         error = cls(message, sqlstate=name, constraint=constraint)
     elif isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:

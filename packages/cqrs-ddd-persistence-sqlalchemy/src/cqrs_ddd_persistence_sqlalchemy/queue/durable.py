@@ -1,0 +1,497 @@
+"""``DurableQueue``: claim, lease, fence, retry and dead-letter rows of any queue table.
+
+One primitive for the outbox relay, background jobs, scheduled commands and saga recovery
+(ARCHITECTURE §5). The table needs the columns of :func:`~.columns.queue_columns`.
+
+- :meth:`DurableQueue.claim` takes up to ``n`` due rows in one statement and leases them for
+  ``lease_seconds`` under a fresh fencing token. A row is *due* when it is pending, its
+  ``available_at`` has passed and it is not leased (or its lease expired: a crashed worker's
+  rows come back by the same query).
+- Every terminal write (:meth:`ack`, :meth:`nack`, :meth:`release`, :meth:`dead_letter`,
+  :meth:`heartbeat`) checks the token; a row whose lease was taken over is reported in
+  :attr:`Outcome.lost` (``outcome.raise_if_lost()`` turns that into ``LeaseLostError``).
+- :meth:`nack` counts the attempt and schedules the retry with :class:`~.backoff.Backoff`;
+  after ``max_attempts`` the row is dead (:meth:`dead_letters`, :meth:`requeue`).
+- With ``key_column=`` only the oldest unfinished row of each key is claimable, so rows of one
+  key are processed in ``id`` order even by many concurrent workers.
+
+Writes run in the caller's unit of work (``uow=`` or ambient) when there is one — a job can
+complete in the same transaction as its effects — and otherwise in a short transaction of their
+own. A claim should run in its own transaction so that the lease is visible at once.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
+from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
+from cqrs_ddd_persistence_sqlalchemy.errors import translating
+from cqrs_ddd_persistence_sqlalchemy.queue import postgres as _postgres
+from cqrs_ddd_persistence_sqlalchemy.queue import sqlite as _sqlite
+from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff
+from cqrs_ddd_persistence_sqlalchemy.queue.columns import DEAD, DONE, PENDING
+
+__all__ = ["Claim", "DurableQueue", "Outcome", "QueueStats"]
+
+_REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "attempts",
+             "last_error", "created_at", "finished_at")  # fmt: skip
+_DIALECTS: dict[str, ModuleType] = {"postgresql": _postgres, "sqlite": _sqlite}
+
+Executor = AsyncConnection | AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One leased row. ``token`` is the fencing token every terminal write must present."""
+
+    id: int
+    token: str
+    attempts: int
+    locked_until: datetime
+    values: Mapping[str, Any] = field(repr=False)
+
+    def __getitem__(self, column: str) -> Any:
+        return self.values[column]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a terminal write did, by row id."""
+
+    done: tuple[int, ...] = ()
+    retried: tuple[int, ...] = ()
+    dead: tuple[int, ...] = ()
+    released: tuple[int, ...] = ()
+    extended: tuple[int, ...] = ()
+    #: Rows whose lease was taken over by another worker: nothing was written for them.
+    lost: tuple[int, ...] = ()
+
+    def raise_if_lost(self) -> None:
+        """Raise :class:`~cqrs_ddd_core.errors.LeaseLostError` if any row was lost."""
+        if self.lost:
+            error = LeaseLostError(f"lease lost for rows {sorted(self.lost)}")
+            error.ids = self.lost  # type: ignore[attr-defined]
+            raise error
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts by state and the lag of the oldest due row (``0.0`` when nothing is due)."""
+
+    pending: int
+    leased: int
+    scheduled: int
+    done: int
+    dead: int
+    oldest_due_at: datetime | None
+    lag_seconds: float
+
+
+class DurableQueue:
+    """Claim/ack/nack/heartbeat over one queue table (see module docstring).
+
+    Args:
+        table: a table with :func:`~.columns.queue_columns`.
+        bind: engine, session factory, session or unit of work (see ``SessionSource``).
+        lease_seconds: how long a claim is exclusive; extend long work with :meth:`heartbeat`.
+        max_attempts: failed attempts after which :meth:`nack` dead-letters a row.
+        backoff: retry delays.
+        key_column: enable per-key ordering on this column.
+        order_by: claim order (default ``id``; e.g. ``(t.c.priority.desc(), t.c.id)``).
+        clock: the time source (aware UTC ``datetime``).
+
+    Example::
+
+        queue = DurableQueue(jobs_table, engine, lease_seconds=30, max_attempts=5)
+        for claim in await queue.claim(10):
+            try:
+                await run(claim["payload"])
+            except Exception as exc:
+                await queue.nack([claim], error=repr(exc))
+            else:
+                (await queue.ack([claim])).raise_if_lost()
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        bind: StoreBind = None,
+        *,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 10,
+        backoff: Backoff | None = None,
+        key_column: str | None = None,
+        order_by: Sequence[ColumnElement[Any]] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        missing = [c for c in _REQUIRED if c not in table.c]
+        if key_column is not None and key_column not in table.c:
+            missing.append(key_column)
+        if missing:
+            raise ConfigurationError(
+                f"table {table.name!r} is not a queue table: missing columns {missing} "
+                "(build it with queue_columns())"
+            )
+        if lease_seconds <= 0 or max_attempts < 1:
+            raise ConfigurationError("lease_seconds must be > 0 and max_attempts >= 1")
+        self.table = table
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self.backoff = backoff or Backoff()
+        self.key_column = key_column
+        self.order_by: tuple[ColumnElement[Any], ...] = tuple(order_by or (table.c.id,))
+        self.clock = clock
+        self._rng = rng or random.Random()
+        self._engine = bind if isinstance(bind, AsyncEngine) else None
+        self._source = SessionSource(bind)
+
+    # -- plumbing --------------------------------------------------------------------------
+    @asynccontextmanager
+    async def connection(self, uow: Any = None) -> AsyncIterator[Executor]:
+        """The executor of one operation: the joined unit of work, or a transaction of our own.
+
+        With an engine bind and no unit of work this is a bare ``engine.begin()`` connection
+        (the claim hot path skips the ORM session entirely).
+        """
+        joined = self._source.resolve_uow(uow)
+        if joined is None and self._engine is not None:
+            with translating():
+                async with self._engine.begin() as conn:
+                    yield conn
+            return
+        async with self._source.session(joined) as session:
+            yield session
+
+    @staticmethod
+    def dialect_of(executor: Executor) -> ModuleType:
+        """The dialect module (``queue.postgres`` / ``queue.sqlite``) for an executor."""
+        name = (
+            executor.dialect.name
+            if isinstance(executor, AsyncConnection)
+            else executor.get_bind().dialect.name
+        )
+        module = _DIALECTS.get(name)
+        if module is None:
+            raise ConfigurationError(f"the durable queue does not support dialect {name!r}")
+        return module
+
+    def due_condition(self, now: datetime) -> ColumnElement[bool]:
+        """Pending, available, and not leased (or lease expired)."""
+        t = self.table
+        return and_(
+            t.c.status == PENDING,
+            t.c.available_at <= now,
+            or_(t.c.locked_until.is_(None), t.c.locked_until <= now),
+        )
+
+    # -- enqueueing -------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        ignore_conflicts_on: Sequence[str] | None = None,
+        uow: Any = None,
+    ) -> None:
+        """Insert rows (pending, due now unless they carry ``available_at``) in one
+        ``executemany``. With ``ignore_conflicts_on=("message_id",)`` a row whose unique key
+        already exists is skipped (idempotent enqueue)."""
+        if not rows:
+            return
+        now = self.clock()
+        params = [{"available_at": now, "created_at": now, **row} for row in rows]
+        async with self.connection(uow) as executor:
+            if ignore_conflicts_on:
+                stmt: Any = self.dialect_of(executor).insert_ignore(self.table, ignore_conflicts_on)
+            else:
+                stmt = insert(self.table)
+            await executor.execute(stmt, params)
+
+    # -- claiming --------------------------------------------------------------------------
+    async def claim(
+        self,
+        limit: int,
+        *,
+        lease_seconds: float | None = None,
+        where: ColumnElement[bool] | None = None,
+        uow: Any = None,
+    ) -> list[Claim]:
+        """Lease up to ``limit`` due rows (one statement); returned in claim order.
+
+        ``where`` narrows the candidates (e.g. ``jobs.c.queue == "emails"``).
+        """
+        if limit <= 0:
+            return []
+        t = self.table
+        now = self.clock()
+        until = now + (timedelta(seconds=lease_seconds) if lease_seconds else self.lease)
+        token = uuid.uuid4().hex
+        due = self.due_condition(now)
+        candidates = select(t.c.id).where(due)
+        if where is not None:
+            candidates = candidates.where(where)
+        if self.key_column is not None:
+            key = t.c[self.key_column]
+            prior = t.alias("prior")
+            candidates = candidates.where(
+                ~exists().where(
+                    prior.c[self.key_column] == key,
+                    prior.c.id < t.c.id,
+                    prior.c.status == PENDING,
+                )
+            )
+        candidates = candidates.order_by(*self.order_by).limit(limit)
+        async with self.connection(uow) as executor:
+            dialect = self.dialect_of(executor)
+            stmt = dialect.claim_statement(
+                t, candidates, due, {"lease_token": token, "locked_until": until}
+            )
+            rows = (await executor.execute(stmt)).mappings().all()
+        claims = [
+            Claim(
+                id=row["id"],
+                token=token,
+                attempts=row["attempts"],
+                locked_until=until,
+                values=dict(row),
+            )
+            for row in rows
+        ]
+        claims.sort(key=self._sort_key)
+        return claims
+
+    def _sort_key(self, claim: Claim) -> tuple[Any, ...]:
+        # RETURNING has no order; re-apply the claim order for plain columns (``id`` last).
+        parts: list[Any] = []
+        for col in self.order_by:
+            name = getattr(col, "name", None)
+            if isinstance(name, str) and name in claim.values:
+                parts.append(claim.values[name])
+        parts.append(claim.id)
+        return tuple(parts)
+
+    # -- terminal writes (fenced) -----------------------------------------------------------
+    async def ack(self, claims: Sequence[Claim], *, uow: Any = None) -> Outcome:
+        """Mark claimed rows done (``finished_at`` = now). Rows whose lease was lost are not
+        touched and are reported in ``Outcome.lost``."""
+        now = self.clock()
+        done = await self._fenced(
+            claims,
+            {"status": DONE, "finished_at": now, "lease_token": None, "locked_until": None},
+            uow,
+        )
+        return Outcome(done=done, lost=_lost(claims, done))
+
+    async def release(self, claims: Sequence[Claim], *, uow: Any = None) -> Outcome:
+        """Give claimed rows back untouched (no attempt counted), due at once (shutdown)."""
+        released = await self._fenced(claims, {"lease_token": None, "locked_until": None}, uow)
+        return Outcome(released=released, lost=_lost(claims, released))
+
+    async def heartbeat(
+        self, claims: Sequence[Claim], *, lease_seconds: float | None = None, uow: Any = None
+    ) -> Outcome:
+        """Extend the lease of claimed rows (long-running work)."""
+        span = timedelta(seconds=lease_seconds) if lease_seconds else self.lease
+        extended = await self._fenced(claims, {"locked_until": self.clock() + span}, uow)
+        return Outcome(extended=extended, lost=_lost(claims, extended))
+
+    async def dead_letter(self, claims: Sequence[Claim], *, error: str, uow: Any = None) -> Outcome:
+        """Dead-letter claimed rows now, whatever their attempt count (e.g. unknown type)."""
+        now = self.clock()
+        dead = await self._fenced(
+            claims,
+            {
+                "status": DEAD,
+                "finished_at": now,
+                "last_error": error,
+                "lease_token": None,
+                "locked_until": None,
+                "attempts": self.table.c.attempts + 1,
+            },
+            uow,
+        )
+        return Outcome(dead=dead, lost=_lost(claims, dead))
+
+    async def nack(
+        self,
+        claims: Sequence[Claim],
+        *,
+        error: str,
+        delay: float | None = None,
+        uow: Any = None,
+    ) -> Outcome:
+        """Count a failed attempt: retry after the backoff (or ``delay`` seconds), or
+        dead-letter the row once it has failed ``max_attempts`` times."""
+        t = self.table
+        now = self.clock()
+        retried: list[int] = []
+        dead: list[int] = []
+        async with self.connection(uow) as executor:
+            for claim in claims:
+                attempts = claim.attempts + 1
+                values: dict[str, Any] = {
+                    "attempts": attempts,
+                    "last_error": error,
+                    "lease_token": None,
+                    "locked_until": None,
+                }
+                if attempts >= self.max_attempts:
+                    values.update(status=DEAD, finished_at=now)
+                else:
+                    wait = (
+                        delay if delay is not None else self.backoff.delay(attempts, rng=self._rng)
+                    )
+                    values["available_at"] = now + timedelta(seconds=wait)
+                stmt = (
+                    update(t)
+                    .where(t.c.id == claim.id, t.c.lease_token == claim.token)
+                    .values(**values)
+                    .returning(t.c.id)
+                )
+                if (await executor.execute(stmt)).first() is not None:
+                    (dead if attempts >= self.max_attempts else retried).append(claim.id)
+        settled = (*retried, *dead)
+        return Outcome(retried=tuple(retried), dead=tuple(dead), lost=_lost(claims, settled))
+
+    async def _fenced(
+        self, claims: Sequence[Claim], values: Mapping[str, Any], uow: Any
+    ) -> tuple[int, ...]:
+        if not claims:
+            return ()
+        t = self.table
+        by_token: dict[str, list[int]] = {}
+        for claim in claims:
+            by_token.setdefault(claim.token, []).append(claim.id)
+        written: list[int] = []
+        async with self.connection(uow) as executor:
+            for token, ids in by_token.items():
+                stmt = (
+                    update(t)
+                    .where(t.c.id.in_(ids), t.c.lease_token == token)
+                    .values(**values)
+                    .returning(t.c.id)
+                )
+                written.extend((await executor.execute(stmt)).scalars().all())
+        return tuple(sorted(written))
+
+    # -- administration ----------------------------------------------------------------------
+    async def dead_letters(
+        self,
+        limit: int = 100,
+        *,
+        where: ColumnElement[bool] | None = None,
+        uow: Any = None,
+    ) -> list[Mapping[str, Any]]:
+        """Dead rows, oldest first."""
+        t = self.table
+        stmt = select(t).where(t.c.status == DEAD)
+        if where is not None:
+            stmt = stmt.where(where)
+        stmt = stmt.order_by(t.c.id).limit(limit)
+        async with self.connection(uow) as executor:
+            return [dict(r) for r in (await executor.execute(stmt)).mappings().all()]
+
+    async def requeue(
+        self,
+        ids: Iterable[int] | None = None,
+        *,
+        where: ColumnElement[bool] | None = None,
+        reset_attempts: bool = True,
+        uow: Any = None,
+    ) -> int:
+        """Bring dead rows (all, or ``ids`` / ``where``) back to pending, due now."""
+        t = self.table
+        values: dict[str, Any] = {
+            "status": PENDING,
+            "available_at": self.clock(),
+            "finished_at": None,
+            "lease_token": None,
+            "locked_until": None,
+        }
+        if reset_attempts:
+            values["attempts"] = 0
+        stmt = update(t).where(t.c.status == DEAD).values(**values).returning(t.c.id)
+        if ids is not None:
+            stmt = stmt.where(t.c.id.in_(list(ids)))
+        if where is not None:
+            stmt = stmt.where(where)
+        async with self.connection(uow) as executor:
+            return len((await executor.execute(stmt)).all())
+
+    async def purge(
+        self,
+        older_than: timedelta,
+        *,
+        statuses: Sequence[str] = (DONE,),
+        uow: Any = None,
+    ) -> int:
+        """Delete finished rows (default: done) finished more than ``older_than`` ago."""
+        if PENDING in statuses:
+            raise ConfigurationError("purge never deletes pending rows")
+        t = self.table
+        cutoff = self.clock() - older_than
+        stmt = (
+            delete(t)
+            .where(t.c.status.in_(list(statuses)), t.c.finished_at < cutoff)
+            .returning(t.c.id)
+        )
+        async with self.connection(uow) as executor:
+            return len((await executor.execute(stmt)).all())
+
+    async def stats(self, *, uow: Any = None) -> QueueStats:
+        """Counts per state and the lag of the oldest due, unclaimed row."""
+        t = self.table
+        now = self.clock()
+        leased = and_(t.c.lease_token.is_not(None), t.c.locked_until > now)
+        counts = select(t.c.status, func.count()).group_by(t.c.status)
+        leased_q = select(func.count()).where(t.c.status == PENDING, leased)
+        scheduled_q = select(func.count()).where(
+            t.c.status == PENDING, t.c.available_at > now, ~leased
+        )
+        oldest_q = select(func.min(t.c.available_at)).where(self.due_condition(now))
+        async with self.connection(uow) as executor:
+            by_status: dict[str, int] = {
+                row[0]: int(row[1]) for row in (await executor.execute(counts)).all()
+            }
+            n_leased = int((await executor.execute(leased_q)).scalar_one())
+            n_scheduled = int((await executor.execute(scheduled_q)).scalar_one())
+            oldest: datetime | None = (await executor.execute(oldest_q)).scalar_one()
+        pending = by_status.get(PENDING, 0)
+        lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        return QueueStats(
+            pending=pending,
+            leased=n_leased,
+            scheduled=n_scheduled,
+            done=by_status.get(DONE, 0),
+            dead=by_status.get(DEAD, 0),
+            oldest_due_at=oldest,
+            lag_seconds=lag,
+        )
+
+
+def _lost(claims: Sequence[Claim], written: Sequence[int]) -> tuple[int, ...]:
+    ok = set(written)
+    return tuple(sorted(c.id for c in claims if c.id not in ok))

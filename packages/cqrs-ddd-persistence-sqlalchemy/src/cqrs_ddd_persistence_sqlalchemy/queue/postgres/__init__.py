@@ -1,0 +1,7 @@
+"""PostgreSQL pieces of the durable queue: ``SKIP LOCKED`` claim, idempotent insert, NOTIFY."""
+
+from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import claim_statement as claim_statement
+from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import insert_ignore as insert_ignore
+from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import (
+    notify_statement as notify_statement,
+)

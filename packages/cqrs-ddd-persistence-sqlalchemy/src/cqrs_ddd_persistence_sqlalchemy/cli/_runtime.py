@@ -89,23 +89,24 @@ def _one_line(message: str) -> str:
     return escape(" ".join(str(message).split()))
 
 
-def normalize_url(url: str | None) -> URL:
-    """Parse ``url``; plain ``postgresql://`` / ``sqlite:///`` get the async drivers."""
+def normalize_url(url: str | None) -> str:
+    """Check ``url``; plain ``postgresql://`` / ``sqlite:///`` get the async drivers."""
     if not url:
         raise CliError(f"no database URL: pass --database-url or set {ENV_URL}")
     try:
         parsed = make_url(url)
     except sa_exc.ArgumentError as exc:
         raise CliError(f"invalid database URL {url!r}: {exc}") from exc
-    if parsed.drivername in _ASYNC_DRIVERS:
-        parsed = parsed.set(drivername=_ASYNC_DRIVERS[parsed.drivername])
     backend = parsed.get_backend_name()
     if backend not in _ASYNC_DRIVERS:
         raise CliError(
             f"unsupported database {backend!r} in URL {_safe(parsed)}: "
             "use postgresql+asyncpg:// or sqlite+aiosqlite://"
         )
-    return parsed
+    if parsed.drivername in _ASYNC_DRIVERS:
+        # Rewrite the scheme only: re-rendering the URL would percent-quote the database part.
+        return _ASYNC_DRIVERS[parsed.drivername] + url[url.index("://") :]
+    return url
 
 
 def _safe(url: URL) -> str:
@@ -120,7 +121,7 @@ def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> As
     """
     from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
 
-    parsed = normalize_url(url)
+    parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "postgresql":
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 10)
@@ -132,7 +133,7 @@ def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> As
     elif schema:
         raise CliError("--schema applies to PostgreSQL only")
     try:
-        return create_engine(parsed.render_as_string(hide_password=False), **kwargs)
+        return create_engine(normalize_url(url), **kwargs)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
 

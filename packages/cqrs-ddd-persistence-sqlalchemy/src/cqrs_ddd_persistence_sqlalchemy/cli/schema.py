@@ -9,7 +9,7 @@ import typer
 from rich.table import Table as RichTable
 from sqlalchemy import Index, MetaData, UniqueConstraint
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
@@ -117,8 +117,13 @@ def sql(
     async def body() -> None:
         name = dialect.value if dialect is not None else None
         if name is None:
-            name = normalize_url(database_url).get_backend_name() if database_url else "postgresql"
-        console.print(create_ddl(library_metadata(), name), markup=False)
+            name = (
+                make_url(normalize_url(database_url)).get_backend_name()
+                if database_url
+                else "postgresql"
+            )
+        # Plain echo: rich would expand the DDL's tabs and could wrap long lines.
+        typer.echo(create_ddl(library_metadata(), name))
 
     run(body)
 

@@ -1,0 +1,97 @@
+"""Extract the ```python blocks of a Markdown file and run them in order, as a reader would.
+
+Conventions (an HTML comment on the line(s) before a block):
+
+- ``<!-- no-run -->``: an illustrative fragment, not executed (keep these few).
+- ``<!-- requires: postgres -->``: needs a PostgreSQL server; the test runs it against a
+  throw-away database (the README's ``postgresql+asyncpg://postgres@127.0.0.1:5432/test`` is
+  replaced by that database's URL) and skips it when no server is reachable.
+
+The blocks of one file share one namespace (a later block may use what an earlier one defined)
+and may use top-level ``await``; a block that calls ``asyncio.run`` runs outside any loop.
+
+Run as a script: ``python docs_blocks.py README.md [--postgres-url URL]``; exits non-zero naming
+the failing block's line.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+README_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+_FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+_MARK = re.compile(r"<!--\s*(no-run|requires:\s*postgres)\s*-->\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int
+    code: str
+    no_run: bool
+    postgres: bool
+
+
+def extract(text: str) -> list[Block]:
+    """Every ```python block of ``text`` with its markers."""
+    blocks: list[Block] = []
+    for match in _FENCE.finditer(text):
+        before = text[: match.start()].rstrip("\n").splitlines()
+        marks = set()
+        for previous in reversed(before):
+            found = _MARK.search(previous.strip())
+            if not found:
+                break
+            marks.add("no-run" if found.group(1) == "no-run" else "postgres")
+        line = text.count("\n", 0, match.start()) + 2
+        blocks.append(Block(line, match.group(1), "no-run" in marks, "postgres" in marks))
+    return blocks
+
+
+def run_blocks(path: Path, postgres_url: str | None) -> int:
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    runner = asyncio.Runner()
+    ran = 0
+    try:
+        for block in extract(path.read_text()):
+            if block.no_run:
+                continue
+            code = block.code
+            if block.postgres:
+                if postgres_url is None:
+                    print(f"{path}:{block.line}: skipped (no PostgreSQL)")
+                    continue
+                code = code.replace(README_PG_URL, postgres_url)
+            compiled = compile(
+                code, f"{path}:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+            )
+            try:
+                if compiled.co_flags & inspect.CO_COROUTINE:
+                    runner.run(eval(compiled, namespace))
+                else:
+                    exec(compiled, namespace)
+            except BaseException:
+                traceback.print_exc()
+                print(f"FAILED: {path}:{block.line}", file=sys.stderr)
+                return 1
+            ran += 1
+    finally:
+        runner.close()
+    print(f"{path}: {ran} block(s) ran")
+    return 0
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    url = None
+    if "--postgres-url" in args:
+        i = args.index("--postgres-url")
+        url = args[i + 1]
+        del args[i : i + 2]
+    sys.exit(run_blocks(Path(args[0]), url))

@@ -23,6 +23,10 @@ class OutboxHarness:
     new_uow: Callable[[], Any]
     #: The lease the outbox under test was configured with (kept short in tests).
     lease_seconds: float
+    #: The longest first retry delay after ``mark_failed`` (backoff incl. jitter).
+    backoff_seconds: float = 1.0
+    #: Failed attempts after which the outbox dead-letters a message.
+    max_attempts: int = 10
 
 
 def _message(**kw: Any) -> OutboxMessage:
@@ -93,3 +97,61 @@ class OutboxContract:
         [claimed] = await harness.outbox.get_pending()
         await harness.outbox.mark_failed(claimed.message_id, "broker down")
         assert await harness.outbox.get_pending() == []  # not immediately
+
+    async def test_failed_message_comes_back_after_backoff(self, harness: OutboxHarness) -> None:
+        await self._save(harness, [_message()])
+        [claimed] = await harness.outbox.get_pending()
+        await harness.outbox.mark_failed(claimed.message_id, "broker down")
+        assert await harness.outbox.get_pending() == []
+        await asyncio.sleep(harness.backoff_seconds + 0.3)
+        [again] = await harness.outbox.get_pending()
+        assert again.message_id == claimed.message_id
+        assert again.retry_count == 1 and again.error == "broker down"
+
+    async def test_dead_letters_after_max_attempts_and_requeue(
+        self, harness: OutboxHarness
+    ) -> None:
+        outbox = harness.outbox
+        if not (hasattr(outbox, "dead_letters") and hasattr(outbox, "requeue")):
+            pytest.skip("outbox has no dead-letter view")
+        poison, fine = _message(), _message()
+        await self._save(harness, [poison, fine])
+        for attempt in range(harness.max_attempts):
+            await outbox.mark_failed(poison.message_id, f"refused #{attempt}")
+        [dead] = await outbox.dead_letters()
+        assert dead.message_id == poison.message_id
+        assert dead.retry_count == harness.max_attempts
+        assert dead.error == f"refused #{harness.max_attempts - 1}"
+        assert [m.message_id for m in await outbox.get_pending()] == [fine.message_id]
+        assert await outbox.requeue([poison.message_id]) == 1
+        assert await outbox.dead_letters() == []
+        assert [m.message_id for m in await outbox.get_pending()] == [poison.message_id]
+
+    async def test_ambient_unit_of_work_rolls_back(self, harness: OutboxHarness) -> None:
+        async with harness.new_uow():
+            await harness.outbox.save_messages([_message()])
+        assert await harness.outbox.get_pending(limit=10) == []
+
+    async def test_same_message_id_is_stored_once(self, harness: OutboxHarness) -> None:
+        message = _message()
+        await self._save(harness, [message])
+        await self._save(harness, [message])
+        assert [m.message_id for m in await harness.outbox.get_pending(limit=10)] == [
+            message.message_id
+        ]
+
+    async def test_publishing_is_idempotent_per_loop(self, harness: OutboxHarness) -> None:
+        """The seed's loop, run by several copies at once, publishes every message once."""
+        messages = [_message() for _ in range(30)]
+        await self._save(harness, messages)
+        published: list[str] = []
+
+        async def loop() -> None:
+            while batch := await harness.outbox.get_pending(limit=4):
+                for m in batch:
+                    published.append(m.message_id)
+                    await asyncio.sleep(0)
+                    await harness.outbox.mark_published([m.message_id])
+
+        await asyncio.gather(*(loop() for _ in range(4)))
+        assert sorted(published) == sorted(m.message_id for m in messages)

@@ -6,3 +6,8 @@ from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import (
     SQLAlchemyUnitOfWork as SQLAlchemyUnitOfWork,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import current_uow as current_uow
+from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim as OutboxClaim
+from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
+    SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
+)
+from cqrs_ddd_persistence_sqlalchemy.core.outbox_table import outbox_table as outbox_table

@@ -19,7 +19,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     - PostgreSQL: ``pool_pre_ping`` on (survives server restarts), the library's JSON codec;
       ``statement_timeout_ms`` / ``lock_timeout_ms`` keyword arguments set the session timeouts.
-    - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout.
+    - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
+      (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
 
     Example::
 
@@ -45,6 +46,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             connect_args.setdefault("server_settings", {}).update(settings)
             kwargs["connect_args"] = connect_args
     engine = _sa_create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite" and lock_timeout is not None:
+        configure_sqlite_engine(engine, busy_timeout_ms=int(lock_timeout))
     return configure_engine(engine)
 
 

@@ -1,0 +1,1 @@
+"""Reliability-suite configuration (fault helpers live in ``rel_faults``)."""

@@ -1,0 +1,205 @@
+"""Connection faults under a unit of work (PostgreSQL): ``pg_terminate_backend`` mid-transaction.
+
+Every case: the operation fails with ``ConnectionLostError`` (retryable, from the error tree),
+nothing of the broken transaction is visible afterwards, and the next unit of work on the same
+engine works (the pool drops the dead connection, ``pool_pre_ping`` catches idle dead ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from tests.reliability.rel_faults import (
+    admin_connect,
+    app_name,
+    backends,
+    tagged_engine,
+    terminate_backends,
+    wait_for_backend,
+)
+
+from cqrs_ddd_core.errors import ConnectionLostError, CQRSDDDError, RetryableError
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
+from cqrs_ddd_persistence_sqlalchemy.errors import is_retryable
+
+pytestmark = pytest.mark.postgres_only
+
+md = sa.MetaData()
+rows_table = sa.Table(
+    "rel_rows",
+    md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("payload", sa.String(100), nullable=False),
+)
+
+
+class RowStore:
+    """A minimal store on the library's session resolution (errors translated there)."""
+
+    def __init__(self) -> None:
+        self._source = SessionSource()
+
+    async def add(self, row_id: int, payload: str = "x", *, uow: Any = None) -> None:
+        async with self._source.session(uow) as session:
+            await session.execute(sa.insert(rows_table).values(id=row_id, payload=payload))
+
+    async def sleep(self, seconds: float, *, uow: Any = None) -> None:
+        async with self._source.session(uow) as session:
+            await session.execute(sa.select(sa.func.pg_sleep(seconds)))
+
+
+@pytest.fixture
+async def tagged(pg_schema: str) -> AsyncIterator[tuple[AsyncEngine, str, str]]:
+    name = app_name("rel-uow")
+    eng = tagged_engine(pg_schema, name, pool_size=3, max_overflow=0)
+    async with eng.begin() as conn:
+        await conn.run_sync(md.create_all)
+    try:
+        yield eng, name, pg_schema
+    finally:
+        await eng.dispose()
+
+
+async def _visible_ids(schema: str) -> set[int]:
+    conn = await admin_connect()
+    try:
+        rows = await conn.fetch(f'SELECT id FROM "{schema}".rel_rows')
+    finally:
+        await conn.close()
+    return {r["id"] for r in rows}
+
+
+def _assert_connection_lost(exc: BaseException) -> None:
+    assert isinstance(exc, ConnectionLostError), repr(exc)
+    assert isinstance(exc, RetryableError) and exc.retryable
+    assert is_retryable(exc)
+
+
+async def _next_uow_works(factory: async_sessionmaker[Any], store: RowStore, row_id: int) -> None:
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await store.add(row_id, "after", uow=uow)
+        await uow.commit()
+
+
+@pytest.mark.parametrize("fails_at", ["next_statement", "commit"])
+async def test_rel_terminate_idle_in_transaction(
+    tagged: tuple[AsyncEngine, str, str], fails_at: str
+) -> None:
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+    with pytest.raises(CQRSDDDError) as info:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            for i in range(1, 11):
+                await store.add(i, uow=uow)
+            assert await terminate_backends(name, only="xact") == 1
+            if fails_at == "next_statement":
+                await store.add(11, uow=uow)
+            await uow.commit()
+    _assert_connection_lost(info.value)
+    assert await _visible_ids(schema) == set()
+    await _next_uow_works(factory, store, 100)
+    assert await _visible_ids(schema) == {100}
+
+
+async def test_rel_terminate_during_running_statement(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+
+    async def work() -> None:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            await store.add(1, uow=uow)
+            await store.sleep(30, uow=uow)
+            await uow.commit()
+
+    task = asyncio.create_task(work())
+    await wait_for_backend(name, state="active", query_contains="pg_sleep")
+    started = time.monotonic()
+    assert await terminate_backends(name, only="active") == 1
+    with pytest.raises(CQRSDDDError) as info:
+        await asyncio.wait_for(task, 10)
+    assert time.monotonic() - started < 5
+    _assert_connection_lost(info.value)
+    assert await _visible_ids(schema) == set()
+    await _next_uow_works(factory, store, 2)
+    assert await _visible_ids(schema) == {2}
+
+
+async def test_rel_terminate_in_before_commit_hook(tagged: tuple[AsyncEngine, str, str]) -> None:
+    """The connection dies right before COMMIT is sent (after every write of the UoW)."""
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+    after_commit_ran: list[bool] = []
+
+    async def kill(_uow: SQLAlchemyUnitOfWork) -> None:
+        assert await terminate_backends(name, only="xact") == 1
+
+    with pytest.raises(CQRSDDDError) as info:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            await store.add(1, uow=uow)
+            uow.before_commit(kill)
+            uow.after_commit(lambda: after_commit_ran.append(True))
+            await uow.commit()
+    _assert_connection_lost(info.value)
+    assert not after_commit_ran
+    assert await _visible_ids(schema) == set()
+    await _next_uow_works(factory, store, 3)
+    assert await _visible_ids(schema) == {3}
+
+
+async def test_rel_idle_pooled_connections_terminated_are_replaced(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    """Dead idle connections in the pool never surface as errors (pool_pre_ping)."""
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+    # Fill the pool with three idle connections.
+    async with eng.connect() as c1, eng.connect() as c2, eng.connect() as c3:
+        for c in (c1, c2, c3):
+            await c.execute(sa.text("SELECT 1"))
+    assert len(await backends(name)) == 3
+    assert await terminate_backends(name) == 3
+    for i in range(6):  # more UoWs than pooled connections: every dead one is met
+        await _next_uow_works(factory, store, 10 + i)
+    assert await _visible_ids(schema) == set(range(10, 16))
+
+
+async def test_rel_repeated_terminations_then_retry_succeeds(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    """A retry loop driven by ``retryable`` converges: 20 rounds, each killed once."""
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+    attempts = 0
+    errors: list[CQRSDDDError] = []
+    for round_ in range(20):
+        killed = False
+        while True:
+            attempts += 1
+            try:
+                async with SQLAlchemyUnitOfWork(factory) as uow:
+                    await store.add(round_, uow=uow)
+                    if not killed:
+                        killed = True
+                        await terminate_backends(name, only="xact")
+                    await uow.commit()
+                break
+            except CQRSDDDError as exc:
+                errors.append(exc)
+    assert attempts == 40
+    assert len(errors) == 20
+    assert all(isinstance(e, ConnectionLostError) and e.retryable for e in errors)
+    assert await _visible_ids(schema) == set(range(20))

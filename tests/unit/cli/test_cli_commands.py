@@ -37,6 +37,13 @@ def leaf_commands() -> list[tuple[str, ...]]:
 
 COMMANDS = leaf_commands()
 
+# Arguments a command needs besides the database options.
+EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {("outbox", "requeue"): ["--all"]}
+
+
+def args_for(command: tuple[str, ...], url: str) -> list[str]:
+    return [*command, *EXTRA_ARGS.get(command, []), "--database-url", url]
+
 
 def _one_error_line(output: str) -> str:
     lines = [line for line in output.splitlines() if line.strip()]
@@ -61,7 +68,7 @@ def test_cli_help(command: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_cli_wrong_url_is_one_line(command: tuple[str, ...]) -> None:
-    result = runner.invoke(app, [*command, "--database-url", "mysql://nobody@nowhere/x"])
+    result = runner.invoke(app, args_for(command, "mysql://nobody@nowhere/x"))
     assert result.exit_code == 1, result.output
     assert "unsupported database 'mysql'" in _one_error_line(result.output)
 
@@ -69,7 +76,7 @@ def test_cli_wrong_url_is_one_line(command: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in NO_CONNECTION], ids=" ".join)
 def test_cli_dead_server_is_one_line(command: tuple[str, ...]) -> None:
     url = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
-    result = runner.invoke(app, [*command, "--database-url", url])
+    result = runner.invoke(app, args_for(command, url))
     assert result.exit_code == 1, result.output
     line = _one_error_line(result.output)
     assert "ConnectionLostError" in line or "cannot reach" in line
@@ -80,7 +87,7 @@ def test_cli_dead_server_is_one_line(command: tuple[str, ...]) -> None:
 )
 def test_cli_missing_table_is_one_line(command: tuple[str, ...], tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-    result = runner.invoke(app, [*command, "--database-url", url])
+    result = runner.invoke(app, args_for(command, url))
     assert result.exit_code == 1, result.output
     line = _one_error_line(result.output)
     assert "MissingSchemaError" in line and "schema create" in line

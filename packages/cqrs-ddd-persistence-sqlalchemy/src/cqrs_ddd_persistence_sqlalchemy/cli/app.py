@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cqrs_ddd_persistence_sqlalchemy.cli import schema
+from cqrs_ddd_persistence_sqlalchemy.cli import health, outbox, schema
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(schema.app, name="schema")
+app.add_typer(outbox.app, name="outbox")
+app.command("health")(health.command)
 
 
 @app.callback()

@@ -1,0 +1,36 @@
+"""Rich renderings shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table as RichTable
+
+__all__ = ["format_seconds", "queue_stats_table"]
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1.2s`` / ``3m 04s`` / ``2h 05m`` / ``-``."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def queue_stats_table(title: str, stats: Any, *, done_label: str = "done") -> RichTable:
+    """A two-column table of a durable queue's ``QueueStats``."""
+    table = RichTable(title=title, show_header=False)
+    table.add_column("state")
+    table.add_column("count", justify="right")
+    table.add_row("pending (due)", str(stats.pending - stats.leased - stats.scheduled))
+    table.add_row("leased (in flight)", str(stats.leased))
+    table.add_row("scheduled / backing off", str(stats.scheduled))
+    table.add_row(done_label, str(stats.done))
+    table.add_row("dead", str(stats.dead))
+    table.add_row("oldest due lag", format_seconds(stats.lag_seconds))
+    return table

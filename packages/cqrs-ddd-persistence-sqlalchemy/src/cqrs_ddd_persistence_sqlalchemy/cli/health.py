@@ -1,0 +1,142 @@
+"""``cqrs-ddd-sqla health``: lag and stall indicators of every component, one table.
+
+Checks: the schema matches the installed library; the event store's commit-safe horizon (events
+held back from subscribers by an old open transaction); the outbox's oldest pending message and
+dead letters; projection lag behind the head of the log; stalled (lease-expired) and dead jobs.
+Exit code 0 when every check is ``ok`` or ``warn``, 1 when one is ``fail`` — usable as a probe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
+    DatabaseUrl,
+    Schema,
+    console,
+    describe_url,
+    engine_scope,
+    require_tables,
+    run,
+)
+from cqrs_ddd_persistence_sqlalchemy.cli._views import format_seconds
+
+__all__ = ["Check", "Thresholds", "collect", "command"]
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the health report."""
+
+    component: str
+    check: str
+    status: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Lag (seconds) above which a check warns, and above which it fails."""
+
+    warn_s: float = 60.0
+    fail_s: float = 600.0
+
+    def grade(self, seconds: float | None) -> str:
+        if seconds is None or seconds < self.warn_s:
+            return OK
+        return WARN if seconds < self.fail_s else FAIL
+
+
+Probe = Callable[[AsyncEngine, Thresholds], Awaitable[list[Check]]]
+
+
+async def _schema(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
+    from cqrs_ddd_persistence_sqlalchemy import metadata
+    from cqrs_ddd_persistence_sqlalchemy.cli.schema import schema_differences
+
+    async with engine.connect() as conn:
+        problems = await conn.run_sync(schema_differences, metadata)
+    value = f"{len(metadata.tables)} tables match" if not problems else f"{len(problems)} diffs"
+    return [Check("schema", "library tables", WARN if problems else OK, value)]
+
+
+async def _event_store(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
+    from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
+
+    status = await SQLAlchemyEventStore(engine).horizon_lag()
+    age = status.oldest_xact_age_s
+    held = f"{status.invisible_events} event(s) above the horizon"
+    if age is not None:
+        held += f", oldest open transaction {format_seconds(age)} (pid {status.oldest_pid})"
+    return [Check("event store", "commit-safe horizon", limits.grade(age), held)]
+
+
+async def _outbox(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
+    from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
+
+    stats = await SQLAlchemyOutboxStorage(engine).stats()
+    return [
+        Check(
+            "outbox",
+            "oldest pending message",
+            limits.grade(stats.lag_seconds) if stats.oldest_due_at else OK,
+            f"{format_seconds(stats.lag_seconds)} ({stats.pending} pending)",
+        ),
+        Check("outbox", "dead letters", WARN if stats.dead else OK, str(stats.dead)),
+    ]
+
+
+PROBES: list[Probe] = [_schema, _event_store, _outbox]
+
+
+async def collect(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
+    """Run every probe against ``engine``."""
+    from cqrs_ddd_persistence_sqlalchemy import metadata
+
+    await require_tables(engine, sorted(metadata.tables))
+    checks: list[Check] = []
+    for probe in PROBES:
+        checks.extend(await probe(engine, limits))
+    return checks
+
+
+def command(
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    warn_after: Annotated[
+        float, typer.Option(help="Lag in seconds above which a check warns.")
+    ] = 60.0,
+    fail_after: Annotated[
+        float, typer.Option(help="Lag in seconds above which a check fails (exit code 1).")
+    ] = 600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Event-store horizon lag, oldest pending outbox message, projection lag, stalled jobs."""
+    limits = Thresholds(warn_after, fail_after)
+
+    async def body() -> tuple[str, list[Check]]:
+        async with engine_scope(database_url, schema) as engine:
+            return describe_url(engine), await collect(engine, limits)
+
+    where, checks = run(body)
+    if as_json:
+        typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        style = {OK: "[green]ok[/]", WARN: "[yellow]warn[/]", FAIL: "[bold red]fail[/]"}
+        table = RichTable(title=f"health of {where}")
+        for column in ("component", "check", "status", "value"):
+            table.add_column(column)
+        for c in checks:
+            table.add_row(c.component, c.check, style[c.status], c.value)
+        console.print(table)
+    if any(c.status == FAIL for c in checks):
+        raise typer.Exit(1)

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.orm.exc import StaleDataError
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
 from cqrs_ddd_core.domain.events import DomainEvent
-from cqrs_ddd_core.errors import ConfigurationError, UnitOfWorkError
+from cqrs_ddd_core.errors import (
+    ConfigurationError,
+    OptimisticConcurrencyError,
+    UnitOfWorkError,
+)
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
 
@@ -33,6 +38,21 @@ _current: ContextVar[SQLAlchemyUnitOfWork | None] = ContextVar("cqrs_ddd_uow", d
 
 SessionFactory = Callable[[], AsyncSession]
 BeforeCommitHook = Callable[["SQLAlchemyUnitOfWork"], Awaitable[None]]
+
+
+@contextmanager
+def _translating_stale() -> Iterator[None]:
+    """Driver errors -> library errors; a stale ORM flush -> ``OptimisticConcurrencyError``.
+
+    ``StaleDataError`` is what the ORM raises when a ``version_id_col`` UPDATE/DELETE matched no
+    row (models with ``VersionMixin`` used through the ORM directly): the same conflict the
+    repository reports at ``add``.
+    """
+    try:
+        with translating():
+            yield
+    except StaleDataError as exc:
+        raise OptimisticConcurrencyError(f"stale write detected at flush: {exc}") from exc
 
 
 def current_uow() -> SQLAlchemyUnitOfWork | None:
@@ -184,6 +204,12 @@ class SQLAlchemyUnitOfWork:
             async with self.session.begin_nested() as nested:
                 yield nested
 
+    async def flush(self) -> None:
+        """Flush ORM changes made on :attr:`session` (a stale version raises
+        ``OptimisticConcurrencyError``, constraint violations their library errors)."""
+        with _translating_stale():
+            await self.session.flush()
+
     # -- commit / rollback -----------------------------------------------------------------
     async def commit(self) -> None:
         """Write collected events, commit, then publish new versions and run after-commit hooks."""
@@ -198,7 +224,7 @@ class SQLAlchemyUnitOfWork:
                 if events:
                     for sink in self.event_sinks:
                         await sink.write_events(events, uow=self)
-            with translating():
+            with _translating_stale():
                 await session.commit()
         except BaseException:
             for agg, evs in pulled:  # give the events back: nothing was written

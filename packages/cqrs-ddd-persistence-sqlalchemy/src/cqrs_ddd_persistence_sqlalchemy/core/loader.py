@@ -1,0 +1,124 @@
+"""Aggregate I/O on Core statements: select rows, load child tables in one IN query per
+relationship (per batch), and write child rows with ``executemany``.
+
+No ORM identity map is involved: rows go straight through the :class:`ModelMapper`, so a load is
+``1 + number of child relationships`` queries whatever the number of aggregates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cqrs_ddd_persistence_sqlalchemy.core.mapper import ChildPlan, ModelMapper
+
+__all__ = ["IN_CHUNK", "column_select", "delete_children", "hydrate", "insert_children"]
+
+#: Largest IN list per query (well under PostgreSQL's 32767 and SQLite's bind limits).
+IN_CHUNK = 1000
+
+
+def column_select(mapper: ModelMapper[Any]) -> sa.Select[Any]:
+    """``SELECT`` of every column attribute of the model, labelled by attribute key."""
+    model = mapper.db_model_cls
+    return sa.select(
+        *[getattr(model, attr.key).label(attr.key) for attr in mapper.model_mapper.column_attrs]
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _link_filter(plan: ChildPlan, keys: Sequence[tuple[Any, ...]]) -> Any:
+    child = plan.mapper.db_model_cls
+    columns = [getattr(child, child_key) for _, child_key in plan.link]
+    if len(columns) == 1:
+        return columns[0].in_([k[0] for k in keys])
+    return sa.tuple_(*columns).in_(keys)
+
+
+async def _children_of(
+    session: AsyncSession, plan: ChildPlan, rows: Sequence[Any]
+) -> dict[tuple[Any, ...], list[Any]]:
+    keys = list(dict.fromkeys(tuple(r._mapping[p] for p, _ in plan.link) for r in rows))
+    grouped: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    if not keys:
+        return grouped
+    base = column_select(plan.mapper)
+    for chunk in _chunks(keys):
+        stmt = base.where(_link_filter(plan, chunk)).order_by(*plan.order_by)
+        child_rows = (await session.execute(stmt)).all()
+        entities = await hydrate(session, plan.mapper, child_rows)
+        for row, entity in zip(child_rows, entities, strict=True):
+            grouped[tuple(row._mapping[c] for _, c in plan.link)].append(entity)
+    return grouped
+
+
+async def hydrate(
+    session: AsyncSession,
+    mapper: ModelMapper[Any],
+    rows: Sequence[Any],
+    *,
+    version_key: str | None = None,
+) -> list[Any]:
+    """Entities of ``rows`` (from :func:`column_select`), children loaded by IN queries."""
+    if not rows:
+        return []
+    datas = [mapper.field_values(row) for row in rows]
+    for plan in mapper.children:
+        grouped = await _children_of(session, plan, rows)
+        for row, data in zip(rows, datas, strict=True):
+            found = grouped.get(tuple(row._mapping[p] for p, _ in plan.link), [])
+            data[plan.field] = found if plan.many else (found[0] if found else None)
+    if version_key is None:
+        return [mapper.build(data) for data in datas]
+    return [
+        mapper.build(data, version=row._mapping[version_key])
+        for row, data in zip(rows, datas, strict=True)
+    ]
+
+
+async def delete_children(
+    session: AsyncSession, mapper: ModelMapper[Any], parent: dict[str, Any]
+) -> None:
+    """Delete the child rows (deepest first) of the aggregate whose root values are ``parent``."""
+    for plan in mapper.children:
+        child = plan.mapper.db_model_cls
+        where = [getattr(child, c) == parent[p] for p, c in plan.link]
+        if plan.mapper.children:
+            sub_rows = (await session.execute(column_select(plan.mapper).where(*where))).all()
+            for row in sub_rows:
+                await delete_children(session, plan.mapper, dict(row._mapping))
+        await session.execute(sa.delete(plan.mapper.table).where(*where))
+
+
+async def insert_children(
+    session: AsyncSession, mapper: ModelMapper[Any], entity: Any, parent: dict[str, Any]
+) -> None:
+    """Insert the child rows of ``entity`` (one ``executemany`` per relationship and level)."""
+    for plan in mapper.children:
+        pairs = mapper.child_values(entity, plan, parent)
+        if not pairs:
+            continue
+        if plan.mapper.children:
+            for child, row in pairs:
+                result = await session.execute(
+                    sa.insert(plan.mapper.table)
+                    .values(row)
+                    .returning(*plan.mapper.table.primary_key)
+                )
+                pk = result.one()._mapping
+                merged = {**row}
+                for column in plan.mapper.table.primary_key:
+                    merged[plan.mapper.model_mapper.get_property_by_column(column).key] = pk[
+                        column.key
+                    ]
+                await insert_children(session, plan.mapper, child, merged)
+        else:
+            await session.execute(sa.insert(plan.mapper.table), [row for _, row in pairs])

@@ -1,0 +1,417 @@
+"""``ModelMapper``: pydantic entities <-> SQLAlchemy declarative models.
+
+Mapping is by field name, compiled once per (entity, model) pair into a plan:
+
+- a field whose name (or ``field_map`` target) is a column attribute maps to that column;
+  enums, UUIDs, Decimals, aware datetimes and value objects are converted for the column's type
+  (a value object or a list of them goes to a JSON column as JSON, to a string column as JSON text);
+- a value-object field with no column of its own but columns ``<field>_<sub>`` for its sub-fields
+  is *embedded* (flattened into those columns);
+- a field naming a one-to-many (or one-to-one) relationship maps to a child table through a nested
+  mapper for the child entity type (``list[OrderLine]`` -> ``OrderLineModel``);
+- columns managed by the database (version, audit and archive columns of the mixins) are read into
+  the entity when it has such a field, and never written from it.
+
+Loading validates through pydantic (``model_validate``), which turns the stored forms back into
+enums, UUIDs, value objects, etc. Every failure is a :class:`~cqrs_ddd_core.errors.MappingError`
+naming the field.
+
+Example:
+    >>> mapper = ModelMapper(Order, OrderModel, field_map={"customer": "customer_id"},
+    ...                      exclude={"cache"}, converters={"tags": FieldConverter(",".join,
+    ...                      lambda s: s.split(","))})
+    >>> model = mapper.to_model(order)
+    >>> order = mapper.to_entity(model)
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
+
+from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
+from cqrs_ddd_core.errors import ConfigurationError, MappingError, suggest
+
+__all__ = ["ChildPlan", "ColumnPlan", "EmbeddedPlan", "FieldConverter", "ModelMapper", "managed"]
+
+E = TypeVar("E", bound=BaseModel)
+
+#: ``Column.info`` key marking a column the database (or the library) manages.
+MANAGED_INFO_KEY = "cqrs_ddd_managed"
+
+
+def managed(info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``info=`` for a column that is never written from the entity (audit/archive/version)."""
+    return {**(info or {}), MANAGED_INFO_KEY: True}
+
+
+@dataclass(frozen=True)
+class FieldConverter:
+    """Custom conversion of one field (or every field of one type) to and from the column."""
+
+    to_db: Callable[[Any], Any]
+    from_db: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    field: str
+    key: str  # model attribute key
+    column: sa.Column[Any]
+    to_db: Callable[[Any], Any]
+    from_db: Callable[[Any], Any] | None
+    writable: bool
+
+
+@dataclass(frozen=True)
+class EmbeddedPlan:
+    field: str
+    keys: tuple[tuple[str, str], ...]  # (sub-field, model attribute key)
+    vo_cls: type[BaseModel]
+
+
+@dataclass
+class ChildPlan:
+    field: str
+    relationship: RelationshipProperty[Any]
+    mapper: ModelMapper[Any]
+    many: bool
+    #: (parent column key, child column key) pairs of the foreign key.
+    link: tuple[tuple[str, str], ...] = ()
+    order_by: tuple[Any, ...] = field(default_factory=tuple)
+
+
+def _field_error(entity_cls: type[Any], name: str, message: str) -> MappingError:
+    return MappingError(f"{entity_cls.__name__}.{name}: {message}", field=name)
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _is_model_type(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _list_item(annotation: Any) -> Any | None:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset) or origin is typing.Sequence:
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return args[0] if args else None
+    return None
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _auto_to_db(column: sa.Column[Any], annotation: Any) -> Callable[[Any], Any]:
+    """A converter from the entity's value to what ``column``'s type binds."""
+    col_type = column.type
+    if isinstance(col_type, sa.types.TypeDecorator):
+        impl: Any = col_type.impl_instance
+    else:
+        impl = col_type
+    is_json = isinstance(impl, sa.JSON) or type(col_type).__name__ == "JSONType"
+    is_string = isinstance(impl, sa.String) and not is_json
+    native_enum = isinstance(impl, sa.Enum) and impl.enum_class is not None
+    inner, _ = _unwrap_optional(annotation)
+    if is_json:
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+
+        def to_json(value: Any) -> Any:
+            return None if value is None else adapter.dump_python(value, mode="json")
+
+        return to_json
+    if is_string and (_is_model_type(inner) or _list_item(inner) is not None):
+        adapter_s: TypeAdapter[Any] = TypeAdapter(annotation)
+
+        def to_text(value: Any) -> Any:
+            return None if value is None else adapter_s.dump_json(value).decode()
+
+        return to_text
+    if _is_model_type(inner):
+        raise ConfigurationError(
+            f"column {column.name!r} holds a {inner.__name__}: use a JSON column, embedded "
+            "columns or a converter"
+        )
+
+    def scalar(value: Any) -> Any:
+        if isinstance(value, enum.Enum) and not native_enum:
+            return value.value
+        if is_string and isinstance(value, uuid.UUID | Decimal):
+            return str(value)
+        return value
+
+    return scalar
+
+
+class ModelMapper(Generic[E]):
+    """Maps ``entity_cls`` (pydantic) to ``db_model_cls`` (declarative) and back.
+
+    Args:
+        entity_cls: the pydantic entity / aggregate class.
+        db_model_cls: the mapped SQLAlchemy class.
+        field_map: entity field -> model attribute, where the names differ.
+        exclude: entity fields that are not persisted (loaded with their defaults).
+        converters: per-field :class:`FieldConverter`.
+        type_converters: per-type :class:`FieldConverter` (a field annotated with the type).
+        embedded: value-object field -> column prefix (default ``"<field>_"``, auto-detected).
+        child_mappers: relationship field -> mapper of the child entity (default: automatic).
+
+    Example:
+        >>> mapper = ModelMapper(Order, OrderModel)
+        >>> row_values = mapper.to_values(order)   # for Core INSERT/UPDATE
+        >>> model = mapper.to_model(order)         # an ORM instance
+        >>> again = mapper.to_entity(model)
+    """
+
+    def __init__(
+        self,
+        entity_cls: type[E],
+        db_model_cls: type[Any],
+        *,
+        field_map: Mapping[str, str] | None = None,
+        exclude: Iterable[str] = (),
+        converters: Mapping[str, FieldConverter] | None = None,
+        type_converters: Mapping[type[Any], FieldConverter] | None = None,
+        embedded: Mapping[str, str] | None = None,
+        child_mappers: Mapping[str, ModelMapper[Any]] | None = None,
+    ) -> None:
+        self.entity_cls = entity_cls
+        self.db_model_cls = db_model_cls
+        self.field_map = dict(field_map or {})
+        self.exclude = frozenset(exclude)
+        self.converters = dict(converters or {})
+        self.type_converters = dict(type_converters or {})
+        self._embedded_prefixes = dict(embedded or {})
+        self._child_mappers = dict(child_mappers or {})
+        try:
+            model_mapper = sa.inspect(db_model_cls)
+        except sa.exc.NoInspectionAvailable as exc:
+            raise ConfigurationError(f"{db_model_cls!r} is not a mapped class") from exc
+        if not isinstance(model_mapper, Mapper):
+            raise ConfigurationError(f"{db_model_cls!r} is not a mapped class")
+        self.model_mapper: Mapper[Any] = model_mapper
+        self.table: sa.Table = model_mapper.local_table  # type: ignore[assignment]
+        self.columns: list[ColumnPlan] = []
+        self.embedded: list[EmbeddedPlan] = []
+        self.children: list[ChildPlan] = []
+        self._compile()
+
+    # -- plan ------------------------------------------------------------------------------
+    def _compile(self) -> None:
+        mm = self.model_mapper
+        attrs = {a.key: a for a in mm.column_attrs}
+        for name, info in self.entity_cls.model_fields.items():
+            if name in self.exclude:
+                continue
+            target = self.field_map.get(name, name)
+            annotation = info.annotation
+            if target in attrs:
+                column = attrs[target].columns[0]
+                if not isinstance(column, sa.Column):
+                    raise ConfigurationError(f"{target!r} is not a plain column")
+                self.columns.append(self._column_plan(name, target, column, annotation))
+            elif target in mm.relationships:
+                self.children.append(self._child_plan(name, mm.relationships[target], annotation))
+            elif (plan := self._embedded_plan(name, target, annotation, attrs)) is not None:
+                self.embedded.append(plan)
+            elif name not in self.field_map and not info.is_required():
+                continue  # a field with a default and no column: not persisted
+            else:
+                hints = suggest(target, list(attrs) + list(mm.relationships.keys()))
+                hint = f" (did you mean {', '.join(map(repr, hints))}?)" if hints else ""
+                raise _field_error(
+                    self.entity_cls,
+                    name,
+                    f"no column or relationship {target!r} on {self.db_model_cls.__name__}{hint}"
+                    " (map it with field_map= or leave it out with exclude=)",
+                )
+
+    def _converter_for(self, name: str, annotation: Any) -> FieldConverter | None:
+        if name in self.converters:
+            return self.converters[name]
+        inner, _ = _unwrap_optional(annotation)
+        for tp, conv in self.type_converters.items():
+            if inner is tp or (isinstance(inner, type) and issubclass(inner, tp)):
+                return conv
+        return None
+
+    def _column_plan(
+        self, name: str, key: str, column: sa.Column[Any], annotation: Any
+    ) -> ColumnPlan:
+        writable = not column.info.get(MANAGED_INFO_KEY, False)
+        conv = self._converter_for(name, annotation)
+        if conv is not None:
+            return ColumnPlan(name, key, column, conv.to_db, conv.from_db, writable)
+        return ColumnPlan(name, key, column, _auto_to_db(column, annotation), None, writable)
+
+    def _embedded_plan(
+        self, name: str, target: str, annotation: Any, attrs: Mapping[str, Any]
+    ) -> EmbeddedPlan | None:
+        inner, _ = _unwrap_optional(annotation)
+        if not _is_model_type(inner):
+            return None
+        prefix = self._embedded_prefixes.get(name, f"{target}_")
+        keys = tuple((sub, f"{prefix}{sub}") for sub in inner.model_fields)
+        if not keys or any(key not in attrs for _, key in keys):
+            return None
+        return EmbeddedPlan(name, keys, inner)
+
+    def _child_plan(
+        self, name: str, rel: RelationshipProperty[Any], annotation: Any
+    ) -> ChildPlan:
+        if rel.direction is not RelationshipDirection.ONETOMANY:
+            raise _field_error(
+                self.entity_cls,
+                name,
+                f"relationship {rel.key!r} is {rel.direction.name}: only one-to-many child "
+                "tables are part of an aggregate (reference other aggregates by id)",
+            )
+        inner, _ = _unwrap_optional(annotation)
+        item = _list_item(inner)
+        many = item is not None
+        child_type = item if many else inner
+        if not _is_model_type(child_type):
+            raise _field_error(
+                self.entity_cls, name, f"a relationship needs entity types, got {annotation!r}"
+            )
+        child_mapper = self._child_mappers.get(name) or ModelMapper(
+            child_type, rel.mapper.class_
+        )
+        link = tuple(
+            (
+                self.model_mapper.get_property_by_column(local).key,
+                rel.mapper.get_property_by_column(remote).key,
+            )
+            for local, remote in rel.local_remote_pairs
+            if isinstance(local, sa.Column) and isinstance(remote, sa.Column)
+        )
+        order_by: tuple[Any, ...] = ()
+        if rel.order_by:
+            order_by = tuple(rel.order_by)
+        else:
+            order_by = tuple(rel.mapper.primary_key)
+        return ChildPlan(name, rel, child_mapper, many, link, order_by)
+
+    # -- entity -> database ----------------------------------------------------------------
+    def to_values(self, entity: E) -> dict[str, Any]:
+        """The column values of ``entity``'s own row, keyed by model attribute (children apart)."""
+        values: dict[str, Any] = {}
+        for plan in self.columns:
+            if not plan.writable:
+                continue
+            raw = getattr(entity, plan.field)
+            try:
+                values[plan.key] = plan.to_db(raw)
+            except MappingError:
+                raise
+            except Exception as exc:
+                raise _field_error(self.entity_cls, plan.field, f"cannot store: {exc}") from exc
+        for emb in self.embedded:
+            vo = getattr(entity, emb.field)
+            for sub, key in emb.keys:
+                values[key] = None if vo is None else getattr(vo, sub)
+        return values
+
+    def child_values(self, entity: E, plan: ChildPlan, parent: Mapping[str, Any]) -> list[Any]:
+        """``(child entity, row values)`` of one relationship, foreign key columns filled in."""
+        value = getattr(entity, plan.field)
+        items = list(value or ()) if plan.many else ([] if value is None else [value])
+        rows = []
+        position = plan.mapper.position_key
+        for index, child in enumerate(items):
+            row = plan.mapper.to_values(child)
+            for parent_key, child_key in plan.link:
+                row[child_key] = parent[parent_key]
+            if position is not None:
+                row[position] = index
+            rows.append((child, row))
+        return rows
+
+    @property
+    def position_key(self) -> str | None:
+        """A ``position`` column no entity field maps: filled with the index in the list."""
+        if "position" in self.model_mapper.column_attrs and all(
+            p.key != "position" for p in self.columns
+        ):
+            return "position"
+        return None
+
+    def to_model(self, entity: E) -> Any:
+        """An ORM instance of the model holding ``entity``'s state (children included)."""
+        values = self.to_values(entity)
+        model = self.db_model_cls(**values)
+        for plan in self.children:
+            children = [
+                plan.mapper.to_model(child) for child, _ in self.child_values(entity, plan, values)
+            ]
+            setattr(model, plan.relationship.key, children if plan.many else next(iter(children), None))
+        return model
+
+    # -- database -> entity ----------------------------------------------------------------
+    def field_values(self, source: Any) -> dict[str, Any]:
+        """Entity field values read from ``source`` (an ORM instance, a row or a mapping)."""
+        get: Callable[[str], Any]
+        if isinstance(source, Mapping):
+            get = source.__getitem__
+        else:
+            mapping = getattr(source, "_mapping", None)
+            get = mapping.__getitem__ if mapping is not None else (lambda k: getattr(source, k))
+        data: dict[str, Any] = {}
+        for plan in self.columns:
+            raw = get(plan.key)
+            if plan.from_db is not None:
+                try:
+                    raw = plan.from_db(raw)
+                except Exception as exc:
+                    raise _field_error(self.entity_cls, plan.field, f"cannot load: {exc}") from exc
+            data[plan.field] = raw
+        for emb in self.embedded:
+            parts = {sub: get(key) for sub, key in emb.keys}
+            data[emb.field] = None if all(v is None for v in parts.values()) else parts
+        return data
+
+    def build(self, data: Mapping[str, Any], *, version: int | None = None) -> E:
+        """Validate ``data`` into an entity (``MappingError`` naming the first bad field)."""
+        try:
+            entity = self.entity_cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = first.get("loc") or ("?",)
+            name = str(loc[0])
+            raise _field_error(
+                self.entity_cls, name, f"{first.get('msg')} (got {first.get('input')!r})"
+            ) from exc
+        if version is not None and isinstance(entity, AggregateRoot):
+            set_persisted_version(entity, version)
+        return entity
+
+    def to_entity(self, source: Any) -> E:
+        """The entity stored in ``source`` (an ORM instance with its children loaded, or a row)."""
+        data = self.field_values(source)
+        if not isinstance(source, Mapping) and not hasattr(source, "_mapping"):
+            for plan in self.children:
+                related = getattr(source, plan.relationship.key)
+                if plan.many:
+                    data[plan.field] = [plan.mapper.to_entity(c) for c in related or ()]
+                else:
+                    data[plan.field] = None if related is None else plan.mapper.to_entity(related)
+        version = getattr(source, "version", None) if not isinstance(source, Mapping) else None
+        return self.build(data, version=version if isinstance(version, int) else None)

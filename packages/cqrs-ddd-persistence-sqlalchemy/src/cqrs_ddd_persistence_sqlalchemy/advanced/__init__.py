@@ -1,1 +1,8 @@
 """Advanced patterns: sagas, projections, snapshots, background jobs, command scheduling."""
+
+from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import (
+    SagaRecoveryWorker as SagaRecoveryWorker,
+)
+from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import (
+    SQLAlchemySagaRepository as SQLAlchemySagaRepository,
+)

@@ -1,0 +1,376 @@
+"""``SQLAlchemySagaRepository``: saga state with optimistic concurrency, and saga recovery.
+
+The saga table is a durable-queue table (``queue_columns``): a saga that still has work to do is
+a *pending* queue row whose ``available_at`` says when somebody should look at it if nobody
+saved it in the meantime —
+
+- RUNNING / COMPENSATING: ``now + stall_after`` at every save (the orchestrator saves after
+  every step, so a live saga keeps pushing it forward; a crashed one becomes due);
+- waiting for an event: its ``timeout_at`` (never, without a timeout);
+- COMPLETED / COMPENSATED / FAILED: the queue row is *done*.
+
+:class:`SagaRecoveryWorker` claims due rows through :class:`~..queue.DurableQueue` (lease +
+fencing token, ``SKIP LOCKED`` on PostgreSQL), so one stalled or timed-out saga is resumed by
+exactly one worker; the version check on every save stops a slow original worker from
+overwriting the recovered one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cqrs_ddd_advanced_core.sagas.orchestrator import SagaOrchestrator
+from cqrs_ddd_advanced_core.sagas.state import SagaState, SagaStatus
+from cqrs_ddd_core.domain.aggregate_root import set_persisted_version
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.errors import CQRSDDDError, OptimisticConcurrencyError, PersistenceError
+from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
+from cqrs_ddd_persistence_sqlalchemy.queue import (
+    DONE,
+    PENDING,
+    DurableQueue,
+    queue_columns,
+    queue_indexes,
+)
+from cqrs_ddd_persistence_sqlalchemy.schema import metadata
+from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+
+__all__ = ["SQLAlchemySagaRepository", "SagaRecoveryWorker", "sagas_table"]
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=SagaState)
+
+#: ``available_at`` of a saga nobody needs to look at (waiting without a timeout, not started).
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+sagas_table = Table(
+    "cqrs_sagas",
+    metadata,
+    *queue_columns(),
+    Column("saga_id", String(64), nullable=False, unique=True),
+    Column("saga_type", String(255), nullable=False),
+    Column("correlation_id", String(255), nullable=True),
+    Column("saga_status", String(16), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("waiting_for", String(255), nullable=True),
+    Column("timeout_at", UTCDateTime(), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("state", JSONType(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # One saga per (type, correlation id); the same correlation id may start sagas of other types.
+    UniqueConstraint("saga_type", "correlation_id"),
+    Index("ix_cqrs_sagas_saga_type_saga_status", "saga_type", "saga_status"),
+    *queue_indexes("cqrs_sagas"),
+)
+
+_UQ_ID = "uq_cqrs_sagas_saga_id"
+_UQ_CORRELATION = "uq_cqrs_sagas_saga_type_correlation_id"
+
+
+def _conflict(kind: str) -> Any:
+    def make(error: PersistenceError) -> CQRSDDDError:
+        return OptimisticConcurrencyError(f"saga {kind} already exists: {error}")
+
+    return make
+
+
+_CONSTRAINTS = {_UQ_ID: _conflict("id"), _UQ_CORRELATION: _conflict("correlation id")}
+
+
+class SQLAlchemySagaRepository(Generic[S]):
+    """Stores sagas of ``saga_cls`` (one row each) with optimistic concurrency.
+
+    Args:
+        saga_cls: the :class:`SagaState` subclass; its ``saga_type()`` is stored and queried.
+        bind: session factory / engine / session / unit of work used when no ``uow=`` is given
+            and no unit of work is ambient (then each call commits a short transaction).
+        stall_after: how long an active saga may go without a save before recovery takes it.
+
+    Example::
+
+        saga_repo = SQLAlchemySagaRepository(OrderFulfillmentSaga)
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            saga = OrderFulfillmentSaga(order_id="123")
+            await saga.process_payment(payment_service)
+            await saga_repo.add(saga, uow=uow)
+            await uow.commit()
+    """
+
+    def __init__(
+        self,
+        saga_cls: type[S],
+        bind: StoreBind = None,
+        *,
+        session_factory: StoreBind = None,
+        stall_after: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.saga_cls = saga_cls
+        self.saga_type = saga_cls.saga_type()
+        self.stall_after = stall_after
+        self.source = SessionSource(bind if bind is not None else session_factory)
+        self.table = sagas_table
+
+    # -- writes ----------------------------------------------------------------------------
+    async def add(self, saga: S, *, uow: Any = None) -> None:
+        """Insert a new saga or update a loaded one, checking its version.
+
+        The saga's ``version`` moves on once the write is committed (in ``uow``'s commit when
+        one is used). A stale saga raises ``OptimisticConcurrencyError``; so does a second saga
+        of the same type with the same correlation id.
+        """
+        joined = self.source.resolve_uow(uow)
+        expected = saga.version
+        if joined is not None:
+            pending = joined.pending_version(saga)
+            expected = pending if pending is not None else expected
+        values = self._row(saga)
+        t = self.table
+        async with self.source.session(joined, constraints=_CONSTRAINTS) as session:
+            if expected == 0:
+                await session.execute(insert(t).values(version=1, **values))
+            else:
+                result = await session.execute(
+                    update(t)
+                    .where(t.c.saga_id == saga.id, t.c.version == expected)
+                    .values(version=expected + 1, **values)
+                    .returning(t.c.id)
+                )
+                if result.first() is None:
+                    raise await self._stale(session, saga, expected)
+        if joined is not None:
+            joined.register(saga, new_version=expected + 1)
+        else:
+            set_persisted_version(saga, expected + 1)
+
+    save = add
+
+    async def _stale(self, session: AsyncSession, saga: S, expected: int) -> CQRSDDDError:
+        t = self.table
+        actual = (
+            await session.execute(select(t.c.version).where(t.c.saga_id == saga.id))
+        ).scalar_one_or_none()
+        return OptimisticConcurrencyError(
+            f"saga {saga.id} ({self.saga_type}): expected version {expected}, found {actual}",
+            entity_type=self.saga_type,
+            entity_id=saga.id,
+            expected_version=expected,
+            actual_version=actual,
+        )
+
+    def _row(self, saga: S) -> dict[str, Any]:
+        now = utc_now()
+        status = saga.status
+        if status.is_terminal:
+            queue_status, available = DONE, now
+        elif status is SagaStatus.PENDING:
+            queue_status, available = PENDING, NEVER
+        elif saga.is_suspended:
+            queue_status, available = PENDING, saga.timeout_at or NEVER
+        else:
+            queue_status, available = PENDING, now + self.stall_after
+        return {
+            "saga_id": saga.id,
+            "saga_type": self.saga_type,
+            "correlation_id": saga.correlation_id,
+            "saga_status": status.value,
+            "waiting_for": saga.waiting_for,
+            "timeout_at": saga.timeout_at,
+            "error": saga.error,
+            "state": saga.model_dump(mode="json"),
+            "updated_at": now,
+            "status": queue_status,
+            "available_at": available,
+            "finished_at": now if status.is_terminal else None,
+        }
+
+    # -- reads -----------------------------------------------------------------------------
+    def load(self, row: Mapping[Any, Any]) -> S:
+        """A saga from a table row (``state`` + ``version``)."""
+        saga = self.saga_cls.model_validate(row["state"])
+        set_persisted_version(saga, int(row["version"]))
+        return saga
+
+    async def _one(self, where: Any, uow: Any) -> S | None:
+        t = self.table
+        stmt = select(t.c.state, t.c.version).where(t.c.saga_type == self.saga_type, where)
+        async with self.source.session(uow) as session:
+            row = (await session.execute(stmt)).mappings().first()
+        return self.load(row) if row is not None else None
+
+    async def get(self, saga_id: str, *, uow: Any = None) -> S | None:
+        """The saga with ``saga_id``, or ``None``."""
+        return await self._one(self.table.c.saga_id == str(saga_id), uow)
+
+    async def find_by_correlation_id(
+        self, correlation_id: str, saga_type: str | None = None, *, uow: Any = None
+    ) -> S | None:
+        """The saga of this repository's type (or ``saga_type``) with ``correlation_id``."""
+        if saga_type is not None and saga_type != self.saga_type:
+            return None
+        return await self._one(self.table.c.correlation_id == str(correlation_id), uow)
+
+    async def _many(self, where: Sequence[Any], limit: int, uow: Any) -> list[S]:
+        t = self.table
+        stmt = (
+            select(t.c.state, t.c.version)
+            .where(t.c.saga_type == self.saga_type, *where)
+            .order_by(t.c.id)
+            .limit(limit)
+        )
+        async with self.source.session(uow) as session:
+            rows = (await session.execute(stmt)).mappings().all()
+        return [self.load(r) for r in rows]
+
+    async def find_stalled(
+        self, *, now: datetime | None = None, limit: int = 100, uow: Any = None
+    ) -> list[S]:
+        """Active sagas (RUNNING / COMPENSATING, not waiting) not saved for ``stall_after``."""
+        t = self.table
+        now = now or utc_now()
+        return await self._many(
+            [
+                t.c.status == PENDING,
+                t.c.saga_status.in_([SagaStatus.RUNNING.value, SagaStatus.COMPENSATING.value]),
+                t.c.waiting_for.is_(None),
+                t.c.available_at <= now,
+            ],
+            limit,
+            uow,
+        )
+
+    async def find_suspended(self, *, limit: int = 100, uow: Any = None) -> list[S]:
+        """Sagas waiting for an event."""
+        t = self.table
+        return await self._many(
+            [t.c.saga_status == SagaStatus.RUNNING.value, t.c.waiting_for.is_not(None)],
+            limit,
+            uow,
+        )
+
+    async def find_timed_out(
+        self, *, now: datetime | None = None, limit: int = 100, uow: Any = None
+    ) -> list[S]:
+        """Sagas whose event wait expired (``timeout_at <= now``)."""
+        t = self.table
+        now = now or utc_now()
+        return await self._many(
+            [
+                t.c.saga_status == SagaStatus.RUNNING.value,
+                t.c.waiting_for.is_not(None),
+                t.c.timeout_at <= now,
+            ],
+            limit,
+            uow,
+        )
+
+    async def count_by_status(self, *, uow: Any = None) -> dict[SagaStatus, int]:
+        """Number of sagas of this type per status."""
+        t = self.table
+        stmt = (
+            select(t.c.saga_status, func.count())
+            .where(t.c.saga_type == self.saga_type)
+            .group_by(t.c.saga_status)
+        )
+        async with self.source.session(uow) as session:
+            rows = (await session.execute(stmt)).all()
+        return {SagaStatus(r[0]): int(r[1]) for r in rows}
+
+
+class SagaRecoveryWorker:
+    """Resumes stalled sagas and compensates timed-out ones, one worker per saga.
+
+    Due sagas are claimed through the durable queue (lease + fencing token), resumed with
+    their orchestrator, and their lease released.
+
+    Args:
+        orchestrators: one :class:`SagaOrchestrator` per saga class, each built on a
+            :class:`SQLAlchemySagaRepository`.
+        bind: engine or session factory for the claims.
+        lease_seconds: how long a claimed saga is exclusive while it is being resumed.
+
+    Example::
+
+        worker = SagaRecoveryWorker([SagaOrchestrator(saga_repo, args=(payments,))], engine)
+        resumed = await worker.run_once()
+    """
+
+    def __init__(
+        self,
+        orchestrators: Iterable[SagaOrchestrator[Any]],
+        bind: StoreBind,
+        *,
+        lease_seconds: float = 300.0,
+        batch_size: int = 10,
+    ) -> None:
+        self._by_type: dict[str, SagaOrchestrator[Any]] = {}
+        for orchestrator in orchestrators:
+            repo = orchestrator.repository
+            if not isinstance(repo, SQLAlchemySagaRepository):
+                raise TypeError("SagaRecoveryWorker needs SQLAlchemySagaRepository repositories")
+            self._by_type[repo.saga_type] = orchestrator
+        self.queue = DurableQueue(
+            sagas_table, bind, lease_seconds=lease_seconds, max_attempts=2**31 - 1
+        )
+        self.batch_size = batch_size
+        self._stop = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Claim and process one batch; return how many sagas were processed."""
+        t = sagas_table
+        claims = await self.queue.claim(
+            self.batch_size, where=t.c.saga_type.in_(list(self._by_type))
+        )
+        for claim in claims:
+            orchestrator = self._by_type[claim["saga_type"]]
+            repo = orchestrator.repository
+            assert isinstance(repo, SQLAlchemySagaRepository)
+            saga = repo.load(claim.values)
+            loaded_version = saga.version
+            try:
+                if saga.is_suspended:
+                    await orchestrator.expire(saga)
+                else:
+                    await orchestrator.resume(saga)
+                if saga.version == loaded_version:
+                    # Nothing to do yet (e.g. the wait has not expired): save to reschedule.
+                    await repo.add(saga)
+            except OptimisticConcurrencyError:
+                logger.info("saga %s was advanced by another process meanwhile", saga.id)
+            except Exception as exc:
+                logger.exception("recovering saga %s failed", saga.id)
+                await self.queue.nack([claim], error=f"{type(exc).__name__}: {exc}", delay=60.0)
+                continue
+            await self.queue.release([claim])
+        return len(claims)
+
+    async def run(self, *, poll_interval: float = 5.0) -> None:
+        """Loop until :meth:`stop` is called."""
+        while not self._stop.is_set():
+            processed = await self.run_once()
+            if processed == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), poll_interval)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,5 +1,14 @@
 """Advanced patterns: sagas, projections, snapshots, background jobs, command scheduling."""
 
+from cqrs_ddd_persistence_sqlalchemy.advanced.projections import (
+    ProjectionRunner as ProjectionRunner,
+)
+from cqrs_ddd_persistence_sqlalchemy.advanced.projections import (
+    SQLAlchemyProjectionPositionStore as SQLAlchemyProjectionPositionStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.advanced.projections import (
+    SQLAlchemyProjectionStore as SQLAlchemyProjectionStore,
+)
 from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import (
     SagaRecoveryWorker as SagaRecoveryWorker,
 )

@@ -1,0 +1,152 @@
+"""Projections: handlers keyed by event type, and the context a handler writes through.
+
+Example:
+    >>> order_summaries = Projection("order_summaries", collections=["order_summaries"])
+    >>> @order_summaries.on("OrderCreated")
+    ... async def created(event: StoredEvent, ctx: ProjectionContext) -> None:
+    ...     await ctx.upsert("order_summaries", event.aggregate_id,
+    ...                      {"order_id": event.aggregate_id, "total": event.payload["total"]})
+
+A runner (``cqrs_ddd_persistence_sqlalchemy.advanced.ProjectionRunner``) feeds the events of the
+global log to :meth:`Projection.apply` inside one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cqrs_ddd_core.domain.events import DomainEvent
+from cqrs_ddd_core.errors import ConfigurationError
+from cqrs_ddd_core.ports.event_store import StoredEvent
+
+from .ports import IProjectionStore
+from .schema import ProjectionSchema, validate_identifier
+
+__all__ = ["EventKey", "Handler", "HandlerRegistry", "Projection", "ProjectionContext"]
+
+#: ``handler(event, ctx)``, sync or async.
+Handler = Callable[[StoredEvent, "ProjectionContext"], Awaitable[None] | None]
+#: An event type name or a ``DomainEvent`` subclass.
+EventKey = str | type[DomainEvent]
+H = TypeVar("H", bound=Handler)
+
+
+def _type_name(key: EventKey) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, type) and issubclass(key, DomainEvent):
+        return key.__event_type__
+    raise ConfigurationError(f"handlers are keyed by event type name or class, not {key!r}")
+
+
+class HandlerRegistry:
+    """Event type name -> handlers, in registration order."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def register(self, key: EventKey, handler: Handler) -> None:
+        if not callable(handler):
+            raise ConfigurationError(f"handler for {key!r} is not callable")
+        self._handlers.setdefault(_type_name(key), []).append(handler)
+
+    def handlers_for(self, event_type: str) -> list[Handler]:
+        return self._handlers.get(event_type, [])
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+
+@dataclass(slots=True)
+class ProjectionContext:
+    """What a handler gets next to the event: the store, the transaction and the event.
+
+    :meth:`upsert` stamps the write with the event's id and position, which makes re-applying
+    an event to the same document a no-op.
+    """
+
+    projection: str
+    store: IProjectionStore
+    event: StoredEvent
+    uow: Any = None
+
+    async def upsert(
+        self,
+        collection: str,
+        doc_id: Any,
+        doc: Mapping[str, Any],
+        *,
+        version: int | None = None,
+    ) -> bool:
+        return await self.store.upsert(
+            collection,
+            doc_id,
+            doc,
+            version=version,
+            event_id=self.event.event_id,
+            position=self.event.position,
+            uow=self.uow,
+        )
+
+    async def get(self, collection: str, doc_id: Any) -> dict[str, Any] | None:
+        return await self.store.get(collection, doc_id, uow=self.uow)
+
+    async def delete(self, collection: str, doc_id: Any) -> bool:
+        return await self.store.delete(collection, doc_id, uow=self.uow)
+
+
+class Projection:
+    """A named read model: the collections it owns and its handlers.
+
+    Args:
+        name: the projection's name (its checkpoint key and advisory-lock key).
+        collections: collections the projection writes; a rebuild truncates them.
+        schemas: typed collections (``collection -> ProjectionSchema``); the others are
+            document collections.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        collections: Iterable[str] = (),
+        schemas: Mapping[str, ProjectionSchema] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise ConfigurationError(f"invalid projection name {name!r}")
+        self.name = name
+        self.schemas: dict[str, ProjectionSchema] = dict(schemas or {})
+        names = list(collections) + [c for c in self.schemas if c not in collections]
+        self.collections: tuple[str, ...] = tuple(
+            validate_identifier(c, what="collection name") for c in names
+        )
+        self.handlers = HandlerRegistry()
+
+    def on(self, *keys: EventKey) -> Callable[[H], H]:
+        """Decorator registering a handler for one or more event types."""
+        if not keys:
+            raise ConfigurationError("on() needs at least one event type")
+
+        def decorate(handler: H) -> H:
+            for key in keys:
+                self.handlers.register(key, handler)
+            return handler
+
+        return decorate
+
+    def handles(self, event_type: str) -> bool:
+        return bool(self.handlers.handlers_for(event_type))
+
+    async def apply(self, event: StoredEvent, ctx: ProjectionContext) -> None:
+        """Run every handler registered for ``event.event_type`` (events without are skipped)."""
+        for handler in self.handlers.handlers_for(event.event_type):
+            result = handler(event, ctx)
+            if inspect.isawaitable(result):
+                await result
+
+    def __repr__(self) -> str:
+        return f"Projection({self.name!r}, collections={list(self.collections)!r})"

@@ -20,3 +20,5 @@ from cqrs_ddd_persistence_sqlalchemy.core.search_result import ResultList as Res
 from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
     SQLAlchemySearchResult as SQLAlchemySearchResult,
 )
+from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics

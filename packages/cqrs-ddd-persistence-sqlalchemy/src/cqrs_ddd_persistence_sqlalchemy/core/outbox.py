@@ -131,10 +131,7 @@ class SQLAlchemyOutboxStorage:
     async def write_events(self, events: Sequence[DomainEvent], *, uow: Any) -> None:
         """``EventSink`` hook: the unit of work hands over its aggregates' events at commit."""
         await self.save_messages(
-            [
-                OutboxMessage.from_domain_event(e, tenant_id=_tenant_of(e.metadata))
-                for e in events
-            ],
+            [OutboxMessage.from_domain_event(e, tenant_id=_tenant_of(e.metadata)) for e in events],
             uow=uow,
         )
 

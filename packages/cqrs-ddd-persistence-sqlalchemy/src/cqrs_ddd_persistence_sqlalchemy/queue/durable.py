@@ -170,6 +170,11 @@ class DurableQueue:
         self._source = SessionSource(bind)
 
     # -- plumbing --------------------------------------------------------------------------
+    @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine the queue was built with, if any (LISTEN needs one)."""
+        return self._engine
+
     @asynccontextmanager
     async def connection(self, uow: Any = None) -> AsyncIterator[Executor]:
         """The executor of one operation: the joined unit of work, or a transaction of our own.

@@ -199,7 +199,7 @@ def create_app(
         if min_total is not None:
             conditions.append(Condition("total", "gte", min_total))
         spec = reduce(operator.and_, conditions) if conditions else None
-        options = QueryOptions(order_by=["-total", "id"], limit=min(max(limit, 1), 500))
+        options = QueryOptions(order_by=("-total", "id"), limit=min(max(limit, 1), 500))
         return [OrderOut.of(o) for o in await svc.orders.search(spec, options, uow=uow)]
 
     @app.get("/outbox")

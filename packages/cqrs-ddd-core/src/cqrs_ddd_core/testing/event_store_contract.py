@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,30 @@ def _event(stream: str, n: int = 0, **kw: Any) -> StoredEvent:
         payload={"customer_id": f"c{n}", "total": str(Decimal(n) / 4)},
         **kw,
     )
+
+
+async def _read_until(
+    store: Any, wanted: set[str], *, after: str | None = None, limit: int = 100, wait_s: float = 15
+) -> tuple[list[StoredEvent], str | None]:
+    """Page ``read_all`` until every id in ``wanted`` was seen.
+
+    Committed events may become visible to global readers a little later than to stream reads
+    (a commit-safe log holds them back while an older transaction is still open), so an empty
+    page is retried until ``timeout``.
+    """
+    seen: list[StoredEvent] = []
+    cursor = after
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        page, cursor = await store.read_all(after=cursor, limit=limit)
+        assert len(page) <= limit
+        seen += page
+        if wanted <= {e.event_id for e in seen}:
+            return seen, cursor
+        if not page:
+            if asyncio.get_running_loop().time() > deadline:
+                return seen, cursor
+            await asyncio.sleep(0.02)
 
 
 def _stream() -> str:
@@ -125,14 +150,7 @@ class EventStoreContract:
             for s in streams:
                 stored = await harness.store.append([_event(s, round_), _event(s, round_ + 1)])
                 ids += [e.event_id for e in stored]
-        seen: list[StoredEvent] = []
-        cursor = None
-        while True:
-            page, cursor = await harness.store.read_all(after=cursor, limit=4)
-            if not page:
-                break
-            assert len(page) <= 4
-            seen += page
+        seen, cursor = await _read_until(harness.store, set(ids), limit=4)
         mine = [e for e in seen if e.event_id in set(ids)]
         assert [e.event_id for e in mine] == ids
         again, _ = await harness.store.read_all(after=cursor, limit=10)

@@ -22,3 +22,8 @@ from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics
+from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
+    SQLAlchemySearchResult as SQLAlchemySearchResult,
+)
+from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics

@@ -1,0 +1,271 @@
+"""PostgreSQL half of the event store: one-statement batch append, ``xid8`` horizon, NOTIFY.
+
+Append is a single ``INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … RETURNING`` whose
+``WHERE`` carries the preconditions (stream version within the expected range, no event id
+already stored, stream not tombstoned). When a precondition fails the ``SELECT`` yields no row,
+so no position is drawn: a loser never burns numbers. Concurrent appenders that both pass the
+check meet at ``UNIQUE(stream_id, version)``.
+
+Global reads only return rows whose appending transaction is below the horizon
+``pg_snapshot_xmin(pg_current_snapshot())`` — every transaction below it has ended, so nothing
+can still appear behind the cursor — and page by ``(txid, position)``. Paging by position alone
+would still skip: a transaction that drew its position early may commit after a later one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.ddl import DDLElement
+
+from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
+    Cursor,
+    GlobalFilter,
+    HorizonStatus,
+    Ordering,
+    not_tombstoned,
+    select_page,
+)
+from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, events_table
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
+
+__all__ = ["DEFAULT_CHANNEL", "PostgresEventLog"]
+
+#: LISTEN/NOTIFY channel of the event store (a wake-up hint only; payload is empty).
+DEFAULT_CHANNEL = "cqrs_events"
+
+
+class _LockExclusive(DDLElement):
+    """``LOCK TABLE <table> IN EXCLUSIVE MODE`` (the identifier comes from the Table object)."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+
+@compiles(_LockExclusive, "postgresql")
+def _compile_lock(element: _LockExclusive, compiler: Any, **kw: Any) -> str:
+    return f"LOCK TABLE {compiler.preparer.format_table(element.table)} IN EXCLUSIVE MODE"
+
+
+def _insert_statement() -> Any:
+    t = events_table
+    arrays = func.unnest(
+        bindparam("event_ids", type_=ARRAY(String)),
+        bindparam("event_types", type_=ARRAY(String)),
+        bindparam("aggregate_types", type_=ARRAY(String)),
+        bindparam("schema_versions", type_=ARRAY(Integer)),
+        bindparam("payloads", type_=ARRAY(Text)),
+        bindparam("metadatas", type_=ARRAY(Text)),
+        bindparam("occurred_ats", type_=ARRAY(TIMESTAMP(timezone=True))),
+        bindparam("correlation_ids", type_=ARRAY(String)),
+        bindparam("causation_ids", type_=ARRAY(String)),
+        bindparam("tenant_ids", type_=ARRAY(String)),
+    )
+    u = arrays.table_valued(
+        column("event_id", String),
+        column("event_type", String),
+        column("aggregate_type", String),
+        column("schema_version", Integer),
+        column("payload", Text),
+        column("metadata", Text),
+        column("occurred_at", TIMESTAMP(timezone=True)),
+        column("correlation_id", String),
+        column("causation_id", String),
+        column("tenant_id", String),
+        with_ordinality="ord",
+        name="u",
+    ).render_derived()
+    stream = bindparam("stream_id", type_=String)
+    base = (
+        select(func.coalesce(func.max(t.c.version), 0))
+        .where(t.c.stream_id == stream)
+        .scalar_subquery()
+    )
+    source = select(
+        u.c.event_id,
+        stream,
+        base + u.c.ord,
+        u.c.event_type,
+        u.c.aggregate_type,
+        u.c.schema_version,
+        cast(u.c.payload, JSONB),
+        cast(u.c.metadata, JSONB),
+        u.c.occurred_at,
+        u.c.correlation_id,
+        u.c.causation_id,
+        u.c.tenant_id,
+    ).where(
+        base.between(bindparam("lo", type_=BigInteger), bindparam("hi", type_=BigInteger)),
+        # Only the first id: a retried batch repeats it, and an equality probe on the unique
+        # index stays cheap whatever the statistics say (``= ANY(array)`` may seq-scan).
+        ~exists().where(t.c.event_id == bindparam("first_event_id", type_=String)),
+        not_tombstoned(stream),
+    )
+    names = [
+        "event_id",
+        "stream_id",
+        "version",
+        "event_type",
+        "aggregate_type",
+        "schema_version",
+        "payload",
+        "metadata",
+        "occurred_at",
+        "correlation_id",
+        "causation_id",
+        "tenant_id",
+    ]
+    return insert(t).from_select(names, source).returning(t.c.position, t.c.version)
+
+
+_INSERT = _insert_statement()
+_LOCK = _LockExclusive(events_table)
+_HORIZON = func.pg_snapshot_xmin(func.pg_current_snapshot())
+_OLDEST_XACT = text(
+    "SELECT pid, xact_start, extract(epoch FROM clock_timestamp() - xact_start) "
+    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() "
+    "ORDER BY age(backend_xid) DESC LIMIT 1"
+)
+
+
+class PostgresEventLog:
+    """Event log SQL for PostgreSQL (any SQLAlchemy driver; LISTEN needs asyncpg)."""
+
+    def __init__(
+        self, *, ordering: Ordering = Ordering.COMMIT_SAFE, channel: str | None = DEFAULT_CHANNEL
+    ) -> None:
+        self.ordering = ordering
+        self.channel = channel
+
+    async def insert_batch(
+        self,
+        session: AsyncSession,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+    ) -> list[tuple[int, int]] | None:
+        conn = await session.connection()
+        if self.ordering is Ordering.LOCK_TABLE:
+            await conn.execute(_LOCK)
+        params = {
+            "stream_id": stream_id,
+            "lo": version_range[0],
+            "hi": version_range[1],
+            "event_ids": list(ids),
+            "first_event_id": ids[0],
+            "event_types": [r.event_type for r in rows],
+            "aggregate_types": [r.aggregate_type for r in rows],
+            "schema_versions": [r.schema_version for r in rows],
+            "payloads": [json_dumps(r.payload) for r in rows],
+            "metadatas": [json_dumps(r.metadata) for r in rows],
+            "occurred_ats": [r.occurred_at for r in rows],
+            "correlation_ids": [r.correlation_id for r in rows],
+            "causation_ids": [r.causation_id for r in rows],
+            "tenant_ids": [r.tenant_id for r in rows],
+        }
+        result = await conn.execute(_INSERT, params)
+        drawn = [(int(p), int(v)) for p, v in result.all()]
+        if not drawn:
+            return None
+        drawn.sort(key=lambda pv: pv[1])
+        return drawn
+
+    def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
+        t = events_table.c
+        if self.ordering is Ordering.LOCK_TABLE:
+            # Positions are handed out in commit order: a position cursor cannot skip.
+            return select_page(t.position > after.position, [t.position], [], limit, flt)
+        return select_page(
+            (t.txid < _HORIZON)
+            & (
+                tuple_(t.txid, t.position)
+                > tuple_(bindparam("after_txid", after.txid, type_=Xid8()), after.position)
+            ),
+            [t.txid, t.position],
+            [t.txid],
+            limit,
+            flt,
+        )
+
+    def cursor_of(self, row: Row[Any]) -> Cursor:
+        if self.ordering is Ordering.LOCK_TABLE:
+            return Cursor(0, int(row.position))
+        return Cursor(int(row.txid), int(row.position))
+
+    async def notify(self, session: AsyncSession) -> None:
+        if self.channel is None:
+            return
+        # NOTIFY is transactional: delivered when (and only if) the append commits.
+        conn = await session.connection()
+        await conn.execute(select(func.pg_notify(self.channel, "")))
+
+    @contextlib.asynccontextmanager
+    async def listen(self, engine: AsyncEngine) -> AsyncIterator[asyncio.Event | None]:
+        """Yield an event set on every NOTIFY of the channel (``None`` when unavailable)."""
+        if self.channel is None:
+            yield None
+            return
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            if driver is None or not hasattr(driver, "add_listener"):
+                yield None  # not asyncpg: polling only
+                return
+            woken = asyncio.Event()
+
+            def _wake(*_: Any) -> None:
+                woken.set()
+
+            await driver.add_listener(self.channel, _wake)
+            try:
+                yield woken
+            finally:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await driver.remove_listener(self.channel, _wake)
+
+    async def horizon(self, session: AsyncSession) -> HorizonStatus:
+        conn = await session.connection()
+        t = events_table.c
+        horizon_text, invisible = (
+            await conn.execute(
+                select(
+                    cast(_HORIZON, Text),
+                    select(func.count()).where(t.txid >= _HORIZON).scalar_subquery(),
+                )
+            )
+        ).one()
+        oldest = (await conn.execute(_OLDEST_XACT)).first()
+        return HorizonStatus(
+            horizon_txid=int(horizon_text) if horizon_text is not None else None,
+            invisible_events=int(invisible),
+            oldest_pid=int(oldest[0]) if oldest else None,
+            oldest_xact_started=oldest[1] if oldest else None,
+            oldest_xact_age_s=float(oldest[2]) if oldest and oldest[2] is not None else None,
+        )

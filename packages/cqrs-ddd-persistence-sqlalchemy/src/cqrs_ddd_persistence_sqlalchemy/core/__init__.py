@@ -11,17 +11,17 @@ from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
     SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_table import outbox_table as outbox_table
+from cqrs_ddd_persistence_sqlalchemy.core.event_log import Ordering as Ordering
+from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
+    SQLAlchemyEventStore as SQLAlchemyEventStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.core.event_tables import events_table as events_table
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.repository import (
     SQLAlchemyRepository as SQLAlchemyRepository,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.search_result import ResultList as ResultList
-from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
-    SQLAlchemySearchResult as SQLAlchemySearchResult,
-)
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics
 from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
     SQLAlchemySearchResult as SQLAlchemySearchResult,
 )

@@ -13,9 +13,9 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,6 +37,7 @@ __all__ = [
     "open_engine",
     "require_tables",
     "run",
+    "serve",
     "stop_on_signals",
 ]
 
@@ -242,6 +243,31 @@ def stop_on_signals() -> asyncio.Event:
         with suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+class Service(Protocol):
+    """A long-running worker: ``run()`` until ``stop()`` is called."""
+
+    async def run(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+
+async def serve(services: Sequence[Service]) -> None:
+    """Run ``services`` until SIGINT/SIGTERM or until one of them ends, then stop them all.
+
+    A service that failed re-raises its error here (after the others stopped gracefully).
+    """
+    stop = stop_on_signals()
+    tasks = [asyncio.create_task(s.run()) for s in services]
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for service in services:
+            service.stop()
+        stopper.cancel()
+    await asyncio.gather(*tasks)
 
 
 def configuration_error(message: str) -> ConfigurationError:

@@ -1,0 +1,157 @@
+"""Aggregates with child tables, embedded and JSON value objects; bounded query counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from repo_models import (
+    Address,
+    Kind,
+    Money,
+    OrderLine,
+    RichOrder,
+    RichOrderModel,
+)
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from cqrs_ddd_core.errors import OptimisticConcurrencyError
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    ModelMapper,
+    SQLAlchemyRepository,
+    SQLAlchemyUnitOfWork,
+)
+
+
+def _repo() -> SQLAlchemyRepository[RichOrder]:
+    mapper = ModelMapper(RichOrder, RichOrderModel, field_map={"customer": "customer_id"})
+    return SQLAlchemyRepository(RichOrder, RichOrderModel, mapper)
+
+
+def _order(n: int = 0, lines: int = 3) -> RichOrder:
+    return RichOrder(
+        id=uuid.uuid4(),
+        customer=f"c{n}",
+        kind=Kind.WHOLESALE,
+        placed_at=dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
+        shipping=Address(street="1 Main St", city="Springfield"),
+        budget=Money(amount=Decimal("100.50"), currency="EUR"),
+        tags=["a", "b"],
+        lines=[
+            OrderLine(id=f"l{i}", sku=f"sku-{i}", qty=i + 1, price=Decimal(f"{i}.25"))
+            for i in range(lines)
+        ],
+    )
+
+
+@contextmanager
+def count_queries(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+
+
+async def test_rich_aggregate_round_trips(repo_engine: AsyncEngine) -> None:
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    repo = _repo()
+    order = _order()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await repo.add(order, uow=uow)
+        await uow.commit()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        loaded = await repo.get(order.id, uow=uow)
+    assert loaded is not None
+    assert loaded.model_dump(exclude={"created_at"}) == order.model_dump(exclude={"created_at"})
+    assert loaded.kind is Kind.WHOLESALE and isinstance(loaded.id, uuid.UUID)
+    assert loaded.placed_at.tzinfo is not None and loaded.placed_at == order.placed_at
+    assert loaded.budget == Money(amount=Decimal("100.50"), currency="EUR")
+    assert loaded.created_at is not None and loaded.created_at.tzinfo is not None
+    assert loaded.version == 1
+
+    # change the children: drop one, reorder, add one; the value objects too
+    loaded.lines = [loaded.lines[2], OrderLine(id="new", sku="x", qty=9, price=Decimal("1"))]
+    loaded.shipping = None
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await repo.add(loaded, uow=uow)
+        await uow.commit()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        again = await repo.get(order.id, uow=uow)
+    assert again is not None and again.version == 2
+    assert [line.id for line in again.lines] == ["l2", "new"]
+    assert again.shipping is None
+
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await repo.delete(again, uow=uow)
+        await uow.commit()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        assert await repo.get(order.id, uow=uow) is None
+
+
+async def test_stale_child_update_leaves_children_untouched(repo_engine: AsyncEngine) -> None:
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    repo = _repo()
+    order = _order()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await repo.add(order, uow=uow)
+        await uow.commit()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        stale = await repo.get(order.id, uow=uow)
+    order.lines = []
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await repo.add(order, uow=uow)
+        await uow.commit()
+    assert stale is not None
+    stale.lines.append(OrderLine(id="zz", sku="z", qty=1, price=Decimal(1)))
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        with pytest.raises(OptimisticConcurrencyError):
+            await repo.add(stale, uow=uow)
+        # the transaction is still usable after the conflict
+        current = await repo.get(order.id, uow=uow)
+        assert current is not None and current.lines == [] and current.version == 2
+
+
+@pytest.mark.parametrize("how", ["search", "get_many", "stream"])
+async def test_loading_aggregates_with_children_is_constant_queries(
+    repo_engine: AsyncEngine, how: str
+) -> None:
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    repo = _repo()
+    orders = [_order(i) for i in range(100)]
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        for order in orders:
+            await repo.add(order, uow=uow)
+        await uow.commit()
+
+    async def load(ids: list[uuid.UUID]) -> tuple[int, int]:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            with count_queries(repo_engine) as statements:
+                if how == "search":
+                    spec = {"op": "in", "attr": "id", "val": [str(i) for i in ids]}
+                    found = await repo.search(spec, uow=uow)
+                elif how == "get_many":
+                    found = await repo.get_many(ids, uow=uow)
+                else:
+                    found = [o async for o in repo.search(uow=uow).stream(batch_size=500)]
+        assert all(len(o.lines) == 3 for o in found)
+        return len(found), len(statements)
+
+    few = await load([o.id for o in orders[:5]])
+    many = await load([o.id for o in orders])
+    if how == "stream":
+        assert many == (100, 2)
+    else:
+        assert few == (5, 2) and many == (100, 2)

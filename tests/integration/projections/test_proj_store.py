@@ -80,9 +80,7 @@ async def test_seed_projection_handler_example(session_factory: Factory) -> None
             "total_amount": total,
             "_version": 1,
         }
-        return await projection_store.upsert(
-            collection="order_summaries", doc_id=order_id, doc=doc
-        )
+        return await projection_store.upsert(collection="order_summaries", doc_id=order_id, doc=doc)
 
     assert await handle_order_created("order-123", "Ada", 10.5) is True
     # the same version again is refused by the guard
@@ -92,6 +90,7 @@ async def test_seed_projection_handler_example(session_factory: Factory) -> None
         "order_id": "order-123",
         "customer_name": "Ada",
         "total_amount": 10.5,
+        "_id": "order-123",
         "_version": 1,
         "_last_event_id": None,
         "_last_position": None,
@@ -129,7 +128,7 @@ async def test_unversioned_upserts_bump_version_and_track_last_event(
     assert await store.upsert("docs", "d", {"n": 1}, event_id="e1", position=1)
     assert await store.upsert("docs", "d", {"n": 2}, event_id="e2", position=2)
     doc = await store.get("docs", "d")
-    assert doc == {"n": 2, "_version": 2, "_last_event_id": "e2", "_last_position": 2}
+    assert doc == {"n": 2, "_id": "d", "_version": 2, "_last_event_id": "e2", "_last_position": 2}
     # re-applying the same event is a no-op (idempotent by event id)
     assert not await store.upsert("docs", "d", {"n": 99}, event_id="e2", position=2)
     # writes that name no event always apply
@@ -326,6 +325,7 @@ async def test_hostile_document_keys_and_ids(session_factory: Factory) -> None:
     assert await store.upsert("docs", "id'; DROP TABLE docs; --", doc)
     assert await store.get("docs", "id'; DROP TABLE docs; --") == {
         **doc,
+        "_id": "id'; DROP TABLE docs; --",
         "_version": 1,
         "_last_event_id": None,
         "_last_position": None,

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -133,6 +133,11 @@ class ProjectionRunner:
         self.engine = engine or _engine_of(session_factory)
         self._lock: _Lock = self._make_lock()
         self._failures: dict[str, int] = {}
+        self._read_filter: dict[str, Any] = {}
+        types = projection.handlers.event_types
+        if types and "event_types" in inspect.signature(event_store.read_all).parameters:
+            # let the store skip events nobody here handles (cursor order is unchanged)
+            self._read_filter["event_types"] = sorted(types)
 
     @property
     def name(self) -> str:
@@ -231,9 +236,7 @@ class ProjectionRunner:
             checkpoint = await self.positions.get(self.name)
             expected = checkpoint.events_processed if checkpoint else 0
             cursor = checkpoint.cursor if checkpoint else None
-            events, next_cursor = await self.event_store.read_all(
-                after=cursor, limit=self.batch_size
-            )
+            events, next_cursor = await self._read(cursor, self.batch_size)
             if not events:
                 break
             done = await self._apply_page(expected, cursor, events, next_cursor)
@@ -312,9 +315,7 @@ class ProjectionRunner:
         applied = 0
         if failed.index > 0:
             # keep the work before the failing event: re-read exactly that prefix and commit it
-            prefix, prefix_cursor = await self.event_store.read_all(
-                after=cursor, limit=failed.index
-            )
+            prefix, prefix_cursor = await self._read(cursor, failed.index)
             if [e.event_id for e in prefix] == [e.event_id for e in events[: failed.index]]:
                 try:
                     await self._commit(expected, prefix, prefix_cursor)
@@ -326,6 +327,11 @@ class ProjectionRunner:
         if failed.index == 0:
             await asyncio.sleep(self.error_policy.delay(attempts))
         return applied
+
+    async def _read(self, cursor: str | None, limit: int) -> tuple[list[StoredEvent], str | None]:
+        read: Any = self.event_store.read_all
+        events, next_cursor = await read(after=cursor, limit=limit, **self._read_filter)
+        return list(events), next_cursor
 
     async def _commit(
         self, expected: int, events: list[StoredEvent], next_cursor: str | None

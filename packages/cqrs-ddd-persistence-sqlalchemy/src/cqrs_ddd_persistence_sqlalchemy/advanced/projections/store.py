@@ -351,8 +351,11 @@ class SQLAlchemyProjectionStore:
 
     # -- reads -----------------------------------------------------------------------------
     async def get(self, collection: str, doc_id: Any, *, uow: Any = None) -> dict[str, Any] | None:
-        """The document ``doc_id`` as a dict (with ``_version``, ``_last_event_id``,
-        ``_last_position``), or ``None``."""
+        """The document ``doc_id`` as a dict, or ``None``.
+
+        A document comes back with its bookkeeping keys ``_id``, ``_version``,
+        ``_last_event_id`` and ``_last_position``; a typed row with its columns.
+        """
         async with self._source.session(uow) as session:
             coll = await self._prepare(session, collection, uow)
             ident = str(doc_id) if coll.schema is None else doc_id
@@ -472,6 +475,7 @@ def _to_dict(coll: _Collection, row: RowMapping) -> dict[str, Any]:
     if coll.schema is None:
         doc = row["doc"]
         result = dict(doc) if isinstance(doc, Mapping) else {"value": doc}
+        result["_id"] = row["id"]
         result["_version"] = row["_version"]
         result["_last_event_id"] = row["_last_event_id"]
         result["_last_position"] = row["_last_position"]

@@ -70,6 +70,7 @@ def document_json() -> TypeEngine[Any]:
     """
     return _CodecJSON().with_variant(_CodecJSONB(), "postgresql")
 
+
 projection_positions_table = sa.Table(
     "projection_positions",
     metadata,

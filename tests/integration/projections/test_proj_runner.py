@@ -1,0 +1,332 @@
+"""ProjectionRunner on SQLite and PostgreSQL, over the in-memory and the SQL event store."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from proj_support import TICK, append_round_robin, counting_projection, snapshot, ticks
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cqrs_ddd_advanced_core.projections import (
+    ErrorPolicy,
+    Projection,
+    ProjectionContext,
+    ProjectionHandlerError,
+    ProjectionProgress,
+)
+from cqrs_ddd_core.adapters.memory import InMemoryEventStore
+from cqrs_ddd_core.errors import ConcurrencyError
+from cqrs_ddd_core.ports.event_store import IEventStore, StoredEvent
+from cqrs_ddd_persistence_sqlalchemy.advanced import (
+    ProjectionRunner,
+    SQLAlchemyProjectionPositionStore,
+    SQLAlchemyProjectionStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture(params=["memory", "sql"])
+def event_store(
+    request: pytest.FixtureRequest, library_tables: AsyncEngine, session_factory: Factory
+) -> IEventStore:
+    if request.param == "memory":
+        return InMemoryEventStore()
+    return SQLAlchemyEventStore(session_factory, listen=False)
+
+
+def runner_for(
+    projection: Projection, event_store: IEventStore, session_factory: Factory, **kw: Any
+) -> ProjectionRunner:
+    kw.setdefault("batch_size", 64)
+    kw.setdefault("poll_interval", 0.05)
+    return ProjectionRunner(
+        projection, event_store=event_store, session_factory=session_factory, **kw
+    )
+
+
+async def test_run_once_applies_every_event_exactly_once(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    total = await append_round_robin(event_store, streams=10, per_stream=30, chunk=7)
+    runner = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    assert await runner.run_once() == total
+    docs = await snapshot(runner.store, "counts")
+    assert len(docs) == 10
+    assert all(d["_version"] == 30 and d["last_version"] == 30 for d in docs.values())
+    checkpoint = await runner.status()
+    assert checkpoint is not None
+    assert checkpoint.events_processed == total
+    # caught up: nothing more to do; new events are picked up
+    assert await runner.run_once() == 0
+    await event_store.append(ticks("s3", 10_000, 5), expected_version=30)
+    assert await runner.run_once() == 5
+    docs = await snapshot(runner.store, "counts")
+    assert (docs["s3"]["_version"], docs["s3"]["last_n"]) == (35, 10_004)
+
+
+async def test_rebuild_equals_incremental_build(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    runner = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    for round_ in range(3):  # build incrementally while the log grows
+        await append_round_robin(event_store, streams=5, per_stream=20, prefix=f"r{round_}-")
+        await runner.run_once()
+    built = await snapshot(runner.store, "counts")
+    reports: list[ProjectionProgress] = []
+    replayed = await runner.rebuild(progress=reports.append)
+    assert replayed == 300
+    assert await snapshot(runner.store, "counts") == built
+    assert [r.events_processed for r in reports if not r.caught_up] == [*range(64, 300, 64), 300]
+    assert reports[-1].caught_up
+    assert reports[-1].events_processed == 300
+
+
+async def test_async_progress_callback_and_unhandled_event_types(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    await event_store.append(
+        [StoredEvent(event_type="Other", aggregate_id="x", payload={}) for _ in range(3)]
+    )
+    await event_store.append(ticks("s", 0, 2))
+    seen: list[int] = []
+
+    async def progress(p: ProjectionProgress) -> None:
+        seen.append(p.events_processed)
+
+    runner = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    applied = await runner.run_once(progress=progress)
+    # the SQL store filters by handled event types; the in-memory one hands every event over
+    assert applied in (2, 5)
+    assert seen
+    docs = await snapshot(runner.store, "counts")
+    assert docs["s"]["_version"] == 2
+
+
+async def test_failing_handler_stops_naming_the_event_and_keeps_earlier_work(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    await append_round_robin(event_store, streams=1, per_stream=100, chunk=10)
+    broken = {"on": True}
+    calls: dict[int, int] = {}
+    projection = counting_projection("counts", "counts")
+
+    @projection.on(TICK)
+    def poisoned(event: StoredEvent, ctx: ProjectionContext) -> None:
+        n = event.payload["n"]
+        calls[n] = calls.get(n, 0) + 1
+        if broken["on"] and n == 37:
+            raise RuntimeError("boom")
+
+    runner = runner_for(
+        projection,
+        event_store,
+        session_factory,
+        batch_size=10,
+        error_policy=ErrorPolicy(max_attempts=3, backoff=0.001),
+    )
+    with pytest.raises(ProjectionHandlerError) as caught:
+        await runner.run_once()
+    error = caught.value
+    assert error.event.payload["n"] == 37
+    assert error.event_id == error.event.event_id
+    assert error.attempts == 3
+    assert error.event_id in str(error)
+    assert isinstance(error.__cause__, RuntimeError)
+    assert calls[37] == 3
+    checkpoint = await runner.status()
+    assert checkpoint is not None
+    assert checkpoint.events_processed == 37  # 0..36 committed, 37 not
+    docs = await snapshot(runner.store, "counts")
+    assert (docs["s0"]["_version"], docs["s0"]["last_n"]) == (37, 36)
+    # after the fix, a restarted runner resumes exactly at the failing event
+    broken["on"] = False
+    assert await runner.run_once() == 63
+    docs = await snapshot(runner.store, "counts")
+    assert (docs["s0"]["_version"], docs["s0"]["last_n"]) == (100, 99)
+
+
+async def test_transient_handler_failure_is_retried(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    await append_round_robin(event_store, streams=2, per_stream=20)
+    failures = {"left": 2}
+    projection = counting_projection("counts", "counts")
+
+    @projection.on(TICK)
+    async def flaky(event: StoredEvent, ctx: ProjectionContext) -> None:
+        if event.payload["n"] == 25 and failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("flaky downstream")
+
+    runner = runner_for(
+        projection, event_store, session_factory, error_policy=ErrorPolicy(backoff=0.001)
+    )
+    assert await runner.run_once() == 40
+    docs = await snapshot(runner.store, "counts")
+    assert {d["_version"] for d in docs.values()} == {20}
+
+
+async def test_one_runner_per_projection(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    await append_round_robin(event_store, streams=2, per_stream=10)
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    projection = counting_projection("counts", "counts")
+
+    @projection.on(TICK)
+    async def slow(event: StoredEvent, ctx: ProjectionContext) -> None:
+        entered.set()
+        await gate.wait()
+
+    first = runner_for(projection, event_store, session_factory)
+    second = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    task = asyncio.create_task(first.run_once())
+    await asyncio.wait_for(entered.wait(), 10)
+    with pytest.raises(ConcurrencyError, match="another runner"):
+        await second.run_once()
+    gate.set()
+    assert await asyncio.wait_for(task, 10) == 20
+    # released: the second runner can run now (nothing left to do)
+    assert await second.run_once() == 0
+    # a different projection is not blocked by the first one's lock
+    other = runner_for(counting_projection("other", "other_counts"), event_store, session_factory)
+    assert await other.run_once() == 20
+
+
+async def test_run_follows_the_log_until_stopped(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    runner = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop=stop))
+    await append_round_robin(event_store, streams=3, per_stream=10)
+    for _ in range(200):
+        checkpoint = await runner.status()
+        if checkpoint and checkpoint.events_processed == 30:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    docs = await snapshot(runner.store, "counts")
+    assert {d["_version"] for d in docs.values()} == {10}
+
+
+async def test_cancelled_mid_batch_then_restarted(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    total = await append_round_robin(event_store, streams=4, per_stream=50, chunk=25)
+    started = asyncio.Event()
+    projection = counting_projection("counts", "counts")
+    applied = {"n": 0}
+
+    @projection.on(TICK)
+    async def slow_after_some(event: StoredEvent, ctx: ProjectionContext) -> None:
+        applied["n"] += 1
+        if applied["n"] == 90:  # in the middle of the second batch of 64
+            started.set()
+            await asyncio.sleep(30)
+
+    runner = runner_for(projection, event_store, session_factory)
+    task = asyncio.create_task(runner.run_once())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    checkpoint = await runner.status()
+    assert checkpoint is not None
+    assert checkpoint.events_processed == 64  # the interrupted batch left no trace
+    restarted = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    assert await restarted.run_once() == total - 64
+    docs = await snapshot(restarted.store, "counts")
+    assert {d["_version"] for d in docs.values()} == {50}
+
+
+async def test_typed_collection_projection(
+    event_store: IEventStore, session_factory: Factory
+) -> None:
+    from cqrs_ddd_advanced_core.projections import FieldType, ProjectionField, ProjectionSchema
+
+    schema = ProjectionSchema(
+        [
+            ProjectionField("stream", FieldType.STRING, primary_key=True),
+            ProjectionField("total", FieldType.BIGINT),
+            ProjectionField("events", FieldType.INTEGER),
+        ]
+    )
+    projection = Projection("totals", schemas={"stream_totals": schema})
+
+    @projection.on(TICK)
+    async def add(event: StoredEvent, ctx: ProjectionContext) -> None:
+        row = await ctx.get("stream_totals", event.aggregate_id)
+        total = (row["total"] if row else 0) + event.payload["n"]
+        events = (row["events"] if row else 0) + 1
+        await ctx.upsert("stream_totals", event.aggregate_id, {"total": total, "events": events})
+
+    await append_round_robin(event_store, streams=3, per_stream=10)
+    runner = runner_for(projection, event_store, session_factory, batch_size=7)
+    assert await runner.run_once() == 30
+    rows = {r["stream"]: r for r in await runner.store.find("stream_totals")}
+    assert {r["events"] for r in rows.values()} == {10}
+    assert sum(r["total"] for r in rows.values()) == sum(range(30))
+    before = dict(rows)
+    await runner.rebuild()
+    assert {r["stream"]: r for r in await runner.store.find("stream_totals")} == {
+        k: {**v, "_last_event_id": v["_last_event_id"]} for k, v in before.items()
+    }
+
+
+async def test_positions_are_written_in_the_callers_transaction(
+    library_tables: AsyncEngine, session_factory: Factory
+) -> None:
+    from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork
+
+    positions = SQLAlchemyProjectionPositionStore(session_factory)
+    store = SQLAlchemyProjectionStore(session_factory)
+    await store.ensure_collection("docs")
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await store.upsert("docs", "a", {"x": 1}, uow=uow)
+        assert await positions.save_position("p", 10, uow=uow)
+    assert await positions.get("p") is None  # rolled back together
+    assert await store.get("docs", "a") is None
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await store.upsert("docs", "a", {"x": 1})
+        assert await positions.save_position("p", 10)
+        await uow.commit()
+    assert await positions.get_position("p") == 10
+    # monotonic: an older position is ignored
+    assert not await positions.save_position("p", 9)
+    assert not await positions.save_position("p", 10)
+    assert await positions.save_position("p", 11, cursor="0.11")
+    checkpoint = await positions.get("p")
+    assert checkpoint is not None
+    assert (checkpoint.position, checkpoint.cursor) == (11, "0.11")
+
+
+async def test_checkpoint_compare_and_set(
+    library_tables: AsyncEngine, session_factory: Factory
+) -> None:
+    from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork
+
+    positions = SQLAlchemyProjectionPositionStore(session_factory)
+    first = await positions.advance("p", cursor="5", position=5, count=5, expected=0)
+    assert first.events_processed == 5
+    with pytest.raises(ConcurrencyError):  # a stale runner that also started from 0
+        await positions.advance("p", cursor="3", position=3, count=3, expected=0)
+    store = SQLAlchemyProjectionStore(session_factory)
+    await store.ensure_collection("docs")
+    with pytest.raises(ConcurrencyError):
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await store.upsert("docs", "stale", {"x": 1}, uow=uow)
+            await positions.advance("p", cursor="9", position=9, count=4, expected=4, uow=uow)
+            await uow.commit()
+    assert await store.get("docs", "stale") is None
+    second = await positions.advance("p", cursor="9", position=9, count=4, expected=5)
+    assert (second.events_processed, second.cursor) == (9, "9")
+    assert [c.projection for c in await positions.get_all()] == ["p"]
+    await positions.reset("p")
+    assert await positions.get("p") is None

@@ -67,7 +67,9 @@ async def test_orm_stale_flush_is_optimistic_concurrency(repo_engine: AsyncEngin
         assert model is not None and model.version == 1
         # somebody else bumps the version underneath the loaded instance
         await uow.session.execute(
-            sa.update(CounterModel).where(CounterModel.id == "orm").values(version=7)
+            sa.update(CounterModel)
+            .where(CounterModel.id == "orm")
+            .values(version=7)
             .execution_options(synchronize_session=False)
         )
         model.value = 2
@@ -78,7 +80,9 @@ async def test_orm_stale_flush_is_optimistic_concurrency(repo_engine: AsyncEngin
         model = await uow.session.get(CounterModel, "orm")
         assert model is not None
         await uow.session.execute(
-            sa.update(CounterModel).where(CounterModel.id == "orm").values(version=9)
+            sa.update(CounterModel)
+            .where(CounterModel.id == "orm")
+            .values(version=9)
             .execution_options(synchronize_session=False)
         )
         model.value = 3

@@ -26,12 +26,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import types
 import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -88,7 +89,7 @@ class ChildPlan:
     many: bool
     #: (parent column key, child column key) pairs of the foreign key.
     link: tuple[tuple[str, str], ...] = ()
-    order_by: tuple[Any, ...] = field(default_factory=tuple)
+    order_by: tuple[Any, ...] = dataclasses.field(default_factory=tuple)
 
 
 def _field_error(entity_cls: type[Any], name: str, message: str) -> MappingError:
@@ -274,9 +275,7 @@ class ModelMapper(Generic[E]):
             return None
         return EmbeddedPlan(name, keys, inner)
 
-    def _child_plan(
-        self, name: str, rel: RelationshipProperty[Any], annotation: Any
-    ) -> ChildPlan:
+    def _child_plan(self, name: str, rel: RelationshipProperty[Any], annotation: Any) -> ChildPlan:
         if rel.direction is not RelationshipDirection.ONETOMANY:
             raise _field_error(
                 self.entity_cls,
@@ -288,13 +287,11 @@ class ModelMapper(Generic[E]):
         item = _list_item(inner)
         many = item is not None
         child_type = item if many else inner
-        if not _is_model_type(child_type):
+        if child_type is None or not _is_model_type(child_type):
             raise _field_error(
                 self.entity_cls, name, f"a relationship needs entity types, got {annotation!r}"
             )
-        child_mapper = self._child_mappers.get(name) or ModelMapper(
-            child_type, rel.mapper.class_
-        )
+        child_mapper = self._child_mappers.get(name) or ModelMapper(child_type, rel.mapper.class_)
         link = tuple(
             (
                 self.model_mapper.get_property_by_column(local).key,
@@ -303,11 +300,7 @@ class ModelMapper(Generic[E]):
             for local, remote in rel.local_remote_pairs
             if isinstance(local, sa.Column) and isinstance(remote, sa.Column)
         )
-        order_by: tuple[Any, ...] = ()
-        if rel.order_by:
-            order_by = tuple(rel.order_by)
-        else:
-            order_by = tuple(rel.mapper.primary_key)
+        order_by = tuple(rel.order_by) if rel.order_by else tuple(rel.mapper.primary_key)
         return ChildPlan(name, rel, child_mapper, many, link, order_by)
 
     # -- entity -> database ----------------------------------------------------------------
@@ -362,7 +355,8 @@ class ModelMapper(Generic[E]):
             children = [
                 plan.mapper.to_model(child) for child, _ in self.child_values(entity, plan, values)
             ]
-            setattr(model, plan.relationship.key, children if plan.many else next(iter(children), None))
+            value = children if plan.many else next(iter(children), None)
+            setattr(model, plan.relationship.key, value)
         return model
 
     # -- database -> entity ----------------------------------------------------------------

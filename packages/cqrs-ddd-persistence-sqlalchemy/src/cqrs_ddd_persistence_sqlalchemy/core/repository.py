@@ -115,9 +115,7 @@ class SQLAlchemyRepository(Generic[A]):
         )
         archived = attrs.get("archived_at")
         self._archived_at: Any = archived.columns[0] if archived is not None else None
-        self._archived_by: Any = (
-            attrs["archived_by"].columns[0] if "archived_by" in attrs else None
-        )
+        self._archived_by: Any = attrs["archived_by"].columns[0] if "archived_by" in attrs else None
         self._hooks = {
             name: getattr(db_model_cls, target)
             for name, target in self.mapper.field_map.items()
@@ -324,17 +322,18 @@ class SQLAlchemyRepository(Generic[A]):
 
     async def list_all(self, *, uow: Any = None, include_archived: bool = False) -> list[A]:
         """Every aggregate (ordered by id). Prefer ``search(...).stream()`` for big tables."""
-        result = self.search(None, {"order_by": [self._pk_key]}, uow=uow,
-                             include_archived=include_archived)
+        result = self.search(
+            None, {"order_by": [self._pk_key]}, uow=uow, include_archived=include_archived
+        )
         return await result.all()
 
     async def exists(
         self, entity_id: Any, *, uow: Any = None, include_archived: bool = False
     ) -> bool:
         stmt = self._live(
-            sa.select(sa.literal(1)).select_from(self.table).where(
-                self._pk == self._key(entity_id)
-            ),
+            sa.select(sa.literal(1))
+            .select_from(self.table)
+            .where(self._pk == self._key(entity_id)),
             include_archived,
         )
         async with self._source.session(uow) as session:
@@ -390,9 +389,10 @@ class SQLAlchemyRepository(Generic[A]):
         paged = apply_query_options(base, self.db_model_cls, options, self._hooks)
         count = sa.select(sa.func.count()).select_from(base.order_by(None).subquery())
         model = self.db_model_cls
-        opts = options
+        opts: QueryOptions | None = options
 
         def cursor_of(row: Any) -> str:
+            assert opts is not None
             return encode_cursor(row, model, opts)
 
         joined = self._source.resolve_uow(uow)
@@ -420,7 +420,7 @@ def _is_options(value: Any) -> bool:
 
     if isinstance(value, QueryOptions):
         return True
-    if isinstance(value, Specification) or isinstance(value, BaseModel):
+    if isinstance(value, Specification | BaseModel):
         return False
     # a dict is a specification when it has the AST's "op" key, options otherwise
     return isinstance(value, Mapping) and "op" not in value

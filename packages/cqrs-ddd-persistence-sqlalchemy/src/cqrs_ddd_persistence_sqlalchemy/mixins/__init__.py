@@ -19,8 +19,8 @@ from cqrs_ddd_persistence_sqlalchemy.mixins.auditable import (
     set_actor_provider as set_actor_provider,
 )
 from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import SHAPELY_CONVERTER as SHAPELY_CONVERTER
-from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import SpatialModelMixin as SpatialModelMixin
 from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import WKT_CONVERTER as WKT_CONVERTER
+from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import SpatialModelMixin as SpatialModelMixin
 from cqrs_ddd_persistence_sqlalchemy.mixins.version import VersionMixin as VersionMixin
 
 __all__ = [

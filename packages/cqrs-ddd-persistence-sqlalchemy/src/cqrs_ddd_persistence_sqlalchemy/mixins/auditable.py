@@ -75,9 +75,7 @@ class AuditableModelMixin:
 
     @declared_attr
     def created_at(cls) -> Mapped[dt.datetime]:
-        return mapped_column(
-            UTCDateTime(), nullable=False, server_default=utcnow(), info=managed()
-        )
+        return mapped_column(UTCDateTime(), nullable=False, server_default=utcnow(), info=managed())
 
     @declared_attr
     def updated_at(cls) -> Mapped[dt.datetime]:

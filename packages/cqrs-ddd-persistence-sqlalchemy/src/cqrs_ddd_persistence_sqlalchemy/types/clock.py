@@ -22,7 +22,7 @@ from cqrs_ddd_persistence_sqlalchemy.types.datetime import UTCDateTime
 __all__ = ["utcnow"]
 
 
-class utcnow(FunctionElement[dt.datetime]):  # noqa: N801 - reads as a SQL function
+class utcnow(FunctionElement[dt.datetime]):
     """The current time of the database (transaction time on PostgreSQL), as aware UTC."""
 
     type = UTCDateTime()

@@ -39,9 +39,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        parsed: dt.datetime = (
-            dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-        )
+        parsed: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=dt.UTC)
         return parsed.astimezone(dt.UTC)

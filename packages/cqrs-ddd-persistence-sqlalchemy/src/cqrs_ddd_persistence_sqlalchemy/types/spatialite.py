@@ -38,8 +38,10 @@ def load_spatialite(dbapi_connection: Any, path: str | None = None) -> None:
     library = _library(path)
     driver = getattr(dbapi_connection, "driver_connection", None)
     try:
-        if driver is not None and hasattr(driver, "enable_load_extension") and hasattr(
-            driver, "_tx"
+        if (
+            driver is not None
+            and hasattr(driver, "enable_load_extension")
+            and hasattr(driver, "_tx")
         ):  # aiosqlite behind SQLAlchemy's async adapter
             await_only(driver.enable_load_extension(True))
             await_only(driver.load_extension(library))

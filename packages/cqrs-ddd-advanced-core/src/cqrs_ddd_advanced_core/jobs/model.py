@@ -18,7 +18,9 @@ __all__ = ["JOB_FIELDS", "BackgroundJob", "JobContext", "JobStatus"]
 class JobStatus(StrEnum):
     """Lifecycle of a job. Stored as its string value.
 
-    PENDING covers "waiting for its first run" and "waiting for a retry" (``run_at`` says when).
+    PENDING covers "waiting for its first run" and "waiting for a retry" (``run_at`` says when);
+    RUNNING is a job under a live lease. ``attempts`` counts runs that ended (failed, timed out
+    or succeeded): a job that failed twice, then succeeded, has ``attempts == 3``.
     """
 
     PENDING = "PENDING"
@@ -73,7 +75,6 @@ class BackgroundJob(BaseModel):
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    started_at: datetime | None = None
     finished_at: datetime | None = None
 
     @classmethod

@@ -15,3 +15,8 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import (
 from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import (
     SQLAlchemySagaRepository as SQLAlchemySagaRepository,
 )
+from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker as JobWorker
+from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import ClaimedJob as ClaimedJob
+from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
+    SQLAlchemyBackgroundJobRepository as SQLAlchemyBackgroundJobRepository,
+)

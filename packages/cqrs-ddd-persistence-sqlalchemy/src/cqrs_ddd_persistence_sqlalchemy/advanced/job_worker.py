@@ -1,0 +1,210 @@
+"""``JobWorker``: runs background jobs with bounded concurrency and a graceful shutdown.
+
+The worker claims as many jobs as it has free slots, runs each in its own task with a heartbeat
+beside it (the heartbeat extends the lease and carries cancellation requests back), and settles
+every job exactly one way: completed, failed (retry / dead) or cancelled. It never swallows a
+failure silently: each one is stored on the job (``error``) and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
+from cqrs_ddd_core.errors import LeaseLostError
+from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
+    ClaimedJob,
+    SQLAlchemyBackgroundJobRepository,
+)
+
+__all__ = ["JobHandler", "JobWorker"]
+
+logger = logging.getLogger(__name__)
+
+#: ``async def handler(job, ctx) -> result``
+JobHandler = Callable[[Any, JobContext], Awaitable[Any]]
+
+
+class _Context:
+    """The :class:`JobContext` of one running job."""
+
+    def __init__(self, repo: SQLAlchemyBackgroundJobRepository[Any], claimed: ClaimedJob[Any]):
+        self._repo = repo
+        self._claimed = claimed
+        self._cancelled = claimed.cancel_requested
+
+    async def progress(self, fraction: float, message: str | None = None) -> None:
+        self._cancelled = await self._repo.progress(self._claimed, fraction, message)
+
+    async def heartbeat(self) -> bool:
+        self._cancelled = await self._repo.heartbeat(self._claimed)
+        return not self._cancelled
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+
+class JobWorker:
+    """Claims and runs jobs from one repository.
+
+    Args:
+        repository: the job repository (its ``job_cls`` decides which types are claimed).
+        handlers: job type name (or class) -> ``async def handler(job, ctx)``; types without
+            a handler run ``job.execute(ctx)``.
+        concurrency: jobs run at the same time.
+        poll_interval: sleep when no job is due.
+        heartbeat_interval: seconds between lease extensions (default: a third of the lease).
+        shutdown_timeout: on :meth:`stop`, how long running jobs may finish before they are
+            cancelled and given back (without counting an attempt).
+
+    Example::
+
+        worker = JobWorker(jobs, concurrency=8)
+        task = asyncio.create_task(worker.run())
+        ...
+        await worker.stop()   # graceful: finishes or releases running jobs
+    """
+
+    def __init__(
+        self,
+        repository: SQLAlchemyBackgroundJobRepository[Any],
+        *,
+        handlers: Mapping[str | type[BackgroundJob], JobHandler] | None = None,
+        concurrency: int = 4,
+        poll_interval: float = 0.5,
+        heartbeat_interval: float | None = None,
+        shutdown_timeout: float = 30.0,
+        recover_interval: float | None = 60.0,
+    ) -> None:
+        self.repository = repository
+        self.handlers: dict[str, JobHandler] = {
+            (k if isinstance(k, str) else k.job_type()): v for k, v in (handlers or {}).items()
+        }
+        self.concurrency = max(1, concurrency)
+        self.poll_interval = poll_interval
+        lease = repository.queue.lease.total_seconds()
+        self.heartbeat_interval = heartbeat_interval or max(0.05, lease / 3)
+        self.shutdown_timeout = shutdown_timeout
+        self.recover_interval = recover_interval
+        self._stopping = asyncio.Event()
+        self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
+        self._done: asyncio.Event | None = None
+        self.processed = 0
+
+    # -- loop ------------------------------------------------------------------------------
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Run until :meth:`stop` (or, with ``until_idle``, until no job is due)."""
+        self._done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        last_recover = loop.time()
+        try:
+            while not self._stopping.is_set():
+                if self.recover_interval and loop.time() - last_recover >= self.recover_interval:
+                    last_recover = loop.time()
+                    await self.repository.recover_stalled()
+                free = self.concurrency - len(self._running)
+                claimed = await self.repository.claim(free) if free > 0 else []
+                for job in claimed:
+                    task = asyncio.create_task(self._run_one(job))
+                    self._running[task] = job
+                    task.add_done_callback(self._running.pop)
+                if claimed:
+                    continue
+                if until_idle and not self._running:
+                    return
+                stop_wait = asyncio.ensure_future(self._stopping.wait())
+                waiters: list[asyncio.Future[Any]] = [stop_wait, *self._running]
+                timeout = self.poll_interval if free > 0 else None
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+        finally:
+            await self._drain()
+            self._done.set()
+
+    async def run_until_idle(self) -> int:
+        """Process due jobs until none is left; return how many were settled."""
+        before = self.processed
+        await self.run(until_idle=True)
+        return self.processed - before
+
+    async def stop(self) -> None:
+        """Stop claiming, let running jobs finish (up to ``shutdown_timeout``), give back the
+        rest, and return once the loop has exited."""
+        self._stopping.set()
+        if self._done is not None:
+            await self._done.wait()
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        tasks = list(self._running)
+        _, late = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        leftovers = [self._running[t] for t in late if t in self._running]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if leftovers:
+            logger.warning("shutdown: giving back %d unfinished job(s)", len(leftovers))
+            await self.repository.release(leftovers)
+
+    # -- one job ---------------------------------------------------------------------------
+    async def _run_one(self, claimed: ClaimedJob[Any]) -> None:
+        repo = self.repository
+        try:
+            if claimed.cancel_requested:
+                await repo.mark_cancelled(claimed)
+                return
+            job = claimed.job
+            handler = self.handlers.get(claimed.job_type)
+            if job is None:
+                await repo.fail(claimed, f"unknown job type {claimed.job_type!r}", retry=False)
+                return
+            ctx = _Context(repo, claimed)
+            work = asyncio.ensure_future(
+                handler(job, ctx) if handler is not None else job.execute(ctx)
+            )
+            beat = asyncio.create_task(self._heartbeat(ctx, work))
+            try:
+                result = await work
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # shutdown: the worker gives the job back
+                if ctx.cancelled:
+                    await repo.mark_cancelled(claimed)
+                    return
+                raise LeaseLostError(f"job {claimed.id}: lease lost while running") from None
+            except Exception as exc:
+                logger.warning("job %s (%s) failed", claimed.id, claimed.job_type, exc_info=True)
+                await repo.fail(claimed, f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
+                    await beat
+            if ctx.cancelled:
+                await repo.mark_cancelled(claimed)
+            else:
+                await repo.complete(claimed, result)
+        except LeaseLostError:
+            logger.warning("job %s: lease lost; another worker owns it now", claimed.id)
+        finally:
+            self.processed += 1
+
+    async def _heartbeat(self, ctx: _Context, work: asyncio.Task[Any]) -> None:
+        while not work.done():
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                alive = await ctx.heartbeat()
+            except LeaseLostError:
+                logger.warning("job lease lost while running; stopping it")
+                work.cancel()
+                raise
+            if not alive:
+                work.cancel()  # cancellation requested: the job stops at its next await
+                return

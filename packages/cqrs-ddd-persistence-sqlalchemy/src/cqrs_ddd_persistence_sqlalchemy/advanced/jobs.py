@@ -1,0 +1,508 @@
+"""``SQLAlchemyBackgroundJobRepository``: a job queue on the durable-queue primitive.
+
+Jobs are rows of ``cqrs_background_jobs`` (a ``queue_columns`` table). Claiming, leases,
+fencing tokens, retries and dead letters are :class:`~..queue.DurableQueue`'s; this module adds
+what is particular to jobs: typed job classes, priorities, a dedupe key, progress, results and
+cancellation. The job's :class:`~cqrs_ddd_advanced_core.jobs.JobStatus` is never stored twice:
+it is derived from the queue columns (``pending`` + live lease = RUNNING, ``done`` +
+``cancelled_at`` = CANCELLED, ...), so the database cannot disagree with the domain enum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobStatus
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
+from cqrs_ddd_persistence_sqlalchemy.core.session import StoreBind
+from cqrs_ddd_persistence_sqlalchemy.queue import (
+    DEAD,
+    DONE,
+    PENDING,
+    Claim,
+    DurableQueue,
+    queue_columns,
+    queue_indexes,
+)
+from cqrs_ddd_persistence_sqlalchemy.schema import metadata
+from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+
+__all__ = ["ClaimedJob", "SQLAlchemyBackgroundJobRepository", "jobs_table"]
+
+J = TypeVar("J", bound=BackgroundJob)
+
+jobs_table = Table(
+    "cqrs_background_jobs",
+    metadata,
+    *queue_columns(),
+    Column("job_id", String(64), nullable=False, unique=True),
+    Column("job_type", String(255), nullable=False),
+    Column("payload", JSONType(), nullable=False),
+    Column("priority", Integer(), nullable=False, default=0, server_default=text("0")),
+    Column("max_attempts", Integer(), nullable=False),
+    # Unique while the row exists: enqueueing the same key again is a no-op (purge frees it).
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("progress", Float(), nullable=True),
+    Column("progress_message", Text(), nullable=True),
+    Column("result", JSONType(), nullable=True),
+    Column("cancel_requested", Boolean(), nullable=False, default=False, server_default=false()),
+    Column("cancelled_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    *queue_indexes("cqrs_background_jobs"),
+)
+_pending = text(f"status = '{PENDING}'")
+Index(
+    "ix_cqrs_background_jobs_claim_order",
+    jobs_table.c.priority.desc(),
+    jobs_table.c.id,
+    postgresql_where=_pending,
+    sqlite_where=_pending,
+)
+
+_NO_RETRY_LIMIT = 2**31 - 1  # the per-job ``max_attempts`` column decides, not the queue
+
+
+@dataclass(frozen=True)
+class ClaimedJob(Generic[J]):
+    """A job under lease. ``job`` is ``None`` when its type is not known to this process."""
+
+    job: J | None
+    job_type: str
+    claim: Claim
+
+    @property
+    def id(self) -> str:
+        return str(self.claim["job_id"])
+
+    @property
+    def cancel_requested(self) -> bool:
+        return bool(self.claim["cancel_requested"])
+
+
+class SQLAlchemyBackgroundJobRepository(Generic[J]):
+    """Enqueue, claim, run-state and administration of background jobs.
+
+    Args:
+        job_cls: the job class (or a common base class): it and its subclasses can be loaded.
+        bind: engine (fastest), session factory, session or unit of work for calls made
+            without ``uow=`` and outside any unit of work.
+        lease_seconds: how long a claim is exclusive; running jobs heartbeat to extend it.
+        backoff: delay between attempts (default: each job class's ``__backoff__``).
+
+    Example::
+
+        jobs = SQLAlchemyBackgroundJobRepository(SendInvoice, engine)
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await jobs.enqueue(SendInvoice(invoice_id="inv-1"), uow=uow, dedupe_key="inv-1")
+            await uow.commit()
+        for claimed in await jobs.claim(10):
+            ...
+            await jobs.complete(claimed, result={"ok": True})
+    """
+
+    def __init__(
+        self,
+        job_cls: type[J],
+        bind: StoreBind = None,
+        *,
+        session_factory: StoreBind = None,
+        lease_seconds: float = 60.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.job_cls = job_cls
+        self.table = jobs_table
+        self.backoff = backoff
+        self.clock = clock
+        t = jobs_table
+        self.queue = DurableQueue(
+            t,
+            bind if bind is not None else session_factory,
+            lease_seconds=lease_seconds,
+            max_attempts=_NO_RETRY_LIMIT,
+            order_by=(t.c.priority.desc(), t.c.id),
+            clock=clock,
+        )
+
+    # -- types -----------------------------------------------------------------------------
+    def job_types(self) -> dict[str, type[J]]:
+        """Job type name -> class, for ``job_cls`` and every subclass defined so far."""
+        found: dict[str, type[J]] = {}
+        stack: list[type[J]] = [self.job_cls]
+        while stack:
+            cls = stack.pop()
+            found.setdefault(cls.job_type(), cls)
+            stack.extend(cls.__subclasses__())
+        return found
+
+    def status_expression(self, now: datetime | None = None) -> ColumnElement[str]:
+        """SQL deriving :class:`JobStatus` from the queue columns."""
+        t = self.table
+        now = now or self.clock()
+        return case(
+            (t.c.status == DEAD, JobStatus.DEAD.value),
+            (and_(t.c.status == DONE, t.c.cancelled_at.is_not(None)), JobStatus.CANCELLED.value),
+            (t.c.status == DONE, JobStatus.COMPLETED.value),
+            (
+                and_(t.c.lease_token.is_not(None), t.c.locked_until > now),
+                JobStatus.RUNNING.value,
+            ),
+            else_=JobStatus.PENDING.value,
+        )
+
+    def _not_leased(self, now: datetime) -> ColumnElement[bool]:
+        t = self.table
+        return or_(t.c.lease_token.is_(None), t.c.locked_until <= now)
+
+    # -- enqueueing ------------------------------------------------------------------------
+    def _row(self, job: BackgroundJob, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.id,
+            "job_type": type(job).job_type(),
+            "payload": job.arguments(),
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "dedupe_key": job.dedupe_key,
+            "available_at": job.run_at or now,
+            "created_at": job.created_at,
+            "updated_at": now,
+        }
+
+    async def enqueue(
+        self,
+        job: J,
+        *,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        dedupe_key: str | None = None,
+        uow: Any = None,
+    ) -> str:
+        """Store ``job`` (in ``uow``'s transaction when given or ambient); return its id.
+
+        With a ``dedupe_key`` (argument or field) that another stored job already has, nothing
+        is inserted and that job's id is returned.
+        """
+        updates: dict[str, Any] = {}
+        if run_at is not None:
+            updates["run_at"] = run_at
+        if priority is not None:
+            updates["priority"] = priority
+        if dedupe_key is not None:
+            updates["dedupe_key"] = dedupe_key
+        for name, value in updates.items():
+            setattr(job, name, value)
+        if job.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be >= 1")
+        row = self._row(job, self.clock())
+        if job.dedupe_key is None:
+            await self.queue.enqueue([row], uow=uow)
+            return job.id
+        t = self.table
+        async with self.queue.connection(uow) as executor:
+            stmt = self.queue.dialect_of(executor).insert_ignore(t, ["dedupe_key"])
+            await executor.execute(stmt, [row])
+            existing = (
+                await executor.execute(select(t.c.job_id).where(t.c.dedupe_key == job.dedupe_key))
+            ).scalar_one()
+        return str(existing)
+
+    async def enqueue_many(self, jobs: Iterable[J], *, uow: Any = None) -> int:
+        """Store many jobs in one ``executemany`` (dedupe keys skip existing ones)."""
+        now = self.clock()
+        rows = [self._row(job, now) for job in jobs]
+        if any(r["dedupe_key"] is not None for r in rows):
+            await self.queue.enqueue(rows, ignore_conflicts_on=("dedupe_key",), uow=uow)
+        else:
+            await self.queue.enqueue(rows, uow=uow)
+        return len(rows)
+
+    # -- claiming and running --------------------------------------------------------------
+    async def claim(
+        self,
+        limit: int = 1,
+        *,
+        lease_seconds: float | None = None,
+        job_types: Sequence[str] | None = None,
+    ) -> list[ClaimedJob[J]]:
+        """Lease up to ``limit`` due jobs, highest priority first, then oldest.
+
+        Only jobs whose type this repository knows (or ``job_types``) are taken.
+        """
+        known = self.job_types()
+        wanted = list(job_types) if job_types is not None else list(known)
+        claims = await self.queue.claim(
+            limit, lease_seconds=lease_seconds, where=self.table.c.job_type.in_(wanted)
+        )
+        # The queue re-sorts claims by plain columns only; restore "priority desc, id".
+        claims.sort(key=lambda c: (-int(c["priority"]), c.id))
+        return [self._claimed(c, known) for c in claims]
+
+    def _claimed(self, claim: Claim, known: Mapping[str, type[J]]) -> ClaimedJob[J]:
+        cls = known.get(claim["job_type"])
+        job = self._load(cls, claim.values, JobStatus.RUNNING) if cls is not None else None
+        return ClaimedJob(job=job, job_type=str(claim["job_type"]), claim=claim)
+
+    def _load(self, cls: type[J], row: Mapping[Any, Any], status: JobStatus) -> J:
+        return cls.model_validate(
+            {
+                **(row["payload"] or {}),
+                "id": row["job_id"],
+                "status": status,
+                "priority": row["priority"],
+                "attempts": row["attempts"],
+                "max_attempts": row["max_attempts"],
+                "run_at": row["available_at"],
+                "dedupe_key": row["dedupe_key"],
+                "progress": row["progress"],
+                "progress_message": row["progress_message"],
+                "result": (row["result"] or {}).get("value"),
+                "error": row["last_error"],
+                "cancel_requested": row["cancel_requested"],
+                "created_at": row["created_at"],
+                "updated_at": row["updated_at"],
+                "finished_at": row["finished_at"],
+            }
+        )
+
+    async def _fenced(
+        self, claimed: ClaimedJob[J], values: Mapping[Any, Any], uow: Any = None
+    ) -> Mapping[Any, Any]:
+        """A write only the lease holder may make; returns the updated row."""
+        t = self.table
+        stmt = (
+            update(t)
+            .where(t.c.id == claimed.claim.id, t.c.lease_token == claimed.claim.token)
+            .values(updated_at=self.clock(), **values)
+            .returning(t.c.cancel_requested, t.c.attempts)
+        )
+        async with self.queue.connection(uow) as executor:
+            row = (await executor.execute(stmt)).mappings().first()
+        if row is None:
+            raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
+        return row
+
+    async def heartbeat(
+        self, claimed: ClaimedJob[J], *, lease_seconds: float | None = None
+    ) -> bool:
+        """Extend the lease; return whether cancellation was requested."""
+        span = timedelta(seconds=lease_seconds) if lease_seconds else self.queue.lease
+        row = await self._fenced(claimed, {"locked_until": self.clock() + span})
+        return bool(row["cancel_requested"])
+
+    async def progress(
+        self, claimed: ClaimedJob[J], fraction: float, message: str | None = None
+    ) -> bool:
+        """Record progress (and extend the lease); return whether cancellation was requested."""
+        values: dict[str, Any] = {
+            "progress": max(0.0, min(1.0, float(fraction))),
+            "locked_until": self.clock() + self.queue.lease,
+        }
+        if message is not None:
+            values["progress_message"] = message
+        row = await self._fenced(claimed, values)
+        return bool(row["cancel_requested"])
+
+    async def complete(
+        self, claimed: ClaimedJob[J], result: Any = None, *, uow: Any = None
+    ) -> None:
+        """Mark the job COMPLETED with ``result`` (in ``uow`` for exactly-once effects).
+
+        Raises ``LeaseLostError`` when another worker took the job over meanwhile.
+        """
+        await self._fenced(
+            claimed,
+            {
+                "status": DONE,
+                # Wrapped: a bare JSON string would be decoded twice on asyncpg (JSONType).
+                "result": {"value": result},
+                "progress": 1.0,
+                "attempts": self.table.c.attempts + 1,
+                "finished_at": self.clock(),
+                "lease_token": None,
+                "locked_until": None,
+            },
+            uow,
+        )
+
+    async def mark_cancelled(self, claimed: ClaimedJob[J], *, uow: Any = None) -> None:
+        """The running job stopped because cancellation was requested: CANCELLED."""
+        now = self.clock()
+        await self._fenced(
+            claimed,
+            {
+                "status": DONE,
+                "cancelled_at": now,
+                "finished_at": now,
+                "lease_token": None,
+                "locked_until": None,
+            },
+            uow,
+        )
+
+    async def fail(
+        self, claimed: ClaimedJob[J], error: str, *, retry: bool = True, uow: Any = None
+    ) -> JobStatus:
+        """Count a failed attempt: PENDING again after the backoff, or DEAD after the last
+        attempt (or at once with ``retry=False``). Raises ``LeaseLostError`` if not ours."""
+        attempts = claimed.claim.attempts + 1
+        max_attempts = int(claimed.claim["max_attempts"])
+        if not retry or attempts >= max_attempts:
+            outcome = await self.queue.dead_letter([claimed.claim], error=error, uow=uow)
+            outcome.raise_if_lost()
+            return JobStatus.DEAD
+        cls = self.job_types().get(claimed.job_type, self.job_cls)
+        backoff = self.backoff or cls.__backoff__
+        outcome = await self.queue.nack(
+            [claimed.claim], error=error, delay=backoff.seconds(attempts), uow=uow
+        )
+        outcome.raise_if_lost()
+        return JobStatus.PENDING
+
+    async def release(self, claimed: Sequence[ClaimedJob[J]]) -> None:
+        """Give jobs back without counting an attempt (graceful shutdown)."""
+        await self.queue.release([c.claim for c in claimed])
+
+    # -- administration --------------------------------------------------------------------
+    async def get(self, job_id: str, *, uow: Any = None) -> J | None:
+        """The job with ``job_id`` and its current status, or ``None``."""
+        t = self.table
+        now = self.clock()
+        stmt = select(t, self.status_expression(now).label("job_status")).where(
+            t.c.job_id == str(job_id)
+        )
+        async with self.queue.connection(uow) as executor:
+            row = (await executor.execute(stmt)).mappings().first()
+        if row is None:
+            return None
+        cls = self.job_types().get(row["job_type"])
+        if cls is None:
+            raise ConfigurationError(
+                f"job {job_id} has type {row['job_type']!r}, unknown to {self.job_cls.__name__}"
+            )
+        return self._load(cls, row, JobStatus(row["job_status"]))
+
+    async def cancel(self, job_id: str, *, uow: Any = None) -> JobStatus | None:
+        """Cancel a job: a waiting one at once (CANCELLED); a running one is asked to stop
+        (it sees ``cancel_requested`` at its next heartbeat; RUNNING is returned)."""
+        t = self.table
+        now = self.clock()
+        at_once = (
+            update(t)
+            .where(t.c.job_id == str(job_id), t.c.status == PENDING, self._not_leased(now))
+            .values(
+                status=DONE,
+                cancelled_at=now,
+                finished_at=now,
+                cancel_requested=True,
+                lease_token=None,
+                locked_until=None,
+                updated_at=now,
+            )
+            .returning(t.c.id)
+        )
+        request = (
+            update(t)
+            .where(t.c.job_id == str(job_id), t.c.status == PENDING)
+            .values(cancel_requested=True, updated_at=now)
+            .returning(t.c.id)
+        )
+        async with self.queue.connection(uow) as executor:
+            if (await executor.execute(at_once)).first() is not None:
+                return JobStatus.CANCELLED
+            if (await executor.execute(request)).first() is not None:
+                return JobStatus.RUNNING
+            current = (
+                await executor.execute(
+                    select(self.status_expression(now)).where(t.c.job_id == str(job_id))
+                )
+            ).scalar_one_or_none()
+        return JobStatus(current) if current is not None else None
+
+    async def count_by_status(self, *, uow: Any = None) -> dict[JobStatus, int]:
+        """Number of jobs per status (every status present, zeros included)."""
+        expr = self.status_expression().label("s")
+        stmt = select(expr, func.count()).group_by(expr)
+        async with self.queue.connection(uow) as executor:
+            rows = (await executor.execute(stmt)).all()
+        counts = dict.fromkeys(JobStatus, 0)
+        counts.update({JobStatus(r[0]): int(r[1]) for r in rows})
+        return counts
+
+    async def recover_stalled(self, *, uow: Any = None) -> int:
+        """Count an attempt for jobs whose worker died (lease expired) and free them — or
+        dead-letter them when that was their last attempt. Returns how many were recovered.
+
+        Expired leases are re-claimable anyway; recovering them first makes a job that keeps
+        killing its worker end up DEAD instead of looping forever.
+        """
+        t = self.table
+        now = self.clock()
+        expired = and_(t.c.status == PENDING, t.c.lease_token.is_not(None), t.c.locked_until <= now)
+        common = {"lease_token": None, "locked_until": None, "updated_at": now}
+        error = "worker lost (lease expired)"
+        to_dead = (
+            update(t)
+            .where(expired, t.c.attempts + 1 >= t.c.max_attempts)
+            .values(
+                status=DEAD, finished_at=now, attempts=t.c.attempts + 1, last_error=error, **common
+            )
+            .returning(t.c.id)
+        )
+        to_retry = (
+            update(t)
+            .where(expired)
+            .values(attempts=t.c.attempts + 1, last_error=error, available_at=now, **common)
+            .returning(t.c.id)
+        )
+        async with self.queue.connection(uow) as executor:
+            dead = len((await executor.execute(to_dead)).all())
+            retried = len((await executor.execute(to_retry)).all())
+        return dead + retried
+
+    async def dead_jobs(self, limit: int = 100, *, uow: Any = None) -> list[J]:
+        """Dead jobs, oldest first."""
+        rows = await self.queue.dead_letters(limit, uow=uow)
+        known = self.job_types()
+        return [
+            self._load(known[r["job_type"]], r, JobStatus.DEAD)
+            for r in rows
+            if r["job_type"] in known
+        ]
+
+    async def requeue(self, job_ids: Iterable[str], *, uow: Any = None) -> int:
+        """Dead jobs back to PENDING (attempts reset)."""
+        return await self.queue.requeue(
+            where=self.table.c.job_id.in_([str(i) for i in job_ids]), uow=uow
+        )
+
+    async def purge(
+        self, older_than: timedelta, *, include_dead: bool = False, uow: Any = None
+    ) -> int:
+        """Delete COMPLETED and CANCELLED jobs (and DEAD ones with ``include_dead``) that
+        finished more than ``older_than`` ago; frees their dedupe keys."""
+        statuses = (DONE, DEAD) if include_dead else (DONE,)
+        return await self.queue.purge(older_than, statuses=statuses, uow=uow)

@@ -249,6 +249,7 @@ class ModelMapper(Generic[E]):
         if name in self.converters:
             return self.converters[name]
         inner, _ = _unwrap_optional(annotation)
+        inner = typing.get_origin(inner) or inner  # set[str] -> set
         for tp, conv in self.type_converters.items():
             if inner is tp or (isinstance(inner, type) and issubclass(inner, tp)):
                 return conv

@@ -116,10 +116,13 @@ class SQLAlchemyRepository(Generic[A]):
         archived = attrs.get("archived_at")
         self._archived_at: Any = archived.columns[0] if archived is not None else None
         self._archived_by: Any = attrs["archived_by"].columns[0] if "archived_by" in attrs else None
+        # specifications and options may name entity fields that field_map renames
+        self._renamed = {
+            name: target for name, target in self.mapper.field_map.items() if target in attrs
+        }
         self._hooks = {
-            name: getattr(db_model_cls, target)
-            for name, target in self.mapper.field_map.items()
-            if target in attrs
+            name: getattr(db_model_cls, target).expression
+            for name, target in self._renamed.items()
         } or None
         self._select = column_select(self.mapper)
 
@@ -390,10 +393,13 @@ class SQLAlchemyRepository(Generic[A]):
         count = sa.select(sa.func.count()).select_from(base.order_by(None).subquery())
         model = self.db_model_cls
         opts: QueryOptions | None = options
+        renamed = self._renamed
 
         def cursor_of(row: Any) -> str:
             assert opts is not None
-            return encode_cursor(row, model, opts)
+            values = dict(row)
+            values.update({name: row[target] for name, target in renamed.items()})
+            return encode_cursor(values, model, opts)
 
         joined = self._source.resolve_uow(uow)
         return SQLAlchemySearchResult(

@@ -71,6 +71,8 @@ def _count(value: Any, name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidValueError(f"{name} must be a non-negative integer", path=name)
+    if value >= 2**63:  # LIMIT/OFFSET are 64-bit signed in every database
+        raise InvalidValueError(f"{name} is too large", path=name)
     return value
 
 

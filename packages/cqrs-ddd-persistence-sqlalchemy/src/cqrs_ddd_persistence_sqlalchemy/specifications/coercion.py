@@ -83,7 +83,7 @@ def _parser(kind: type[Any]) -> Callable[[Any, Target], Any]:
         uuid.UUID: uuid.UUID,
     }[kind]
 
-    def convert(value: Any, target: Target) -> Any:
+    def parsed(value: Any, target: Target) -> Any:
         if isinstance(value, kind) and not (kind is dt.date and isinstance(value, dt.datetime)):
             return value
         if isinstance(value, str):
@@ -97,7 +97,24 @@ def _parser(kind: type[Any]) -> Callable[[Any, Target], Any]:
             f"{target.name}: expected a {kind.__name__}, got {value!r}", path=target.path
         )
 
+    def convert(value: Any, target: Target) -> Any:
+        result = parsed(value, target)
+        # A naive value cannot be compared with a zone-aware column (the bind would fail at
+        # execution time, outside the compiler): refuse it here, as the column type does.
+        if isinstance(result, dt.datetime) and result.tzinfo is None and _aware(target):
+            raise InvalidValueError(
+                f"{target.name}: {value!r} has no time zone (the column is zone-aware)",
+                path=target.path,
+            )
+        return result
+
     return convert
+
+
+def _aware(target: Target) -> bool:
+    type_ = target.type
+    impl = getattr(type_, "impl", type_)
+    return bool(getattr(impl, "timezone", False) or getattr(type_, "timezone", False))
 
 
 def _same(kind: type[Any]) -> Callable[[Any, Target], Any]:

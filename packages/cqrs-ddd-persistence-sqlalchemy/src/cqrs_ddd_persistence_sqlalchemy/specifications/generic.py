@@ -92,12 +92,23 @@ def between(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bo
     return operand.between(low, high)
 
 
+def _pattern(target: Target, value: Any) -> Any:
+    # A user pattern ending in a lone escape character is invalid SQL on PostgreSQL (22025):
+    # refuse it at compile time instead of failing in the driver.
+    if isinstance(value, str) and (len(value) - len(value.rstrip(ESCAPE))) % 2 == 1:
+        raise InvalidValueError(
+            f"{target.name}: a LIKE pattern must not end with the escape character {ESCAPE!r}",
+            path=target.path,
+        )
+    return value
+
+
 def like(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    return _text(ctx, target).like(value, escape=ESCAPE)
+    return _text(ctx, target).like(_pattern(target, value), escape=ESCAPE)
 
 
 def ilike(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    return _text(ctx, target).ilike(value, escape=ESCAPE)
+    return _text(ctx, target).ilike(_pattern(target, value), escape=ESCAPE)
 
 
 def contains(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:

@@ -102,7 +102,9 @@ def apply_query_options(
         options = QueryOptions.from_dict(options)
     # a paged query is ordered by the full keyset, so the first page and the pages fetched by
     # cursor agree on the order of ties
-    paged = options.cursor is not None or (options.limit is not None and not options.distinct)
+    paged = options.cursor is not None or (
+        options.limit is not None and not options.distinct and not options.group_by
+    )
     order = keyset(model, options) if paged and options.ordering else options.ordering
     if options.cursor:
         order = keyset(model, options)
@@ -131,7 +133,35 @@ def apply_query_options(
         stmt = stmt.offset(options.offset)
     if options.limit is not None:
         stmt = stmt.limit(options.limit)
+    _check_shape(options)  # after the fields were resolved: unknown fields are reported first
     return stmt
+
+
+def _check_shape(options: QueryOptions) -> None:
+    """Refuse option combinations that are not valid SQL (instead of a driver error later)."""
+    ordered = {o.field for o in options.ordering}
+    if options.group_by:
+        grouped = set(options.group_by)
+        if not options.select_fields or not set(options.select_fields) <= grouped:
+            raise InvalidSpecificationError(
+                "with group_by, select_fields must be given and be among the group_by fields",
+                path="group_by",
+            )
+        if not ordered <= grouped:
+            raise InvalidSpecificationError(
+                "with group_by, order_by may only name group_by fields", path="order_by"
+            )
+    if options.cursor is not None and (
+        options.group_by or (options.distinct and options.select_fields)
+    ):
+        raise InvalidSpecificationError(
+            "a cursor cannot page a distinct or grouped query", path="cursor"
+        )
+    if options.distinct and options.select_fields and not ordered <= set(options.select_fields):
+        raise InvalidSpecificationError(
+            "with distinct select_fields, order_by may only name selected fields",
+            path="order_by",
+        )
 
 
 def encode_cursor(row: Any, model: type[Any], options: QueryOptions) -> str:

@@ -4,5 +4,8 @@ from cqrs_ddd_advanced_core.sagas import SagaOrchestrator as SagaOrchestrator
 from cqrs_ddd_advanced_core.sagas import SagaState as SagaState
 from cqrs_ddd_advanced_core.sagas import SagaStatus as SagaStatus
 from cqrs_ddd_advanced_core.sagas import saga_step as saga_step
+from cqrs_ddd_advanced_core.snapshots import EveryNEvents as EveryNEvents
+from cqrs_ddd_advanced_core.snapshots import Snapshot as Snapshot
+from cqrs_ddd_advanced_core.snapshots import SnapshotStrategy as SnapshotStrategy
 
 __version__ = "0.1.0"

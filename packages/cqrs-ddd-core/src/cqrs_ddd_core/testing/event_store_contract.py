@@ -15,7 +15,7 @@ import pytest
 from cqrs_ddd_core.errors import WrongExpectedVersionError
 from cqrs_ddd_core.ports.event_store import StoredEvent, StreamState
 
-__all__ = ["EventStoreContract", "EventStoreHarness"]
+__all__ = ["EventStoreContract", "EventStoreHarness", "read_all_until"]
 
 
 @dataclass
@@ -35,7 +35,7 @@ def _event(stream: str, n: int = 0, **kw: Any) -> StoredEvent:
     )
 
 
-async def _read_until(
+async def read_all_until(
     store: Any, wanted: set[str], *, after: str | None = None, limit: int = 100, wait_s: float = 15
 ) -> tuple[list[StoredEvent], str | None]:
     """Page ``read_all`` until every id in ``wanted`` was seen.
@@ -150,7 +150,7 @@ class EventStoreContract:
             for s in streams:
                 stored = await harness.store.append([_event(s, round_), _event(s, round_ + 1)])
                 ids += [e.event_id for e in stored]
-        seen, cursor = await _read_until(harness.store, set(ids), limit=4)
+        seen, cursor = await read_all_until(harness.store, set(ids), limit=4)
         mine = [e for e in seen if e.event_id in set(ids)]
         assert [e.event_id for e in mine] == ids
         again, _ = await harness.store.read_all(after=cursor, limit=10)

@@ -20,3 +20,6 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import ClaimedJob as ClaimedJ
 from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
     SQLAlchemyBackgroundJobRepository as SQLAlchemyBackgroundJobRepository,
 )
+from cqrs_ddd_persistence_sqlalchemy.advanced.snapshots import (
+    SQLAlchemySnapshotStore as SQLAlchemySnapshotStore,
+)

@@ -15,6 +15,9 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import Ordering as Ordering
 from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
 )
+from cqrs_ddd_persistence_sqlalchemy.core.event_sourced_repository import (
+    EventSourcedRepository as EventSourcedRepository,
+)
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import events_table as events_table
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper as ModelMapper

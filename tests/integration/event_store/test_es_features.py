@@ -1,0 +1,220 @@
+"""Event store features beyond the contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cqrs_ddd_core import AggregateRoot, DomainEvent, StoredEvent, StreamState
+from cqrs_ddd_core.errors import NotFoundError, UniqueViolationError, WrongExpectedVersionError
+from cqrs_ddd_core.testing.event_store_contract import read_all_until
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    Ordering,
+    SQLAlchemyEventStore,
+    SQLAlchemyUnitOfWork,
+    events_table,
+)
+
+SF = async_sessionmaker[AsyncSession]
+
+
+class EsItemAdded(DomainEvent):
+    sku: str
+    qty: int
+
+
+class EsCart(AggregateRoot[str]):
+    id: str
+    items: dict[str, int] = {}
+
+    def add(self, sku: str, qty: int) -> None:
+        self.add_event(EsItemAdded(sku=sku, qty=qty))
+
+
+def _ev(stream: str, kind: str = "EsThing", **kw: Any) -> StoredEvent:
+    return StoredEvent(event_type=kind, aggregate_id=stream, aggregate_type="Thing", **kw)
+
+
+@pytest.fixture
+def store(library_tables: AsyncEngine, session_factory: SF) -> SQLAlchemyEventStore:
+    return SQLAlchemyEventStore(session_factory, poll_interval=0.05)
+
+
+async def test_seed_example_single_event_without_uow(store: SQLAlchemyEventStore) -> None:
+    event = StoredEvent(
+        event_id="evt-123",
+        event_type="OrderCreated",
+        aggregate_id="order-456",
+        payload={"customer_id": "cust-789"},
+    )
+    [stored] = await store.append(event)
+    assert (stored.version, stored.position is not None) == (1, True)
+    events = await store.get_events("order-456")
+    assert [e.payload for e in events] == [{"customer_id": "cust-789"}]
+    assert await store.append(event) == [stored]  # idempotent retry, stored once
+    assert await store.get_version("order-456") == 1
+
+
+async def test_partial_retry_is_refused_and_error_names_versions(
+    store: SQLAlchemyEventStore,
+) -> None:
+    first = _ev("s1")
+    await store.append(first)
+    with pytest.raises(UniqueViolationError):
+        await store.append([_ev("s1"), first], expected_version=StreamState.ANY)
+    with pytest.raises(WrongExpectedVersionError) as info:
+        await store.append(_ev("s1"), expected_version=StreamState.NO_STREAM)
+    assert (info.value.stream_id, info.value.actual_version) == ("s1", 1)
+    assert await store.get_version("s1") == 1
+
+
+async def test_uow_sink_appends_saved_aggregates_events_in_the_same_transaction(
+    store: SQLAlchemyEventStore, session_factory: SF
+) -> None:
+    cart = EsCart(id="cart-1")
+    cart.add("apple", 2)
+    cart.add("pear", 1)
+    async with SQLAlchemyUnitOfWork(session_factory, event_sinks=[store]) as uow:
+        uow.register(cart)
+    assert await store.get_version("cart-1") == 0  # rolled back: nothing written
+    async with SQLAlchemyUnitOfWork(session_factory, event_sinks=[store]) as uow:
+        uow.register(cart)
+        await uow.commit()
+    typed = await store.load_events("cart-1")
+    assert [type(e) for e in typed] == [EsItemAdded, EsItemAdded]
+    assert [e.sku for e in typed if isinstance(e, EsItemAdded)] == ["apple", "pear"]
+
+
+async def test_tombstone_keeps_numbers_and_refuses_appends(store: SQLAlchemyEventStore) -> None:
+    a = await store.append([_ev("keep"), _ev("keep")])
+    gone = await store.append([_ev("gone"), _ev("gone")])
+    b = await store.append(_ev("keep"))
+    await store.archive_stream("gone", reason="gdpr")
+    assert await store.get_events("gone") == []
+    assert not await store.stream_exists("gone") and await store.stream_exists("keep")
+    with pytest.raises(NotFoundError):
+        await store.append(_ev("gone"))
+    page, _ = await read_all_until(store, {e.event_id for e in [*a, *gone, *b]})
+    assert {e.event_id for e in gone} <= {e.event_id for e in page}  # soft: history stays
+    await store.delete_stream("gone", hard=True)
+    page, _ = await read_all_until(store, {e.event_id for e in [*a, *b]})
+    assert [e.position for e in page] == [e.position for e in [*a, *b]]
+    assert [e.version for e in await store.get_events("keep")] == [1, 2, 3]
+
+
+async def test_read_all_filters_by_type_category_and_tenant(store: SQLAlchemyEventStore) -> None:
+    s1 = await store.append([_ev("f1", "A", tenant_id="t1"), _ev("f1", "B", tenant_id="t1")])
+    s2 = await store.append(
+        StoredEvent(event_type="A", aggregate_id="g1", aggregate_type="Other", tenant_id="t2")
+    )
+    await read_all_until(store, {e.event_id for e in [*s1, *s2]})
+    by_type, _ = await store.read_all(event_types=["A"])
+    assert [e.aggregate_id for e in by_type] == ["f1", "g1"]
+    by_category, _ = await store.read_all(aggregate_types=["Other"])
+    assert [e.aggregate_id for e in by_category] == ["g1"]
+    by_tenant, _ = await store.read_all(tenant_id="t1")
+    assert [e.event_type for e in by_tenant] == ["A", "B"]
+
+
+async def test_subscribe_tails_new_events(store: SQLAlchemyEventStore) -> None:
+    await store.append(_ev("tail"))
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for event in store.subscribe():
+            seen.append(event.event_id)
+            if len(seen) == 3:
+                return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    await store.append([_ev("tail"), _ev("tail")])
+    await asyncio.wait_for(task, 10)
+    assert len(seen) == 3
+
+
+async def test_subscribe_stops_when_caught_up_with_polling_and_listen_off(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory, listen=False, poll_interval=None, notify=False)
+    stored = await store.append([_ev("c"), _ev("c")])
+    await read_all_until(store, {e.event_id for e in stored})  # past any horizon hold-up
+    got = [e async for e in store.subscribe(batch_size=1)]
+    assert len(got) == 2
+
+
+async def test_horizon_lag_reports(store: SQLAlchemyEventStore, dialect_name: str) -> None:
+    await store.append(_ev("h"))
+    status = await store.horizon_lag()
+    if dialect_name == "sqlite":
+        assert status.invisible_events == 0 and status.horizon_txid is None
+    else:
+        assert status.horizon_txid is not None
+
+
+@pytest.mark.postgres_only
+async def test_open_transaction_holds_back_readers_and_shows_in_horizon(
+    store: SQLAlchemyEventStore, session_factory: SF
+) -> None:
+    # The transaction holding an xid draws its position first and commits last.
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        slow = await store.append(_ev("slow"), uow=uow)
+        fast = await store.append(_ev("fast"))
+        assert fast[0].position is not None and slow[0].position is not None
+        assert fast[0].position > slow[0].position
+        page, cursor = await store.read_all(limit=100)
+        # Committed, yet held back behind the open transaction: a position cursor would move
+        # past ``slow`` here and skip it for ever.
+        assert fast[0].event_id not in {e.event_id for e in page}
+        status = await store.horizon_lag()
+        assert status.invisible_events >= 1 and status.oldest_pid is not None
+        await uow.commit()
+    ids = [slow[0].event_id, fast[0].event_id]
+    rest, _ = await read_all_until(store, set(ids), after=cursor)
+    assert [e.event_id for e in rest if e.event_id in ids] == ids
+
+
+@pytest.mark.postgres_only
+async def test_lock_table_mode_orders_by_position(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory, ordering=Ordering.LOCK_TABLE)
+    stored = await store.append([_ev("lk"), _ev("lk")])
+    page, cursor = await read_all_until(store, {e.event_id for e in stored})
+    assert [e.position for e in page] == [e.position for e in stored]
+    assert cursor == str(stored[-1].position) or cursor.endswith(f".{stored[-1].position}")
+
+
+async def test_append_inside_uow_is_invisible_until_commit(
+    store: SQLAlchemyEventStore, session_factory: SF
+) -> None:
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await store.append(_ev("u1"))  # ambient
+        await store.append(_ev("u1"), expected_version=1)
+        assert await store.get_version("u1") == 2  # same transaction sees it
+        await uow.commit()
+    assert await store.get_version("u1") == 2
+    async with session_factory() as s:
+        count = (
+            await s.execute(select(events_table.c.position).where(events_table.c.stream_id == "u1"))
+        ).all()
+    assert len(count) == 2
+
+
+class _Other(DeclarativeBase):
+    pass
+
+
+class EsSideRow(_Other):
+    __tablename__ = "es_side_rows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+def _unique() -> str:
+    return uuid.uuid4().hex

@@ -38,7 +38,12 @@ def leaf_commands() -> list[tuple[str, ...]]:
 COMMANDS = leaf_commands()
 
 # Arguments a command needs besides the database options.
-EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {("outbox", "requeue"): ["--all"]}
+DEMO_PROJECTION = "cqrs_ddd_persistence_sqlalchemy.cli.demo.read_model:order_summaries"
+EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {
+    ("outbox", "requeue"): ["--all"],
+    ("projections", "run"): ["--once", "-p", DEMO_PROJECTION],
+    ("projections", "rebuild"): ["-p", DEMO_PROJECTION],
+}
 
 
 def args_for(command: tuple[str, ...], url: str) -> list[str]:

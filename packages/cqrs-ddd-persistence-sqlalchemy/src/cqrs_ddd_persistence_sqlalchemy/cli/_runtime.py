@@ -46,8 +46,8 @@ T = TypeVar("T")
 ENV_URL = "CQRS_DATABASE_URL"
 ENV_SCHEMA = "CQRS_DATABASE_SCHEMA"
 
+console = Console(highlight=False)
 # soft_wrap: an error stays on one line whatever the terminal width.
-console = Console(soft_wrap=True, highlight=False)
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 DatabaseUrl = Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cqrs_ddd_persistence_sqlalchemy.cli import health, outbox, schema
+from cqrs_ddd_persistence_sqlalchemy.cli import demo, health, outbox, projections, schema
 
 __all__ = ["app", "main"]
 
@@ -20,8 +20,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("demo")(demo.command)
 app.add_typer(schema.app, name="schema")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(projections.app, name="projections")
 app.command("health")(health.command)
 
 

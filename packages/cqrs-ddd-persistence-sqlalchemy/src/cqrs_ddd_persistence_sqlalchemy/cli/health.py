@@ -95,7 +95,21 @@ async def _outbox(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
     ]
 
 
-PROBES: list[Probe] = [_schema, _event_store, _outbox]
+async def _projections(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
+    from cqrs_ddd_persistence_sqlalchemy.cli.projections import projection_lags
+
+    checks = []
+    for name, behind, _, age in await projection_lags(engine):
+        # Behind and not checkpointed for a while: the runner is stalled or not running.
+        status = limits.grade(age) if behind else OK
+        value = f"{behind} event(s) behind, last checkpoint {format_seconds(age)} ago"
+        checks.append(Check("projection", name, status, value))
+    if not checks:
+        checks.append(Check("projection", "checkpoints", OK, "no projection has run yet"))
+    return checks
+
+
+PROBES: list[Probe] = [_schema, _event_store, _outbox, _projections]
 
 
 async def collect(engine: AsyncEngine, limits: Thresholds) -> list[Check]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table as RichTable
 from sqlalchemy import Index, MetaData, UniqueConstraint
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -71,7 +73,13 @@ def schema_differences(connection: Any, metadata: MetaData) -> list[tuple[str, s
     Column types are not compared: reflected types differ in spelling across dialects; use
     Alembic's ``compare_metadata`` (see :mod:`cqrs_ddd_persistence_sqlalchemy.alembic`) for that.
     """
-    inspector = sa_inspect(connection)
+    with warnings.catch_warnings():
+        # Types the reflection does not know (PostgreSQL xid8) are not compared anyway.
+        warnings.filterwarnings("ignore", "Did not recognize type", sa_exc.SAWarning)
+        return _differences(sa_inspect(connection), metadata)
+
+
+def _differences(inspector: Any, metadata: MetaData) -> list[tuple[str, str]]:
     existing = set(inspector.get_table_names())
     problems: list[tuple[str, str]] = []
     for table in metadata.sorted_tables:

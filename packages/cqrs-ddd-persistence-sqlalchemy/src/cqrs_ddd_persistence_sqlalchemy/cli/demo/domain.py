@@ -1,0 +1,183 @@
+"""The demo's order-fulfilment domain: an aggregate, its events, a saga, its services, jobs.
+
+Event and saga type names are prefixed with ``demo.`` so that they never clash with an
+application's own types registered in the same process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy import MetaData, Numeric, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cqrs_ddd_advanced_core.sagas import saga_step
+from cqrs_ddd_advanced_core.sagas.state import SagaState
+from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
+from cqrs_ddd_core.domain.events import DomainEvent
+from cqrs_ddd_core.errors import DomainError
+from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
+from cqrs_ddd_persistence_sqlalchemy.schema import NAMING_CONVENTION
+
+__all__ = [
+    "DemoBase",
+    "Order",
+    "OrderFulfillmentSaga",
+    "OrderModel",
+    "OrderPaid",
+    "OrderPlaced",
+    "OrderShipped",
+    "Payments",
+    "Shipping",
+    "Warehouse",
+]
+
+
+# -- the aggregate -------------------------------------------------------------------------
+class OrderPlaced(DomainEvent, event_type="demo.OrderPlaced"):
+    customer_id: str
+    total: Decimal
+
+
+class OrderPaid(DomainEvent, event_type="demo.OrderPaid"):
+    payment_id: str
+
+
+class OrderShipped(DomainEvent, event_type="demo.OrderShipped"):
+    carrier: str
+
+
+class Order(AggregateRoot[str]):
+    id: str
+    customer_id: str
+    total: Decimal
+    status: str = "placed"
+
+    @classmethod
+    def place(cls, order_id: str, customer_id: str, total: Decimal) -> Order:
+        order = cls(id=order_id, customer_id=customer_id, total=total)
+        order.add_event(OrderPlaced(customer_id=customer_id, total=total))
+        return order
+
+    def mark_paid(self, payment_id: str) -> None:
+        if self.status != "placed":
+            raise DomainError(f"order {self.id} is {self.status}")
+        self.status = "paid"
+        self.add_event(OrderPaid(payment_id=payment_id))
+
+    def ship(self, carrier: str) -> None:
+        if self.status != "paid":
+            raise DomainError(f"order {self.id} is {self.status}, not paid")
+        self.status = "shipped"
+        self.add_event(OrderShipped(carrier=carrier))
+
+
+class DemoBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class OrderModel(VersionMixin, DemoBase):
+    __tablename__ = "demo_orders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    total: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    status: Mapped[str] = mapped_column(String(16))
+
+
+# -- the saga and the services it calls ------------------------------------------------------
+class Warehouse:
+    def __init__(self) -> None:
+        self.reserved: dict[str, int] = {}
+        self.log: list[str] = []
+
+    async def reserve(self, order_id: str, items: int) -> None:
+        self.reserved[order_id] = items
+        self.log.append(f"reserved {items} item(s) for {order_id}")
+
+    async def release(self, order_id: str) -> None:
+        self.reserved.pop(order_id, None)
+        self.log.append(f"released the stock of {order_id}")
+
+
+class Payments:
+    def __init__(self) -> None:
+        self.captured: dict[str, Decimal] = {}
+        self.log: list[str] = []
+
+    async def charge(self, order_id: str, amount: Decimal) -> str:
+        payment_id = f"pay-{order_id}"
+        self.captured[payment_id] = amount
+        self.log.append(f"charged {amount} for {order_id}")
+        return payment_id
+
+    async def refund(self, payment_id: str) -> None:
+        amount = self.captured.pop(payment_id)
+        self.log.append(f"refunded {amount} ({payment_id})")
+
+
+class Shipping:
+    """Refuses addresses it cannot deliver to (that is what makes the second saga compensate)."""
+
+    def __init__(self, undeliverable: set[str]) -> None:
+        self.undeliverable = undeliverable
+        self.log: list[str] = []
+
+    async def book(self, order_id: str, address: str) -> str:
+        if address in self.undeliverable:
+            self.log.append(f"cannot deliver {order_id} to {address!r}")
+            raise DomainError(f"no carrier delivers to {address!r}")
+        self.log.append(f"booked a courier for {order_id}")
+        return "DHL"
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+
+
+def step(*, compensation: str | None = None) -> Callable[[F], F]:
+    """``saga_step`` with a precise type for mypy (the library's decorator returns ``Any``)."""
+    decorator: Callable[[F], F] = saga_step(compensation=compensation)
+    return decorator
+
+
+class OrderFulfillmentSaga(SagaState):
+    """Reserve stock, take the payment, book the courier — or undo what was done."""
+
+    __saga_type__ = "demo.OrderFulfillment"
+
+    order_id: str
+    amount: Decimal
+    address: str
+    payment_id: str | None = None
+    carrier: str | None = None
+
+    @step(compensation="release_stock")
+    async def reserve_stock(
+        self, warehouse: Warehouse, payments: Payments, shipping: Shipping
+    ) -> None:
+        await warehouse.reserve(self.order_id, 1)
+
+    async def release_stock(
+        self, warehouse: Warehouse, payments: Payments, shipping: Shipping
+    ) -> None:
+        await warehouse.release(self.order_id)
+
+    @step(compensation="refund_payment")
+    async def take_payment(
+        self, warehouse: Warehouse, payments: Payments, shipping: Shipping
+    ) -> None:
+        self.payment_id = await payments.charge(self.order_id, self.amount)
+
+    async def refund_payment(
+        self, warehouse: Warehouse, payments: Payments, shipping: Shipping
+    ) -> None:
+        if self.payment_id is not None:
+            await payments.refund(self.payment_id)
+
+    @step()
+    async def book_courier(
+        self, warehouse: Warehouse, payments: Payments, shipping: Shipping
+    ) -> None:
+        self.carrier = await shipping.book(self.order_id, self.address)

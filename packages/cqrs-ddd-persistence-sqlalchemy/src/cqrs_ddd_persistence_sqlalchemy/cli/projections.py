@@ -1,0 +1,235 @@
+"""``cqrs-ddd-sqla projections run|rebuild|status``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table as RichTable
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
+from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
+    CliError,
+    DatabaseUrl,
+    Schema,
+    console,
+    describe_url,
+    engine_scope,
+    err_console,
+    require_tables,
+    run,
+    serve,
+)
+from cqrs_ddd_persistence_sqlalchemy.cli._views import format_seconds
+
+__all__ = ["app", "projection_lags"]
+
+app = typer.Typer(
+    name="projections",
+    help="Read models built from the event log: follow it, rebuild them, show their lag.",
+    no_args_is_help=True,
+)
+
+ProjectionRefs = Annotated[
+    list[str],
+    typer.Option(
+        "--projection",
+        "-p",
+        help="A Projection object, as 'package.module:attribute' (repeatable).",
+        show_default=False,
+    ),
+]
+
+
+def _tables() -> list[str]:
+    from cqrs_ddd_persistence_sqlalchemy.advanced.projections.tables import (
+        projection_positions_table,
+    )
+    from cqrs_ddd_persistence_sqlalchemy.core import events_table
+
+    return [events_table.name, projection_positions_table.name]
+
+
+def _load_projections(refs: list[str]) -> list[Any]:
+    from cqrs_ddd_advanced_core.projections import Projection
+
+    if not refs:
+        raise CliError("name at least one projection: --projection package.module:attribute")
+    found = []
+    for ref in refs:
+        obj = load_object(ref)
+        if not isinstance(obj, Projection):
+            raise CliError(f"{ref!r} is a {type(obj).__name__}, not a Projection")
+        found.append(obj)
+    return found
+
+
+def _runners(engine: AsyncEngine, projections: list[Any], batch_size: int) -> list[Any]:
+    from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
+    from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
+
+    factory: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
+    store = SQLAlchemyEventStore(factory)
+    return [
+        ProjectionRunner(p, event_store=store, session_factory=factory, batch_size=batch_size)
+        for p in projections
+    ]
+
+
+async def _head(engine: AsyncEngine) -> tuple[int, int]:
+    """``(max position, number of events)`` of the event log."""
+    from cqrs_ddd_persistence_sqlalchemy.core import events_table as t
+
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(func.max(t.c.position), func.count()))).one()
+    return int(row[0] or 0), int(row[1])
+
+
+async def projection_lags(engine: AsyncEngine) -> list[tuple[str, int, int | None, float | None]]:
+    """``(projection, events behind, position, seconds since last checkpoint)`` for each one."""
+    from datetime import UTC, datetime
+
+    from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionPositionStore
+    from cqrs_ddd_persistence_sqlalchemy.core import events_table as t
+
+    checkpoints = await SQLAlchemyProjectionPositionStore(engine).get_all()
+    now = datetime.now(UTC)
+    lags = []
+    async with engine.connect() as conn:
+        for cp in checkpoints:
+            behind = (
+                await conn.execute(select(func.count()).where(t.c.position > (cp.position or 0)))
+            ).scalar_one()
+            age = (now - cp.updated_at).total_seconds() if cp.updated_at else None
+            lags.append((cp.projection, int(behind), cp.position, age))
+    return lags
+
+
+@app.command("status")
+def status(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+    """Every projection's checkpoint and how many events of the log it has not applied yet."""
+
+    async def body() -> tuple[str, int, list[tuple[str, int, int | None, float | None]]]:
+        async with engine_scope(database_url, schema) as engine:
+            await require_tables(engine, _tables())
+            head, _ = await _head(engine)
+            return describe_url(engine), head, await projection_lags(engine)
+
+    where, head, lags = run(body)
+    if not lags:
+        console.print(f"no projection has run yet in {where} (log head: position {head})")
+        return
+    table = RichTable(title=f"projections in {where} (log head: position {head})")
+    for column in ("projection", "position", "events behind", "last checkpoint"):
+        table.add_column(column, justify="left" if column == "projection" else "right")
+    for name, behind, position, age in lags:
+        table.add_row(name, str(position or 0), str(behind), f"{format_seconds(age)} ago")
+    console.print(table)
+
+
+@app.command("run")
+def run_projections(
+    projection: ProjectionRefs = [],  # noqa: B006 - typer reads the default, never mutates it
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 500,
+    once: Annotated[bool, typer.Option("--once", help="Catch up with the log, then exit.")] = False,
+) -> None:
+    """Follow the event log and keep the projections up to date (until SIGINT/SIGTERM).
+
+    Several processes may run the same projections: one runner per projection is active at a
+    time (advisory lock on PostgreSQL), the others stand by.
+    """
+
+    async def body() -> list[tuple[str, int]]:
+        projections = _load_projections(projection)
+        async with engine_scope(database_url, schema) as engine:
+            await require_tables(engine, _tables())
+            runners = _runners(engine, projections, batch_size)
+            if once:
+                return [(r.name, await r.run_once()) for r in runners]
+            err_console.print(
+                f"running {', '.join(r.name for r in runners)} on {describe_url(engine)}; "
+                "Ctrl-C to stop"
+            )
+            await serve([_Follow(r) for r in runners])
+            return []
+
+    for name, applied in run(body, service=True):
+        console.print(f"{name}: applied {applied} event(s)")
+
+
+class _Follow:
+    """A runner as a stoppable service."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.runner.run(stop=self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@app.command("rebuild")
+def rebuild(
+    projection: ProjectionRefs = [],  # noqa: B006 - typer reads the default, never mutates it
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 1000,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for a running runner to release the projection.")
+    ] = False,
+) -> None:
+    """Empty the projections' collections and checkpoints, then replay the whole log.
+
+    Shows a progress bar with the rate and the time remaining.
+    """
+
+    async def body() -> list[tuple[str, int, float]]:
+        projections = _load_projections(projection)
+        async with engine_scope(database_url, schema) as engine:
+            await require_tables(engine, _tables())
+            head, _ = await _head(engine)
+            results = []
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} ev/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=False,
+            ) as bar:
+                for runner in _runners(engine, projections, batch_size):
+                    task = bar.add_task(runner.name, total=head or 1, rate="-")
+                    started = time.monotonic()
+
+                    def report(p: Any, task: Any = task) -> None:
+                        done = head if p.caught_up else min(p.position or 0, head)
+                        rate = p.events_processed / p.elapsed if p.elapsed > 0 else 0.0
+                        bar.update(task, completed=done or 0, rate=f"{rate:,.0f}")
+
+                    applied = await runner.rebuild(progress=report, wait=wait)
+                    bar.update(task, completed=head or 1)
+                    results.append((runner.name, applied, time.monotonic() - started))
+            return results
+
+    for name, applied, seconds in run(body, service=True):
+        console.print(f"{name}: rebuilt from {applied} event(s) in {format_seconds(seconds)}")

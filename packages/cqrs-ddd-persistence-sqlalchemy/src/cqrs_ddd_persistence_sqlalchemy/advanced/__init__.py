@@ -23,3 +23,9 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
 from cqrs_ddd_persistence_sqlalchemy.advanced.snapshots import (
     SQLAlchemySnapshotStore as SQLAlchemySnapshotStore,
 )
+from cqrs_ddd_persistence_sqlalchemy.advanced.scheduler import (
+    SchedulerWorker as SchedulerWorker,
+)
+from cqrs_ddd_persistence_sqlalchemy.advanced.scheduler import (
+    SQLAlchemyCommandScheduler as SQLAlchemyCommandScheduler,
+)

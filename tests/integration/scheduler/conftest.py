@@ -1,0 +1,10 @@
+"""Make the shared scheduler models importable (also for subprocess workers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cqrs_ddd_persistence_sqlalchemy.cli import demo, health, outbox, projections, schema
+from cqrs_ddd_persistence_sqlalchemy.cli import demo, health, jobs, outbox, projections, schema
 
 __all__ = ["app", "main"]
 
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.command("demo")(demo.command)
 app.add_typer(schema.app, name="schema")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(projections.app, name="projections")
 app.command("health")(health.command)
 

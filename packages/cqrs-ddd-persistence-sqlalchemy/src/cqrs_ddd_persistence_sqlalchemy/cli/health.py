@@ -109,7 +109,22 @@ async def _projections(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
     return checks
 
 
-PROBES: list[Probe] = [_schema, _event_store, _outbox, _projections]
+async def _jobs(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
+    from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobStatus
+    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.cli.jobs import stalled_jobs
+
+    stalled, age = await stalled_jobs(engine)
+    counts = await SQLAlchemyBackgroundJobRepository(BackgroundJob, engine).count_by_status()
+    dead = counts.get(JobStatus.DEAD, 0)
+    value = f"{stalled} (oldest lease expired {format_seconds(age)} ago)" if stalled else "0"
+    return [
+        Check("jobs", "stalled (worker died)", limits.grade(age) if stalled else OK, value),
+        Check("jobs", "dead", WARN if dead else OK, str(dead)),
+    ]
+
+
+PROBES: list[Probe] = [_schema, _event_store, _outbox, _projections, _jobs]
 
 
 async def collect(engine: AsyncEngine, limits: Thresholds) -> list[Check]:

@@ -82,9 +82,13 @@ def command(
     """
     from cqrs_ddd_persistence_sqlalchemy.cli.demo.scenario import STEPS, Demo, StepResult
 
-    # The second saga fails on purpose; the demo tells that story itself, without the
-    # orchestrator's warning and traceback in the middle of it.
-    logging.getLogger("cqrs_ddd_advanced_core.sagas").setLevel(logging.ERROR)
+    # The second saga and the first invoice fail on purpose; the demo tells that story
+    # itself, without the workers' warnings and tracebacks in the middle of it.
+    for name in (
+        "cqrs_ddd_advanced_core.sagas",
+        "cqrs_ddd_persistence_sqlalchemy.advanced.job_worker",
+    ):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     async def body() -> tuple[str, bool, list[tuple[StepResult, float]]]:
         url = normalize_url(database_url or DEFAULT_URL)

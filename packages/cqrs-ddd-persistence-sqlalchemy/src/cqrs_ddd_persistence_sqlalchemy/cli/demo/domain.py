@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobContext
 from cqrs_ddd_advanced_core.sagas import saga_step
 from cqrs_ddd_advanced_core.sagas.state import SagaState
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
@@ -30,6 +32,8 @@ __all__ = [
     "OrderPlaced",
     "OrderShipped",
     "Payments",
+    "SendInvoice",
+    "SendPaymentReminder",
     "Shipping",
     "Warehouse",
 ]
@@ -181,3 +185,28 @@ class OrderFulfillmentSaga(SagaState):
         self, warehouse: Warehouse, payments: Payments, shipping: Shipping
     ) -> None:
         self.carrier = await shipping.book(self.order_id, self.address)
+
+
+# -- background jobs and scheduled commands ----------------------------------------------------
+class SendInvoice(BackgroundJob):
+    """E-mails an invoice; the mail server times out on the first attempt for ``flaky`` ones."""
+
+    __job_type__: ClassVar[str | None] = "demo.SendInvoice"
+    __backoff__: ClassVar[Backoff] = Backoff(base=0.2, factor=2.0, maximum=2.0)
+
+    order_id: str
+    flaky: bool = False
+
+    async def execute(self, ctx: JobContext) -> dict[str, str]:
+        if self.flaky and self.attempts == 0:
+            raise ConnectionError("SMTP server timed out")
+        await ctx.progress(1.0, "sent")
+        return {"sent": f"invoice-{self.order_id}.pdf"}
+
+
+class SendPaymentReminder(BaseModel):
+    """A command scheduled for later: remind a customer of an unpaid order."""
+
+    __command_type__: ClassVar[str] = "demo.SendPaymentReminder"
+
+    order_id: str

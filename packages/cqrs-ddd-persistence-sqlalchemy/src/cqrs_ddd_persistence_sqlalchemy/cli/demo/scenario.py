@@ -7,8 +7,10 @@ Each step is an ``async`` function taking the :class:`Demo` wiring and returning
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +22,8 @@ from cqrs_ddd_persistence_sqlalchemy.cli.demo.domain import (
     OrderFulfillmentSaga,
     OrderModel,
     Payments,
+    SendInvoice,
+    SendPaymentReminder,
     Shipping,
     Warehouse,
 )
@@ -288,10 +292,94 @@ async def projection(demo: Demo) -> StepResult:
     )
 
 
+# -- 6. background jobs ----------------------------------------------------------------------
+async def jobs(demo: Demo) -> StepResult:
+    from cqrs_ddd_advanced_core.jobs import JobStatus
+    from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
+    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+
+    repo = SQLAlchemyBackgroundJobRepository(SendInvoice, demo.engine, lease_seconds=10)
+    async with demo.uow() as uow:
+        ids = [
+            await repo.enqueue(
+                SendInvoice(order_id="ord-1", flaky=True), dedupe_key="invoice:ord-1", uow=uow
+            ),
+            await repo.enqueue(SendInvoice(order_id="ord-2"), dedupe_key="invoice:ord-2", uow=uow),
+        ]
+        await uow.commit()
+    duplicate = await repo.enqueue(SendInvoice(order_id="ord-1"), dedupe_key="invoice:ord-1")
+    expect(duplicate == ids[0], "a second enqueue with the same dedupe key is a no-op")
+
+    worker = JobWorker(repo, concurrency=2, poll_interval=0.05)
+    runs = 0
+    for _ in range(100):  # until both jobs are settled (the retry waits for its backoff)
+        runs += await worker.run_until_idle()
+        counts = await repo.count_by_status()
+        if counts[JobStatus.PENDING] == counts[JobStatus.RUNNING] == 0:
+            break
+        await asyncio.sleep(0.05)
+    flaky, steady = await repo.get(ids[0]), await repo.get(ids[1])
+    assert flaky is not None and steady is not None
+    expect(flaky.status is JobStatus.COMPLETED and flaky.attempts == 2, f"flaky job: {flaky}")
+    expect(steady.status is JobStatus.COMPLETED and steady.attempts == 1, f"job: {steady}")
+    return StepResult(
+        "Background jobs with a retry",
+        "SQLAlchemyBackgroundJobRepository + JobWorker",
+        [
+            "2 invoice jobs enqueued in the unit of work (dedupe keys: a re-enqueue is a no-op)",
+            f"invoice ord-1: attempt 1 failed ({flaky.error or 'SMTP server timed out'}), "
+            f"retried after its backoff → {flaky.status.value} after {flaky.attempts} attempts",
+            f"invoice ord-2: {steady.status.value} after {steady.attempts} attempt, "
+            f"result {steady.result}",
+            f"worker: concurrency 2, {runs} runs settled, leases extended by heartbeats",
+        ],
+    )
+
+
+# -- 7. scheduled command --------------------------------------------------------------------
+async def scheduled(demo: Demo) -> StepResult:
+    from cqrs_ddd_core.domain.events import utc_now
+    from cqrs_ddd_persistence_sqlalchemy.advanced.scheduler import (
+        SchedulerWorker,
+        SQLAlchemyCommandScheduler,
+    )
+
+    scheduler = SQLAlchemyCommandScheduler(demo.engine)
+    due = utc_now() + timedelta(seconds=0.5)
+    async with demo.uow() as uow:
+        await scheduler.schedule(
+            SendPaymentReminder(order_id="ord-2"), at=due, key="reminder:ord-2", uow=uow
+        )
+        await uow.commit()
+    dispatched: list[SendPaymentReminder] = []
+
+    async def dispatch(command: SendPaymentReminder) -> None:
+        dispatched.append(command)
+
+    worker = SchedulerWorker(scheduler, dispatch, [SendPaymentReminder], poll_interval=0.05)
+    early = await worker.run_once()
+    await asyncio.sleep(max(0.0, (due - utc_now()).total_seconds()) + 0.05)
+    on_time = await worker.run_once()
+    later = await worker.run_once()
+    expect((early, on_time, later) == (0, 1, 0), f"dispatches {early}, {on_time}, {later}")
+    expect([c.order_id for c in dispatched] == ["ord-2"], "the reminder was dispatched once")
+    return StepResult(
+        "A scheduled command",
+        "SQLAlchemyCommandScheduler + SchedulerWorker",
+        [
+            "SendPaymentReminder(ord-2) scheduled 0.5 s ahead, in the unit of work",
+            f"before it was due: {early} dispatched; when due: {on_time}; afterwards: {later}",
+            "claimed with a lease, acknowledged after dispatch: exactly once across workers",
+        ],
+    )
+
+
 STEPS: list[tuple[str, Step]] = [
     ("aggregates", aggregates),
     ("sagas", sagas),
     ("event store", event_store),
     ("outbox", outbox),
     ("projection", projection),
+    ("jobs", jobs),
+    ("scheduled command", scheduled),
 ]

@@ -1,0 +1,170 @@
+"""``cqrs-ddd-sqla jobs worker|stats``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table as RichTable
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
+from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
+    CliError,
+    DatabaseUrl,
+    Schema,
+    console,
+    describe_url,
+    engine_scope,
+    err_console,
+    require_tables,
+    run,
+    serve,
+)
+
+__all__ = ["app", "stalled_jobs"]
+
+app = typer.Typer(
+    name="jobs",
+    help="Background jobs: run a worker, show the queue.",
+    no_args_is_help=True,
+)
+
+
+def _table_name() -> str:
+    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table
+
+    return jobs_table.name
+
+
+async def stalled_jobs(engine: AsyncEngine) -> tuple[int, float | None]:
+    """Jobs whose worker stopped heartbeating (lease expired, not yet recovered), and the age in
+    seconds of the oldest expired lease."""
+    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table as t
+    from cqrs_ddd_persistence_sqlalchemy.queue import PENDING
+
+    now = datetime.now(UTC)
+    expired = and_(t.c.status == PENDING, t.c.lease_token.is_not(None), t.c.locked_until <= now)
+    async with engine.connect() as conn:
+        count, oldest = (
+            await conn.execute(select(func.count(), func.min(t.c.locked_until)).where(expired))
+        ).one()
+    age = (now - oldest).total_seconds() if oldest is not None else None
+    return int(count), age
+
+
+@app.command("stats")
+def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+    """Jobs per status, and stalled ones (their worker died; recovered after the lease)."""
+    from cqrs_ddd_advanced_core.jobs import BackgroundJob
+    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+
+    async def body() -> tuple[str, dict[Any, int], int]:
+        async with engine_scope(database_url, schema) as engine:
+            await require_tables(engine, [_table_name()])
+            counts = await SQLAlchemyBackgroundJobRepository(
+                BackgroundJob, engine
+            ).count_by_status()
+            stalled, _ = await stalled_jobs(engine)
+            return describe_url(engine), counts, stalled
+
+    where, counts, stalled = run(body)
+    table = RichTable(title=f"jobs in {where}", show_header=False)
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for status, count in counts.items():
+        table.add_row(str(getattr(status, "value", status)).lower(), str(count))
+    table.add_row("stalled (lease expired)", str(stalled))
+    console.print(table)
+
+
+def _job_class(references: list[str]) -> type[Any]:
+    from cqrs_ddd_advanced_core.jobs import BackgroundJob
+
+    if not references:
+        raise CliError("name the job classes to run: --job-class package.module:JobClass")
+    classes = []
+    for ref in references:
+        cls = load_object(ref)
+        if not (isinstance(cls, type) and issubclass(cls, BackgroundJob)):
+            raise CliError(f"{ref!r} is not a BackgroundJob subclass")
+        classes.append(cls)
+    # One class: it and its subclasses; several: every BackgroundJob imported so far.
+    return classes[0] if len(classes) == 1 else BackgroundJob
+
+
+@app.command("worker")
+def worker(
+    job_class: Annotated[
+        list[str],
+        typer.Option(
+            "--job-class",
+            "-j",
+            help="A BackgroundJob subclass to run, as 'package.module:Class' (repeatable).",
+            show_default=False,
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    handlers: Annotated[
+        str | None,
+        typer.Option(
+            help="A mapping job type -> async handler(job, ctx), as 'package.module:attribute' "
+            "(jobs without a handler run their execute()).",
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at the same time.")] = 4,
+    lease_seconds: Annotated[
+        float, typer.Option(min=1, help="Lease of a claimed job (heartbeats extend it).")
+    ] = 60.0,
+    poll_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls.")] = 0.5,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the jobs due now (and their retries), then exit.")
+    ] = False,
+) -> None:
+    """Run background jobs until SIGINT/SIGTERM (running jobs finish or are given back)."""
+    from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
+    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+
+    async def body() -> int:
+        cls = _job_class(job_class)
+        mapping: Mapping[Any, Any] | None = None
+        if handlers is not None:
+            mapping = load_object(handlers)
+            if not isinstance(mapping, Mapping):
+                raise CliError(f"{handlers!r} is not a mapping of job type to handler")
+        async with engine_scope(database_url, schema) as engine:
+            await require_tables(engine, [_table_name()])
+            repo = SQLAlchemyBackgroundJobRepository(cls, engine, lease_seconds=lease_seconds)
+            job_worker = JobWorker(
+                repo, handlers=mapping, concurrency=concurrency, poll_interval=poll_interval
+            )
+            if once:
+                return await job_worker.run_until_idle()
+            err_console.print(
+                f"running {cls.__name__} jobs from {describe_url(engine)} "
+                f"(concurrency {concurrency}); Ctrl-C to stop"
+            )
+            await serve([_Stoppable(job_worker)])
+            return job_worker.processed
+
+    console.print(f"processed {run(body, service=True)} job(s)")
+
+
+class _Stoppable:
+    """``JobWorker.stop`` is a coroutine; ``serve`` wants a plain ``stop()``."""
+
+    def __init__(self, job_worker: Any) -> None:
+        self.worker = job_worker
+        self._stopping: Any = None
+
+    async def run(self) -> None:
+        await self.worker.run()
+
+    def stop(self) -> None:
+        import asyncio
+
+        self._stopping = asyncio.ensure_future(self.worker.stop())

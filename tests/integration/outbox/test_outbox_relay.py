@@ -158,11 +158,16 @@ async def test_cancellation_releases_unpublished_messages(
 ) -> None:
     outbox = fast_outbox(library_tables, lease_seconds=60)
     await save(outbox, session_factory, 10)
-    publisher = InMemoryPublisher(delay=0.05)
+    third = asyncio.Event()
+
+    async def on_publish(_m: OutboxMessage) -> None:
+        if len(publisher.published) >= 3:
+            third.set()
+
+    publisher = InMemoryPublisher(delay=0.05, on_publish=on_publish)
     relay = OutboxRelay(outbox, publisher, batch_size=10, max_in_flight=1, listen=False)
     task = asyncio.create_task(relay.run())
-    while len(publisher.published) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(third.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -45,11 +45,16 @@ class LoggingOutbox(SQLAlchemyOutboxStorage):
     ) -> list[OutboxClaim]:
         claimed = await super().claim_batch(limit, lease_seconds=lease_seconds)
         if claimed and self.claim_log:
-            with open(self.claim_log, "a") as f:
-                f.write(",".join(c.message_id for c in claimed) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            _append_line(self.claim_log, ",".join(c.message_id for c in claimed))
         return claimed
+
+
+def _append_line(path: str, line: str) -> None:
+    # Synchronous on purpose: the line must be on disk before the batch is published.
+    with open(path, "a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 async def main() -> None:

@@ -56,8 +56,8 @@ class Sink:
     def ids(self) -> list[str]:
         return [a[0] for a in self.arrived]
 
-    async def wait_for(self, count: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int, within: float) -> None:
+        deadline = time.monotonic() + within
         while len(set(self.ids())) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"only {len(set(self.ids()))}/{count} arrived")
@@ -159,7 +159,7 @@ async def test_four_relay_processes_drain_without_duplicates(
     messages = ticks(total)
     started = time.monotonic()
     await write_concurrently(library_tables, messages, per_uow=250, parallel=8)
-    await sink.wait_for(total, timeout=600 if SOAK else 150)
+    await sink.wait_for(total, within=600 if SOAK else 150)
     elapsed = time.monotonic() - started
     await asyncio.sleep(1.0)  # let any late duplicate show up
     counts = Counter(sink.ids())
@@ -200,7 +200,7 @@ async def test_sigkilled_relay_loses_nothing(
 
     for _ in range(2):
         await spawn(OUTBOX_BATCH="100", OUTBOX_LEASE=str(lease))
-    await sink.wait_for(total, timeout=120)
+    await sink.wait_for(total, within=120)
     await asyncio.sleep(1.0)
     counts = Counter(sink.ids())
     assert set(counts) == {m.message_id for m in messages}  # nothing lost
@@ -228,7 +228,7 @@ async def test_per_key_order_with_four_relays(
         await spawn(OUTBOX_BATCH="100", OUTBOX_ORDERED="1")
     # Written in interleaved, concurrent units of work (one UoW per round of events).
     await write_concurrently(library_tables, messages, per_uow=aggregates, parallel=1)
-    await sink.wait_for(aggregates * events, timeout=300)
+    await sink.wait_for(aggregates * events, within=300)
     per_key: dict[str | None, list[int]] = {}
     for _mid, key, seq in sink.arrived:
         per_key.setdefault(key, []).append(seq)

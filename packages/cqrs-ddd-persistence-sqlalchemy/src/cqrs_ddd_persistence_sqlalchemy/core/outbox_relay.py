@@ -218,22 +218,28 @@ class OutboxRelay:
         confirmed: list[OutboxClaim],
         failed: list[tuple[OutboxClaim, BaseException]],
     ) -> None:
+        async def one(item: OutboxClaim) -> None:
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.publisher.publish(item.message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a refusal is an outcome, settled below
+                failed.append((item, exc))
+            else:
+                confirmed.append(item)
+
+        if self.max_in_flight == 1:
+            for item in claimed:  # no task per message
+                await one(item)
+            return
         limit = asyncio.Semaphore(self.max_in_flight)
 
-        async def one(item: OutboxClaim) -> None:
+        async def limited(item: OutboxClaim) -> None:
             async with limit:
-                try:
-                    await asyncio.wait_for(
-                        self.publisher.publish(item.message), self.publish_timeout
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a refusal is an outcome, settled below
-                    failed.append((item, exc))
-                else:
-                    confirmed.append(item)
+                await one(item)
 
-        await asyncio.gather(*(one(item) for item in claimed))
+        await asyncio.gather(*(limited(item) for item in claimed))
 
     async def _keep_alive(self, claimed: Sequence[OutboxClaim]) -> None:
         # A batch that publishes slowly must not lose its lease to another relay.

@@ -32,9 +32,13 @@ from types import ModuleType
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    Integer,
+    String,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -53,22 +57,32 @@ from cqrs_ddd_persistence_sqlalchemy.queue import postgres as _postgres
 from cqrs_ddd_persistence_sqlalchemy.queue import sqlite as _sqlite
 from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import DEAD, DONE, PENDING
+from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
 __all__ = ["Claim", "DurableQueue", "Outcome", "QueueStats"]
 
 _REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "attempts",
              "last_error", "created_at", "finished_at")  # fmt: skip
+_NOW = bindparam("q_now", type_=UTCDateTime())
 _DIALECTS: dict[str, ModuleType] = {"postgresql": _postgres, "sqlite": _sqlite}
 
 Executor = AsyncConnection | AsyncSession
 
 
+def _dialect_module(name: str) -> ModuleType:
+    module = _DIALECTS.get(name)
+    if module is None:
+        raise ConfigurationError(f"the durable queue does not support dialect {name!r}")
+    return module
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One leased row. ``token`` is the fencing token every terminal write must present."""
+    """One leased row. ``token`` is the fencing token every terminal write must present
+    (``None`` only for an administrative settle of a row that is not leased)."""
 
     id: int
-    token: str
+    token: str | None
     attempts: int
     locked_until: datetime
     values: Mapping[str, Any] = field(repr=False)
@@ -167,7 +181,9 @@ class DurableQueue:
         self.clock = clock
         self._rng = rng or random.Random()
         self._engine = bind if isinstance(bind, AsyncEngine) else None
+        self._engine_dialect = _dialect_module(self._engine.dialect.name) if self._engine else None
         self._source = SessionSource(bind)
+        self._statements: dict[tuple[str, str], Any] = {}
 
     # -- plumbing --------------------------------------------------------------------------
     @property
@@ -176,17 +192,28 @@ class DurableQueue:
         return self._engine
 
     @asynccontextmanager
-    async def connection(self, uow: Any = None) -> AsyncIterator[Executor]:
+    async def connection(
+        self, uow: Any = None, *, single_statement: bool = False
+    ) -> AsyncIterator[Executor]:
         """The executor of one operation: the joined unit of work, or a transaction of our own.
 
-        With an engine bind and no unit of work this is a bare ``engine.begin()`` connection
-        (the claim hot path skips the ORM session entirely).
+        With an engine bind and no unit of work this is a bare connection (the hot paths skip
+        the ORM session). ``single_statement=True`` lets a dialect that supports it run the
+        operation in autocommit mode: one statement is atomic on its own, and PostgreSQL then
+        needs no ``BEGIN``/``COMMIT`` round trips.
         """
         joined = self._source.resolve_uow(uow)
         if joined is None and self._engine is not None:
+            autocommit = single_statement and bool(
+                getattr(self._engine_dialect, "AUTOCOMMIT_SINGLE_STATEMENTS", False)
+            )
             with translating():
-                async with self._engine.begin() as conn:
-                    yield conn
+                if autocommit:
+                    async with self._engine.connect() as conn:
+                        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    async with self._engine.begin() as conn:
+                        yield conn
             return
         async with self._source.session(joined) as session:
             yield session
@@ -199,12 +226,18 @@ class DurableQueue:
             if isinstance(executor, AsyncConnection)
             else executor.get_bind().dialect.name
         )
-        module = _DIALECTS.get(name)
-        if module is None:
-            raise ConfigurationError(f"the durable queue does not support dialect {name!r}")
-        return module
+        return _dialect_module(name)
 
-    def due_condition(self, now: datetime) -> ColumnElement[bool]:
+    def _cached(self, dialect: ModuleType, name: str, build: Callable[[], Any]) -> Any:
+        # Statements are built once per dialect with bound parameters: building and
+        # cache-keying a claim statement costs more than executing it on a warm connection.
+        key = (dialect.__name__, name)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = build()
+        return stmt
+
+    def due_condition(self, now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
         """Pending, available, and not leased (or lease expired)."""
         t = self.table
         return and_(
@@ -250,11 +283,33 @@ class DurableQueue:
         """
         if limit <= 0:
             return []
-        t = self.table
         now = self.clock()
         until = now + (timedelta(seconds=lease_seconds) if lease_seconds else self.lease)
         token = uuid.uuid4().hex
-        due = self.due_condition(now)
+        params = {"q_now": now, "q_limit": limit, "q_token": token, "q_until": until}
+        async with self.connection(uow, single_statement=True) as executor:
+            dialect = self.dialect_of(executor)
+            if where is None:
+                stmt = self._cached(dialect, "claim", lambda: self._claim_statement(dialect, None))
+            else:
+                stmt = self._claim_statement(dialect, where)
+            rows = (await executor.execute(stmt, params)).mappings().all()
+        claims = [
+            Claim(
+                id=row["id"],
+                token=token,
+                attempts=row["attempts"],
+                locked_until=until,
+                values=dict(row),
+            )
+            for row in rows
+        ]
+        claims.sort(key=self._sort_key)
+        return claims
+
+    def _claim_statement(self, dialect: ModuleType, where: ColumnElement[bool] | None) -> Any:
+        t = self.table
+        due = self.due_condition(bindparam("q_now", type_=UTCDateTime()))
         candidates = select(t.c.id).where(due)
         if where is not None:
             candidates = candidates.where(where)
@@ -268,25 +323,14 @@ class DurableQueue:
                     prior.c.status == PENDING,
                 )
             )
-        candidates = candidates.order_by(*self.order_by).limit(limit)
-        async with self.connection(uow) as executor:
-            dialect = self.dialect_of(executor)
-            stmt = dialect.claim_statement(
-                t, candidates, due, {"lease_token": token, "locked_until": until}
-            )
-            rows = (await executor.execute(stmt)).mappings().all()
-        claims = [
-            Claim(
-                id=row["id"],
-                token=token,
-                attempts=row["attempts"],
-                locked_until=until,
-                values=dict(row),
-            )
-            for row in rows
-        ]
-        claims.sort(key=self._sort_key)
-        return claims
+        candidates = candidates.order_by(*self.order_by).limit(
+            bindparam("q_limit", type_=Integer())
+        )
+        values = {
+            "lease_token": bindparam("q_token", type_=String()),
+            "locked_until": bindparam("q_until", type_=UTCDateTime()),
+        }
+        return dialect.claim_statement(t, candidates, due, values)
 
     def _sort_key(self, claim: Claim) -> tuple[Any, ...]:
         # RETURNING has no order; re-apply the claim order for plain columns (``id`` last).
@@ -302,17 +346,20 @@ class DurableQueue:
     async def ack(self, claims: Sequence[Claim], *, uow: Any = None) -> Outcome:
         """Mark claimed rows done (``finished_at`` = now). Rows whose lease was lost are not
         touched and are reported in ``Outcome.lost``."""
-        now = self.clock()
         done = await self._fenced(
+            "ack",
             claims,
-            {"status": DONE, "finished_at": now, "lease_token": None, "locked_until": None},
+            {"status": DONE, "finished_at": _NOW, "lease_token": None, "locked_until": None},
+            {"q_now": self.clock()},
             uow,
         )
         return Outcome(done=done, lost=_lost(claims, done))
 
     async def release(self, claims: Sequence[Claim], *, uow: Any = None) -> Outcome:
         """Give claimed rows back untouched (no attempt counted), due at once (shutdown)."""
-        released = await self._fenced(claims, {"lease_token": None, "locked_until": None}, uow)
+        released = await self._fenced(
+            "release", claims, {"lease_token": None, "locked_until": None}, {}, uow
+        )
         return Outcome(released=released, lost=_lost(claims, released))
 
     async def heartbeat(
@@ -320,22 +367,29 @@ class DurableQueue:
     ) -> Outcome:
         """Extend the lease of claimed rows (long-running work)."""
         span = timedelta(seconds=lease_seconds) if lease_seconds else self.lease
-        extended = await self._fenced(claims, {"locked_until": self.clock() + span}, uow)
+        extended = await self._fenced(
+            "heartbeat",
+            claims,
+            {"locked_until": bindparam("q_until", type_=UTCDateTime())},
+            {"q_until": self.clock() + span},
+            uow,
+        )
         return Outcome(extended=extended, lost=_lost(claims, extended))
 
     async def dead_letter(self, claims: Sequence[Claim], *, error: str, uow: Any = None) -> Outcome:
         """Dead-letter claimed rows now, whatever their attempt count (e.g. unknown type)."""
-        now = self.clock()
         dead = await self._fenced(
+            "dead_letter",
             claims,
             {
                 "status": DEAD,
-                "finished_at": now,
-                "last_error": error,
+                "finished_at": _NOW,
+                "last_error": bindparam("q_error", type_=String()),
                 "lease_token": None,
                 "locked_until": None,
                 "attempts": self.table.c.attempts + 1,
             },
+            {"q_now": self.clock(), "q_error": error},
             uow,
         )
         return Outcome(dead=dead, lost=_lost(claims, dead))
@@ -382,24 +436,39 @@ class DurableQueue:
         return Outcome(retried=tuple(retried), dead=tuple(dead), lost=_lost(claims, settled))
 
     async def _fenced(
-        self, claims: Sequence[Claim], values: Mapping[str, Any], uow: Any
+        self,
+        name: str,
+        claims: Sequence[Claim],
+        values: Mapping[str, Any],
+        params: Mapping[str, Any],
+        uow: Any,
     ) -> tuple[int, ...]:
         if not claims:
             return ()
         t = self.table
-        by_token: dict[str, list[int]] = {}
+        by_token: dict[str | None, list[int]] = {}
         for claim in claims:
             by_token.setdefault(claim.token, []).append(claim.id)
-        written: list[int] = []
-        async with self.connection(uow) as executor:
-            for token, ids in by_token.items():
-                stmt = (
-                    update(t)
-                    .where(t.c.id.in_(ids), t.c.lease_token == token)
-                    .values(**values)
-                    .returning(t.c.id)
+
+        def build() -> Any:
+            # ``IS NOT DISTINCT FROM``: a row taken over without a lease (token NULL) by an
+            # administrative settle still matches; any other token never does.
+            return (
+                update(t)
+                .where(
+                    t.c.id.in_(bindparam("q_ids", expanding=True)),
+                    t.c.lease_token.is_not_distinct_from(bindparam("q_fence", type_=String())),
                 )
-                written.extend((await executor.execute(stmt)).scalars().all())
+                .values(**values)
+                .returning(t.c.id)
+            )
+
+        written: list[int] = []
+        async with self.connection(uow, single_statement=len(by_token) == 1) as executor:
+            stmt = self._cached(self.dialect_of(executor), name, build)
+            for token, ids in by_token.items():
+                result = await executor.execute(stmt, {**params, "q_ids": ids, "q_fence": token})
+                written.extend(result.scalars().all())
         return tuple(sorted(written))
 
     # -- administration ----------------------------------------------------------------------

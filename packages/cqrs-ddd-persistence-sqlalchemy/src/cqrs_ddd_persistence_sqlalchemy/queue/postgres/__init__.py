@@ -1,5 +1,8 @@
 """PostgreSQL pieces of the durable queue: ``SKIP LOCKED`` claim, idempotent insert, NOTIFY."""
 
+from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import (
+    AUTOCOMMIT_SINGLE_STATEMENTS as AUTOCOMMIT_SINGLE_STATEMENTS,
+)
 from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import claim_statement as claim_statement
 from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import insert_ignore as insert_ignore
 from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import (

@@ -37,3 +37,8 @@ def notify_statement(channel: str) -> Select[Any]:
     """``SELECT pg_notify(:channel, '')`` — PostgreSQL folds identical notifications of one
     transaction into one, delivered at commit."""
     return select(func.pg_notify(channel, ""))
+
+
+#: One statement is atomic on its own: run single-statement queue operations in autocommit
+#: (no ``BEGIN``/``COMMIT`` round trips).
+AUTOCOMMIT_SINGLE_STATEMENTS = True

@@ -35,3 +35,8 @@ def claim_statement(
 def insert_ignore(table: Table, index_elements: Sequence[str]) -> Insert:
     """``INSERT … ON CONFLICT (index_elements) DO NOTHING``."""
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+#: The library's SQLite engine issues ``BEGIN IMMEDIATE`` on every transaction start; keep
+#: explicit transactions (autocommit would leave that one open).
+AUTOCOMMIT_SINGLE_STATEMENTS = False

@@ -1,0 +1,333 @@
+"""A small running system for fault tests: writers, an outbox relay, a job worker and a
+projection runner, each on its own engine tagged with its own ``application_name`` (so a test
+can terminate exactly one service's connections), plus the invariant checks afterwards.
+
+Writers produce, per batch ``k`` and in one unit of work: ``EVENTS_PER_BATCH`` ``Tick`` events on
+stream ``s{k % STREAMS}``, one outbox message per event and one job. Ids are deterministic
+(``e-{k}-{i}``, ``m-{k}-{i}``, ``j-{k}``), so a writer that lost its connection at an unknown
+moment of its commit can simply retry: the stores are idempotent by id.
+
+Invariants (``check``):
+- projection: one document per stream whose ``_version`` (incremented by every application)
+  equals the stream's length — no event applied twice, none skipped — and the checkpoint counts
+  every event;
+- outbox: every message published (at least once by the broker, here an in-memory one), none
+  pending or dead;
+- jobs: every job COMPLETED exactly once in the database; the handler ran at least once per job;
+- event log: every committed event exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tests.reliability.rel_faults import app_name, tagged_engine
+
+from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
+from cqrs_ddd_advanced_core.projections import ErrorPolicy, Projection, ProjectionContext
+from cqrs_ddd_core.errors import CQRSDDDError
+from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_core.ports.outbox import OutboxMessage
+from cqrs_ddd_persistence_sqlalchemy import metadata
+from cqrs_ddd_persistence_sqlalchemy.advanced import (
+    JobWorker,
+    ProjectionRunner,
+    SQLAlchemyBackgroundJobRepository,
+)
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    OutboxRelay,
+    SQLAlchemyEventStore,
+    SQLAlchemyOutboxStorage,
+    SQLAlchemyUnitOfWork,
+)
+from cqrs_ddd_persistence_sqlalchemy.publishers.memory import InMemoryPublisher
+from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff
+
+logger = logging.getLogger(__name__)
+
+STREAMS = 8
+EVENTS_PER_BATCH = 3
+COLLECTION = "rel_tick_counts"
+
+effects_md = sa.MetaData()
+job_effects = sa.Table(
+    "rel_job_effects",
+    effects_md,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+)
+
+
+class RelTickJob(BackgroundJob):
+    batch: int = 0
+
+
+class ErrorCounter(logging.Handler):
+    """Counts log records at WARNING and above per logger (to spot tight error loops)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[record.name] += 1
+
+    def __enter__(self) -> ErrorCounter:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class World:
+    url: str
+    schema: str
+    prefix: str = field(default_factory=lambda: app_name("rel"))
+    engines: dict[str, AsyncEngine] = field(default_factory=dict)
+    publisher: InMemoryPublisher = field(default_factory=InMemoryPublisher)
+    written: set[int] = field(default_factory=set)
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def name(self, service: str) -> str:
+        return f"{self.prefix}-{service}"
+
+    def engine(self, service: str) -> AsyncEngine:
+        if service not in self.engines:
+            self.engines[service] = tagged_engine(
+                self.schema, self.name(service), url=self.url, pool_size=4, max_overflow=4,
+                pool_timeout=10,
+            )  # fmt: skip
+        return self.engines[service]
+
+    def factory(self, service: str) -> async_sessionmaker[AsyncSession]:
+        return async_sessionmaker(self.engine(service), expire_on_commit=False)
+
+    async def setup(self) -> None:
+        async with self.engine("writer").begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(effects_md.create_all)
+
+    async def dispose(self) -> None:
+        await self.stop()
+        for eng in self.engines.values():
+            await eng.dispose()
+
+    # -- writing -------------------------------------------------------------------------------
+    async def write_batch(self, k: int, *, attempts: int = 60) -> None:
+        """One unit of work: events + outbox messages + a job, retried on retryable errors."""
+        factory = self.factory("writer")
+        events = SQLAlchemyEventStore(factory, listen=False)
+        outbox = SQLAlchemyOutboxStorage(factory)
+        jobs = SQLAlchemyBackgroundJobRepository(RelTickJob, factory)
+        stream = f"s{k % STREAMS}"
+        for attempt in range(1, attempts + 1):
+            try:
+                async with SQLAlchemyUnitOfWork(factory) as uow:
+                    batch = [
+                        StoredEvent(
+                            event_type="Tick",
+                            aggregate_id=stream,
+                            payload={"k": k, "i": i},
+                            event_id=f"e-{k}-{i}",
+                        )
+                        for i in range(EVENTS_PER_BATCH)
+                    ]
+                    await events.append(batch, uow=uow)
+                    await outbox.save_messages(
+                        [
+                            OutboxMessage(
+                                event_type="Tick", payload={"k": k, "i": i}, message_id=f"m-{k}-{i}"
+                            )
+                            for i in range(EVENTS_PER_BATCH)
+                        ],
+                        uow=uow,
+                    )
+                    await jobs.enqueue(
+                        RelTickJob(batch=k, id=f"j-{k}"), dedupe_key=f"j-{k}", uow=uow
+                    )
+                    await uow.commit()
+                self.written.add(k)
+                return
+            except CQRSDDDError as exc:
+                if not exc.retryable or attempt == attempts:
+                    raise
+                await asyncio.sleep(min(0.05 * attempt, 1.0))
+
+    # -- services ------------------------------------------------------------------------------
+    def start(self) -> None:
+        relay_outbox = SQLAlchemyOutboxStorage(
+            self.engine("relay"), lease_seconds=3, backoff=Backoff(base=0.05, maximum=0.5)
+        )
+        self.relay = OutboxRelay(
+            relay_outbox,
+            self.publisher,
+            batch_size=10,
+            poll_interval=0.05,
+            listen=True,
+            error_backoff=Backoff(base=0.05, maximum=0.5),
+            stats_interval=3600,
+        )
+        jobs = SQLAlchemyBackgroundJobRepository(
+            RelTickJob, self.engine("worker"), lease_seconds=3,
+            backoff=Backoff(base=0.05, maximum=0.5),
+        )  # fmt: skip
+        self.jobs = jobs
+
+        async def handle(job: RelTickJob, ctx: JobContext) -> Any:
+            async with self.engine("worker").begin() as conn:
+                await conn.execute(sa.insert(job_effects).values(job_id=job.id))
+            return {"batch": job.batch}
+
+        self.worker = JobWorker(
+            jobs, handlers={RelTickJob: handle}, concurrency=4, poll_interval=0.05,
+            recover_interval=1.0, shutdown_timeout=5,
+        )  # fmt: skip
+        projection = Projection("rel_ticks", collections=[COLLECTION])
+
+        @projection.on("Tick")
+        async def tick(event: StoredEvent, ctx: ProjectionContext) -> None:
+            await ctx.store.upsert(
+                COLLECTION, event.aggregate_id, {"last_version": event.version}, uow=ctx.uow
+            )
+
+        runner_factory = self.factory("runner")
+        self.runner = ProjectionRunner(
+            projection,
+            event_store=SQLAlchemyEventStore(runner_factory, listen=False),
+            session_factory=runner_factory,
+            batch_size=7,
+            poll_interval=0.05,
+            error_policy=ErrorPolicy(max_attempts=1000, backoff=0.05),
+        )
+        self.tasks = {
+            "relay": asyncio.create_task(self.relay.run(), name="relay"),
+            "worker": asyncio.create_task(self.worker.run(), name="worker"),
+            "runner": asyncio.create_task(self.runner.run(stop=self.stop_event), name="runner"),
+        }
+
+    def dead_services(self) -> dict[str, BaseException | None]:
+        """Services whose task ended (with its exception) — they should run until stopped."""
+        out: dict[str, BaseException | None] = {}
+        for name, task in self.tasks.items():
+            if task.done():
+                out[name] = None if task.cancelled() else task.exception()
+        return out
+
+    async def stop(self) -> None:
+        if not self.tasks:
+            return
+        self.stop_event.set()
+        if hasattr(self, "relay"):
+            self.relay.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.worker.stop(), 15)
+        for task in self.tasks.values():
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 15)
+        self.tasks = {}
+
+    # -- invariants ----------------------------------------------------------------------------
+    async def progress(self) -> dict[str, int]:
+        """How much of what was written each service has finished (from the database)."""
+        async with self.engine("checker").connect() as conn:
+            published = (
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM outbox_messages WHERE status = 'done'")
+                )
+            ).scalar_one()
+            completed = (
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM cqrs_background_jobs WHERE status = 'done'")
+                )
+            ).scalar_one()
+            projected = (
+                await conn.execute(
+                    sa.text("SELECT coalesce(sum(events_processed), 0) FROM projection_positions")
+                )
+            ).scalar_one()
+        return {"published": published, "completed": completed, "projected": projected}
+
+    def expected(self) -> dict[str, int]:
+        n = len(self.written)
+        return {
+            "published": n * EVENTS_PER_BATCH,
+            "completed": n,
+            "projected": n * EVENTS_PER_BATCH,
+        }
+
+    async def wait_done(self, within: float, on_tick: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            got = await self._progress_or_none()
+            if got == self.expected():
+                return
+            dead = self.dead_services()
+            if dead:
+                raise AssertionError(
+                    f"services died: {dead!r}; progress {got} of {self.expected()}"
+                )
+            if loop.time() > deadline:
+                raise AssertionError(f"not done within {within}s: {got} of {self.expected()}")
+            if on_tick is not None:
+                on_tick()
+            await asyncio.sleep(0.1)
+
+    async def _progress_or_none(self) -> dict[str, int] | None:
+        try:
+            return await self.progress()
+        except Exception:  # the checker may meet the fault too (restart)
+            logger.debug("progress probe failed", exc_info=True)
+            return None
+
+    async def check(self) -> dict[str, Any]:
+        """Assert every invariant; return numbers for the report."""
+        n = len(self.written)
+        async with self.engine("checker").connect() as conn:
+            events = (
+                await conn.execute(sa.text("SELECT event_id, stream_id FROM cqrs_events"))
+            ).all()
+            event_ids = Counter(r[0] for r in events)
+            assert len(event_ids) == n * EVENTS_PER_BATCH and max(event_ids.values()) == 1
+            per_stream = Counter(r[1] for r in events)
+            docs = (await conn.execute(sa.text(f"SELECT id, _version FROM {COLLECTION}"))).all()
+            versions = {r[0]: r[1] for r in docs}
+            assert versions == dict(per_stream), (versions, dict(per_stream))
+            outbox = (
+                await conn.execute(
+                    sa.text("SELECT message_id, status = 'done', status FROM outbox_messages")
+                )
+            ).all()
+            assert len(outbox) == n * EVENTS_PER_BATCH
+            assert all(r[1] for r in outbox), [r for r in outbox if not r[1]][:5]
+            jobs = (
+                await conn.execute(sa.text("SELECT job_id, status FROM cqrs_background_jobs"))
+            ).all()
+            assert len(jobs) == n and all(r[1] == "done" for r in jobs), jobs[:5]
+            effects = Counter(
+                r[0] for r in (await conn.execute(sa.select(job_effects.c.job_id))).all()
+            )
+        delivered = Counter(self.publisher.ids)
+        assert set(delivered) == {r[0] for r in outbox}  # at least once
+        assert set(effects) == {r[0] for r in jobs}  # every handler ran at least once
+        return {
+            "batches": n,
+            "events": len(event_ids),
+            "duplicate_deliveries": sum(c - 1 for c in delivered.values()),
+            "duplicate_job_runs": sum(c - 1 for c in effects.values()),
+        }

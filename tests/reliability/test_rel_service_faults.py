@@ -1,0 +1,77 @@
+"""Long-running services under connection faults (PostgreSQL).
+
+An outbox relay, a job worker and a projection runner run together while writers keep
+producing; ``pg_terminate_backend`` repeatedly kills the connections of one of them (its work
+queries, its LISTEN connection, its advisory-lock connection). The service must reconnect and
+continue: afterwards nothing is lost, nothing has a duplicate effect in the database, and the
+errors were logged with backoff (no tight loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from tests.conftest import PG_URL
+from tests.reliability.rel_faults import soak, terminate_backends
+from tests.reliability.rel_world import ErrorCounter, World
+
+pytestmark = pytest.mark.postgres_only
+
+BATCHES = soak(60, 600)
+FAULT_SECONDS = soak(3.0, 30.0)
+
+WORKER_DIES = (
+    "JobWorker.run (advanced/job_worker.py) lets a ConnectionLostError from "
+    "repository.claim()/recover_stalled() escape: the worker stops for good"
+)
+RUNNER_DIES = (
+    "ProjectionRunner.run (advanced/projections/runner.py) lets a ConnectionLostError from the "
+    "lock / checkpoint read / event read escape: the runner stops for good"
+)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "relay",
+        pytest.param("worker", marks=pytest.mark.xfail(reason=WORKER_DIES, strict=True)),
+        pytest.param("runner", marks=pytest.mark.xfail(reason=RUNNER_DIES, strict=True)),
+    ],
+)
+async def test_rel_service_survives_terminated_backends(pg_schema: str, target: str) -> None:
+    world = World(PG_URL, pg_schema)
+    await world.setup()
+    try:
+        for k in range(BATCHES // 2):
+            await world.write_batch(k)
+        with ErrorCounter() as errors:
+            world.start()
+            killed = rounds = 0
+            started = time.monotonic()
+            k = BATCHES // 2
+            while time.monotonic() - started < FAULT_SECONDS:
+                killed += await terminate_backends(world.name(target))
+                rounds += 1
+                if k < BATCHES:  # keep producing while the faults go on
+                    await world.write_batch(k)
+                    k += 1
+                await asyncio.sleep(0.1)
+                dead = world.dead_services()
+                assert not dead, f"services died under the faults: {dead!r}"
+            while k < BATCHES:
+                await world.write_batch(k)
+                k += 1
+            assert killed >= rounds // 2, (killed, rounds)
+            await world.wait_done(within=60)
+            assert not world.dead_services()
+            report = await world.check()
+        # Errors are logged with backoff, not in a tight loop: bounded by the faults injected.
+        assert errors.total <= 10 * killed + 20, errors.counts
+        print(
+            f"terminate-backend[{target}]: {rounds} rounds, {killed} backends killed, {report}, "
+            f"warnings={dict(errors.counts)}"
+        )
+    finally:
+        await world.dispose()

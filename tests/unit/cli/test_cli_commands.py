@@ -38,11 +38,22 @@ def leaf_commands() -> list[tuple[str, ...]]:
 COMMANDS = leaf_commands()
 
 # Arguments a command needs besides the database options.
-DEMO_PROJECTION = "cqrs_ddd_persistence_sqlalchemy.cli.demo.read_model:order_summaries"
+DEMO = "cqrs_ddd_persistence_sqlalchemy.cli.demo"
+DEMO_PROJECTION = f"{DEMO}.read_model:order_summaries"
 EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {
     ("outbox", "requeue"): ["--all"],
     ("projections", "run"): ["--once", "-p", DEMO_PROJECTION],
     ("projections", "rebuild"): ["-p", DEMO_PROJECTION],
+    ("jobs", "worker"): [
+        "--once",
+        "-j",
+        "cqrs_ddd_persistence_sqlalchemy.cli.demo.domain:SendInvoice",
+    ],
+    ("sagas", "recover"): [
+        "--once",
+        "-o",
+        f"{DEMO}.domain:recovery_orchestrators",
+    ],
 }
 
 

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from cqrs_ddd_persistence_sqlalchemy.cli import demo, health, jobs, outbox, projections, schema
+from cqrs_ddd_persistence_sqlalchemy.cli import (
+    demo,
+    health,
+    jobs,
+    outbox,
+    projections,
+    sagas,
+    schema,
+)
 
 __all__ = ["app", "main"]
 
@@ -25,6 +33,7 @@ app.add_typer(schema.app, name="schema")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(projections.app, name="projections")
+app.add_typer(sagas.app, name="sagas")
 app.command("health")(health.command)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import MetaData, Numeric, String
@@ -36,6 +36,7 @@ __all__ = [
     "SendPaymentReminder",
     "Shipping",
     "Warehouse",
+    "recovery_orchestrators",
 ]
 
 
@@ -210,3 +211,13 @@ class SendPaymentReminder(BaseModel):
     __command_type__: ClassVar[str] = "demo.SendPaymentReminder"
 
     order_id: str
+
+
+def recovery_orchestrators(session_factory: Any) -> list[Any]:
+    """For ``cqrs-ddd-sqla sagas recover -o ...demo.domain:recovery_orchestrators``."""
+    from cqrs_ddd_advanced_core.sagas import SagaOrchestrator
+    from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemySagaRepository
+
+    repo = SQLAlchemySagaRepository(OrderFulfillmentSaga, session_factory)
+    services = (Warehouse(), Payments(), Shipping(undeliverable={"Atlantis"}))
+    return [SagaOrchestrator(repo, args=services)]

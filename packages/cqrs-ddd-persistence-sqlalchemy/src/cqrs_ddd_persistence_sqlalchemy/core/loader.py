@@ -23,10 +23,13 @@ IN_CHUNK = 1000
 
 
 def column_select(mapper: ModelMapper[Any]) -> sa.Select[Any]:
-    """``SELECT`` of every column attribute of the model, labelled by attribute key."""
+    """``SELECT`` of every column attribute of the model, labelled by ``Column.key``."""
     model = mapper.db_model_cls
     return sa.select(
-        *[getattr(model, attr.key).label(attr.key) for attr in mapper.model_mapper.column_attrs]
+        *[
+            getattr(model, attr.key).label(attr.columns[0].key)
+            for attr in mapper.model_mapper.column_attrs
+        ]
     )
 
 
@@ -36,8 +39,7 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any
 
 
 def _link_filter(plan: ChildPlan, keys: Sequence[tuple[Any, ...]]) -> Any:
-    child = plan.mapper.db_model_cls
-    columns = [getattr(child, child_key) for _, child_key in plan.link]
+    columns = [plan.mapper.table.c[child_key] for _, child_key in plan.link]
     if len(columns) == 1:
         return columns[0].in_([k[0] for k in keys])
     return sa.tuple_(*columns).in_(keys)
@@ -89,8 +91,8 @@ async def delete_children(
 ) -> None:
     """Delete the child rows (deepest first) of the aggregate whose root values are ``parent``."""
     for plan in mapper.children:
-        child = plan.mapper.db_model_cls
-        where = [getattr(child, c) == parent[p] for p, c in plan.link]
+        table = plan.mapper.table
+        where = [table.c[c] == parent[p] for p, c in plan.link]
         if plan.mapper.children:
             sub_rows = (await session.execute(column_select(plan.mapper).where(*where))).all()
             for row in sub_rows:
@@ -116,9 +118,7 @@ async def insert_children(
                 pk = result.one()._mapping
                 merged = {**row}
                 for column in plan.mapper.table.primary_key:
-                    merged[plan.mapper.model_mapper.get_property_by_column(column).key] = pk[
-                        column.key
-                    ]
+                    merged[column.key] = pk[column.key]
                 await insert_children(session, plan.mapper, child, merged)
         else:
             await session.execute(sa.insert(plan.mapper.table), [row for _, row in pairs])

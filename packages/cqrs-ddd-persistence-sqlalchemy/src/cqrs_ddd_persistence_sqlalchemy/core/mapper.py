@@ -67,7 +67,8 @@ class FieldConverter:
 @dataclass(frozen=True)
 class ColumnPlan:
     field: str
-    key: str  # model attribute key
+    attr: str  # model attribute key
+    key: str  # Column.key (what Core statements and selected rows use)
     column: sa.Column[Any]
     to_db: Callable[[Any], Any]
     from_db: Callable[[Any], Any] | None
@@ -77,7 +78,7 @@ class ColumnPlan:
 @dataclass(frozen=True)
 class EmbeddedPlan:
     field: str
-    keys: tuple[tuple[str, str], ...]  # (sub-field, model attribute key)
+    keys: tuple[tuple[str, str, str], ...]  # (sub-field, attribute key, Column.key)
     vo_cls: type[BaseModel]
 
 
@@ -87,7 +88,7 @@ class ChildPlan:
     relationship: RelationshipProperty[Any]
     mapper: ModelMapper[Any]
     many: bool
-    #: (parent column key, child column key) pairs of the foreign key.
+    #: (parent Column.key, child Column.key) pairs of the foreign key.
     link: tuple[tuple[str, str], ...] = ()
     order_by: tuple[Any, ...] = dataclasses.field(default_factory=tuple)
 
@@ -210,6 +211,10 @@ class ModelMapper(Generic[E]):
             raise ConfigurationError(f"{db_model_cls!r} is not a mapped class")
         self.model_mapper: Mapper[Any] = model_mapper
         self.table: sa.Table = model_mapper.local_table  # type: ignore[assignment]
+        #: Column.key -> attribute key, for every column attribute
+        self.attr_of: dict[str, str] = {
+            attr.columns[0].key: attr.key for attr in model_mapper.column_attrs
+        }
         self.columns: list[ColumnPlan] = []
         self.embedded: list[EmbeddedPlan] = []
         self.children: list[ChildPlan] = []
@@ -256,13 +261,14 @@ class ModelMapper(Generic[E]):
         return None
 
     def _column_plan(
-        self, name: str, key: str, column: sa.Column[Any], annotation: Any
+        self, name: str, attr: str, column: sa.Column[Any], annotation: Any
     ) -> ColumnPlan:
         writable = not column.info.get(MANAGED_INFO_KEY, False)
         conv = self._converter_for(name, annotation)
         if conv is not None:
-            return ColumnPlan(name, key, column, conv.to_db, conv.from_db, writable)
-        return ColumnPlan(name, key, column, _auto_to_db(column, annotation), None, writable)
+            return ColumnPlan(name, attr, column.key, column, conv.to_db, conv.from_db, writable)
+        to_db = _auto_to_db(column, annotation)
+        return ColumnPlan(name, attr, column.key, column, to_db, None, writable)
 
     def _embedded_plan(
         self, name: str, target: str, annotation: Any, attrs: Mapping[str, Any]
@@ -271,9 +277,10 @@ class ModelMapper(Generic[E]):
         if not _is_model_type(inner):
             return None
         prefix = self._embedded_prefixes.get(name, f"{target}_")
-        keys = tuple((sub, f"{prefix}{sub}") for sub in inner.model_fields)
-        if not keys or any(key not in attrs for _, key in keys):
+        names = [(sub, f"{prefix}{sub}") for sub in inner.model_fields]
+        if not names or any(attr not in attrs for _, attr in names):
             return None
+        keys = tuple((sub, attr, attrs[attr].columns[0].key) for sub, attr in names)
         return EmbeddedPlan(name, keys, inner)
 
     def _child_plan(self, name: str, rel: RelationshipProperty[Any], annotation: Any) -> ChildPlan:
@@ -294,10 +301,7 @@ class ModelMapper(Generic[E]):
             )
         child_mapper = self._child_mappers.get(name) or ModelMapper(child_type, rel.mapper.class_)
         link = tuple(
-            (
-                self.model_mapper.get_property_by_column(local).key,
-                rel.mapper.get_property_by_column(remote).key,
-            )
+            (local.key, remote.key)
             for local, remote in rel.local_remote_pairs
             if isinstance(local, sa.Column) and isinstance(remote, sa.Column)
         )
@@ -306,7 +310,7 @@ class ModelMapper(Generic[E]):
 
     # -- entity -> database ----------------------------------------------------------------
     def to_values(self, entity: E) -> dict[str, Any]:
-        """The column values of ``entity``'s own row, keyed by model attribute (children apart)."""
+        """The column values of ``entity``'s own row, keyed by ``Column.key`` (children apart)."""
         values: dict[str, Any] = {}
         for plan in self.columns:
             if not plan.writable:
@@ -320,7 +324,7 @@ class ModelMapper(Generic[E]):
                 raise _field_error(self.entity_cls, plan.field, f"cannot store: {exc}") from exc
         for emb in self.embedded:
             vo = getattr(entity, emb.field)
-            for sub, key in emb.keys:
+            for sub, _, key in emb.keys:
                 values[key] = None if vo is None else getattr(vo, sub)
         return values
 
@@ -342,16 +346,15 @@ class ModelMapper(Generic[E]):
     @property
     def position_key(self) -> str | None:
         """A ``position`` column no entity field maps: filled with the index in the list."""
-        if "position" in self.model_mapper.column_attrs and all(
-            p.key != "position" for p in self.columns
-        ):
-            return "position"
+        attrs = self.model_mapper.column_attrs
+        if "position" in attrs and all(p.attr != "position" for p in self.columns):
+            return str(attrs["position"].columns[0].key)
         return None
 
     def to_model(self, entity: E) -> Any:
         """An ORM instance of the model holding ``entity``'s state (children included)."""
         values = self.to_values(entity)
-        model = self.db_model_cls(**values)
+        model = self.db_model_cls(**{self.attr_of[k]: v for k, v in values.items()})
         for plan in self.children:
             children = [
                 plan.mapper.to_model(child) for child, _ in self.child_values(entity, plan, values)
@@ -363,15 +366,15 @@ class ModelMapper(Generic[E]):
     # -- database -> entity ----------------------------------------------------------------
     def field_values(self, source: Any) -> dict[str, Any]:
         """Entity field values read from ``source`` (an ORM instance, a row or a mapping)."""
-        get: Callable[[str], Any]
-        if isinstance(source, Mapping):
-            get = source.__getitem__
-        else:
-            mapping = getattr(source, "_mapping", None)
-            get = mapping.__getitem__ if mapping is not None else (lambda k: getattr(source, k))
+        # rows and mappings are keyed by Column.key, ORM instances by attribute
+        mapping = source if isinstance(source, Mapping) else getattr(source, "_mapping", None)
+        orm = mapping is None
+        get: Callable[[str], Any] = (
+            (lambda k: getattr(source, k)) if mapping is None else mapping.__getitem__
+        )
         data: dict[str, Any] = {}
         for plan in self.columns:
-            raw = get(plan.key)
+            raw = get(plan.attr if orm else plan.key)
             if plan.from_db is not None:
                 try:
                     raw = plan.from_db(raw)
@@ -379,7 +382,7 @@ class ModelMapper(Generic[E]):
                     raise _field_error(self.entity_cls, plan.field, f"cannot load: {exc}") from exc
             data[plan.field] = raw
         for emb in self.embedded:
-            parts = {sub: get(key) for sub, key in emb.keys}
+            parts = {sub: get(attr if orm else key) for sub, attr, key in emb.keys}
             data[emb.field] = None if all(v is None for v in parts.values()) else parts
         return data
 

@@ -101,7 +101,7 @@ class SQLAlchemyRepository(Generic[A]):
                 f"{db_model_cls.__name__}: an aggregate table needs a single-column primary key"
             )
         self._pk: sa.Column[Any] = pk[0]  # type: ignore[assignment]
-        self._pk_key = mm.get_property_by_column(self._pk).key
+        self._pk_key = self._pk.key
         id_plan = next((p for p in self.mapper.columns if p.key == self._pk_key), None)
         if id_plan is None:
             raise ConfigurationError(
@@ -109,10 +109,8 @@ class SQLAlchemyRepository(Generic[A]):
             )
         self._id_to_db = id_plan.to_db
         attrs = {a.key: a for a in mm.column_attrs}
-        self._version_key: str | None = version_column if version_column in attrs else None
-        self._version: Any = (
-            attrs[version_column].columns[0] if self._version_key is not None else None
-        )
+        self._version: Any = attrs[version_column].columns[0] if version_column in attrs else None
+        self._version_key: str | None = self._version.key if self._version is not None else None
         archived = attrs.get("archived_at")
         self._archived_at: Any = archived.columns[0] if archived is not None else None
         self._archived_by: Any = attrs["archived_by"].columns[0] if "archived_by" in attrs else None
@@ -121,8 +119,7 @@ class SQLAlchemyRepository(Generic[A]):
             name: target for name, target in self.mapper.field_map.items() if target in attrs
         }
         self._hooks = {
-            name: getattr(db_model_cls, target).expression
-            for name, target in self._renamed.items()
+            name: getattr(db_model_cls, target).expression for name, target in self._renamed.items()
         } or None
         self._select = column_select(self.mapper)
 
@@ -394,11 +391,12 @@ class SQLAlchemyRepository(Generic[A]):
         model = self.db_model_cls
         opts: QueryOptions | None = options
         renamed = self._renamed
+        attr_of = self.mapper.attr_of
 
         def cursor_of(row: Any) -> str:
             assert opts is not None
-            values = dict(row)
-            values.update({name: row[target] for name, target in renamed.items()})
+            values = {attr_of.get(k, k): v for k, v in row.items()}
+            values.update({name: values[target] for name, target in renamed.items()})
             return encode_cursor(values, model, opts)
 
         joined = self._source.resolve_uow(uow)

@@ -48,7 +48,8 @@ async def test_seed_example_runs_as_written() -> None:
     assert saga.status is SagaStatus.COMPLETED
     await saga.compensate(payments)
     assert payments.refunded == ["pay-123"]
-    assert saga.status is SagaStatus.COMPENSATED
+    status: SagaStatus = saga.status
+    assert status is SagaStatus.COMPENSATED
 
 
 def test_ids_are_unique_and_steps_ordered() -> None:

@@ -26,7 +26,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 if TYPE_CHECKING:
     from cqrs_ddd_advanced_core.sagas.state import SagaState
@@ -57,8 +57,22 @@ def step_spec(func: object) -> StepSpec | None:
     return spec if isinstance(spec, StepSpec) else None
 
 
+@overload
+def saga_step(func: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
 def saga_step(
-    func: Callable[..., Awaitable[Any]] | None = None,
+    *,
+    compensation: str | None = None,
+    on_event: str | type | None = None,
+    timeout: timedelta | float | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
+
+
+def saga_step(
+    func: Callable[P, Awaitable[R]] | None = None,
+    /,
     *,
     compensation: str | None = None,
     on_event: str | type | None = None,

@@ -238,7 +238,32 @@ class SQLAlchemyEventStore:
         if len(set(ids)) != len(ids):
             raise InvalidValueError(f"stream {stream_id!r}: duplicate event ids in one append")
         version_range = _version_range(stream_id, expected_version, batch)
+        # With ``ANY`` a lost race is no conflict for the caller: in a transaction of our own,
+        # simply try again (in the caller's unit of work the transaction is spoiled: raise).
+        retries = (
+            3
+            if expected_version is StreamState.ANY and self._source.owns_transaction(uow)
+            else 0
+        )
+        for attempt in range(retries + 1):
+            try:
+                return await self._append_once(
+                    stream_id, batch, expected_version, version_range, ids, uow
+                )
+            except WrongExpectedVersionError:
+                if attempt == retries:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _append_once(
+        self,
+        stream_id: str,
+        batch: list[StoredEvent],
+        expected_version: ExpectedVersion,
+        version_range: tuple[int, int],
+        ids: list[str],
+        uow: Any,
+    ) -> list[StoredEvent]:
         def lost_race(_: PersistenceError) -> WrongExpectedVersionError:
             # A concurrent append passed the same check first; the database refused ours.
             return WrongExpectedVersionError(stream_id, expected_version, None)

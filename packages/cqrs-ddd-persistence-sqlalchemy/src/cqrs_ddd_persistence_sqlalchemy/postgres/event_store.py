@@ -50,7 +50,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
     not_tombstoned,
     select_page,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, events_table
+from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, current_xact_id, events_table
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 
 __all__ = ["DEFAULT_CHANNEL", "PostgresEventLog"]
@@ -107,6 +107,19 @@ def _insert_statement() -> Any:
         .where(t.c.stream_id == stream)
         .scalar_subquery()
     )
+    # The ordering key: this transaction's id, but never below the key of the stream's last
+    # event. A transaction whose xid is older than the one that appended the previous version
+    # (it wrote something else first) would otherwise sort that later version before the
+    # earlier one in the global log. Still commit-safe: while we run, the horizon is at most
+    # our xid <= this key, so readers cannot have passed it.
+    last_key = (
+        select(t.c.txid)
+        .where(t.c.stream_id == stream)
+        .order_by(t.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    key = func.greatest(current_xact_id(), last_key, type_=Xid8())
     source = select(
         u.c.event_id,
         stream,
@@ -120,6 +133,7 @@ def _insert_statement() -> Any:
         u.c.correlation_id,
         u.c.causation_id,
         u.c.tenant_id,
+        key,
     ).where(
         base.between(bindparam("lo", type_=BigInteger), bindparam("hi", type_=BigInteger)),
         # Only the first id: a retried batch repeats it, and an equality probe on the unique
@@ -140,6 +154,7 @@ def _insert_statement() -> Any:
         "correlation_id",
         "causation_id",
         "tenant_id",
+        "txid",
     ]
     return insert(t).from_select(names, source).returning(t.c.position, t.c.version)
 
@@ -149,7 +164,7 @@ _LOCK = _LockExclusive(events_table)
 _HORIZON = func.pg_snapshot_xmin(func.pg_current_snapshot())
 _OLDEST_XACT = text(
     "SELECT pid, xact_start, extract(epoch FROM clock_timestamp() - xact_start) "
-    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() "
+    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
     "ORDER BY age(backend_xid) DESC LIMIT 1"
 )
 

@@ -241,9 +241,7 @@ class SQLAlchemyEventStore:
         # With ``ANY`` a lost race is no conflict for the caller: in a transaction of our own,
         # simply try again (in the caller's unit of work the transaction is spoiled: raise).
         retries = (
-            3
-            if expected_version is StreamState.ANY and self._source.owns_transaction(uow)
-            else 0
+            3 if expected_version is StreamState.ANY and self._source.owns_transaction(uow) else 0
         )
         for attempt in range(retries + 1):
             try:

@@ -122,7 +122,7 @@ class SQLAlchemyOutboxStorage:
             return
         now = self.queue.clock()
         rows = [_to_row(m, now) for m in messages]
-        async with self.queue.connection(uow) as executor:
+        async with self.queue.connection(uow, join_session=True) as executor:
             dialect = self.queue.dialect_of(executor)
             await executor.execute(dialect.insert_ignore(self.table, ["message_id"]), rows)
             if self.notify and hasattr(dialect, "notify_statement"):

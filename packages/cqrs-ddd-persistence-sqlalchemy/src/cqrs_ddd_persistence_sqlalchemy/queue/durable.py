@@ -181,6 +181,13 @@ class DurableQueue:
         self.clock = clock
         self._rng = rng or random.Random()
         self._engine = bind if isinstance(bind, AsyncEngine) else None
+        # A queue built on a bare session (the seed's ``SQLAlchemyOutboxStorage(session)``)
+        # claims and settles on that session's engine, in transactions of its own: a lease or
+        # an ack left in a caller's uncommitted session would be invisible (messages re-sent
+        # forever). Only enqueueing joins the session.
+        self._session_bind = bind if isinstance(bind, AsyncSession) else None
+        if self._session_bind is not None and isinstance(self._session_bind.bind, AsyncEngine):
+            self._engine = self._session_bind.bind
         self._engine_dialect = _dialect_module(self._engine.dialect.name) if self._engine else None
         self._source = SessionSource(bind)
         self._statements: dict[tuple[str, str], Any] = {}
@@ -193,16 +200,21 @@ class DurableQueue:
 
     @asynccontextmanager
     async def connection(
-        self, uow: Any = None, *, single_statement: bool = False
+        self, uow: Any = None, *, single_statement: bool = False, join_session: bool = False
     ) -> AsyncIterator[Executor]:
         """The executor of one operation: the joined unit of work, or a transaction of our own.
 
         With an engine bind and no unit of work this is a bare connection (the hot paths skip
         the ORM session). ``single_statement=True`` lets a dialect that supports it run the
         operation in autocommit mode: one statement is atomic on its own, and PostgreSQL then
-        needs no ``BEGIN``/``COMMIT`` round trips.
+        needs no ``BEGIN``/``COMMIT`` round trips. ``join_session=True`` (writes that belong
+        to the caller's transaction) uses the bare session the queue was built with, if any.
         """
         joined = self._source.resolve_uow(uow)
+        if joined is None and join_session and self._session_bind is not None:
+            with translating():
+                yield self._session_bind
+            return
         if joined is None and self._engine is not None:
             autocommit = single_statement and bool(
                 getattr(self._engine_dialect, "AUTOCOMMIT_SINGLE_STATEMENTS", False)
@@ -261,7 +273,7 @@ class DurableQueue:
             return
         now = self.clock()
         params = [{"available_at": now, "created_at": now, **row} for row in rows]
-        async with self.connection(uow) as executor:
+        async with self.connection(uow, join_session=True) as executor:
             if ignore_conflicts_on:
                 stmt: Any = self.dialect_of(executor).insert_ignore(self.table, ignore_conflicts_on)
             else:

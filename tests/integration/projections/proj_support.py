@@ -7,11 +7,13 @@ applied: it equals the stream's length exactly when no event was applied twice o
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from cqrs_ddd_advanced_core.projections import Projection, ProjectionContext
 from cqrs_ddd_core.ports.event_store import IEventStore, StoredEvent, StreamState
-from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
+from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner, SQLAlchemyProjectionStore
 
 TICK = "Tick"
 
@@ -21,11 +23,11 @@ def counting_projection(name: str, collection: str) -> Projection:
 
     @projection.on(TICK)
     async def tick(event: StoredEvent, ctx: ProjectionContext) -> None:
-        await ctx.store.upsert(
+        await ctx.upsert(
             collection,
             event.aggregate_id,
             {"last_version": event.version, "last_n": event.payload["n"]},
-            uow=ctx.uow,
+            idempotent=False,  # so that _version counts applications
         )
 
     return projection
@@ -57,3 +59,39 @@ async def append_round_robin(
 async def snapshot(store: SQLAlchemyProjectionStore, collection: str) -> dict[str, Any]:
     """``doc id -> document`` of a collection (bookkeeping that depends on timing removed)."""
     return {row.pop("_id"): row for row in await store.find(collection)}
+
+
+async def run_until(runner: ProjectionRunner, total: int, *, limit_s: float = 60.0) -> None:
+    """Run ``runner`` until its checkpoint counts ``total`` events.
+
+    One ``run_once`` is not enough on PostgreSQL: events of committed transactions stay invisible
+    while any older transaction of the cluster is open (the event store's commit-safe horizon),
+    and the suite shares its server with other work.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        await runner.run_once(wait=True)
+        checkpoint = await runner.status()
+        done = checkpoint.events_processed if checkpoint else 0
+        if done >= total:
+            assert done == total, f"{done} events applied, expected {total}"
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {done} of {total} events applied after {limit_s}s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_checkpoint(
+    runner: ProjectionRunner, total: int, *, limit_s: float = 60.0
+) -> None:
+    """Wait until another task running ``runner`` has applied ``total`` events."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        checkpoint = await runner.status()
+        done = checkpoint.events_processed if checkpoint else 0
+        if done >= total:
+            assert done == total, f"{done} events applied, expected {total}"
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {done} of {total} events applied after {limit_s}s")
+        await asyncio.sleep(0.02)

@@ -15,6 +15,7 @@ from .handlers import Handler as Handler
 from .handlers import HandlerRegistry as HandlerRegistry
 from .handlers import Projection as Projection
 from .handlers import ProjectionContext as ProjectionContext
+from .handlers import WriteBuffer as WriteBuffer
 from .ports import Checkpoint as Checkpoint
 from .ports import DocumentWrite as DocumentWrite
 from .ports import ErrorPolicy as ErrorPolicy
@@ -47,5 +48,6 @@ __all__ = [
     "ProjectionHandlerError",
     "ProjectionProgress",
     "ProjectionSchema",
+    "WriteBuffer",
     "validate_identifier",
 ]

@@ -22,10 +22,17 @@ from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 
-from .ports import IProjectionStore
+from .ports import DocumentWrite, IProjectionStore
 from .schema import ProjectionSchema, validate_identifier
 
-__all__ = ["EventKey", "Handler", "HandlerRegistry", "Projection", "ProjectionContext"]
+__all__ = [
+    "EventKey",
+    "Handler",
+    "HandlerRegistry",
+    "Projection",
+    "ProjectionContext",
+    "WriteBuffer",
+]
 
 #: ``handler(event, ctx)``, sync or async.
 Handler = Callable[[StoredEvent, "ProjectionContext"], Awaitable[None] | None]
@@ -61,18 +68,55 @@ class HandlerRegistry:
         return frozenset(self._handlers)
 
 
+class WriteBuffer:
+    """Document writes of one batch, flushed in order with few statements.
+
+    A runner gives every handler of a batch the same buffer; the buffer is flushed before the
+    checkpoint commits, and before any read or delete of the same collection, so handlers
+    always read their own writes.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[DocumentWrite]] = {}
+        #: Set when a flush raised: the error may belong to an earlier event's write.
+        self.failed = False
+
+    def add(self, collection: str, write: DocumentWrite) -> None:
+        self._pending.setdefault(collection, []).append(write)
+
+    def __len__(self) -> int:
+        return sum(len(w) for w in self._pending.values())
+
+    async def flush(self, store: IProjectionStore, uow: Any, collection: str | None = None) -> int:
+        """Write the pending writes (of ``collection``, or all) through ``store.upsert_many``."""
+        names = list(self._pending) if collection is None else [collection]
+        written = 0
+        for name in names:
+            writes = self._pending.pop(name, None)
+            if writes:
+                try:
+                    written += await store.upsert_many(name, writes, uow=uow)
+                except BaseException:
+                    self.failed = True
+                    raise
+        return written
+
+
 @dataclass(slots=True)
 class ProjectionContext:
     """What a handler gets next to the event: the store, the transaction and the event.
 
     :meth:`upsert` stamps the write with the event's id and position, which makes re-applying
-    an event to the same document a no-op.
+    an event to the same document a no-op (``idempotent=False`` leaves the event id out, for
+    documents that accumulate). With a :class:`WriteBuffer` (the runner's default) writes are
+    batched: :meth:`upsert` returns ``True`` once the write is queued.
     """
 
     projection: str
     store: IProjectionStore
     event: StoredEvent
     uow: Any = None
+    buffer: WriteBuffer | None = None
 
     async def upsert(
         self,
@@ -81,21 +125,28 @@ class ProjectionContext:
         doc: Mapping[str, Any],
         *,
         version: int | None = None,
+        idempotent: bool = True,
     ) -> bool:
-        return await self.store.upsert(
-            collection,
-            doc_id,
-            doc,
+        write = DocumentWrite(
+            doc_id=doc_id,
+            doc=doc,
             version=version,
-            event_id=self.event.event_id,
+            event_id=self.event.event_id if idempotent else None,
             position=self.event.position,
-            uow=self.uow,
         )
+        if self.buffer is not None:
+            self.buffer.add(collection, write)
+            return True
+        return await self.store.upsert_many(collection, [write], uow=self.uow) == 1
 
     async def get(self, collection: str, doc_id: Any) -> dict[str, Any] | None:
+        if self.buffer is not None:
+            await self.buffer.flush(self.store, self.uow, collection)
         return await self.store.get(collection, doc_id, uow=self.uow)
 
     async def delete(self, collection: str, doc_id: Any) -> bool:
+        if self.buffer is not None:
+            await self.buffer.flush(self.store, self.uow, collection)
         return await self.store.delete(collection, doc_id, uow=self.uow)
 
 

@@ -34,6 +34,7 @@ from cqrs_ddd_advanced_core.projections import (
     ProjectionContext,
     ProjectionHandlerError,
     ProjectionProgress,
+    WriteBuffer,
 )
 from cqrs_ddd_core.errors import ConcurrencyError, ConfigurationError, RetryableError
 from cqrs_ddd_core.ports.event_store import IEventStore, StoredEvent
@@ -50,14 +51,19 @@ logger = logging.getLogger(__name__)
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, index: int, error: BaseException) -> None:
+    def __init__(self, index: int, error: BaseException, *, certain: bool = True) -> None:
         super().__init__(str(error))
         self.index = index
         self.error = error
+        #: False when a buffered write failed: the culprit may be an earlier event.
+        self.certain = certain
 
 
 class _Lock(Protocol):
     """What the runner needs of a leadership lock (see ``postgres`` / ``sqlite`` modules)."""
+
+    @property
+    def held(self) -> bool: ...
 
     async def try_acquire(self) -> bool: ...
 
@@ -92,6 +98,9 @@ class ProjectionRunner:
         error_policy: retries before stopping on a failing handler.
         poll_interval: seconds between polls when caught up (and between lock attempts).
         engine: the engine for the advisory-lock connection (default: the factory's bind).
+        buffer_writes: queue the ``ctx.upsert`` writes of a batch and flush them with
+            ``upsert_many`` before the checkpoint (reads through ``ctx`` flush first). When a
+            buffered batch fails, it is replayed writing through to find the failing event.
 
     Example:
         >>> summaries = Projection("order_summaries", collections=["order_summaries"])
@@ -117,6 +126,7 @@ class ProjectionRunner:
         error_policy: ErrorPolicy | None = None,
         poll_interval: float = 0.5,
         engine: AsyncEngine | None = None,
+        buffer_writes: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1")
@@ -130,6 +140,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.error_policy = error_policy or ErrorPolicy()
         self.poll_interval = poll_interval
+        self.buffer_writes = buffer_writes
         self.engine = engine or _engine_of(session_factory)
         self._lock: _Lock = self._make_lock()
         self._failures: dict[str, int] = {}
@@ -192,6 +203,7 @@ class ProjectionRunner:
 
         While another runner holds the projection this one stands by and polls the lock.
         """
+        self._not_running()
         stop = stop or asyncio.Event()
         while not stop.is_set():
             if not await self._lock.try_acquire():
@@ -211,6 +223,7 @@ class ProjectionRunner:
     # -- internals ---------------------------------------------------------------------------
     @asynccontextmanager
     async def _leadership(self, *, wait: bool) -> AsyncIterator[None]:
+        self._not_running()
         while not await self._lock.try_acquire():
             if not wait:
                 raise ConcurrencyError(f"projection {self.name!r} is being run by another runner")
@@ -219,6 +232,13 @@ class ProjectionRunner:
             yield
         finally:
             await self._lock.release()
+
+    def _not_running(self) -> None:
+        if self._lock.held:
+            raise ConcurrencyError(
+                f"this runner of projection {self.name!r} is already running; "
+                "use one runner object per task"
+            )
 
     async def _prepare(self) -> None:
         for collection in self.projection.collections:
@@ -276,7 +296,13 @@ class ProjectionRunner:
         next_cursor: str | None,
     ) -> int:
         try:
-            await self._commit(expected, events, next_cursor)
+            try:
+                await self._commit(expected, events, next_cursor, buffered=self.buffer_writes)
+            except _HandlerFailed as failed:
+                if failed.certain:
+                    raise
+                # buffered writes hide which event broke the batch: replay it writing through
+                await self._commit(expected, events, next_cursor, buffered=False)
         except ConcurrencyError:
             logger.warning("projection %s: checkpoint moved under us; re-reading", self.name)
             return 0
@@ -318,7 +344,7 @@ class ProjectionRunner:
             prefix, prefix_cursor = await self._read(cursor, failed.index)
             if [e.event_id for e in prefix] == [e.event_id for e in events[: failed.index]]:
                 try:
-                    await self._commit(expected, prefix, prefix_cursor)
+                    await self._commit(expected, prefix, prefix_cursor, buffered=self.buffer_writes)
                     applied = len(prefix)
                 except (_HandlerFailed, ConcurrencyError, RetryableError):
                     applied = 0
@@ -334,7 +360,12 @@ class ProjectionRunner:
         return list(events), next_cursor
 
     async def _commit(
-        self, expected: int, events: list[StoredEvent], next_cursor: str | None
+        self,
+        expected: int,
+        events: list[StoredEvent],
+        next_cursor: str | None,
+        *,
+        buffered: bool,
     ) -> None:
         async with SQLAlchemyUnitOfWork(self.session_factory) as uow:
             # checkpoint first: its row lock makes a competing runner wait, then fail the CAS
@@ -346,12 +377,19 @@ class ProjectionRunner:
                 expected=expected,
                 uow=uow,
             )
+            buffer = WriteBuffer() if buffered else None
             for index, event in enumerate(events):
-                ctx = ProjectionContext(self.name, self.store, event, uow)
+                ctx = ProjectionContext(self.name, self.store, event, uow, buffer)
                 try:
                     await self.projection.apply(event, ctx)
                 except Exception as exc:
-                    raise _HandlerFailed(index, exc) from exc
+                    certain = buffer is None or not buffer.failed
+                    raise _HandlerFailed(index, exc, certain=certain) from exc
+            if buffer is not None:
+                try:
+                    await buffer.flush(self.store, uow)
+                except Exception as exc:
+                    raise _HandlerFailed(len(events) - 1, exc, certain=False) from exc
             await uow.commit()
 
 

@@ -113,6 +113,7 @@ class SQLAlchemyProjectionStore:
         self._schemas: dict[str, ProjectionSchema] = {}
         self._collections: dict[str, _Collection] = {}
         self._ready: set[str] = set()
+        self._statements: dict[tuple[str, bool, str], Any] = {}
         for name, schema in (schemas or {}).items():
             self.register(name, schema)
 
@@ -314,8 +315,20 @@ class SQLAlchemyProjectionStore:
         rows: list[dict[str, Any]],
         versioned: bool,
     ) -> int:
+        stmt = self._upsert_statement(dialect, coll, versioned)
+        conn = await session.connection()
+        # one statement; executemany batches the rows into multi-row VALUES ("insertmanyvalues")
+        result = await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
+        return len(result.all())
+
+    def _upsert_statement(self, dialect: ModuleType, coll: _Collection, versioned: bool) -> Any:
+        """The guarded upsert of ``coll``, built once (compiled-statement cache friendly)."""
+        cache_key = (coll.name, versioned, dialect.__name__)
+        cached = self._statements.get(cache_key)
+        if cached is not None:
+            return cached
         t = coll.table
-        ins = dialect.insert(t).values(rows)
+        ins = dialect.insert(t)
         excluded = ins.excluded
         key = t.c[coll.key]
         set_: dict[str, Any] = {
@@ -330,9 +343,11 @@ class SQLAlchemyProjectionStore:
                 excluded["_last_event_id"].is_(None),
                 t.c._last_event_id.is_distinct_from(excluded["_last_event_id"]),
             )
-        stmt = ins.on_conflict_do_update(index_elements=[key], set_=set_, where=guard)
-        result = await session.execute(stmt.returning(key))
-        return len(result.all())
+        stmt = ins.on_conflict_do_update(index_elements=[key], set_=set_, where=guard).returning(
+            key
+        )
+        self._statements[cache_key] = stmt
+        return stmt
 
     async def delete(self, collection: str, doc_id: Any, *, uow: Any = None) -> bool:
         """Delete one document; ``False`` if it did not exist."""

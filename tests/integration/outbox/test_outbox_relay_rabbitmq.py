@@ -1,4 +1,4 @@
-"""A real RabbitMQ that refuses publishes: backoff, dead letters, requeue (SQLite and PostgreSQL)."""
+"""A real RabbitMQ refusing publishes: backoff, dead letters, requeue (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from types import ModuleType
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
 from cqrs_ddd_persistence_sqlalchemy.core import outbox_table
@@ -14,14 +16,17 @@ from cqrs_ddd_persistence_sqlalchemy.queue import Backoff, DurableQueue, Outcome
 from cqrs_ddd_persistence_sqlalchemy.queue import postgres as pg_queue
 from cqrs_ddd_persistence_sqlalchemy.queue import sqlite as sqlite_queue
 
+PG: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+SQLITE: Dialect = sqlite.dialect()
 
-def compiled(queue: DurableQueue, module: object, dialect: object) -> str:
-    stmt = queue._claim_statement(module, None)  # type: ignore[arg-type]
-    return " ".join(str(stmt.compile(dialect=dialect)).split())  # type: ignore[attr-defined]
+
+def compiled(queue: DurableQueue, module: ModuleType, dialect: Dialect) -> str:
+    stmt = queue._claim_statement(module, None)
+    return " ".join(str(stmt.compile(dialect=dialect)).split())
 
 
 def test_postgres_claim_is_one_skip_locked_statement() -> None:
-    sql = compiled(DurableQueue(outbox_table), pg_queue, postgresql.dialect())
+    sql = compiled(DurableQueue(outbox_table), pg_queue, PG)
     assert sql.startswith("WITH claimable AS MATERIALIZED (SELECT outbox_messages.id")
     assert "FOR UPDATE OF outbox_messages SKIP LOCKED" in sql
     assert "ORDER BY outbox_messages.id LIMIT" in sql
@@ -33,14 +38,14 @@ def test_postgres_claim_is_one_skip_locked_statement() -> None:
 
 def test_postgres_claim_with_per_key_ordering() -> None:
     queue = DurableQueue(outbox_table, key_column="partition_key")
-    sql = compiled(queue, pg_queue, postgresql.dialect())
+    sql = compiled(queue, pg_queue, PG)
     assert "NOT (EXISTS (SELECT * FROM outbox_messages AS prior" in sql
     assert "prior.partition_key = outbox_messages.partition_key" in sql
     assert "prior.id < outbox_messages.id" in sql
 
 
 def test_sqlite_claim_is_a_guarded_update() -> None:
-    sql = compiled(DurableQueue(outbox_table), sqlite_queue, sqlite.dialect())
+    sql = compiled(DurableQueue(outbox_table), sqlite_queue, SQLITE)
     assert sql.startswith("UPDATE outbox_messages SET")
     assert "WHERE outbox_messages.id IN (SELECT outbox_messages.id" in sql
     assert "FOR UPDATE" not in sql
@@ -52,7 +57,7 @@ def test_sqlite_claim_is_a_guarded_update() -> None:
 def test_dialect_flags() -> None:
     assert pg_queue.AUTOCOMMIT_SINGLE_STATEMENTS is True
     assert sqlite_queue.AUTOCOMMIT_SINGLE_STATEMENTS is False
-    notify = str(pg_queue.notify_statement("chan").compile(dialect=postgresql.dialect()))
+    notify = str(pg_queue.notify_statement("chan").compile(dialect=PG))
     assert "pg_notify" in notify
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from repo_models import Customer, CustomerModel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -77,3 +79,23 @@ async def test_updated_at_moves_and_provider_supplies_actor(repo_engine: AsyncEn
         assert second.updated_at > first.updated_at
     else:
         assert second.updated_at >= first.updated_at
+
+
+async def test_archivable_partial_indexes_exist(repo_engine: AsyncEngine) -> None:
+    def indexes(conn: Any) -> dict[str, Any]:
+        return {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("customers_arch")}
+
+    async with repo_engine.connect() as conn:
+        found = await conn.run_sync(indexes)
+        assert {"ix_customers_arch_archived", "uq_customers_arch_email_live"} <= set(found)
+        assert found["uq_customers_arch_email_live"]["unique"]
+        if repo_engine.dialect.name == "postgresql":
+            defs = (
+                await conn.execute(
+                    sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t"),
+                    {"t": "customers_arch"},
+                )
+            ).all()
+            partial = {name: d for name, d in defs if "WHERE" in d}
+            assert "archived_at IS NULL" in partial["uq_customers_arch_email_live"]
+            assert "archived_at IS NOT NULL" in partial["ix_customers_arch_archived"]

@@ -10,8 +10,8 @@ Example:
     ...     __geometry_srid__ = 4326
     ...     id: Mapped[str] = mapped_column(primary_key=True)
 
-An entity keeps the geometry as WKT text (``geom: str | None``) with :data:`WKT_CONVERTER`
-as the field's converter, or as a shapely geometry with :data:`SHAPELY_CONVERTER`.
+An entity keeps the geometry as WKT text (``geom: str | None``) with :func:`wkt_converter`
+as the field's converter, or as a shapely geometry with :func:`shapely_converter`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter
 
-__all__ = ["SHAPELY_CONVERTER", "WKT_CONVERTER", "SpatialModelMixin"]
+__all__ = [
+    "SHAPELY_CONVERTER",
+    "WKT_CONVERTER",
+    "SpatialModelMixin",
+    "shapely_converter",
+    "wkt_converter",
+]
 
 
 def _geoalchemy() -> Any:
@@ -58,39 +64,45 @@ class SpatialModelMixin:
         )
 
 
-def _wkt_to_db(value: Any) -> Any:
-    if value is None:
-        return None
-    geoalchemy2 = _geoalchemy()
-    text, srid = (value, -1) if isinstance(value, str) else value
-    return geoalchemy2.WKTElement(text, srid=srid) if srid != -1 else geoalchemy2.WKTElement(text)
+def wkt_converter(srid: int = 4326) -> FieldConverter:
+    """Entity field as WKT text (``"POINT (1 2)"``) <-> geometry column with ``srid``."""
+
+    def to_db(value: Any) -> Any:
+        if value is None:
+            return None
+        return _geoalchemy().WKTElement(str(value), srid=srid)
+
+    def from_db(value: Any) -> Any:
+        if value is None:
+            return None
+        from geoalchemy2.shape import to_shape
+
+        return to_shape(value).wkt
+
+    return FieldConverter(to_db, from_db)
 
 
-def _wkt_from_db(value: Any) -> Any:
-    if value is None:
-        return None
-    from geoalchemy2.shape import to_shape
+def shapely_converter(srid: int = 4326) -> FieldConverter:
+    """Entity field as a shapely geometry <-> geometry column with ``srid``."""
 
-    return to_shape(value).wkt
+    def to_db(value: Any) -> Any:
+        if value is None:
+            return None
+        from geoalchemy2.shape import from_shape
 
+        return from_shape(value, srid=srid)
 
-def _shape_to_db(value: Any) -> Any:
-    if value is None:
-        return None
-    from geoalchemy2.shape import from_shape
+    def from_db(value: Any) -> Any:
+        if value is None:
+            return None
+        from geoalchemy2.shape import to_shape
 
-    return from_shape(value)
+        return to_shape(value)
 
-
-def _shape_from_db(value: Any) -> Any:
-    if value is None:
-        return None
-    from geoalchemy2.shape import to_shape
-
-    return to_shape(value)
+    return FieldConverter(to_db, from_db)
 
 
-#: Entity field as WKT text <-> geometry column.
-WKT_CONVERTER = FieldConverter(_wkt_to_db, _wkt_from_db)
-#: Entity field as a shapely geometry <-> geometry column.
-SHAPELY_CONVERTER = FieldConverter(_shape_to_db, _shape_from_db)
+#: Entity field as WKT text <-> geometry column (SRID 4326).
+WKT_CONVERTER = wkt_converter(4326)
+#: Entity field as a shapely geometry <-> geometry column (SRID 4326).
+SHAPELY_CONVERTER = shapely_converter(4326)

@@ -19,7 +19,12 @@ from sqlalchemy.util import await_only
 
 from cqrs_ddd_core.errors import ConfigurationError
 
-__all__ = ["enable_spatialite", "init_spatial_metadata", "load_spatialite"]
+__all__ = [
+    "can_load_extensions",
+    "enable_spatialite",
+    "init_spatial_metadata",
+    "load_spatialite",
+]
 
 _ENABLED = "_cqrs_ddd_spatialite"
 _LOADED = "cqrs_ddd_spatialite_loaded"
@@ -50,8 +55,20 @@ def load_spatialite(dbapi_connection: Any, path: str | None = None) -> None:
             dbapi_connection.enable_load_extension(True)
             dbapi_connection.load_extension(library)
             dbapi_connection.enable_load_extension(False)
+    except AttributeError as exc:  # sqlite3 built without SQLITE_ENABLE_LOAD_EXTENSION
+        raise ConfigurationError(
+            "cannot load SpatiaLite: this Python's sqlite3 module cannot load extensions "
+            "(build Python with --enable-loadable-sqlite-extensions)"
+        ) from exc
     except Exception as exc:
         raise ConfigurationError(f"cannot load SpatiaLite ({library!r}): {exc}") from exc
+
+
+def can_load_extensions() -> bool:
+    """Whether this Python's ``sqlite3`` can load extensions such as SpatiaLite."""
+    import sqlite3
+
+    return hasattr(sqlite3.Connection, "enable_load_extension")
 
 
 def init_spatial_metadata(dbapi_connection: Any) -> None:

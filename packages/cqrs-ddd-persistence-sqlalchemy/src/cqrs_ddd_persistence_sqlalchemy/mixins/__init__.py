@@ -20,9 +20,9 @@ from cqrs_ddd_persistence_sqlalchemy.mixins.auditable import (
 )
 from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import SHAPELY_CONVERTER as SHAPELY_CONVERTER
 from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import WKT_CONVERTER as WKT_CONVERTER
+from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import SpatialModelMixin as SpatialModelMixin
 from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import shapely_converter as shapely_converter
 from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import wkt_converter as wkt_converter
-from cqrs_ddd_persistence_sqlalchemy.mixins.spatial import SpatialModelMixin as SpatialModelMixin
 from cqrs_ddd_persistence_sqlalchemy.mixins.version import VersionMixin as VersionMixin
 
 __all__ = [

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import cqrs_ddd_persistence_sqlalchemy.types
+from cqrs_ddd_persistence_sqlalchemy.core import event_tables  # noqa: F401 - rendered types
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

@@ -53,6 +53,21 @@ POSTGIS_TABLES: frozenset[str] = frozenset(
 IncludeObject = Callable[[Any, str | None, str, bool, Any], bool]
 
 
+def _teach_reflection() -> None:
+    """Let PostgreSQL reflection recognise ``xid8`` (the event log's ``txid`` column).
+
+    Without it autogenerate warns "Did not recognize type 'xid8'" and cannot compare the type.
+    """
+    from sqlalchemy.dialects.postgresql import base as pg_base
+
+    from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8
+
+    pg_base.ischema_names.setdefault("xid8", Xid8)
+
+
+_teach_reflection()
+
+
 def library_metadata() -> MetaData:
     """The ``MetaData`` holding every library table (importing the package registers them)."""
     from cqrs_ddd_persistence_sqlalchemy import metadata

@@ -175,12 +175,31 @@ async def test_upsert_many(session_factory: Factory) -> None:
         DocumentWrite(doc_id="d2", doc={"i": 20}, event_id="e", position=5),
         DocumentWrite(doc_id="new", doc={"i": -1}),
     ]
-    assert await store.upsert_many("bulk", mixed) == 4
+    assert await store.upsert_many("bulk", mixed) == 3  # the two d1 writes coalesce
     got = await store.get_many("bulk", ["d1", "d2", "new", "nope"])
     assert {k: v["i"] for k, v in got.items()} == {"d1": 11, "d2": 20, "new": -1}
     assert got["d1"]["_version"] == 3
     assert got["d2"]["_version"] == 2
     assert await store.count("bulk") == 2501
+    # consecutive plain writes to one id: one row, every write counted in _version
+    plain = [DocumentWrite(doc_id="p", doc={"i": i}, event_id=f"e{i}") for i in range(5)]
+    assert await store.upsert_many("bulk", plain) == 1
+    assert await store.upsert_many("bulk", plain[:2]) == 1
+    doc = await store.get("bulk", "p")
+    assert doc is not None
+    assert (doc["i"], doc["_version"], doc["_last_event_id"]) == (1, 7, "e1")
+    # modes interleaved on one id keep their order
+    interleaved = [
+        DocumentWrite(doc_id="m", doc={"i": 1}),
+        DocumentWrite(doc_id="m", doc={"i": 2}, version=10),
+        DocumentWrite(doc_id="m", doc={"i": 3}, version=9),  # refused: older
+        DocumentWrite(doc_id="m", doc={"i": 4}),
+        DocumentWrite(doc_id="other", doc={"i": 5}),
+    ]
+    assert await store.upsert_many("bulk", interleaved) == 4
+    doc = await store.get("bulk", "m")
+    assert doc is not None
+    assert (doc["i"], doc["_version"]) == (4, 11)
 
 
 async def test_typed_collection(session_factory: Factory) -> None:

@@ -50,8 +50,8 @@ from .tables import collection_metadata, document_table, typed_table
 
 __all__ = ["SQLAlchemyProjectionStore"]
 
-#: Bind parameters per statement stay below both drivers' limits (asyncpg 32767, SQLite 32766).
-_MAX_PARAMS = 30_000
+#: Rows per executemany (SQLAlchemy pages them into multi-row VALUES within driver limits).
+_CHUNK = 5_000
 
 
 def _dialect(session: AsyncSession) -> ModuleType:
@@ -245,8 +245,10 @@ class SQLAlchemyProjectionStore:
     ) -> int:
         """Upsert many documents with few statements; returns how many rows were written.
 
-        Writes are applied in order; two writes to one id in the batch go to separate
-        statements (one statement may not touch a row twice).
+        The result is that of applying the writes in order, except that consecutive writes to
+        one id are coalesced first (one statement may not touch a row twice): plain writes
+        count every write in ``_version`` but only the last one's event id is checked by the
+        idempotency guard; of versioned writes only the highest version can win anyway.
         """
         if not docs:
             return 0
@@ -256,7 +258,7 @@ class SQLAlchemyProjectionStore:
             rows = [self._row(coll, write, now) for write in docs]
             dialect = _dialect(session)
             written = 0
-            for versioned, run in _runs(rows, coll.key, len(coll.table.columns)):
+            for versioned, run in _plan(rows, coll.key):
                 written += await self._write(session, dialect, coll, run, versioned)
             return written
 
@@ -338,7 +340,8 @@ class SQLAlchemyProjectionStore:
             set_["_version"] = excluded["_version"]
             guard: sa.ColumnElement[bool] = t.c._version < excluded["_version"]
         else:
-            set_["_version"] = t.c._version + 1
+            # a plain row's _version is the number of writes it stands for (see _plan)
+            set_["_version"] = t.c._version + excluded["_version"]
             guard = sa.or_(
                 excluded["_last_event_id"].is_(None),
                 t.c._last_event_id.is_distinct_from(excluded["_last_event_id"]),
@@ -510,20 +513,38 @@ def _into_document(node: dict[str, Any], columns: frozenset[str]) -> dict[str, A
     return node
 
 
-def _runs(
-    rows: list[tuple[bool, dict[str, Any]]], key: str, width: int
+def _plan(
+    rows: list[tuple[bool, dict[str, Any]]], key: str
 ) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
-    """Consecutive rows of one mode, without a repeated id, small enough for one statement."""
-    limit = max(1, _MAX_PARAMS // max(1, width))
-    run: list[dict[str, Any]] = []
-    seen: set[Any] = set()
-    mode = rows[0][0]
+    """Group writes into statements that touch each id at most once.
+
+    Consecutive writes of one mode to one id coalesce into one row: plain writes into the last
+    document with ``_version`` = how many writes it stands for (the statement adds it), versioned
+    writes into the first one with the highest version (the others would have been refused).
+    Each id's remaining segments go to later statements, so per-id order is kept.
+    """
+    per_id: dict[Any, list[list[Any]]] = {}
     for versioned, row in rows:
-        if run and (versioned != mode or row[key] in seen or len(run) >= limit):
-            yield mode, run
-            run, seen = [], set()
-        mode = versioned
-        run.append(row)
-        seen.add(row[key])
-    if run:
-        yield mode, run
+        segments = per_id.setdefault(row[key], [])
+        last = segments[-1] if segments else None
+        if last is not None and last[0] == versioned:
+            if not versioned:
+                last[1], last[2] = row, last[2] + 1
+            elif row["_version"] > last[1]["_version"]:
+                last[1] = row
+        else:
+            segments.append([versioned, row, 1])
+    depth = max(len(segments) for segments in per_id.values())
+    for index in range(depth):
+        plain: list[dict[str, Any]] = []
+        guarded: list[dict[str, Any]] = []
+        for segments in per_id.values():
+            if index < len(segments):
+                versioned, row, count = segments[index]
+                if versioned:
+                    guarded.append(row)
+                else:
+                    plain.append({**row, "_version": count})
+        for versioned, batch in ((False, plain), (True, guarded)):
+            for start in range(0, len(batch), _CHUNK):
+                yield versioned, batch[start : start + _CHUNK]

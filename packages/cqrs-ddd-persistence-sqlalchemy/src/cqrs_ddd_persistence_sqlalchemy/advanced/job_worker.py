@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
-from cqrs_ddd_core.errors import LeaseLostError
+from cqrs_ddd_core.errors import LeaseLostError, RetryableError
 from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
     ClaimedJob,
     SQLAlchemyBackgroundJobRepository,
@@ -108,7 +108,13 @@ class JobWorker:
                     last_recover = loop.time()
                     await self.repository.recover_stalled()
                 free = self.concurrency - len(self._running)
-                claimed = await self.repository.claim(free) if free > 0 else []
+                try:
+                    claimed = await self.repository.claim(free) if free > 0 else []
+                except RetryableError:
+                    # The database is briefly unavailable: say so, wait, try again.
+                    logger.warning("claiming jobs failed; retrying", exc_info=True)
+                    claimed = []
+                    await asyncio.sleep(self.poll_interval)
                 for job in claimed:
                     task = asyncio.create_task(self._run_one(job))
                     self._running[task] = job
@@ -193,6 +199,10 @@ class JobWorker:
                 await repo.complete(claimed, result)
         except LeaseLostError:
             logger.warning("job %s: lease lost; another worker owns it now", claimed.id)
+        except Exception:
+            # Settling failed (database unavailable...): the lease expires and the job is
+            # claimed again, so it is retried, never lost.
+            logger.exception("job %s: could not record its outcome", claimed.id)
         finally:
             self.processed += 1
 

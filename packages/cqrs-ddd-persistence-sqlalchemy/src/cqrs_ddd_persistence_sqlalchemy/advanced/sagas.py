@@ -43,7 +43,12 @@ from cqrs_ddd_advanced_core.sagas.orchestrator import SagaOrchestrator
 from cqrs_ddd_advanced_core.sagas.state import SagaState, SagaStatus
 from cqrs_ddd_core.domain.aggregate_root import set_persisted_version
 from cqrs_ddd_core.domain.events import utc_now
-from cqrs_ddd_core.errors import CQRSDDDError, OptimisticConcurrencyError, PersistenceError
+from cqrs_ddd_core.errors import (
+    CQRSDDDError,
+    OptimisticConcurrencyError,
+    PersistenceError,
+    RetryableError,
+)
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DONE,
@@ -367,7 +372,11 @@ class SagaRecoveryWorker:
     async def run(self, *, poll_interval: float = 5.0) -> None:
         """Loop until :meth:`stop` is called."""
         while not self._stop.is_set():
-            processed = await self.run_once()
+            try:
+                processed = await self.run_once()
+            except RetryableError:
+                logger.warning("saga recovery: database unavailable; retrying", exc_info=True)
+                processed = 0
             if processed == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), poll_interval)

@@ -44,7 +44,7 @@ from cqrs_ddd_advanced_core.scheduling import (
     ScheduledCommandStatus,
 )
 from cqrs_ddd_core.domain.events import utc_now
-from cqrs_ddd_core.errors import ConfigurationError
+from cqrs_ddd_core.errors import ConfigurationError, RetryableError
 from cqrs_ddd_persistence_sqlalchemy.core.session import StoreBind
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DEAD,
@@ -379,9 +379,14 @@ class SchedulerWorker:
         return len(claims)
 
     async def run(self) -> None:
-        """Loop until :meth:`stop`."""
+        """Loop until :meth:`stop`. A transient database error is logged and retried."""
         while not self._stop.is_set():
-            if await self.run_once() == 0:
+            try:
+                settled = await self.run_once()
+            except RetryableError:
+                logger.warning("scheduler: database unavailable; retrying", exc_info=True)
+                settled = 0
+            if settled == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.poll_interval)
 

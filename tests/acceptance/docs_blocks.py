@@ -22,6 +22,7 @@ import inspect
 import re
 import sys
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def extract(text: str) -> list[Block]:
 
 
 def run_blocks(path: Path, postgres_url: str | None) -> int:
-    namespace: dict[str, object] = {"__name__": "__readme__"}
+    # A real module: pydantic and SQLAlchemy resolve annotations through sys.modules.
+    module = types.ModuleType("__readme__")
+    module.__file__ = str(path)
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
     runner = asyncio.Runner()
     ran = 0
     try:

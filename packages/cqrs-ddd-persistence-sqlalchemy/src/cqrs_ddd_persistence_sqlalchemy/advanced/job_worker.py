@@ -215,6 +215,10 @@ class JobWorker:
                 logger.warning("job lease lost while running; stopping it")
                 work.cancel()
                 raise
+            except RetryableError:
+                # One missed beat is harmless while the lease lasts; the next one retries.
+                logger.warning("job heartbeat failed; retrying", exc_info=True)
+                continue
             if not alive:
                 work.cancel()  # cancellation requested: the job stops at its next await
                 return

@@ -224,11 +224,20 @@ class ModelMapper(Generic[E]):
     def _compile(self) -> None:
         mm = self.model_mapper
         attrs = {a.key: a for a in mm.column_attrs}
+        if not self.entity_cls.__pydantic_complete__:
+            self.entity_cls.model_rebuild(raise_errors=False)
         for name, info in self.entity_cls.model_fields.items():
             if name in self.exclude:
                 continue
             target = self.field_map.get(name, name)
             annotation = info.annotation
+            if isinstance(annotation, typing.ForwardRef | str):
+                raise _field_error(
+                    self.entity_cls,
+                    name,
+                    f"annotation {annotation!r} is not resolved: define the types it names "
+                    f"first, or call {self.entity_cls.__name__}.model_rebuild()",
+                )
             if target in attrs:
                 column = attrs[target].columns[0]
                 if not isinstance(column, sa.Column):

@@ -361,9 +361,9 @@ class SQLAlchemyRepository(Generic[A]):
         from cqrs_ddd_persistence_sqlalchemy.specifications import (
             apply_query_options,
             build_sqla_filter,
-            encode_cursor,
+            keyset,
         )
-        from cqrs_ddd_specifications import QueryOptions, Specification
+        from cqrs_ddd_specifications import QueryOptions, Specification, encode_cursor
 
         spec: Any = spec_or_options
         if options is None and _is_options(spec):
@@ -395,9 +395,11 @@ class SQLAlchemyRepository(Generic[A]):
 
         def cursor_of(row: Any) -> str:
             assert opts is not None
+            # rows are keyed by Column.key; the keyset names attributes or entity fields
             values = {attr_of.get(k, k): v for k, v in row.items()}
             values.update({name: values[target] for name, target in renamed.items()})
-            return encode_cursor(values, model, opts)
+            order = keyset(model, opts)
+            return encode_cursor(order, [values[o.field] for o in order])
 
         joined = self._source.resolve_uow(uow)
         return SQLAlchemySearchResult(

@@ -17,7 +17,12 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    AsyncSessionTransaction,
+    async_sessionmaker,
+)
 from sqlalchemy.orm.exc import StaleDataError
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
@@ -72,8 +77,9 @@ class EventSink(Protocol):
 class SQLAlchemyUnitOfWork:
     """Transaction manager; rolls back unless committed.
 
-    Accepts an ``AsyncSession`` (borrowed: used but not closed), an ``async_sessionmaker`` or
-    any callable returning a session, positionally or by keyword::
+    Accepts an ``AsyncSession`` (borrowed: used but not closed), an ``async_sessionmaker``, any
+    callable returning a session, or an ``AsyncEngine`` (sessions with ``expire_on_commit=False``),
+    positionally or by keyword::
 
         async with SQLAlchemyUnitOfWork(session_factory) as uow:
             await order_repo.add(order, uow=uow)
@@ -88,11 +94,15 @@ class SQLAlchemyUnitOfWork:
 
     def __init__(
         self,
-        session: AsyncSession | SessionFactory | None = None,
-        session_factory: SessionFactory | None = None,
+        session: AsyncSession | SessionFactory | AsyncEngine | None = None,
+        session_factory: SessionFactory | AsyncEngine | None = None,
         *,
         event_sinks: Sequence[EventSink] = (),
     ) -> None:
+        if isinstance(session, AsyncEngine):
+            session = async_sessionmaker(session, expire_on_commit=False)
+        if isinstance(session_factory, AsyncEngine):
+            session_factory = async_sessionmaker(session_factory, expire_on_commit=False)
         if session is not None and not isinstance(session, AsyncSession):
             if session_factory is not None:
                 raise ConfigurationError("pass either a session or a session factory, not two")

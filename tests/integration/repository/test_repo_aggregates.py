@@ -155,3 +155,17 @@ async def test_loading_aggregates_with_children_is_constant_queries(
         assert many == (100, 2)
     else:
         assert few == (5, 2) and many == (100, 2)
+
+
+async def test_ids_of_the_wrong_type_find_nothing(repo_engine: AsyncEngine) -> None:
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    repo = _repo()
+    order = _order()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await repo.add(order, uow=uow)
+        assert await repo.get("not-a-uuid", uow=uow) is None
+        assert await repo.exists("not-a-uuid", uow=uow) is False
+        assert await repo.get(str(order.id), uow=uow) == order  # a UUID's text is fine
+        assert await repo.get_many(["x", order.id], uow=uow) == [order]
+        await repo.delete("not-a-uuid", uow=uow)
+        await uow.commit()

@@ -1,4 +1,8 @@
-"""Optimistic concurrency under real contention (PostgreSQL): 20 writers, one counter."""
+"""Optimistic concurrency under real contention: 20 writers, one counter.
+
+On PostgreSQL the writers overlap and the losers get ``OptimisticConcurrencyError``; on SQLite
+(``BEGIN IMMEDIATE``) they are serialised by the write lock and never conflict.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from cqrs_ddd_core.errors import OptimisticConcurrencyError
 from cqrs_ddd_persistence_sqlalchemy import OptimisticConcurrencyError as ReExported
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
-
-pytestmark = pytest.mark.postgres_only
 
 
 async def test_twenty_incrementers_end_at_twenty(repo_engine: AsyncEngine) -> None:
@@ -49,10 +51,15 @@ async def test_twenty_incrementers_end_at_twenty(repo_engine: AsyncEngine) -> No
     async with SQLAlchemyUnitOfWork(factory) as uow:
         final = await repo.get("c", uow=uow)
     assert final is not None and final.value == 20 and final.version == 21
+    print(f"{len(conflicts)} conflicts over {sum(attempts)} attempts")
     assert sum(attempts) - 20 == len(conflicts)
-    assert conflicts, "the writers never collided: the test did not exercise anything"
+    if repo_engine.dialect.name == "postgresql":
+        assert conflicts, "the writers never collided: the test did not exercise anything"
+    else:
+        assert not conflicts  # one writer at a time
 
 
+@pytest.mark.postgres_only
 async def test_reload_and_retry_in_the_same_unit_of_work(repo_engine: AsyncEngine) -> None:
     """The seed's Optimistic Concurrency flow with the two transactions really overlapping."""
     factory = async_sessionmaker(repo_engine, expire_on_commit=False)

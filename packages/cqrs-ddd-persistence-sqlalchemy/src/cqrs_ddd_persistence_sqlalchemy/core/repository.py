@@ -52,6 +52,9 @@ A = TypeVar("A", bound=AggregateRoot[Any])
 
 _DML: dict[str, ModuleType] = {"postgresql": postgres_dml, "sqlite": sqlite_dml}
 
+#: An id that cannot be a key of the table (wrong type): matches no row.
+_NO_ROW: Any = object()
+
 
 def _actor() -> Any:
     from cqrs_ddd_persistence_sqlalchemy.mixins.auditable import current_actor
@@ -108,6 +111,10 @@ class SQLAlchemyRepository(Generic[A]):
                 f"{entity_cls.__name__} has no field mapped to the primary key {self._pk_key!r}"
             )
         self._id_to_db = id_plan.to_db
+        try:
+            self._pk_type: type[Any] = self._pk.type.python_type
+        except NotImplementedError:  # a type without a Python type: take ids as given
+            self._pk_type = object
         attrs = {a.key: a for a in mm.column_attrs}
         self._version: Any = attrs[version_column].columns[0] if version_column in attrs else None
         self._version_key: str | None = self._version.key if self._version is not None else None
@@ -130,7 +137,15 @@ class SQLAlchemyRepository(Generic[A]):
 
     # -- helpers ---------------------------------------------------------------------------
     def _key(self, entity_id: Any) -> Any:
-        return self._id_to_db(entity_id)
+        """The primary key value for ``entity_id``, or ``_NO_ROW`` when it cannot be one
+        (``get("abc")`` on a UUID or integer key finds nothing rather than failing)."""
+        value = self._id_to_db(entity_id)
+        if value is None or isinstance(value, self._pk_type):
+            return value
+        try:
+            return self._pk_type(value)
+        except (TypeError, ValueError):
+            return _NO_ROW
 
     def _live(self, stmt: Any, include_archived: bool) -> Any:
         if self._archived_at is None or include_archived:
@@ -244,6 +259,8 @@ class SQLAlchemyRepository(Generic[A]):
         is_entity = isinstance(entity, AggregateRoot)
         entity_id = entity.id if is_entity else entity
         key = self._key(entity_id)
+        if key is _NO_ROW:
+            return
         expected = self._loaded_version(entity, joined) if is_entity else None
         async with self._source.session(joined) as session:
             where: list[ColumnElement[bool]] = [self._pk == key]
@@ -281,6 +298,9 @@ class SQLAlchemyRepository(Generic[A]):
             raise ConfigurationError(f"{self.db_model_cls.__name__} is not archivable")
         joined = self._source.resolve_uow(uow)
         entity_id = entity.id if isinstance(entity, AggregateRoot) else entity
+        key = self._key(entity_id)
+        if key is _NO_ROW:
+            return
         changes: dict[str, Any] = {self._archived_at.key: None}
         if self._archived_by is not None:
             changes[self._archived_by.key] = None
@@ -288,7 +308,7 @@ class SQLAlchemyRepository(Generic[A]):
             changes[self._version.key] = self._version + 1
         stmt = (
             sa.update(self.table)
-            .where(self._pk == self._key(entity_id), self._archived_at.is_not(None))
+            .where(self._pk == key, self._archived_at.is_not(None))
             .values(changes)
         )
         async with self._source.session(joined) as session:
@@ -299,7 +319,10 @@ class SQLAlchemyRepository(Generic[A]):
         self, entity_id: Any, *, uow: Any = None, include_archived: bool = False
     ) -> A | None:
         """The aggregate with ``entity_id`` (children loaded), or ``None``."""
-        stmt = self._live(self._select.where(self._pk == self._key(entity_id)), include_archived)
+        key = self._key(entity_id)
+        if key is _NO_ROW:
+            return None
+        stmt = self._live(self._select.where(self._pk == key), include_archived)
         async with self._source.session(uow) as session:
             rows = list((await session.execute(stmt)).all())
             found = await self._hydrate(session, rows)
@@ -309,7 +332,7 @@ class SQLAlchemyRepository(Generic[A]):
         self, entity_ids: Sequence[Any], *, uow: Any = None, include_archived: bool = False
     ) -> list[A]:
         """The existing aggregates among ``entity_ids``, in the order of the ids given."""
-        keys = list(dict.fromkeys(self._key(i) for i in entity_ids))
+        keys = [k for k in dict.fromkeys(self._key(i) for i in entity_ids) if k is not _NO_ROW]
         found: dict[Any, A] = {}
         async with self._source.session(uow) as session:
             for start in range(0, len(keys), IN_CHUNK):
@@ -323,17 +346,21 @@ class SQLAlchemyRepository(Generic[A]):
     async def list_all(self, *, uow: Any = None, include_archived: bool = False) -> list[A]:
         """Every aggregate (ordered by id). Prefer ``search(...).stream()`` for big tables."""
         result = self.search(
-            None, {"order_by": [self._pk_key]}, uow=uow, include_archived=include_archived
+            None,
+            {"order_by": [self.mapper.attr_of[self._pk_key]]},
+            uow=uow,
+            include_archived=include_archived,
         )
         return await result.all()
 
     async def exists(
         self, entity_id: Any, *, uow: Any = None, include_archived: bool = False
     ) -> bool:
+        key = self._key(entity_id)
+        if key is _NO_ROW:
+            return False
         stmt = self._live(
-            sa.select(sa.literal(1))
-            .select_from(self.table)
-            .where(self._pk == self._key(entity_id)),
+            sa.select(sa.literal(1)).select_from(self.table).where(self._pk == key),
             include_archived,
         )
         async with self._source.session(uow) as session:

@@ -4,6 +4,15 @@ from cqrs_ddd_advanced_core.jobs import BackgroundJob as BackgroundJob
 from cqrs_ddd_advanced_core.jobs import Backoff as Backoff
 from cqrs_ddd_advanced_core.jobs import JobContext as JobContext
 from cqrs_ddd_advanced_core.jobs import JobStatus as JobStatus
+from cqrs_ddd_advanced_core.projections import ErrorPolicy as ErrorPolicy
+from cqrs_ddd_advanced_core.projections import FieldType as FieldType
+from cqrs_ddd_advanced_core.projections import Projection as Projection
+from cqrs_ddd_advanced_core.projections import ProjectionContext as ProjectionContext
+from cqrs_ddd_advanced_core.projections import ProjectionField as ProjectionField
+from cqrs_ddd_advanced_core.projections import (
+    ProjectionHandlerError as ProjectionHandlerError,
+)
+from cqrs_ddd_advanced_core.projections import ProjectionSchema as ProjectionSchema
 from cqrs_ddd_advanced_core.sagas import SagaOrchestrator as SagaOrchestrator
 from cqrs_ddd_advanced_core.sagas import SagaState as SagaState
 from cqrs_ddd_advanced_core.sagas import SagaStatus as SagaStatus

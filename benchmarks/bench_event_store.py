@@ -1,0 +1,302 @@
+"""Event store workloads: ``SQLAlchemyEventStore`` vs raw asyncpg, same server, same run.
+
+- ``es.append_1``: one event per transaction (events/s). Raw: ``INSERT`` in a transaction.
+- ``es.append_100``: 100-event batches (events/s). Raw: ``executemany`` in a transaction,
+  versions computed client-side (no expected-version check, no idempotency, no NOTIFY).
+- ``es.read_1000``: a 1,000-event stream read into typed ``DomainEvent``s (events/s). Raw:
+  ``fetch`` + ``orjson.loads`` + ``model_validate``.
+- ``es.writers_8``: 8 concurrent writers, 5-event transactions, each on its own streams
+  (events/s): the store's commit-safe ordering (with and without NOTIFY), the same store in
+  ``LOCK TABLE … IN EXCLUSIVE MODE`` mode, and raw asyncpg into a plain ``bigserial`` table
+  (the baseline: what PostgreSQL does with no ordering guarantee at all).
+
+Targets (issue 5): append_100 >= 0.8x raw; commit-safe >= 2x lock-table with 8 writers.
+Run: ``uv run python -m benchmarks.run 'es.*'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from benchmarks.harness import Context, Variant, workload
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from cqrs_ddd_core import DomainEvent, StoredEvent, StreamState
+from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
+from cqrs_ddd_persistence_sqlalchemy.core import Ordering, SQLAlchemyEventStore
+
+WRITERS = 8
+
+
+class BenchLineAdded(DomainEvent):
+    sku: str
+    qty: int
+    price: str
+    note: str
+
+
+def _payload(i: int) -> dict[str, Any]:
+    return {"sku": f"SKU-{i % 97:04d}", "qty": i % 7 + 1, "price": "12.50", "note": "x" * 40}
+
+
+def _events(stream: str, n: int) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            event_type="BenchLineAdded",
+            aggregate_id=stream,
+            aggregate_type="Order",
+            payload=_payload(i),
+        )
+        for i in range(n)
+    ]
+
+
+_RAW_INSERT = (
+    "INSERT INTO cqrs_events (event_id, stream_id, version, event_type, aggregate_type, "
+    "schema_version, payload, metadata, occurred_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)"
+)
+_PLAIN_TABLE = """
+CREATE TABLE bench_plain_events (
+    position bigserial PRIMARY KEY,
+    event_id varchar(255) NOT NULL UNIQUE,
+    stream_id varchar(255) NOT NULL,
+    version bigint NOT NULL,
+    event_type varchar(255) NOT NULL,
+    aggregate_type varchar(255),
+    schema_version integer NOT NULL,
+    payload jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    UNIQUE (stream_id, version)
+)
+"""
+_PLAIN_INSERT = _RAW_INSERT.replace("cqrs_events", "bench_plain_events")
+
+
+def _raw_rows(stream: str, n: int, start: int = 0) -> list[tuple[Any, ...]]:
+    # The same work ours does per event: JSON-encode payload and metadata, stamp the time.
+    now = datetime.now(UTC)
+    return [
+        (
+            str(uuid.uuid4()),
+            stream,
+            start + i + 1,
+            "BenchLineAdded",
+            "Order",
+            1,
+            orjson.dumps(_payload(i)).decode(),
+            orjson.dumps({}).decode(),
+            now,
+        )
+        for i in range(n)
+    ]
+
+
+class _Db:
+    """A throw-away PostgreSQL schema with the library tables, an engine and an asyncpg pool."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.schema = f"bench_{uuid.uuid4().hex[:10]}"
+        self.dsn = make_url(ctx.pg_url).set(drivername="postgresql").render_as_string(False)
+        self.engine: AsyncEngine
+        self.pool: asyncpg.Pool
+
+    async def open(self) -> _Db:
+        admin = await asyncpg.connect(self.dsn)
+        try:
+            await admin.execute(f'CREATE SCHEMA "{self.schema}"')
+        finally:
+            await admin.close()
+        settings = {"search_path": self.schema}
+        self.engine = create_engine(
+            self.ctx.pg_url,
+            pool_size=WRITERS + 2,
+            connect_args={"server_settings": settings},
+        )
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        self.pool = await asyncpg.create_pool(
+            self.dsn, min_size=WRITERS, max_size=WRITERS + 1, server_settings=settings
+        )
+        async with self.pool.acquire() as conn:
+            await conn.execute(_PLAIN_TABLE)
+        self.ctx.cleanup.append(self.close)
+        return self
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        await self.pool.close()
+        admin = await asyncpg.connect(self.dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        finally:
+            await admin.close()
+
+    def store(self, **kw: Any) -> SQLAlchemyEventStore:
+        factory = async_sessionmaker(self.engine, expire_on_commit=False)
+        return SQLAlchemyEventStore(factory, listen=False, **kw)
+
+
+_seq = itertools.count()
+
+
+def _stream() -> str:
+    return f"s-{next(_seq)}-{uuid.uuid4().hex[:6]}"
+
+
+def _append_variants(db: _Db, batch: int, transactions: int) -> list[Variant]:
+    store = db.store()
+
+    async def ours() -> float:
+        start = time.perf_counter()
+        for _ in range(transactions):
+            await store.append(_events(_stream(), batch), expected_version=StreamState.NO_STREAM)
+        return batch * transactions / (time.perf_counter() - start)
+
+    async def raw() -> float:
+        async with db.pool.acquire() as conn:
+            start = time.perf_counter()
+            for _ in range(transactions):
+                rows = _raw_rows(_stream(), batch)
+                async with conn.transaction():
+                    if batch == 1:
+                        await conn.execute(_RAW_INSERT, *rows[0])
+                    else:
+                        await conn.executemany(_RAW_INSERT, rows)
+            return batch * transactions / (time.perf_counter() - start)
+
+    async def warm() -> None:
+        await ours()
+        await raw()
+
+    return [
+        Variant("ours", ours, setup=warm),
+        Variant("raw asyncpg", raw, baseline=True),
+    ]
+
+
+@workload("es.append_1", "append one event per transaction", unit="events/s")
+async def append_1(ctx: Context) -> list[Variant]:
+    db = await _Db(ctx).open()
+    return _append_variants(db, 1, ctx.size(400))
+
+
+@workload("es.append_100", "append 100-event batches", unit="events/s")
+async def append_100(ctx: Context) -> list[Variant]:
+    db = await _Db(ctx).open()
+    return _append_variants(db, 100, ctx.size(40))
+
+
+@workload("es.read_1000", "read a 1,000-event stream into typed events", unit="events/s")
+async def read_1000(ctx: Context) -> list[Variant]:
+    db = await _Db(ctx).open()
+    store = db.store()
+    stream = "read-stream"
+    for _ in range(10):
+        await store.append(_events(stream, 100))
+    reads = ctx.size(10)
+    raw_sql = (
+        "SELECT event_id, event_type, version, schema_version, payload, metadata, occurred_at, "
+        "aggregate_type, correlation_id, causation_id FROM cqrs_events WHERE stream_id = $1 "
+        "ORDER BY version"
+    )
+
+    async def ours() -> float:
+        start = time.perf_counter()
+        for _ in range(reads):
+            events = await store.load_events(stream)
+            assert len(events) == 1000 and isinstance(events[0], BenchLineAdded)
+        return 1000 * reads / (time.perf_counter() - start)
+
+    async def raw() -> float:
+        async with db.pool.acquire() as conn:
+            start = time.perf_counter()
+            for _ in range(reads):
+                rows = await conn.fetch(raw_sql, stream)
+                events = [
+                    BenchLineAdded.model_validate(
+                        {
+                            **orjson.loads(r["payload"]),
+                            "event_id": r["event_id"],
+                            "occurred_at": r["occurred_at"],
+                            "aggregate_id": stream,
+                            "aggregate_type": r["aggregate_type"],
+                            "metadata": orjson.loads(r["metadata"]),
+                        }
+                    )
+                    for r in rows
+                ]
+                assert len(events) == 1000
+            return 1000 * reads / (time.perf_counter() - start)
+
+    async def warm() -> None:
+        await ours()
+        await raw()
+
+    return [Variant("ours", ours, setup=warm), Variant("raw asyncpg", raw, baseline=True)]
+
+
+@workload(
+    "es.writers_8",
+    "8 concurrent writers, 5-event transactions",
+    unit="events/s",
+    compare=(
+        ("ours commit-safe", "ours LOCK TABLE"),
+        ("ours commit-safe, no NOTIFY", "ours LOCK TABLE"),
+    ),
+)
+async def writers_8(ctx: Context) -> list[Variant]:
+    db = await _Db(ctx).open()
+    per_writer = ctx.size(40)
+    batch = 5
+
+    def ours(store: SQLAlchemyEventStore) -> Any:
+        async def run() -> float:
+            async def writer(w: int) -> None:
+                for _ in range(per_writer):
+                    await store.append(
+                        _events(_stream(), batch), expected_version=StreamState.NO_STREAM
+                    )
+
+            start = time.perf_counter()
+            await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+            return WRITERS * per_writer * batch / (time.perf_counter() - start)
+
+        return run
+
+    async def raw_plain() -> float:
+        async def writer(w: int) -> None:
+            async with db.pool.acquire() as conn:
+                for _ in range(per_writer):
+                    async with conn.transaction():
+                        await conn.executemany(_PLAIN_INSERT, _raw_rows(_stream(), batch))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+        return WRITERS * per_writer * batch / (time.perf_counter() - start)
+
+    safe = ours(db.store())
+    quiet = ours(db.store(notify=False))
+    locked = ours(db.store(ordering=Ordering.LOCK_TABLE))
+
+    async def warm() -> None:
+        await safe()
+        await locked()
+        await raw_plain()
+
+    return [
+        Variant("ours commit-safe", safe, setup=warm),
+        Variant("ours commit-safe, no NOTIFY", quiet),
+        Variant("ours LOCK TABLE", locked),
+        Variant("raw asyncpg bigserial", raw_plain, baseline=True),
+    ]

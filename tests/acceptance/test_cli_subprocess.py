@@ -87,7 +87,9 @@ COMMANDS: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("args", "expected"), COMMANDS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    ("args", "expected"), [pytest.param(a, e, id=" ".join(a[:2])) for a, e in COMMANDS]
+)
 def test_cli_command_on_demo_database(
     demo_db: tuple[str, Path], args: list[str], expected: str
 ) -> None:

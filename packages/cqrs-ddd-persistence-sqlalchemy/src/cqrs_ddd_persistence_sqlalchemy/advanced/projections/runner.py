@@ -202,23 +202,42 @@ class ProjectionRunner:
         """Follow the log until ``stop`` is set.
 
         While another runner holds the projection this one stands by and polls the lock.
+        Transient database errors (connection lost, serialization failures...) are retried
+        with the error policy's backoff, indefinitely; a handler that keeps failing stops the
+        runner with :class:`ProjectionHandlerError`.
         """
         self._not_running()
         stop = stop or asyncio.Event()
+        outages = 0
         while not stop.is_set():
-            if not await self._lock.try_acquire():
-                await _sleep(stop, self.poll_interval)
-                continue
             try:
-                await self._prepare()
-                while not stop.is_set():
-                    if not await self._lock.check():
-                        logger.warning("projection %s: lost its lock; standing by", self.name)
-                        break
-                    if not await self._catch_up(progress, stop=stop):
-                        await _sleep(stop, self.poll_interval)
-            finally:
-                await self._lock.release()
+                if not await self._lock.try_acquire():
+                    await _sleep(stop, self.poll_interval)
+                    continue
+                try:
+                    await self._prepare()
+                    while not stop.is_set():
+                        if not await self._lock.check():
+                            logger.warning("projection %s: lost its lock; standing by", self.name)
+                            break
+                        applied = await self._catch_up(progress, stop=stop)
+                        outages = 0
+                        if not applied:
+                            await _sleep(stop, self.poll_interval)
+                finally:
+                    await self._lock.release()
+            except RetryableError as exc:
+                # a service outlives database restarts: back off and start over (the
+                # checkpoint tells where); handler failures still stop the runner
+                outages += 1
+                delay = self.error_policy.delay(outages)
+                logger.warning(
+                    "projection %s: database unavailable (%s); retrying in %.1fs",
+                    self.name,
+                    exc,
+                    delay,
+                )
+                await _sleep(stop, delay)
 
     # -- internals ---------------------------------------------------------------------------
     @asynccontextmanager

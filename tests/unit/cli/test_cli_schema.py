@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,25 @@ def test_cli_schema_check_reports_differences(tmp_path: Path) -> None:
         pytest.skip("no library tables registered yet")
     assert result.exit_code == 1
     assert "table missing" in result.output
+
+
+def test_cli_health_reports_components_without_tables(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    assert runner.invoke(app, ["schema", "create", "-d", url]).exit_code == 0
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        conn.execute("DROP TABLE cqrs_background_jobs")
+    result = runner.invoke(app, ["health", "-d", url, "--json"])
+    assert result.exit_code == 0, result.output
+    checks = {(c["component"], c["check"]): c for c in json.loads(result.output)}
+    assert checks[("jobs", "tables")]["status"] == "warn"
+    assert checks[("outbox", "dead letters")]["status"] == "ok"
+    assert checks[("event store", "commit-safe horizon")]["status"] == "ok"
+
+
+def test_cli_rejects_a_malformed_schema_name() -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
+    result = runner.invoke(app, ["outbox", "stats", "-d", url, "--schema", 'x"; drop'])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: invalid schema name")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -71,6 +72,7 @@ Schema = Annotated[
     ),
 ]
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
@@ -123,6 +125,8 @@ def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> As
     from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
 
     parsed = make_url(normalize_url(url))
+    if schema is not None and not _IDENTIFIER.fullmatch(schema):
+        raise CliError(f"invalid schema name {schema!r}: letters, digits, _ and $ only")
     if parsed.get_backend_name() == "postgresql":
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 10)

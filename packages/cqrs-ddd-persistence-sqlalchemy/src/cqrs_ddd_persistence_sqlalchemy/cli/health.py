@@ -23,6 +23,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     console,
     describe_url,
     engine_scope,
+    missing_tables,
     require_tables,
     run,
 )
@@ -56,7 +57,16 @@ class Thresholds:
         return WARN if seconds < self.fail_s else FAIL
 
 
-Probe = Callable[[AsyncEngine, Thresholds], Awaitable[list[Check]]]
+ProbeFn = Callable[[AsyncEngine, Thresholds], Awaitable[list[Check]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A health probe and the library tables it reads."""
+
+    component: str
+    tables: tuple[str, ...]
+    run: ProbeFn
 
 
 async def _schema(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
@@ -124,17 +134,30 @@ async def _jobs(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
     ]
 
 
-PROBES: list[Probe] = [_schema, _event_store, _outbox, _projections, _jobs]
+PROBES: list[Probe] = [
+    Probe("schema", (), _schema),
+    Probe("event store", ("cqrs_events",), _event_store),
+    Probe("outbox", ("outbox_messages",), _outbox),
+    Probe("projection", ("cqrs_events", "projection_positions"), _projections),
+    Probe("jobs", ("cqrs_background_jobs",), _jobs),
+]
 
 
 async def collect(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
     """Run every probe against ``engine``."""
     from cqrs_ddd_persistence_sqlalchemy import metadata
 
-    await require_tables(engine, sorted(metadata.tables))
+    missing = set(await missing_tables(engine, sorted(metadata.tables)))
+    if missing == set(metadata.tables):
+        await require_tables(engine, sorted(metadata.tables))  # none at all: a one-line error
     checks: list[Check] = []
     for probe in PROBES:
-        checks.extend(await probe(engine, limits))
+        absent = [t for t in probe.tables if t in missing]
+        if absent:
+            # A component the application does not use (or has not migrated yet).
+            checks.append(Check(probe.component, "tables", WARN, f"missing: {', '.join(absent)}"))
+            continue
+        checks.extend(await probe.run(engine, limits))
     return checks
 
 

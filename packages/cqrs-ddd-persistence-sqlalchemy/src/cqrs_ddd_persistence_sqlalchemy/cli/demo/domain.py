@@ -6,9 +6,8 @@ application's own types registered in the same process.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 from sqlalchemy import MetaData, Numeric, String
@@ -138,15 +137,6 @@ class Shipping:
         return "DHL"
 
 
-F = TypeVar("F", bound=Callable[..., Awaitable[None]])
-
-
-def step(*, compensation: str | None = None) -> Callable[[F], F]:
-    """``saga_step`` with a precise type for mypy (the library's decorator returns ``Any``)."""
-    decorator: Callable[[F], F] = saga_step(compensation=compensation)
-    return decorator
-
-
 class OrderFulfillmentSaga(SagaState):
     """Reserve stock, take the payment, book the courier — or undo what was done."""
 
@@ -158,7 +148,7 @@ class OrderFulfillmentSaga(SagaState):
     payment_id: str | None = None
     carrier: str | None = None
 
-    @step(compensation="release_stock")
+    @saga_step(compensation="release_stock")
     async def reserve_stock(
         self, warehouse: Warehouse, payments: Payments, shipping: Shipping
     ) -> None:
@@ -169,7 +159,7 @@ class OrderFulfillmentSaga(SagaState):
     ) -> None:
         await warehouse.release(self.order_id)
 
-    @step(compensation="refund_payment")
+    @saga_step(compensation="refund_payment")
     async def take_payment(
         self, warehouse: Warehouse, payments: Payments, shipping: Shipping
     ) -> None:
@@ -181,7 +171,7 @@ class OrderFulfillmentSaga(SagaState):
         if self.payment_id is not None:
             await payments.refund(self.payment_id)
 
-    @step()
+    @saga_step()
     async def book_courier(
         self, warehouse: Warehouse, payments: Payments, shipping: Shipping
     ) -> None:

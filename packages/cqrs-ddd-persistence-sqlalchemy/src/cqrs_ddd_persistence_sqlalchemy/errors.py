@@ -132,6 +132,10 @@ def translate(
     if isinstance(exc, CQRSDDDError):
         return exc
     driver = _driver_error(exc)
+    if isinstance(driver, CQRSDDDError):
+        # A library error raised inside a bind/result processor (the JSON codec, UTCDateTime),
+        # wrapped by SQLAlchemy in a StatementError.
+        return driver
     sqlstate = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
     message = str(driver).strip() or type(driver).__name__
     error: PersistenceError | None = None
@@ -158,6 +162,9 @@ def translate(
         error = ConnectionLostError(f"cannot reach the database: {message}")
     elif type(driver).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"}:
         error = ConnectionLostError(message)
+    elif isinstance(driver, UnicodeError):
+        # Text the driver cannot encode (lone surrogates); aiosqlite raises it unwrapped.
+        error = DataError(f"invalid text: {driver}")
     elif isinstance(exc, sa_exc.StatementError) and isinstance(
         driver, ValueError | TypeError | OverflowError
     ):

@@ -66,17 +66,36 @@ try:  # pragma: no cover - exercised when orjson is installed
 
     def _orjson_dumps(value: Any) -> str:
         try:
-            return orjson.dumps(value, default=json_default, option=_OPTS).decode()
+            text = orjson.dumps(value, default=json_default, option=_OPTS)
         except orjson.JSONEncodeError as exc:
             cause = exc.__cause__
             if isinstance(cause, SerializationError):
                 raise cause from None
             raise SerializationError(f"cannot serialize to JSON: {exc}") from exc
+        # orjson writes NaN/Infinity as null (silent data change); the stdlib path refuses
+        # them. Only a text containing null can hide one, so the walk stays off the hot path.
+        if b"null" in text and _has_non_finite(value):
+            raise SerializationError("cannot serialize to JSON: NaN or Infinity is not JSON")
+        return text.decode()
 
     _dumps = _orjson_dumps
     _loads = orjson.loads
 except ImportError:  # pragma: no cover
     pass
+
+
+def _has_non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return False
 
 
 def json_dumps(value: Any) -> str:

@@ -146,3 +146,8 @@ def test_cli_normalize_url(given: str, expected: str) -> None:
 def test_cli_normalize_url_rejects(bad: str) -> None:
     with pytest.raises(CliError):
         normalize_url(bad)
+
+
+def test_cli_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("cqrs-ddd-sqla ")

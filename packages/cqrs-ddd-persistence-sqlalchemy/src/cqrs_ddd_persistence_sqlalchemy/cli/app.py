@@ -37,11 +37,23 @@ app.add_typer(sagas.app, name="sagas")
 app.command("health")(health.command)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from cqrs_ddd_persistence_sqlalchemy import __version__
+
+        typer.echo(f"cqrs-ddd-sqla {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     log_level: Annotated[
         str, typer.Option("--log-level", envvar="CQRS_LOG_LEVEL", help="Python logging level.")
     ] = "WARNING",
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.WARNING),

@@ -175,9 +175,9 @@ async def test_expired_lease_is_reclaimed_and_old_holder_fenced(
     jobs: SQLAlchemyBackgroundJobRepository[BackgroundJob],
 ) -> None:
     job_id = await jobs.enqueue(EchoJob())
-    [first] = await jobs.claim(lease_seconds=0.2)
+    [first] = await jobs.claim(lease_seconds=1.0)
     assert await jobs.claim() == []
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.1)
     [second] = await jobs.claim()
     assert second.id == first.id == job_id
     with pytest.raises(LeaseLostError):

@@ -51,9 +51,14 @@ async def test_killed_between_steps_resumes_once(
     workers = [
         SagaRecoveryWorker([SagaOrchestrator(repo, args=(recorder,))], engine) for _ in range(3)
     ]
-    assert sum(await asyncio.gather(*(w.run_once() for w in workers))) == 0  # not stalled yet
-    await asyncio.sleep(0.6)
-    assert sum(await asyncio.gather(*(w.run_once() for w in workers))) == 1
+    # Three workers poll until the saga has stalled (0.5 s without a save) and is resumed.
+    resumed = 0
+    for _ in range(100):
+        resumed += sum(await asyncio.gather(*(w.run_once() for w in workers)))
+        if resumed:
+            break
+        await asyncio.sleep(0.1)
+    assert resumed == 1
     assert recorder.read() == ["one", "two", "three"]
     done = await repo.get("saga-killed-1")
     assert done is not None and done.status is SagaStatus.COMPLETED

@@ -246,6 +246,11 @@ async def test_execute_method_and_graceful_shutdown_gives_jobs_back(
     worker = JobWorker(jobs, handlers={SlowJob: slow}, shutdown_timeout=0.1)
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(started.wait(), 5)
+    for _ in range(100):  # the short job finishes; the slow one is still running
+        echo = await jobs.get(echo_id)
+        if echo is not None and echo.status is JobStatus.COMPLETED:
+            break
+        await asyncio.sleep(0.05)
     await worker.stop()
     await task
     echo = await jobs.get(echo_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -192,3 +193,17 @@ async def test_recovery_worker_resumes_stalled_and_expires_timed_out(
     expired = await wait_repo.get(suspended.id)
     assert expired is not None and expired.status is SagaStatus.COMPENSATED
     assert rec.items[-1] == "release"
+
+
+async def test_concurrent_delivery_of_one_event_is_applied_once(factory: Factory) -> None:
+    rec = Recorder()
+    first = SagaOrchestrator(SQLAlchemySagaRepository(PaymentWaitSaga, factory), args=(rec,))
+    second = SagaOrchestrator(SQLAlchemySagaRepository(PaymentWaitSaga, factory), args=(rec,))
+    saga = await first.run(PaymentWaitSaga(order_id="c", correlation_id="c-c"))
+    event = SagaTestPaymentCaptured(amount=5, correlation_id="c-c")
+    await asyncio.gather(first.handle_event(event), second.handle_event(event))
+    stored = await first.repository.get(saga.id)
+    assert stored is not None and stored.status is SagaStatus.COMPLETED
+    assert stored.paid == 5  # applied once, whichever delivery won
+    assert stored.handled_event_ids == [event.event_id]
+    assert rec.items.count("ship") == 1

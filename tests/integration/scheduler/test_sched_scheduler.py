@@ -187,7 +187,7 @@ async def test_same_second_commands_dispatched_once_by_three_workers(
         distinct = (
             await conn.execute(select(func.count(func.distinct(sched_effects.c.n))))
         ).scalar()
-        per_worker = dict(
+        per_worker: dict[str, int] = dict(
             (
                 await conn.execute(
                     select(sched_effects.c.worker, func.count()).group_by(sched_effects.c.worker)

@@ -23,9 +23,12 @@ COVERED_ELSEWHERE = {
 
 
 def readmes() -> list[Path]:
-    found = [ROOT / "README.md"]
-    for pattern in ("packages/*/README.md", "packages/*/src/**/README.md", "examples/**/README.md"):
-        found.extend(sorted(ROOT.glob(pattern)))
+    """Every README.md of the repository (outside hidden and virtual-env directories)."""
+    found = sorted(
+        p
+        for p in ROOT.rglob("README.md")
+        if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    )
     return [
         p
         for p in found

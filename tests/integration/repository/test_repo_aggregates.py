@@ -169,3 +169,24 @@ async def test_ids_of_the_wrong_type_find_nothing(repo_engine: AsyncEngine) -> N
         assert await repo.get_many(["x", order.id], uow=uow) == [order]
         await repo.delete("not-a-uuid", uow=uow)
         await uow.commit()
+
+
+async def test_writes_are_single_statements(repo_engine: AsyncEngine) -> None:
+    from cqrs_ddd_core.testing import ContractOrder
+    from repo_models import ContractOrderModel
+
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    repo = SQLAlchemyRepository(ContractOrder, ContractOrderModel)
+    order = ContractOrder(id="one", customer_id="c", total=Decimal(1))
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        with count_queries(repo_engine) as inserts:
+            await repo.add(order, uow=uow)
+        await uow.commit()
+    order.status = "paid"
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        with count_queries(repo_engine) as updates:
+            await repo.add(order, uow=uow)
+        await uow.commit()
+    assert len(inserts) == 1 and "INSERT" in inserts[0] and "ON CONFLICT" in inserts[0]
+    assert len(updates) == 1 and "UPDATE" in updates[0]
+    assert "version = " in updates[0].split("WHERE", 1)[1]

@@ -23,14 +23,13 @@ IN_CHUNK = 1000
 
 
 def column_select(mapper: ModelMapper[Any]) -> sa.Select[Any]:
-    """``SELECT`` of every column attribute of the model, labelled by ``Column.key``."""
-    model = mapper.db_model_cls
-    return sa.select(
-        *[
-            getattr(model, attr.key).label(attr.columns[0].key)
-            for attr in mapper.model_mapper.column_attrs
-        ]
-    )
+    """``SELECT`` of every mapped column of the table, keyed by ``Column.key``.
+
+    Plain ``Table`` columns keep it a Core statement (no ORM compilation or loading); ORM
+    criteria (specifications compile against the mapped class) may still be added.
+    """
+    columns = [attr.columns[0] for attr in mapper.model_mapper.column_attrs]
+    return sa.select(*[c for c in columns if isinstance(c, sa.Column)])
 
 
 def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:

@@ -172,8 +172,9 @@ async def test_ids_of_the_wrong_type_find_nothing(repo_engine: AsyncEngine) -> N
 
 
 async def test_writes_are_single_statements(repo_engine: AsyncEngine) -> None:
-    from cqrs_ddd_core.testing import ContractOrder
     from repo_models import ContractOrderModel
+
+    from cqrs_ddd_core.testing import ContractOrder
 
     factory = async_sessionmaker(repo_engine, expire_on_commit=False)
     repo = SQLAlchemyRepository(ContractOrder, ContractOrderModel)

@@ -383,3 +383,12 @@ async def test_upsert_is_one_statement(session_factory: Factory, engine: AsyncEn
     assert len(writes) == 1
     assert "ON CONFLICT" in writes[0]
     assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+
+async def test_concurrent_first_use_creates_the_collection_once(session_factory: Factory) -> None:
+    stores = [SQLAlchemyProjectionStore(session_factory) for _ in range(6)]
+    results = await asyncio.gather(
+        *(s.upsert("raced", f"d{i}", {"i": i}) for i, s in enumerate(stores))
+    )
+    assert all(results)
+    assert await stores[0].count("raced") == 6

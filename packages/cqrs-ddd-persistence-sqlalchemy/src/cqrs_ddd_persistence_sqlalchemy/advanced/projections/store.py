@@ -182,7 +182,7 @@ class SQLAlchemyProjectionStore:
                 )
             try:
                 with translating():
-                    async with session.begin_nested():
+                    async with conn.begin_nested():
                         await conn.run_sync(lambda c: coll.table.create(c, checkfirst=True))
             except PersistenceError:
                 # another process created it between our check and our CREATE

@@ -274,3 +274,17 @@ async def test_complete_in_callers_uow_is_atomic(
         await uow.commit()
     job = await jobs.get(job_id)
     assert job.status is JobStatus.COMPLETED
+
+
+async def test_repository_built_on_a_session_factory(session_factory: Factory) -> None:
+    from cqrs_ddd_persistence_sqlalchemy import metadata
+
+    async with session_factory() as session, session.begin():
+        await session.run_sync(lambda s: metadata.create_all(s.connection()))
+    jobs = SQLAlchemyBackgroundJobRepository(EchoJob, session_factory=session_factory)
+    job_id = await jobs.enqueue(EchoJob(text="sf"), dedupe_key="sf")
+    [claimed] = await jobs.claim()
+    assert await jobs.heartbeat(claimed) is False
+    await jobs.complete(claimed, "done")
+    job = await jobs.get(job_id)
+    assert job is not None and job.status is JobStatus.COMPLETED and job.result == "done"

@@ -199,3 +199,15 @@ async def test_same_second_commands_dispatched_once_by_three_workers(
     assert counts[ScheduledCommandStatus.DISPATCHED] == total
     if n_workers > 1:
         assert len(per_worker) > 1, per_worker  # the work was actually shared
+
+
+async def test_scheduler_built_on_a_session_factory(
+    library_tables: AsyncEngine, session_factory: Factory
+) -> None:
+    scheduler = SQLAlchemyCommandScheduler(session_factory=session_factory)
+    cid = await scheduler.schedule(SendReminder(n=5), key="sf")
+    sent = Sent()
+    assert await SchedulerWorker(scheduler, sent, [SendReminder]).run_once() == 1
+    assert sent.items == [SendReminder(n=5)]
+    record = await scheduler.get(cid)
+    assert record is not None and record.status is ScheduledCommandStatus.DISPATCHED

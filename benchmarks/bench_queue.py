@@ -13,7 +13,9 @@ concurrent workers on PostgreSQL, at batch sizes 1 and 50:
 Every run checks that each message was processed exactly once (zero duplicates).
 Target (issue 6): ours >= 0.8x raw throughput at batch 50.
 
-Standalone: ``uv run python benchmarks/bench_queue.py [--messages 20000] [--url ...]``.
+Through the harness: ``uv run python -m benchmarks.run queue.*`` (workloads
+``queue.outbox_batch1`` and ``queue.outbox_batch50``). Standalone:
+``uv run python benchmarks/bench_queue.py [--messages 20000] [--url ...]``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,6 +39,12 @@ from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_table import outbox_table
+
+if __package__ in (
+    None,
+    "",
+):  # ``python benchmarks/bench_queue.py``: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PG_URL = os.environ.get(
     "CQRS_BENCH_POSTGRES_URL",
@@ -112,13 +122,20 @@ async def _run_ours(url: str, schema: str, n: int, batch: int) -> tuple[float, l
         OutboxRelay(outbox, collector, batch_size=batch, listen=False, max_in_flight=1)
         for _ in range(WORKERS)
     ]
-    async with engine.connect():  # warm the pool and the statement cache
-        pass
+
+    # Warm up as the raw side's pool is: every worker's connection open, statements prepared.
+    async def warm() -> None:
+        async with engine.connect() as conn:
+            await asyncio.sleep(0.05)  # hold it so that each warm-up opens its own connection
+            await conn.rollback()
+
+    await asyncio.gather(*(warm() for _ in range(WORKERS)))
     await relays[0].run_once()
 
     async def worker(relay: OutboxRelay) -> None:
-        while await relay.run_once():
-            pass
+        async with outbox.queue.pinned():  # what OutboxRelay.run() does: one connection each
+            while await relay.run_once():
+                pass
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(r) for r in relays))
@@ -166,14 +183,7 @@ async def run(
     url: str = PG_URL, *, messages: int = 20_000, messages_batch1: int = 4_000, rounds: int = 2
 ) -> list[dict[str, Any]]:
     """Run both sides for batch 1 and 50; returns one result row per batch size."""
-    schema = f"bench_queue_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_dsn(url))
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    await admin.execute(f'SET search_path = "{schema}"')
-    engine = create_engine(url, connect_args={"server_settings": {"search_path": schema}})
-    async with engine.begin() as conn:
-        await conn.run_sync(outbox_table.create)
-    await engine.dispose()
+    schema, admin = await _prepare(url)
     results: list[dict[str, Any]] = []
     try:
         for batch, n in ((1, messages_batch1), (50, messages)):
@@ -206,6 +216,67 @@ async def run(
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
     return results
+
+
+async def _prepare(url: str) -> tuple[str, asyncpg.Connection]:
+    """A throw-away schema holding an ``outbox_messages`` table, and an admin connection."""
+    schema = f"bench_queue_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_dsn(url))
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    await admin.execute(f'SET search_path = "{schema}"')
+    engine = create_engine(url, connect_args={"server_settings": {"search_path": schema}})
+    async with engine.begin() as conn:
+        await conn.run_sync(outbox_table.create)
+    await engine.dispose()
+    return schema, admin
+
+
+try:
+    from benchmarks.harness import Context, Variant, workload
+except ImportError:  # pragma: no cover - the harness is optional for the standalone run
+    workload = None  # type: ignore[assignment]
+
+if workload is not None:
+
+    async def _variants(ctx: Context, batch: int, n: int) -> list[Variant]:
+        schema, admin = await _prepare(ctx.pg_url)
+
+        async def drop() -> None:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await admin.close()
+
+        ctx.cleanup.append(drop)
+
+        def side(runner: Any, name: str) -> Any:
+            async def run_once() -> float:
+                await _fill(admin, n)
+                elapsed, ids = await runner(ctx.pg_url, schema, n, batch)
+                if len(ids) != n or len(set(ids)) != n:
+                    raise AssertionError(f"{name}: {len(ids)} processed, expected {n} unique")
+                return float(n / elapsed)
+
+            return run_once
+
+        return [
+            Variant("ours (OutboxRelay)", side(_run_ours, "ours")),
+            Variant("raw asyncpg SKIP LOCKED", side(_run_raw, "raw"), baseline=True),
+        ]
+
+    @workload(
+        "queue.outbox_batch1",
+        "outbox claim+publish+ack, 4 workers, batch 1, vs raw asyncpg (zero duplicates checked)",
+        unit="msgs/s",
+    )
+    async def outbox_batch1(ctx: Context) -> list[Variant]:
+        return await _variants(ctx, 1, ctx.size(4_000))
+
+    @workload(
+        "queue.outbox_batch50",
+        "outbox claim+publish+ack, 4 workers, batch 50, vs raw asyncpg (target >= 0.8x)",
+        unit="msgs/s",
+    )
+    async def outbox_batch50(ctx: Context) -> list[Variant]:
+        return await _variants(ctx, 50, ctx.size(20_000))
 
 
 def main() -> None:

@@ -251,3 +251,21 @@ def test_rejects_a_table_without_queue_columns() -> None:
     t = Table("nope", MetaData(), Column("id", String(10), primary_key=True))
     with pytest.raises(ConfigurationError, match="queue_columns"):
         DurableQueue(t)
+
+
+async def test_pinned_worker_uses_one_connection(
+    table: Table, engine: AsyncEngine, clock: Clock
+) -> None:
+    q = make_queue(table, engine, clock)
+    await q.enqueue([{"name": f"n{i}"} for i in range(6)])
+    checkouts: list[int] = []
+    async with q.pinned():
+        for _ in range(3):
+            batch = await q.claim(2)
+            checkouts.append(engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+            assert (await q.ack(batch)).done == tuple(c.id for c in batch)
+            checkouts.append(engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+        with q.unpinned():
+            assert (await q.stats()).done == 6
+    assert checkouts == [1] * 6
+    assert (await q.stats()).done == 6

@@ -127,9 +127,15 @@ class OutboxRelay:
         try:
             while not self._stop.is_set():
                 try:
-                    claimed = await self.run_once()
-                    await self._maybe_refresh_stats()
-                    failures = 0
+                    # One connection per relay, held across batches (no checkout per
+                    # statement); re-pinned after a failure.
+                    async with self.outbox.queue.pinned():
+                        while not self._stop.is_set():
+                            claimed = await self.run_once()
+                            await self._maybe_refresh_stats()
+                            failures = 0
+                            if claimed < self.batch_size:
+                                await self._sleep(self.poll_interval, listener)
                 except _FATAL:
                     logger.exception("%s: cannot run, stopping", self.name)
                     raise
@@ -140,9 +146,6 @@ class OutboxRelay:
                     delay = self.error_backoff.delay(failures)
                     logger.exception("%s: batch failed, retrying in %.1fs", self.name, delay)
                     await self._sleep(delay, listener)
-                    continue
-                if claimed < self.batch_size:
-                    await self._sleep(self.poll_interval, listener)
         finally:
             if listener is not None:
                 await listener.close()
@@ -246,7 +249,8 @@ class OutboxRelay:
         interval = self.outbox.queue.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            outcome = await self.outbox.heartbeat(claimed)
+            with self.outbox.queue.unpinned():  # the batch's task owns the pinned connection
+                outcome = await self.outbox.heartbeat(claimed)
             if outcome.lost:
                 logger.warning("%s: lease lost for %d message(s)", self.name, len(outcome.lost))
 
@@ -289,9 +293,15 @@ class OutboxRelay:
         self, confirmed: Sequence[OutboxClaim], rest: Sequence[OutboxClaim]
     ) -> None:
         try:
-            if confirmed:
-                self.metrics.published += len((await self.outbox.ack(confirmed)).done)
-            if rest:
-                self.metrics.released += len((await self.outbox.release(rest)).released)
+            with self.outbox.queue.unpinned():  # the pinned connection is being given back
+                await self._settle_released(confirmed, rest)
         except Exception:  # the leases expire anyway; nothing is lost
             logger.exception("%s: could not settle the cancelled batch", self.name)
+
+    async def _settle_released(
+        self, confirmed: Sequence[OutboxClaim], rest: Sequence[OutboxClaim]
+    ) -> None:
+        if confirmed:
+            self.metrics.published += len((await self.outbox.ack(confirmed)).done)
+        if rest:
+            self.metrics.released += len((await self.outbox.release(rest)).released)

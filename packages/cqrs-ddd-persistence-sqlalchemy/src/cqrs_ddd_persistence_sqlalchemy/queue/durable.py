@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
@@ -67,6 +68,11 @@ _NOW = bindparam("q_now", type_=UTCDateTime())
 _DIALECTS: dict[str, ModuleType] = {"postgresql": _postgres, "sqlite": _sqlite}
 
 Executor = AsyncConnection | AsyncSession
+
+# The connection a worker pinned with ``DurableQueue.pinned()`` (per task), by engine.
+_PINNED: ContextVar[tuple[AsyncEngine, AsyncConnection] | None] = ContextVar(
+    "cqrs_ddd_queue_pinned", default=None
+)
 
 
 def _dialect_module(name: str) -> ModuleType:
@@ -189,6 +195,9 @@ class DurableQueue:
         if self._session_bind is not None and isinstance(self._session_bind.bind, AsyncEngine):
             self._engine = self._session_bind.bind
         self._engine_dialect = _dialect_module(self._engine.dialect.name) if self._engine else None
+        self._autocommits = bool(
+            getattr(self._engine_dialect, "AUTOCOMMIT_SINGLE_STATEMENTS", False)
+        )
         self._source = SessionSource(bind)
         self._statements: dict[tuple[str, str], Any] = {}
 
@@ -211,16 +220,25 @@ class DurableQueue:
         to the caller's transaction) uses the bare session the queue was built with, if any.
         """
         joined = self._source.resolve_uow(uow)
+        pinned = _PINNED.get()
+        if joined is None and pinned is not None and pinned[0] is self._engine:
+            conn = pinned[1]
+            with translating():
+                if self._autocommits:
+                    if single_statement:
+                        yield conn
+                        return
+                else:
+                    async with conn.begin():
+                        yield conn
+                    return
         if joined is None and join_session and self._session_bind is not None:
             with translating():
                 yield self._session_bind
             return
         if joined is None and self._engine is not None:
-            autocommit = single_statement and bool(
-                getattr(self._engine_dialect, "AUTOCOMMIT_SINGLE_STATEMENTS", False)
-            )
             with translating():
-                if autocommit:
+                if single_statement and self._autocommits:
                     async with self._engine.connect() as conn:
                         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
                 else:
@@ -229,6 +247,39 @@ class DurableQueue:
             return
         async with self._source.session(joined) as session:
             yield session
+
+    @asynccontextmanager
+    async def pinned(self) -> AsyncIterator[None]:
+        """Run this task's own-transaction operations on one connection held for the block.
+
+        A worker loop (``OutboxRelay.run`` does this) saves a pool checkout — and the
+        ``pool_pre_ping`` round trip — per claim and per ack. Operations inside a unit of work
+        are unaffected; tasks created inside the block inherit the pin, so concurrent helpers
+        wrap themselves in :meth:`unpinned`. If the connection breaks, the operation raises
+        ``ConnectionLostError``; leave the block and pin again.
+        """
+        if self._engine is None:
+            yield
+            return
+        with translating():
+            async with self._engine.connect() as conn:
+                if self._autocommits:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                token = _PINNED.set((self._engine, conn))
+                try:
+                    yield
+                finally:
+                    _PINNED.reset(token)
+
+    @staticmethod
+    @contextmanager
+    def unpinned() -> Iterator[None]:
+        """Inside a task that inherited a pin: use pool checkouts again (concurrent use)."""
+        token = _PINNED.set(None)
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
 
     @staticmethod
     def dialect_of(executor: Executor) -> ModuleType:

@@ -7,6 +7,7 @@ On PostgreSQL the writers overlap and the losers get ``OptimisticConcurrencyErro
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from repo_models import Counter, CounterModel
@@ -90,3 +91,40 @@ async def test_reload_and_retry_in_the_same_unit_of_work(repo_engine: AsyncEngin
     async with SQLAlchemyUnitOfWork(factory) as uow:
         final = await repo.get("k", uow=uow)
     assert final is not None and final.value == 11
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(os.environ.get("CQRS_SOAK") != "1", reason="soak-sized: CQRS_SOAK=1")
+async def test_soak_many_writers_many_rounds(repo_engine: AsyncEngine) -> None:
+    """50 writers x 20 increments each on 3 counters; every conflict is an OCC error."""
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    repo = SQLAlchemyRepository(Counter, CounterModel)
+    ids = ["a", "b", "c"]
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        for counter_id in ids:
+            await repo.add(Counter(id=counter_id), uow=uow)
+        await uow.commit()
+
+    async def writer(n: int) -> int:
+        conflicts = 0
+        for round_ in range(20):
+            target = ids[(n + round_) % len(ids)]
+            while True:
+                try:
+                    async with SQLAlchemyUnitOfWork(factory) as uow:
+                        counter = await repo.get(target, uow=uow)
+                        assert counter is not None
+                        counter.value += 1
+                        await repo.add(counter, uow=uow)
+                        await uow.commit()
+                    break
+                except OptimisticConcurrencyError:
+                    conflicts += 1
+        return conflicts
+
+    conflicts = await asyncio.wait_for(asyncio.gather(*(writer(n) for n in range(50))), 600)
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        totals = [(await repo.get(i, uow=uow)) for i in ids]
+    assert sum(c.value for c in totals if c) == 50 * 20
+    assert all(c is not None and c.version == c.value + 1 for c in totals)
+    print(f"soak: {sum(conflicts)} conflicts")

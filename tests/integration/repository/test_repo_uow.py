@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -100,3 +101,36 @@ async def test_repository_bound_to_factory_runs_its_own_transaction(
     assert await repo.exists("own")
     await repo.delete(counter)
     assert not await repo.exists("own")
+
+
+class RecordingSink:
+    """An ``EventSink`` that writes a row per event in the UoW's transaction."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    async def write_events(self, events: Any, *, uow: SQLAlchemyUnitOfWork) -> None:
+        self.batches.append([type(e).__name__ for e in events])
+        await uow.session.execute(
+            sa.insert(CounterModel.__table__).values(id=f"evt-{len(self.batches)}", value=0)
+        )
+
+
+async def test_saved_aggregates_events_reach_the_sinks_in_the_transaction(
+    repo_engine: AsyncEngine,
+) -> None:
+    factory = async_sessionmaker(repo_engine, expire_on_commit=False)
+    sink = RecordingSink()
+    repo = SQLAlchemyRepository(ContractOrder, ContractOrderModel)
+    counters = SQLAlchemyRepository(Counter, CounterModel)
+    placed = ContractOrder.place("e1", "c", Decimal("3"))
+    async with SQLAlchemyUnitOfWork(factory, event_sinks=[sink]) as uow:
+        await repo.add(placed)
+        await uow.rollback()  # nothing written: the events stay pending
+    assert sink.batches == [] and len(placed.pending_events) == 1
+    async with SQLAlchemyUnitOfWork(factory, event_sinks=[sink]) as uow:
+        await repo.add(placed)
+        await uow.commit()
+    assert sink.batches == [["ContractOrderPlaced"]] and placed.pending_events == ()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        assert await counters.exists("evt-1")  # the sink's write committed with the order

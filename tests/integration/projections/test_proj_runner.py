@@ -347,3 +347,28 @@ async def test_checkpoint_compare_and_set(
     assert [c.projection for c in await positions.get_all()] == ["p"]
     await positions.reset("p")
     assert await positions.get("p") is None
+
+
+@pytest.mark.postgres_only
+async def test_late_commit_is_not_skipped(
+    library_tables: AsyncEngine, session_factory: Factory
+) -> None:
+    """An event that takes its position first but commits last is still applied (PostgreSQL:
+    the runner reads the event store's commit-safe cursor)."""
+    from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork
+
+    event_store = SQLAlchemyEventStore(session_factory, listen=False)
+    runner = runner_for(counting_projection("counts", "counts"), event_store, session_factory)
+    async with SQLAlchemyUnitOfWork(session_factory) as slow:
+        (early,) = await event_store.append(ticks("slow", 0, 1), uow=slow)
+        (late,) = await event_store.append(ticks("fast", 1, 1))  # commits first
+        assert early.position is not None and late.position is not None
+        assert early.position < late.position
+        await runner.run_once()
+        checkpoint = await runner.status()
+        # nothing past the open transaction's event is visible yet
+        assert checkpoint is None or checkpoint.events_processed == 0
+        await slow.commit()
+    await run_until(runner, 2)
+    docs = await snapshot(runner.store, "counts")
+    assert {k: v["_version"] for k, v in docs.items()} == {"slow": 1, "fast": 1}

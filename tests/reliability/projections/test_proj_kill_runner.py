@@ -5,6 +5,7 @@ applied twice or skipped."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -22,7 +23,10 @@ from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
 from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
 
 CHILD = Path(__file__).with_name("proj_kill_child.py")
-STREAMS, PER_STREAM = 20, 250
+SOAK = os.environ.get("CQRS_SOAK") == "1"
+STREAMS, PER_STREAM = (40, 500) if SOAK else (20, 250)
+#: Where each child is killed: its n-th event (mid-batch of 500). Soak: more kills.
+KILL_AT = (1_250, 777, 2_021, 333, 1_499, 901) if SOAK else (1_250, 777)
 
 
 async def run_child_until_signal(url: str, schema: str, signal_at: int) -> None:
@@ -65,7 +69,7 @@ async def test_killed_runner_restarts_exactly_where_it_committed(
     )
 
     committed = 0
-    for signal_at in (1_250, 777):
+    for signal_at in KILL_AT:
         await run_child_until_signal(url, schema, signal_at)
         checkpoint = await observer.status()
         assert checkpoint is not None

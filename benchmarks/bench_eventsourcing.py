@@ -20,6 +20,8 @@ environment (``uv run --group bench ...``); without it its rows say ``skipped``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
 import time
 import uuid
@@ -31,6 +33,9 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
+from benchmarks._pg import BenchDb
+from benchmarks.harness import Context, Variant, workload
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cqrs_ddd_core.domain.events import DomainEvent
@@ -43,7 +48,8 @@ try:  # only in the benchmark environment
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_EVENTSOURCING = False
 
-SKIPPED_REASON = "skipped: eventsourcing not installed (uv run --group bench ...)"
+SKIPPED_REASON = "skipped: eventsourcing not installed (uv sync --group bench)"
+NO_STREAM = StreamState.NO_STREAM
 
 
 class LineAdded(DomainEvent):
@@ -116,10 +122,40 @@ async def raw_append(conn: asyncpg.Connection, stream: str, start: int, n: int) 
             )
 
 
-async def raw_read_typed(conn: asyncpg.Connection, stream: str) -> list[Any]:
-    """Read a stream and decode each payload (the least work that yields typed data)."""
+async def raw_read_typed(conn: asyncpg.Connection, stream: str) -> list[LineAdded]:
+    """Read a stream into the same typed events ours returns (fetch, decode, validate)."""
     rows = await conn.fetch(_RAW_READ, stream)
-    return [(r["event_type"], r["version"], json.loads(r["payload"])) for r in rows]
+    return [
+        LineAdded.model_validate(
+            {
+                **orjson.loads(r["payload"]),
+                "event_id": r["event_id"],
+                "occurred_at": r["occurred_at"],
+                "aggregate_id": r["stream_id"],
+                "aggregate_type": r["aggregate_type"],
+                "metadata": orjson.loads(r["metadata"]),
+            }
+        )
+        for r in rows
+    ]
+
+
+async def seed_read_streams(pool: asyncpg.Pool, es: EsSide | None, length: int) -> None:
+    """The 1,000-event streams the read workloads replay (ours and raw share one)."""
+    async with pool.acquire() as conn:
+        for start in range(0, length, 100):
+            await raw_append(conn, "read-stream", start, min(100, length - start))
+    if es is not None:
+        side = es
+
+        def save() -> Any:
+            order = side.order_cls(order_id="read")
+            for i in range(length - 1):
+                order.add_line(**payload(i))
+            side.app.save(order)
+            return order.id
+
+        es.read_id = await asyncio.to_thread(save)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,8 +198,9 @@ class EsSide:
         self.app.close()
 
 
-def es_side(dsn_parts: dict[str, Any], schema: str, pool_size: int = 8) -> EsSide:
-    """Build the Application (events table ``benchapp_events`` in ``schema``)."""
+@functools.cache
+def _es_classes() -> tuple[Any, Any, Any]:
+    """The aggregate and application classes (defined once: eventsourcing registers topics)."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
     from eventsourcing.persistence import StoredEvent as EsStoredEvent
@@ -181,6 +218,12 @@ def es_side(dsn_parts: dict[str, Any], schema: str, pool_size: int = 8) -> EsSid
     class BenchApp(Application[Any]):
         pass
 
+    return Order, BenchApp, EsStoredEvent
+
+
+def es_side(dsn_parts: dict[str, Any], schema: str, pool_size: int = 8) -> EsSide:
+    """Build the Application (events table ``benchapp_events`` in ``schema``)."""
+    order_cls, app_cls, stored_event_cls = _es_classes()
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": dsn_parts["database"],
@@ -193,8 +236,8 @@ def es_side(dsn_parts: dict[str, Any], schema: str, pool_size: int = 8) -> EsSid
         "POSTGRES_MAX_OVERFLOW": "0",
         "CREATE_TABLE": "y",
     }
-    app = BenchApp(env=env)
-    return EsSide(app, app.recorder, Order, EsStoredEvent)
+    app = app_cls(env=env)
+    return EsSide(app, app.recorder, order_cls, stored_event_cls)
 
 
 def es_app_append(side: EsSide, n: int) -> None:
@@ -221,198 +264,209 @@ def es_recorder_append(side: EsSide, originator: uuid.UUID, start: int, n: int) 
 
 
 # ---------------------------------------------------------------------------------------------
-# workloads (each variant: an async callable doing ``n`` operations)
+# workloads
 # ---------------------------------------------------------------------------------------------
-Op = Callable[[int], Awaitable[None]]
+WRITERS = 8
+READ_LEN = 1000
+_seq = itertools.count()
 
 
-@dataclass
-class Workload:
-    name: str
-    unit: str
-    per_op: int  # events per operation
-    variants: dict[str, Op | None]  # None: skipped
+def _stream() -> str:
+    return f"s-{next(_seq)}-{uuid.uuid4().hex[:6]}"
 
 
-async def _concurrently(n_workers: int, fn: Callable[[int], Awaitable[None]]) -> None:
-    await asyncio.gather(*(fn(w) for w in range(n_workers)))
+async def _open(ctx: Context) -> tuple[BenchDb, EsSide | None]:
+    db = await BenchDb(ctx, pool_size=WRITERS + 2).open()
+    es: EsSide | None = None
+    if HAVE_EVENTSOURCING:
+        es = await asyncio.to_thread(es_side, db.url_parts, db.schema, WRITERS)
+
+        async def close_es() -> None:
+            await asyncio.to_thread(es.close)
+
+        ctx.cleanup.append(close_es)  # runs before the schema is dropped (LIFO)
+    else:
+        print(f"  {'eventsourcing Application':<34} {SKIPPED_REASON}", flush=True)
+        print(f"  {'eventsourcing recorder':<34} {SKIPPED_REASON}", flush=True)
+    return db, es
 
 
-def workloads(
-    *,
-    pool: asyncpg.Pool,
-    engine: AsyncEngine,
-    es: EsSide | None,
-    read_stream_len: int,
-) -> list[Workload]:
-    """The four workloads over prepared fixtures (the read streams must exist)."""
-    store = our_store(engine)
-    seq = iter(range(10**12))
+def _rate(events: int, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[float]]:
+    async def run() -> float:
+        start = time.perf_counter()
+        await fn()
+        return events / (time.perf_counter() - start)
 
-    def stream() -> str:
-        return f"s-{next(seq)}"
+    return run
 
-    # ---- append 1 / append 100
-    def raw_appender(k: int) -> Op:
-        async def run(n: int) -> None:
-            async with pool.acquire() as conn:
-                for _ in range(n):
-                    await raw_append(conn, stream(), 0, k)
 
-        return run
+def _append_variants(db: BenchDb, es: EsSide | None, batch: int, txns: int) -> list[Variant]:
+    store = our_store(db.engine)
+    store_no_ping = our_store(db.make_engine(pool_pre_ping=False))
 
-    def ours_appender(k: int) -> Op:
-        async def run(n: int) -> None:
-            for _ in range(n):
-                events = our_events(stream(), 0, k)
-                await store.append(events, expected_version=StreamState.NO_STREAM)
+    async def raw() -> None:
+        async with db.pool.acquire() as conn:
+            for _ in range(txns):
+                await raw_append(conn, _stream(), 0, batch)
 
-        return run
+    def ours_with(s: Any) -> Callable[[], Awaitable[None]]:
+        async def ours() -> None:
+            for _ in range(txns):
+                await s.append(our_events(_stream(), 0, batch), expected_version=NO_STREAM)
 
-    def es_app_appender(k: int) -> Op | None:
-        if es is None:
-            return None
+        return ours
 
-        async def run(n: int) -> None:
-            for _ in range(n):
-                es_app_append(es, k)
+    variants = [
+        Variant("raw asyncpg", _rate(batch * txns, raw), baseline=True),
+        Variant("ours", _rate(batch * txns, ours_with(store))),
+        Variant("ours, pool_pre_ping=False", _rate(batch * txns, ours_with(store_no_ping))),
+    ]
+    if es is not None:
 
-        return run
+        async def app() -> None:
+            for _ in range(txns):
+                es_app_append(es, batch)
 
-    def es_rec_appender(k: int) -> Op | None:
-        if es is None:
-            return None
+        async def recorder() -> None:
+            for _ in range(txns):
+                es_recorder_append(es, uuid.uuid4(), 0, batch)
 
-        async def run(n: int) -> None:
-            for _ in range(n):
-                es_recorder_append(es, uuid.uuid4(), 0, k)
+        variants += [
+            Variant("eventsourcing Application", _rate(batch * txns, app)),
+            Variant("eventsourcing recorder", _rate(batch * txns, recorder)),
+        ]
+    for v in variants:  # one untimed pass each: connections, prepared statements, caches
+        v.setup = _warm(v.run)
+    return variants
 
-        return run
 
-    # ---- read 1000
-    async def raw_read(n: int) -> None:
-        async with pool.acquire() as conn:
-            for _ in range(n):
-                events = await raw_read_typed(conn, "read-stream")
-                assert len(events) == read_stream_len
+def _warm(run: Callable[[], Awaitable[float]]) -> Callable[[], Awaitable[None]]:
+    async def setup() -> None:
+        await run()
 
-    async def ours_read(n: int) -> None:
-        for _ in range(n):
+    return setup
+
+
+_COMPARE = (("ours", "eventsourcing Application"), ("ours", "eventsourcing recorder"))
+
+
+@workload(
+    "peer.append_1",
+    "append 1 event/txn: ours vs eventsourcing vs raw asyncpg",
+    unit="events/s",
+    compare=_COMPARE if HAVE_EVENTSOURCING else (),
+)
+async def append_1(ctx: Context) -> list[Variant]:
+    db, es = await _open(ctx)
+    return _append_variants(db, es, 1, ctx.size(300))
+
+
+@workload(
+    "peer.append_100",
+    "append 100 events/txn: ours vs eventsourcing vs raw asyncpg",
+    unit="events/s",
+    compare=_COMPARE if HAVE_EVENTSOURCING else (),
+)
+async def append_100(ctx: Context) -> list[Variant]:
+    db, es = await _open(ctx)
+    return _append_variants(db, es, 100, ctx.size(20))
+
+
+@workload(
+    "peer.read_1000",
+    "read a 1,000-event stream into typed events (eventsourcing: aggregate replay)",
+    unit="events/s",
+    compare=_COMPARE if HAVE_EVENTSOURCING else (),
+)
+async def read_1000(ctx: Context) -> list[Variant]:
+    db, es = await _open(ctx)
+    await seed_read_streams(db.pool, es, READ_LEN)
+    store = our_store(db.engine)
+    reads = ctx.size(10)
+
+    async def raw() -> None:
+        async with db.pool.acquire() as conn:
+            for _ in range(reads):
+                assert len(await raw_read_typed(conn, "read-stream")) == READ_LEN
+
+    async def ours() -> None:
+        for _ in range(reads):
             events = await store.load_events("read-stream")
-            assert len(events) == read_stream_len
+            assert len(events) == READ_LEN and isinstance(events[-1], LineAdded)
 
-    es_read_app: Op | None = None
-    es_read_rec: Op | None = None
+    variants = [
+        Variant("raw asyncpg", _rate(READ_LEN * reads, raw), baseline=True),
+        Variant("ours", _rate(READ_LEN * reads, ours)),
+    ]
     if es is not None:
         es_id = es.read_id
 
-        async def _es_read_app(n: int) -> None:
-            for _ in range(n):
-                order = es.app.repository.get(es_id)
-                assert order.version == read_stream_len
+        async def app() -> None:
+            for _ in range(reads):
+                assert es.app.repository.get(es_id).version == READ_LEN
 
-        async def _es_read_rec(n: int) -> None:
-            for _ in range(n):
-                assert len(es.recorder.select_events(es_id)) == read_stream_len
+        async def recorder() -> None:
+            for _ in range(reads):
+                assert len(es.recorder.select_events(es_id)) == READ_LEN
 
-        es_read_app, es_read_rec = _es_read_app, _es_read_rec
+        variants += [
+            Variant("eventsourcing Application", _rate(READ_LEN * reads, app)),
+            Variant("eventsourcing recorder", _rate(READ_LEN * reads, recorder)),
+        ]
+    for v in variants:
+        v.setup = _warm(v.run)
+    return variants
 
-    # ---- 8 writers
-    writers = 8
 
-    async def raw_writers(n: int) -> None:
+@workload(
+    "peer.writers_8",
+    "8 writers, 1 event/txn: ours (commit-safe) vs eventsourcing (table lock) vs bigserial",
+    unit="events/s",
+    compare=(("ours", "eventsourcing recorder"),) if HAVE_EVENTSOURCING else (),
+)
+async def writers_8(ctx: Context) -> list[Variant]:
+    db, es = await _open(ctx)
+    per_writer = ctx.size(40)
+    total = WRITERS * per_writer
+    store = our_store(db.engine)
+    store_no_ping = our_store(db.make_engine(pool_pre_ping=False))
+
+    async def raw() -> None:
         async def one(_: int) -> None:
-            async with pool.acquire() as conn:
-                for _ in range(n):
-                    await raw_append(conn, stream(), 0, 1)
+            async with db.pool.acquire() as conn:
+                for _ in range(per_writer):
+                    await raw_append(conn, _stream(), 0, 1)
 
-        await _concurrently(writers, one)
+        await asyncio.gather(*(one(w) for w in range(WRITERS)))
 
-    async def ours_writers(n: int) -> None:
-        async def one(_: int) -> None:
-            for _ in range(n):
-                await store.append(our_events(stream(), 0, 1))
+    def ours_with(s: Any) -> Callable[[], Awaitable[None]]:
+        async def ours() -> None:
+            async def one(_: int) -> None:
+                for _ in range(per_writer):
+                    await s.append(our_events(_stream(), 0, 1), expected_version=NO_STREAM)
 
-        await _concurrently(writers, one)
+            await asyncio.gather(*(one(w) for w in range(WRITERS)))
 
-    es_writers: Op | None = None
+        return ours
+
+    variants = [
+        Variant("raw asyncpg bigserial", _rate(total, raw), baseline=True),
+        Variant("ours", _rate(total, ours_with(store))),
+        Variant("ours, pool_pre_ping=False", _rate(total, ours_with(store_no_ping))),
+    ]
     if es is not None:
 
-        async def _es_writers(n: int) -> None:
+        async def recorder() -> None:
             def one(_: int) -> None:
-                for _ in range(n):
+                for _ in range(per_writer):
                     es_recorder_append(es, uuid.uuid4(), 0, 1)
 
             loop = asyncio.get_running_loop()
             await asyncio.gather(
-                *(loop.run_in_executor(es.executor, one, w) for w in range(writers))
+                *(loop.run_in_executor(es.executor, one, w) for w in range(WRITERS))
             )
 
-        es_writers = _es_writers
-
-    return [
-        Workload(
-            "append 1 event/txn",
-            "events/s",
-            1,
-            {
-                "raw asyncpg": raw_appender(1),
-                "ours": ours_appender(1),
-                "eventsourcing Application": es_app_appender(1),
-                "eventsourcing recorder": es_rec_appender(1),
-            },
-        ),
-        Workload(
-            "append 100 events/txn",
-            "events/s",
-            100,
-            {
-                "raw asyncpg": raw_appender(100),
-                "ours": ours_appender(100),
-                "eventsourcing Application": es_app_appender(100),
-                "eventsourcing recorder": es_rec_appender(100),
-            },
-        ),
-        Workload(
-            f"read {read_stream_len}-event stream",
-            "events/s",
-            read_stream_len,
-            {
-                "raw asyncpg": raw_read,
-                "ours": ours_read,
-                "eventsourcing Application": es_read_app,
-                "eventsourcing recorder": es_read_rec,
-            },
-        ),
-        Workload(
-            "8 writers, 1 event/txn",
-            "events/s",
-            writers,
-            {
-                "raw asyncpg": raw_writers,
-                "ours": ours_writers,
-                "eventsourcing recorder": es_writers,
-            },
-        ),
-    ]
-
-
-async def seed_read_streams(
-    pool: asyncpg.Pool, engine: AsyncEngine, es: EsSide | None, length: int
-) -> None:
-    """The 1,000-event streams the read workloads replay (ours/raw share one)."""
-    async with pool.acquire() as conn:
-        for start in range(0, length, 100):
-            await raw_append(conn, "read-stream", start, min(100, length - start))
-    if es is not None:
-        order = es.order_cls(order_id="read")
-        for i in range(length - 1):
-            order.add_line(**payload(i))
-        es.app.save(order)
-        es.read_id = order.id
-
-
-async def timed(op: Op, n: int) -> float:
-    start = time.perf_counter()
-    await op(n)
-    return time.perf_counter() - start
+        variants.append(Variant("eventsourcing recorder", _rate(total, recorder)))
+    for v in variants:
+        v.setup = _warm(v.run)
+    return variants

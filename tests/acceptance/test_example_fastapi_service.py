@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -12,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.acceptance.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "examples" / "fastapi_order_service"))
-
-from order_service import create_app
+create_app: Callable[..., FastAPI] = importlib.import_module("order_service").create_app
 
 
 @pytest.fixture

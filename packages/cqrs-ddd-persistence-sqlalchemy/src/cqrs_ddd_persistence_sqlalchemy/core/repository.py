@@ -187,7 +187,9 @@ class SQLAlchemyRepository(Generic[A]):
 
         Raises:
             OptimisticConcurrencyError: the row changed since it was loaded, was deleted, or a
-                new aggregate's id is taken. The transaction stays usable.
+                new aggregate's id is taken. The transaction stays usable (reload and retry),
+                except under PostgreSQL REPEATABLE READ / SERIALIZABLE, where the server aborts
+                the loser's transaction: roll back and retry in a new one.
         """
         if not isinstance(entity, self.entity_cls):
             raise ConfigurationError(

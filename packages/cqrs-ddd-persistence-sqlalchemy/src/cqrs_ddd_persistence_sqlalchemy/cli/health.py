@@ -75,7 +75,11 @@ async def _schema(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
 
     async with engine.connect() as conn:
         problems = await conn.run_sync(schema_differences, metadata)
-    value = f"{len(metadata.tables)} tables match" if not problems else f"{len(problems)} diffs"
+    value = (
+        f"{len(metadata.tables)} tables match"
+        if not problems
+        else f"{len(problems)} difference(s): run `cqrs-ddd-sqla schema check`"
+    )
     return [Check("schema", "library tables", WARN if problems else OK, value)]
 
 

@@ -59,6 +59,8 @@ async def test_dedupe_key_run_at_and_priorities(
     assert all(c.job is not None and c.job.status is JobStatus.RUNNING for c in claimed)
     counts = await jobs.count_by_status()
     assert counts[JobStatus.RUNNING] == 3 and counts[JobStatus.PENDING] == 1
+    stats = await jobs.stats()
+    assert (stats.leased, stats.scheduled, stats.lag_seconds) == (3, 1, 0.0)
 
 
 async def test_progress_heartbeat_complete(

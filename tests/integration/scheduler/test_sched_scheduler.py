@@ -72,6 +72,7 @@ async def test_schedule_in_uow_and_dispatch_when_due(
     counts = await scheduler.count_by_status()
     assert counts[ScheduledCommandStatus.DISPATCHED] == 1
     assert counts[ScheduledCommandStatus.PENDING] == 1
+    assert (await scheduler.stats()).scheduled == 1
 
 
 async def test_key_is_idempotent_and_cancel(scheduler: SQLAlchemyCommandScheduler) -> None:

@@ -45,6 +45,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     PENDING,
     Claim,
     DurableQueue,
+    QueueStats,
     queue_columns,
     queue_indexes,
 )
@@ -451,6 +452,11 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         counts = dict.fromkeys(JobStatus, 0)
         counts.update({JobStatus(r[0]): int(r[1]) for r in rows})
         return counts
+
+    async def stats(self, *, uow: Any = None) -> QueueStats:
+        """Queue health: pending / leased / scheduled / done / dead counts and the lag of the
+        oldest due job (for metrics and health checks)."""
+        return await self.queue.stats(uow=uow)
 
     async def recover_stalled(self, *, uow: Any = None) -> int:
         """Count an attempt for jobs whose worker died (lease expired) and free them — or

@@ -52,6 +52,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     PENDING,
     Claim,
     DurableQueue,
+    QueueStats,
     queue_columns,
     queue_indexes,
 )
@@ -285,6 +286,10 @@ class SQLAlchemyCommandScheduler:
         counts = dict.fromkeys(ScheduledCommandStatus, 0)
         counts.update({ScheduledCommandStatus(r[0]): int(r[1]) for r in rows})
         return counts
+
+    async def stats(self, *, uow: Any = None) -> QueueStats:
+        """Queue health: counts and the lag of the oldest due command."""
+        return await self.queue.stats(uow=uow)
 
     async def dead_letters(self, limit: int = 100, *, uow: Any = None) -> list[ScheduledCommand]:
         rows = await self.queue.dead_letters(limit, uow=uow)

@@ -148,8 +148,9 @@ class EventLog(Protocol):
         ids: Sequence[str],
     ) -> list[tuple[int, int]] | None:
         """Insert ``rows`` if the stream version is within ``version_range`` (inclusive), no
-        event id is stored yet and the stream is not tombstoned. Returns ``(position, version)``
-        per row in order, or ``None`` when a precondition failed (then nothing was drawn)."""
+        event id is stored yet and the stream is not tombstoned (and wake subscribers, where
+        supported). Returns ``(position, version)`` per row in order, or ``None`` when a
+        precondition failed (then nothing was drawn)."""
         ...
 
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
@@ -157,10 +158,6 @@ class EventLog(Protocol):
         ...
 
     def cursor_of(self, row: Row[Any]) -> Cursor: ...
-
-    async def notify(self, session: AsyncSession) -> None:
-        """Wake tailing subscribers when the appending transaction commits."""
-        ...
 
     def listen(self, engine: AsyncEngine) -> AbstractAsyncContextManager[asyncio.Event | None]:
         """An iterator yielding once per wake-up hint (or never, when unsupported)."""

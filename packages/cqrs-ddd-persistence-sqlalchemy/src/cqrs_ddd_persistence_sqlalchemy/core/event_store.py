@@ -129,11 +129,11 @@ def _row_to_event(row: Row[Any]) -> StoredEvent:
     )
 
 
-def _pick_log(dialect_name: str, ordering: Ordering, channel: str | None) -> EventLog:
+def _pick_log(dialect_name: str, ordering: Ordering, channel: str, notify: bool) -> EventLog:
     if dialect_name == "postgresql":
         from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import PostgresEventLog
 
-        return PostgresEventLog(ordering=ordering, channel=channel)
+        return PostgresEventLog(ordering=ordering, channel=channel, notify=notify)
     from cqrs_ddd_persistence_sqlalchemy.sqlite.event_store import SerialEventLog
 
     return SerialEventLog()
@@ -197,7 +197,7 @@ class SQLAlchemyEventStore:
         name = session.get_bind().dialect.name
         log = self._logs.get(name)
         if log is None:
-            log = self._logs[name] = _pick_log(name, self.ordering, self.channel)
+            log = self._logs[name] = _pick_log(name, self.ordering, self.channel, self.notify)
         return log
 
     async def _engine_for_listen(self) -> AsyncEngine | None:
@@ -272,8 +272,6 @@ class SQLAlchemyEventStore:
             drawn = await log.insert_batch(session, stream_id, batch, version_range, ids)
             if drawn is None:
                 return await self._refused(session, stream_id, batch, expected_version)
-            if self.notify:
-                await log.notify(session)
         return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
 
     async def _refused(

@@ -73,7 +73,7 @@ def _compile_lock(element: _LockExclusive, compiler: Any, **kw: Any) -> str:
     return f"LOCK TABLE {compiler.preparer.format_table(element.table)} IN EXCLUSIVE MODE"
 
 
-def _insert_statement() -> Any:
+def _insert_statement(*, notify: bool) -> Any:
     t = events_table
     arrays = func.unnest(
         bindparam("event_ids", type_=ARRAY(String)),
@@ -156,10 +156,22 @@ def _insert_statement() -> Any:
         "tenant_id",
         "txid",
     ]
-    return insert(t).from_select(names, source).returning(t.c.position, t.c.version)
+    appended = insert(t).from_select(names, source).returning(t.c.position, t.c.version)
+    if not notify:
+        return appended
+    # NOTIFY rides in the same statement (no extra round trip) and only when rows were
+    # appended; PostgreSQL folds the repeats into one notification per transaction, delivered
+    # on commit (never for a rolled-back append).
+    ins = appended.cte("appended")
+    return select(
+        ins.c.position,
+        ins.c.version,
+        func.pg_notify(bindparam("channel", type_=String), "").label("notified"),
+    )
 
 
-_INSERT = _insert_statement()
+_INSERT = _insert_statement(notify=False)
+_INSERT_NOTIFY = _insert_statement(notify=True)
 _LOCK = _LockExclusive(events_table)
 _HORIZON = func.pg_snapshot_xmin(func.pg_current_snapshot())
 _OLDEST_XACT = text(
@@ -173,10 +185,15 @@ class PostgresEventLog:
     """Event log SQL for PostgreSQL (any SQLAlchemy driver; LISTEN needs asyncpg)."""
 
     def __init__(
-        self, *, ordering: Ordering = Ordering.COMMIT_SAFE, channel: str | None = DEFAULT_CHANNEL
+        self,
+        *,
+        ordering: Ordering = Ordering.COMMIT_SAFE,
+        channel: str | None = DEFAULT_CHANNEL,
+        notify: bool = True,
     ) -> None:
         self.ordering = ordering
         self.channel = channel
+        self.notify = notify and channel is not None
 
     async def insert_batch(
         self,
@@ -205,8 +222,12 @@ class PostgresEventLog:
             "causation_ids": [r.causation_id for r in rows],
             "tenant_ids": [r.tenant_id for r in rows],
         }
-        result = await conn.execute(_INSERT, params)
-        drawn = [(int(p), int(v)) for p, v in result.all()]
+        if self.notify:
+            params["channel"] = self.channel
+            result = await conn.execute(_INSERT_NOTIFY, params)
+        else:
+            result = await conn.execute(_INSERT, params)
+        drawn = [(int(row[0]), int(row[1])) for row in result.all()]
         if not drawn:
             return None
         drawn.sort(key=lambda pv: pv[1])
@@ -233,13 +254,6 @@ class PostgresEventLog:
         if self.ordering is Ordering.LOCK_TABLE:
             return Cursor(0, int(row.position))
         return Cursor(int(row.txid), int(row.position))
-
-    async def notify(self, session: AsyncSession) -> None:
-        if self.channel is None:
-            return
-        # NOTIFY is transactional: delivered when (and only if) the append commits.
-        conn = await session.connection()
-        await conn.execute(select(func.pg_notify(self.channel, "")))
 
     @contextlib.asynccontextmanager
     async def listen(self, engine: AsyncEngine) -> AsyncIterator[asyncio.Event | None]:

@@ -90,9 +90,6 @@ class SerialEventLog:
     def cursor_of(self, row: Row[Any]) -> Cursor:
         return Cursor(0, int(row.position))
 
-    async def notify(self, session: AsyncSession) -> None:
-        return None
-
     @contextlib.asynccontextmanager
     async def listen(self, engine: AsyncEngine) -> AsyncIterator[asyncio.Event | None]:
         yield None

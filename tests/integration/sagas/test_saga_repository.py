@@ -207,3 +207,31 @@ async def test_concurrent_delivery_of_one_event_is_applied_once(factory: Factory
     assert stored.paid == 5  # applied once, whichever delivery won
     assert stored.handled_event_ids == [event.event_id]
     assert rec.items.count("ship") == 1
+
+
+async def test_long_step_is_kept_alive_not_recovered(
+    factory: Factory, library_tables: AsyncEngine
+) -> None:
+    from cqrs_ddd_advanced_core.sagas import saga_step
+    from cqrs_ddd_advanced_core.sagas.state import SagaState
+
+    class LongStepSaga(SagaState):
+        @saga_step
+        async def slow(self, rec: Recorder) -> None:
+            rec.append("slow-start")
+            await asyncio.sleep(1.5)
+            rec.append("slow-end")
+
+    repo = SQLAlchemySagaRepository(LongStepSaga, factory, stall_after=timedelta(seconds=0.6))
+    rec = Recorder()
+    orchestrator = SagaOrchestrator(repo, args=(rec,))
+    recovery = SagaRecoveryWorker([SagaOrchestrator(repo, args=(rec,))], library_tables)
+    running = asyncio.create_task(orchestrator.run(LongStepSaga()))
+    stolen = 0
+    for _ in range(8):  # 1.6 s: well past stall_after while the step runs
+        await asyncio.sleep(0.2)
+        stolen += await recovery.run_once()
+    saga = await running
+    assert stolen == 0
+    assert rec.items == ["slow-start", "slow-end"]
+    assert saga.status is SagaStatus.COMPLETED

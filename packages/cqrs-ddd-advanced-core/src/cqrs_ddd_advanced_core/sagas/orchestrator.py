@@ -15,9 +15,12 @@ Guarantees (with a repository that checks versions, as both shipped repositories
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from cqrs_ddd_advanced_core.sagas.ports import ISagaRepository
@@ -39,6 +42,10 @@ class SagaOrchestrator(Generic[S]):
         repository: where the saga is saved after every step.
         args / kwargs: passed to every step and compensation (services, clients...).
             Event steps receive the event first.
+        keep_alive_interval: while a step or compensation runs, call the repository's
+            ``keep_alive(saga)`` (when it has one) this often, so a long step is not taken
+            for a crashed one by a recovery worker. Default: a third of the repository's
+            ``stall_after``.
 
     Example::
 
@@ -53,10 +60,41 @@ class SagaOrchestrator(Generic[S]):
         *,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        keep_alive_interval: float | None = None,
     ) -> None:
         self.repository = repository
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
+        stall_after = getattr(repository, "stall_after", None)
+        if keep_alive_interval is None and isinstance(stall_after, timedelta):
+            keep_alive_interval = stall_after.total_seconds() / 3
+        self._keep_alive = getattr(repository, "keep_alive", None)
+        self.keep_alive_interval = keep_alive_interval
+
+    @asynccontextmanager
+    async def _alive(self, saga: S) -> AsyncIterator[None]:
+        """Keep ``saga`` from looking stalled while the block runs."""
+        keep_alive = self._keep_alive
+        interval = self.keep_alive_interval
+        if keep_alive is None or not interval or interval <= 0:
+            yield
+            return
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await keep_alive(saga)
+                except Exception:  # a missed beat only risks a duplicate recovery: log it
+                    logger.warning("saga %s: keep-alive failed", saga.id, exc_info=True)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def run(self, saga: S) -> S:
         """Start (or continue) ``saga`` and drive it as far as it can go."""
@@ -83,7 +121,8 @@ class SagaOrchestrator(Generic[S]):
                     await self.repository.add(saga)
                 return saga
             try:
-                await saga.run_step(spec, self.args, self.kwargs)
+                async with self._alive(saga):
+                    await saga.run_step(spec, self.args, self.kwargs)
             except Exception:
                 logger.warning(
                     "saga %s (%s): step %s failed; compensating",
@@ -97,7 +136,8 @@ class SagaOrchestrator(Generic[S]):
     async def _compensate(self, saga: S) -> None:
         while True:
             try:
-                more = await saga.compensate_one(self.args, self.kwargs)
+                async with self._alive(saga):
+                    more = await saga.compensate_one(self.args, self.kwargs)
             except Exception:
                 logger.exception("saga %s (%s): compensation failed", saga.id, saga.saga_type())
                 await self.repository.add(saga)
@@ -134,7 +174,8 @@ class SagaOrchestrator(Generic[S]):
             spec = saga.next_step()
             assert spec is not None and spec.on_event == event_type
             try:
-                await saga.run_step(spec, (event, *self.args), self.kwargs)
+                async with self._alive(saga):
+                    await saga.run_step(spec, (event, *self.args), self.kwargs)
             except Exception:
                 logger.warning("saga %s: event step %s failed", saga.id, spec.name, exc_info=True)
             if event_id is not None:

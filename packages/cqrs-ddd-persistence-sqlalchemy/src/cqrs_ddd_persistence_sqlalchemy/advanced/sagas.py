@@ -50,6 +50,7 @@ from cqrs_ddd_core.errors import (
     RetryableError,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
+from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DONE,
     PENDING,
@@ -169,6 +170,26 @@ class SQLAlchemySagaRepository(Generic[S]):
             set_persisted_version(saga, expected + 1)
 
     save = add
+
+    async def keep_alive(self, saga: S) -> bool:
+        """Push an active saga's stall deadline ``stall_after`` ahead without a new version
+        (the orchestrator calls this during long steps). False if the saga was saved by
+        someone else meanwhile."""
+        factory = self.source.factory
+        if factory is None or self.source.resolve_uow(None) is not None:
+            # Inside a caller's transaction nothing is visible to recovery workers yet.
+            return False
+        t = self.table
+        now = utc_now()
+        stmt = (
+            update(t)
+            .where(t.c.saga_id == saga.id, t.c.version == saga.version, t.c.status == PENDING)
+            .values(available_at=now + self.stall_after, updated_at=now)
+            .returning(t.c.id)
+        )
+        with translating():
+            async with factory() as session, session.begin():
+                return (await session.execute(stmt)).first() is not None
 
     async def _stale(self, session: AsyncSession, saga: S, expected: int) -> CQRSDDDError:
         t = self.table

@@ -119,6 +119,10 @@ async def test_version_guard(session_factory: Factory) -> None:
     assert (doc["v"], doc["_version"]) == (4, 4)
     with pytest.raises(InvalidValueError):
         await store.upsert("docs", "d", {"v": 1}, version=-1)
+    with pytest.raises(InvalidValueError):
+        await store.upsert("docs", "d", [1, 2])  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError):
+        await store.upsert("docs", None, {"no": "id"})
 
 
 async def test_unversioned_upserts_bump_version_and_track_last_event(

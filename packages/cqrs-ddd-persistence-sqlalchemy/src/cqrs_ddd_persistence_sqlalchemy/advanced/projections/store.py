@@ -265,6 +265,10 @@ class SQLAlchemyProjectionStore:
     def _row(
         self, coll: _Collection, write: DocumentWrite, now: datetime
     ) -> tuple[bool, dict[str, Any]]:
+        if not isinstance(write.doc, Mapping):
+            raise InvalidValueError(
+                f"collection {coll.name!r}: a document is a mapping, got {type(write.doc).__name__}"
+            )
         body = dict(write.doc)
         version = write.version
         embedded = body.pop("_version", None)

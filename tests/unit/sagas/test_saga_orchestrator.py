@@ -186,3 +186,20 @@ async def test_action_step_timeout_compensates() -> None:
     saga = await SagaOrchestrator(InMemorySagaRepository(Slow), args=(rec,)).run(Slow())
     assert saga.status is SagaStatus.COMPENSATED
     assert rec.items == ["first", "undo"]
+
+
+async def test_reply_arriving_before_the_wait_is_saved_is_not_lost() -> None:
+    repo = InMemorySagaRepository(PaymentWaitSaga)
+    rec = Recorder()
+    orch = SagaOrchestrator(repo, args=(rec,))
+    saga = PaymentWaitSaga(order_id="o3", correlation_id="c-3")
+    saga.start()
+    await saga.reserve(rec)
+    await repo.add(saga)  # step one saved; the sender has not saved the wait yet
+    reply = SagaTestPaymentCaptured(amount=9, correlation_id="c-3")
+    handled = await orch.handle_event(reply)
+    assert handled is not None and handled.status is SagaStatus.COMPLETED
+    # the sender's stale copy now tries to save the wait: it yields to the newer state
+    latest = await orch.resume(saga)
+    assert latest.status is SagaStatus.COMPLETED and latest.paid == 9
+    assert rec.items == ["reserve", "paid", "ship"]

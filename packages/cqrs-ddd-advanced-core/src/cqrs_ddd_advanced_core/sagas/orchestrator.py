@@ -118,7 +118,13 @@ class SagaOrchestrator(Generic[S]):
             if spec.on_event is not None:
                 if saga.waiting_for != spec.on_event:
                     saga.suspend_for(spec)
-                    await self.repository.add(saga)
+                    try:
+                        await self.repository.add(saga)
+                    except OptimisticConcurrencyError:
+                        # The awaited event arrived first and handle_event advanced the saga
+                        # (it accepts an event for the next step before the wait is saved).
+                        latest = await self.repository.get(saga.id)
+                        return latest if latest is not None else saga
                 return saga
             try:
                 async with self._alive(saga):
@@ -163,7 +169,10 @@ class SagaOrchestrator(Generic[S]):
             if event_id is not None and saga.has_handled(event_id):
                 return saga
             event_type = str(getattr(event, "event_type", type(event).__name__))
-            if saga.status is not SagaStatus.RUNNING or saga.waiting_for != event_type:
+            spec = saga.next_step()
+            # The next step is what counts, not ``waiting_for``: a reply may arrive before the
+            # orchestrator that sent the request has saved the wait.
+            if saga.status is not SagaStatus.RUNNING or spec is None or spec.on_event != event_type:
                 logger.info(
                     "saga %s (%s) is not waiting for %s; event ignored",
                     saga.id,
@@ -171,8 +180,6 @@ class SagaOrchestrator(Generic[S]):
                     event_type,
                 )
                 return saga
-            spec = saga.next_step()
-            assert spec is not None and spec.on_event == event_type
             try:
                 async with self._alive(saga):
                     await saga.run_step(spec, (event, *self.args), self.kwargs)

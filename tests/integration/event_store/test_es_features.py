@@ -218,3 +218,38 @@ class EsSideRow(_Other):
 
 def _unique() -> str:
     return uuid.uuid4().hex
+
+
+@pytest.mark.postgres_only
+async def test_listen_wakes_subscriber_without_polling(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory, poll_interval=None)  # NOTIFY is the only wake
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for event in store.subscribe():
+            seen.append(event.event_id)
+            return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)  # subscriber is LISTENing and idle
+    [stored] = await store.append(_ev("woken"))
+    await asyncio.wait_for(task, 10)
+    assert seen == [stored.event_id]
+
+
+class EsPriced(DomainEvent, schema_version=2):
+    amount: int
+    currency: str
+
+
+async def test_load_events_upcasts_old_payloads(store: SQLAlchemyEventStore) -> None:
+    store.registry.add_upcaster("EsPriced", 1, lambda p: {**p, "currency": "EUR"})
+    await store.append(
+        StoredEvent(
+            event_type="EsPriced", aggregate_id="p1", payload={"amount": 5}, schema_version=1
+        )
+    )
+    [event] = await store.load_events("p1")
+    assert isinstance(event, EsPriced) and event.currency == "EUR" and event.version == 2

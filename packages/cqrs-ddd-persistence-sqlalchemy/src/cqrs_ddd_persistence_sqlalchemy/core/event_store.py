@@ -500,6 +500,7 @@ class SQLAlchemyEventStore:
                 async with self._source.session() as session:
                     log = self._log(session)
                 woken = await stack.enter_async_context(log.listen(engine))
+            recheck = 0.0  # > 0 while a wake-up has not produced its events yet
             while True:
                 if woken is not None:
                     woken.clear()
@@ -523,8 +524,19 @@ class SQLAlchemyEventStore:
                 if woken is None:
                     await asyncio.sleep(self.poll_interval or 0)
                     continue
+                timeout = self.poll_interval
+                if page:
+                    recheck = 0.0
+                elif recheck:
+                    # A notification said something committed but the page was empty: it is
+                    # held back behind the horizon. Look again soon (backing off) rather than
+                    # wait for a wake-up that may not come.
+                    timeout = min(recheck, timeout or recheck)
+                    recheck = min(recheck * 2, 1.0)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), self.poll_interval)
+                    await asyncio.wait_for(woken.wait(), timeout)
+                    if not recheck:
+                        recheck = 0.02
 
     async def horizon_lag(self, *, uow: Any = None) -> HorizonStatus:
         """How far committed events are held back from global readers (for health checks).

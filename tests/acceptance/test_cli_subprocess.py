@@ -79,11 +79,11 @@ COMMANDS: list[tuple[list[str], str]] = [
     (["outbox", "relay", "--once"], "claimed 0"),
     (["jobs", "stats"], "completed"),
     (["jobs", "worker", "--once", "-j", f"{DEMO}.domain:SendInvoice"], "processed 0 job(s)"),
-    (["projections", "status"], "demo.order_summaries"),
+    (["projections", "status", "-p", f"{DEMO}.read_model:order_summaries"], "demo.order_summaries"),
     (["projections", "run", "--once", "-p", f"{DEMO}.read_model:order_summaries"], "applied 0"),
     (["projections", "rebuild", "-p", f"{DEMO}.read_model:order_summaries"], "rebuilt from 7"),
     (["sagas", "recover", "--once", "-o", f"{DEMO}.domain:recovery_orchestrators"], "recovered 0"),
-    (["health"], "commit-safe horizon"),
+    (["health", "-p", f"{DEMO}.read_model:order_summaries"], "0 event(s) behind"),
 ]
 
 

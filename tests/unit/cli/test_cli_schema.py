@@ -70,3 +70,32 @@ def test_cli_rejects_a_malformed_schema_name() -> None:
     result = runner.invoke(app, ["outbox", "stats", "-d", url, "--schema", 'x"; drop'])
     assert result.exit_code == 1
     assert result.output.startswith("error: invalid schema name")
+
+
+def test_cli_projection_lag_is_exact_with_the_projection(tmp_path: Path) -> None:
+    """Without -p the lag counts every event type (an upper bound); with -p only handled ones."""
+    import asyncio
+
+    from cqrs_ddd_core.ports.event_store import StoredEvent
+    from cqrs_ddd_persistence_sqlalchemy import create_engine
+    from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionPositionStore
+    from cqrs_ddd_persistence_sqlalchemy.cli.projections import projection_lags
+    from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    assert runner.invoke(app, ["schema", "create", "-d", url]).exit_code == 0
+
+    async def scenario() -> list[tuple[int, bool]]:
+        engine = create_engine(url)
+        try:
+            store = SQLAlchemyEventStore(engine)
+            for i, kind in enumerate(["demo.OrderPlaced", "Other", "Other", "demo.OrderPaid"]):
+                await store.append(StoredEvent(event_type=kind, aggregate_id=f"a-{i}"))
+            await SQLAlchemyProjectionPositionStore(engine).save_position("p", 1)
+            rough = await projection_lags(engine)
+            exact = await projection_lags(engine, {"p": frozenset({"demo.OrderPaid"})})
+            return [(lag.behind, lag.exact) for lag in (*rough, *exact)]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == [(3, False), (1, True)]

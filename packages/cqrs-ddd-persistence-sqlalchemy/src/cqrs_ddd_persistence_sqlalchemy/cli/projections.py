@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -34,7 +36,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
 )
 from cqrs_ddd_persistence_sqlalchemy.cli._views import format_seconds
 
-__all__ = ["app", "projection_lags"]
+__all__ = ["Lag", "app", "handled_types", "projection_lags"]
 
 app = typer.Typer(
     name="projections",
@@ -97,46 +99,92 @@ async def _head(engine: AsyncEngine) -> tuple[int, int]:
     return int(row[0] or 0), int(row[1])
 
 
-async def projection_lags(engine: AsyncEngine) -> list[tuple[str, int, int | None, float | None]]:
-    """``(projection, events behind, position, seconds since last checkpoint)`` for each one."""
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """Where one projection stands.
+
+    ``behind`` counts the events after its checkpoint: of the event types it handles when
+    ``exact`` (the projection was loaded), else of every type — an upper bound, since a
+    projection's checkpoint only moves with the events it handles.
+    """
+
+    projection: str
+    behind: int
+    exact: bool
+    position: int | None
+    age_s: float | None
+
+
+async def projection_lags(
+    engine: AsyncEngine, handled: Mapping[str, frozenset[str]] | None = None
+) -> list[Lag]:
+    """The lag of every projection with a checkpoint; ``handled`` maps a projection's name to
+    the event types it handles (from its ``Projection`` object) for an exact count."""
     from datetime import UTC, datetime
 
     from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionPositionStore
     from cqrs_ddd_persistence_sqlalchemy.core import events_table as t
 
+    handled = handled or {}
     checkpoints = await SQLAlchemyProjectionPositionStore(engine).get_all()
     now = datetime.now(UTC)
     lags = []
     async with engine.connect() as conn:
         for cp in checkpoints:
-            behind = (
-                await conn.execute(select(func.count()).where(t.c.position > (cp.position or 0)))
-            ).scalar_one()
+            query = select(func.count()).where(t.c.position > (cp.position or 0))
+            types = handled.get(cp.projection)
+            if types is not None:
+                query = query.where(t.c.event_type.in_(sorted(types)))
+            behind = int((await conn.execute(query)).scalar_one())
             age = (now - cp.updated_at).total_seconds() if cp.updated_at else None
-            lags.append((cp.projection, int(behind), cp.position, age))
+            lags.append(Lag(cp.projection, behind, types is not None, cp.position, age))
     return lags
 
 
+def handled_types(projections: list[Any]) -> dict[str, frozenset[str]]:
+    """Projection name -> the event types its handlers take."""
+    return {p.name: frozenset(p.handlers.event_types) for p in projections}
+
+
 @app.command("status")
-def status(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+def status(
+    projection: Annotated[
+        list[str],
+        typer.Option(
+            "--projection",
+            "-p",
+            help="Projection objects ('package.module:attribute', repeatable) for an exact lag "
+            "(only the event types they handle).",
+            show_default=False,
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
     """Every projection's checkpoint and how many events of the log it has not applied yet."""
 
-    async def body() -> tuple[str, int, list[tuple[str, int, int | None, float | None]]]:
+    async def body() -> tuple[str, int, list[Lag]]:
+        handled = handled_types(_load_projections(projection)) if projection else None
         async with engine_scope(database_url, schema) as engine:
             await require_tables(engine, _tables())
             head, _ = await _head(engine)
-            return describe_url(engine), head, await projection_lags(engine)
+            return describe_url(engine), head, await projection_lags(engine, handled)
 
     where, head, lags = run(body)
     if not lags:
         console.print(f"no projection has run yet in {where} (log head: position {head})")
         return
-    table = RichTable(title=f"projections in {where} (log head: position {head})")
+    table = RichTable(title=f"projections (log head: position {head})", caption=where)
     for column in ("projection", "position", "events behind", "last checkpoint"):
         table.add_column(column, justify="left" if column == "projection" else "right")
-    for name, behind, position, age in lags:
-        table.add_row(name, str(position or 0), str(behind), f"{format_seconds(age)} ago")
+    for lag in lags:
+        behind = str(lag.behind) if lag.exact else f"≤ {lag.behind}"
+        table.add_row(
+            lag.projection, str(lag.position or 0), behind, f"{format_seconds(lag.age_s)} ago"
+        )
     console.print(table)
+    if any(not lag.exact for lag in lags):
+        console.print("≤: all event types counted; pass -p for the exact lag", style="dim")
 
 
 @app.command("run")

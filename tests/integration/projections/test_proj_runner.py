@@ -372,3 +372,24 @@ async def test_late_commit_is_not_skipped(
     await run_until(runner, 2)
     docs = await snapshot(runner.store, "counts")
     assert {k: v["_version"] for k, v in docs.items()} == {"slow": 1, "fast": 1}
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+async def test_one_event_writes_a_document_once_in_both_write_modes(
+    library_tables: AsyncEngine, session_factory: Factory, buffered: bool
+) -> None:
+    event_store = InMemoryEventStore()
+    await event_store.append(ticks("s", 0, 3))
+    projection = Projection("twice", collections=["twice"])
+
+    @projection.on(TICK)
+    async def write_twice(event: StoredEvent, ctx: ProjectionContext) -> None:
+        assert await ctx.upsert("twice", "doc", {"n": event.payload["n"], "write": 1})
+        second = await ctx.upsert("twice", "doc", {"n": event.payload["n"], "write": 2})
+        assert second is buffered  # refused at once when written through
+
+    runner = runner_for(projection, event_store, session_factory, buffer_writes=buffered)
+    await run_until(runner, 3)
+    doc = await runner.store.get("twice", "doc")
+    assert doc is not None
+    assert (doc["n"], doc["write"], doc["_version"]) == (2, 1, 3)

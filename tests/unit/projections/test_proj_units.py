@@ -308,3 +308,16 @@ def test_lock_keys() -> None:
     assert a != pg_mod.lock_key("tenant_a", "orders")
     assert a != pg_mod.lock_key("public", "orders2")
     assert -(2**63) <= a < 2**63
+
+
+def test_plan_drops_a_repeated_write_of_one_event() -> None:
+    rows: list[tuple[bool, dict[str, Any]]] = [
+        (False, {"id": "a", "doc": {"w": 1}, "_version": 1, "_last_event_id": "e1"}),
+        (False, {"id": "a", "doc": {"w": 2}, "_version": 1, "_last_event_id": "e1"}),
+        (False, {"id": "a", "doc": {"w": 3}, "_version": 1, "_last_event_id": "e2"}),
+        (False, {"id": "a", "doc": {"w": 4}, "_version": 1, "_last_event_id": None}),
+        (False, {"id": "a", "doc": {"w": 5}, "_version": 1, "_last_event_id": None}),
+    ]
+    ((versioned, batch),) = list(_plan(rows, "id"))
+    assert not versioned
+    assert [(r["doc"], r["_version"]) for r in batch] == [({"w": 5}, 4)]

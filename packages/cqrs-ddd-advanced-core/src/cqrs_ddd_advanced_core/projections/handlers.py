@@ -108,7 +108,9 @@ class ProjectionContext:
 
     :meth:`upsert` stamps the write with the event's id and position, which makes re-applying
     an event to the same document a no-op (``idempotent=False`` leaves the event id out, for
-    documents that accumulate). With a :class:`WriteBuffer` (the runner's default) writes are
+    documents that accumulate). So an event writes a document once: a second ``upsert`` of the
+    same event to the same document is refused like a redelivery; merge the changes into one
+    write. With a :class:`WriteBuffer` (the runner's default) writes are
     batched: :meth:`upsert` returns ``True`` once the write is queued.
     """
 

@@ -523,8 +523,9 @@ def _plan(
     """Group writes into statements that touch each id at most once.
 
     Consecutive writes of one mode to one id coalesce into one row: plain writes into the last
-    document with ``_version`` = how many writes it stands for (the statement adds it), versioned
-    writes into the first one with the highest version (the others would have been refused).
+    document with ``_version`` = how many writes it stands for (the statement adds it; a repeated
+    write of the same event is dropped, as the guard would refuse it), versioned writes into the
+    first one with the highest version (the others would have been refused).
     Each id's remaining segments go to later statements, so per-id order is kept.
     """
     per_id: dict[Any, list[list[Any]]] = {}
@@ -533,6 +534,9 @@ def _plan(
         last = segments[-1] if segments else None
         if last is not None and last[0] == versioned:
             if not versioned:
+                event_id = row.get("_last_event_id")
+                if event_id is not None and event_id == last[1].get("_last_event_id"):
+                    continue  # the guard refuses a second write of one event to one document
                 last[1], last[2] = row, last[2] + 1
             elif row["_version"] > last[1]["_version"]:
                 last[1] = row

@@ -19,16 +19,17 @@ No database is needed: these are CPU costs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
+from benchmarks.harness import Context, Variant, workload
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from cqrs_ddd_persistence_sqlalchemy.specifications import build_sqla_filter
 
-__all__ = ["SPEC", "hand_written", "measure_specs"]
+__all__ = ["SPEC", "hand_written", "variants"]
 
 
 class _Base(DeclarativeBase):
@@ -172,13 +173,40 @@ def time_call(fn: Callable[[], Any], *, min_seconds: float) -> float:
     return elapsed / n
 
 
-def measure_specs(*, runs: int = 3, min_seconds: float = 0.3) -> dict[str, dict[str, list[float]]]:
-    """workload → variant → seconds per operation, one value per run (variants interleaved)."""
-    out: dict[str, dict[str, list[float]]] = {}
-    for workload, fns in variants().items():
-        per_variant: dict[str, list[float]] = {name: [] for name in fns}
-        for _ in range(runs):
-            for name, fn in fns.items():
-                per_variant[name].append(time_call(fn, min_seconds=min_seconds))
-        out[workload] = per_variant
-    return out
+# ---------------------------------------------------------------------------------------------
+# harness registration
+# ---------------------------------------------------------------------------------------------
+_WORKLOADS = {
+    "spec.build": ("spec 50 leaves: build", "50-leaf spec: JSON AST -> SQLAlchemy expression"),
+    "spec.per_query": (
+        "spec 50 leaves: per query",
+        "50-leaf spec: build + cache key / compiled-cache lookup (or compile if uncacheable)",
+    ),
+    "spec.cold_compile": (
+        "spec 50 leaves: cold compile",
+        "50-leaf spec: build + full compile to PostgreSQL SQL",
+    ),
+}
+
+
+def _register(name: str, key: str, description: str) -> None:
+    @workload(name, description + " (vs hand-written)", unit="ops/s")
+    async def build(ctx: Context) -> list[Variant]:
+        fns = variants()[key]
+        seconds = max(0.05, 0.5 * min(ctx.scale, 1.0))
+
+        def rate(fn: Callable[[], Any]) -> Callable[[], Awaitable[float]]:
+            async def run() -> float:
+                return 1.0 / time_call(fn, min_seconds=seconds)
+
+            return run
+
+        return [
+            Variant("hand-written", rate(fns["hand-written"]), baseline=True),
+            Variant("build_sqla_filter", rate(fns["build_sqla_filter"])),
+            Variant("build_sqla_filter(dialect=pg)", rate(fns["build_sqla_filter(dialect=pg)"])),
+        ]
+
+
+for _name, (_key, _description) in _WORKLOADS.items():
+    _register(_name, _key, _description)

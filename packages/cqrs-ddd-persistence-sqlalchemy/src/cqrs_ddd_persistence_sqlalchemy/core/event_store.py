@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cqrs_ddd_core.adapters.memory.event_store import check_expected_version
@@ -111,21 +110,39 @@ def _stored(e: StoredEvent, version: int, position: int) -> StoredEvent:
     )
 
 
-def _row_to_event(row: Row[Any]) -> StoredEvent:
+def _row_to_event(row: Sequence[Any]) -> StoredEvent:
+    # Positional unpacking (column order of ``event_columns()``): several times cheaper than
+    # attribute access by name on a 1,000-event replay.
+    (
+        position,
+        event_id,
+        stream_id,
+        version,
+        event_type,
+        aggregate_type,
+        schema_version,
+        payload,
+        metadata,
+        occurred_at,
+        correlation_id,
+        causation_id,
+        tenant_id,
+        *_,
+    ) = row
     return StoredEvent(
-        event_type=row.event_type,
-        aggregate_id=row.stream_id,
-        payload=row.payload,
-        event_id=row.event_id,
-        aggregate_type=row.aggregate_type,
-        version=int(row.version),
-        schema_version=int(row.schema_version),
-        metadata=row.metadata or {},
-        occurred_at=row.occurred_at,
-        correlation_id=row.correlation_id,
-        causation_id=row.causation_id,
-        tenant_id=row.tenant_id,
-        position=int(row.position),
+        event_type=event_type,
+        aggregate_id=stream_id,
+        payload=payload,
+        event_id=event_id,
+        aggregate_type=aggregate_type,
+        version=version,
+        schema_version=schema_version,
+        metadata=metadata or {},
+        occurred_at=occurred_at,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        tenant_id=tenant_id,
+        position=position,
     )
 
 

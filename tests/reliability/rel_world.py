@@ -105,6 +105,8 @@ class World:
     running: set[str] = field(default_factory=set)
     #: seconds each publish / job / projected event takes (keeps the services busy for a while)
     slow: float = 0.0
+    #: the job worker's stalled-job recovery interval (None: off)
+    recover_interval: float | None = None
 
     def name(self, service: str) -> str:
         return f"{self.prefix}-{service}"
@@ -202,7 +204,7 @@ class World:
 
         self.worker = JobWorker(
             jobs, handlers={RelTickJob: handle}, concurrency=4, poll_interval=0.05,
-            recover_interval=1.0, shutdown_timeout=5,
+            recover_interval=self.recover_interval, shutdown_timeout=5,
         )  # fmt: skip
         projection = Projection("rel_ticks", collections=[COLLECTION])
 

@@ -22,22 +22,13 @@ pytestmark = pytest.mark.postgres_only
 BATCHES = soak(60, 600)
 FAULT_SECONDS = soak(3.0, 30.0)
 
-WORKER_DIES = (
-    "JobWorker.run (advanced/job_worker.py) lets a ConnectionLostError from "
-    "repository.claim()/recover_stalled() escape: the worker stops for good"
-)
-RUNNER_DIES = (
-    "ProjectionRunner.run (advanced/projections/runner.py) lets a ConnectionLostError from the "
-    "lock / checkpoint read / event read escape: the runner stops for good"
-)
-
 
 @pytest.mark.parametrize(
     "target",
     [
         "relay",
-        pytest.param("worker", marks=pytest.mark.xfail(reason=WORKER_DIES, strict=True)),
-        pytest.param("runner", marks=pytest.mark.xfail(reason=RUNNER_DIES, strict=True)),
+        "worker",
+        "runner",
     ],
 )
 async def test_rel_service_survives_terminated_backends(pg_schema: str, target: str) -> None:

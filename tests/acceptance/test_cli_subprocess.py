@@ -54,7 +54,7 @@ def demo_db(demo_run: tuple[str, Path, str]) -> tuple[str, Path]:
 
 def test_cli_demo_on_sqlite_default_file(demo_run: tuple[str, Path, str]) -> None:
     _, cwd, out = demo_run
-    assert "All 7 steps passed" in out
+    assert "All 8 steps passed" in out
     for step in (
         "Aggregates saved",
         "compensates",
@@ -63,6 +63,7 @@ def test_cli_demo_on_sqlite_default_file(demo_run: tuple[str, Path, str]) -> Non
         "Projection built",
         "Background jobs",
         "scheduled command",
+        "event-sourced aggregate with snapshots",
     ):
         assert step in out
     assert (cwd / "cqrs-ddd-demo.db").read_bytes().startswith(b"SQLite format 3")
@@ -153,7 +154,7 @@ async def test_cli_demo_on_postgres(run_cli: RunCli) -> None:
     )
     try:
         out = _ok(run_cli("demo", "--database-url", url, "--schema", schema))
-        assert "All 7 steps passed" in out and "postgresql+asyncpg" in out
+        assert "All 8 steps passed" in out and "postgresql+asyncpg" in out
         health = _ok(run_cli("health", "-d", url, "--schema", schema, COLUMNS="200"))
         assert "demo.order_summaries" in health and "fail" not in health
     finally:
@@ -174,4 +175,4 @@ def test_cli_scripts_demo_wrapper(tmp_path: Path) -> None:
         timeout=180,
         env=cli_env(CQRS_SKIP_SYNC="1"),
     )
-    assert "All 7 steps passed" in _ok(done)
+    assert "All 8 steps passed" in _ok(done)

@@ -24,6 +24,7 @@ from cqrs_ddd_persistence_sqlalchemy.schema import NAMING_CONVENTION
 
 __all__ = [
     "DemoBase",
+    "LoyaltyAccount",
     "Order",
     "OrderFulfillmentSaga",
     "OrderModel",
@@ -31,6 +32,7 @@ __all__ = [
     "OrderPlaced",
     "OrderShipped",
     "Payments",
+    "PointsEarned",
     "SendInvoice",
     "SendPaymentReminder",
     "Shipping",
@@ -211,3 +213,24 @@ def recovery_orchestrators(session_factory: Any) -> list[Any]:
     repo = SQLAlchemySagaRepository(OrderFulfillmentSaga, session_factory)
     services = (Warehouse(), Payments(), Shipping(undeliverable={"Atlantis"}))
     return [SagaOrchestrator(repo, args=services)]
+
+
+# -- an event-sourced aggregate --------------------------------------------------------------
+class PointsEarned(DomainEvent, event_type="demo.PointsEarned"):
+    points: int
+
+
+class LoyaltyAccount(AggregateRoot[str]):
+    """Event-sourced: its state is the fold of its events (``apply_<event type>`` handlers,
+    non-word characters of the type name as ``_``)."""
+
+    id: str
+    points: int = 0
+    purchases: int = 0
+
+    def earn(self, points: int) -> None:
+        self.record(PointsEarned(points=points))
+
+    def apply_demo_PointsEarned(self, event: PointsEarned) -> None:
+        self.points += event.points
+        self.purchases += 1

@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.errors import ConfigurationError, OptimisticConcurrencyError
 from cqrs_ddd_persistence_sqlalchemy.cli.demo.domain import (
+    LoyaltyAccount,
     Order,
     OrderFulfillmentSaga,
     OrderModel,
@@ -81,6 +83,35 @@ class Demo:
 Step = Callable[[Demo], Awaitable[StepResult]]
 
 
+async def visible_events(
+    demo: Demo, expected: int, *, patience: float = 30.0
+) -> tuple[list[Any], float]:
+    """The global log once ``expected`` events are visible to subscribers, and the wait.
+
+    On PostgreSQL a subscriber only sees transactions below the commit-safe horizon: an open
+    transaction anywhere in the cluster holds back events committed after it started. The demo
+    waits for the horizon instead of reading a log with holes.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        events, _ = await demo.event_store.read_all(limit=1000)
+        waited = loop.time() - started
+        if len(events) >= expected:
+            return events, waited
+        if waited > patience:
+            status = await demo.event_store.horizon_lag()
+            raise DemoCheckFailed(
+                f"only {len(events)} of {expected} events visible after {patience:.0f} s: an open "
+                f"transaction (pid {status.oldest_pid}) holds the commit-safe horizon back"
+            )
+        await asyncio.sleep(0.05)
+
+
+def _waited(seconds: float) -> str:
+    return f" (waited {seconds:.1f} s for the commit-safe horizon)" if seconds >= 0.05 else ""
+
+
 # -- 1. aggregates through the unit of work --------------------------------------------------
 async def aggregates(demo: Demo) -> StepResult:
     placed = [
@@ -121,7 +152,7 @@ async def aggregates(demo: Demo) -> StepResult:
         except OptimisticConcurrencyError as exc:
             rejected = type(exc).__name__
     expect(rejected == "OptimisticConcurrencyError", "the stale writer is rejected")
-    logged, _ = await demo.event_store.read_all(limit=100)
+    logged, _ = await visible_events(demo, 6)
     queued = await demo.outbox.stats()
     expect(len(logged) == queued.pending == 6, "6 events in the event store and in the outbox")
     return StepResult(
@@ -200,7 +231,8 @@ async def sagas(demo: Demo) -> StepResult:
 
 # -- 3. event store ----------------------------------------------------------------------------
 async def event_store(demo: Demo) -> StepResult:
-    events, cursor = await demo.event_store.read_all(limit=1000)
+    events, waited = await visible_events(demo, 7)
+    _, cursor = await demo.event_store.read_all(limit=1000)
     by_type: dict[str, int] = {}
     for e in events:
         by_type[e.event_type] = by_type.get(e.event_type, 0) + 1
@@ -218,7 +250,7 @@ async def event_store(demo: Demo) -> StepResult:
             + ", ".join(f"v{e.version} {e.event_type}" for e in stream)
             + f" (loaded back as {', '.join(typed)})",
             "subscribers read it with a commit-safe cursor: "
-            f"{cursor[:24] + '…' if cursor and len(cursor) > 24 else cursor}",
+            f"{cursor[:24] + '…' if cursor and len(cursor) > 24 else cursor}{_waited(waited)}",
         ],
     )
 
@@ -268,6 +300,7 @@ async def projection(demo: Demo) -> StepResult:
         store=store,
         batch_size=3,
     )
+    _, waited = await visible_events(demo, 7)
     applied = await runner.run_once()
     checkpoint = await runner.status()
     spec = (
@@ -285,7 +318,8 @@ async def projection(demo: Demo) -> StepResult:
         "ProjectionRunner + SQLAlchemyProjectionStore + specifications",
         [
             f"{applied} events applied in batches of 3; checkpoint written in the same "
-            f"transaction (events processed: {checkpoint.events_processed if checkpoint else 0})",
+            f"transaction (events processed: {checkpoint.events_processed if checkpoint else 0})"
+            + _waited(waited),
             "query: total > 100 AND status IN (paid, shipped), compiled to SQL →",
             *(f"  {d['_id']}: {d['customer_id']}, {d['total']:.2f}, {d['status']}" for d in found),
             f"run again: {again} events (exactly once)",
@@ -375,6 +409,45 @@ async def scheduled(demo: Demo) -> StepResult:
     )
 
 
+# -- 8. event-sourced aggregate with snapshots -------------------------------------------------
+async def event_sourcing(demo: Demo) -> StepResult:
+    from cqrs_ddd_advanced_core.snapshots import EveryNEvents
+    from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemySnapshotStore
+    from cqrs_ddd_persistence_sqlalchemy.core import EventSourcedRepository
+
+    snapshots = SQLAlchemySnapshotStore(demo.session_factory)
+    accounts = EventSourcedRepository(
+        LoyaltyAccount,
+        demo.event_store,
+        snapshot_store=snapshots,
+        snapshot_strategy=EveryNEvents(10),
+    )
+    for _ in range(5):  # five saves of five purchases each
+        async with SQLAlchemyUnitOfWork(demo.session_factory) as uow:
+            account = await accounts.get("loyalty-alice", uow=uow)
+            account = account or LoyaltyAccount(id="loyalty-alice")
+            for _ in range(5):
+                account.earn(10)
+            await accounts.save(account, uow=uow)
+            await uow.commit()
+    latest = await snapshots.get_latest("LoyaltyAccount", "loyalty-alice")
+    expect(latest is not None and latest.version == 20, f"latest snapshot {latest}")
+    assert latest is not None
+    tail = await demo.event_store.get_events("loyalty-alice", from_version=latest.version + 1)
+    loaded = await accounts.load("loyalty-alice")
+    expect(loaded.points == 250 and loaded.version == 25, f"loaded {loaded}")
+    return StepResult(
+        "An event-sourced aggregate with snapshots",
+        "EventSourcedRepository + SQLAlchemySnapshotStore",
+        [
+            "25 PointsEarned events appended in 5 saves (expected version checked each time)",
+            f"snapshot every 10 events → latest snapshot at v{latest.version} (upserted)",
+            f"load = snapshot v{latest.version} + {len(tail)} later events → "
+            f"{loaded.points} points, version {loaded.version}",
+        ],
+    )
+
+
 STEPS: list[tuple[str, Step]] = [
     ("aggregates", aggregates),
     ("sagas", sagas),
@@ -383,4 +456,5 @@ STEPS: list[tuple[str, Step]] = [
     ("projection", projection),
     ("jobs", jobs),
     ("scheduled command", scheduled),
+    ("event sourcing", event_sourcing),
 ]

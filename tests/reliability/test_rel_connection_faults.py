@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.reliability.rel_faults import (
     admin_connect,
     app_name,
@@ -24,10 +25,20 @@ from tests.reliability.rel_faults import (
     wait_for_backend,
 )
 
+from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
+from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.errors import ConnectionLostError, CQRSDDDError, RetryableError
-from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
+from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, metadata
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    SQLAlchemyEventStore,
+    SQLAlchemyOutboxStorage,
+    SQLAlchemyRepository,
+    SQLAlchemyUnitOfWork,
+)
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
 from cqrs_ddd_persistence_sqlalchemy.errors import is_retryable
+from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
 
 pytestmark = pytest.mark.postgres_only
 
@@ -203,3 +214,78 @@ async def test_rel_repeated_terminations_then_retry_succeeds(
     assert len(errors) == 20
     assert all(isinstance(e, ConnectionLostError) and e.retryable for e in errors)
     assert await _visible_ids(schema) == set(range(20))
+
+
+# -- the same with the repository and the event sinks (event store + outbox) -----------------
+
+
+class RelFaultCreated(DomainEvent):
+    n: int
+
+
+class RelFaultThing(AggregateRoot[str]):
+    id: str
+    n: int = 0
+
+
+class _Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RelFaultThingModel(VersionMixin, _Base):
+    __tablename__ = "rel_fault_things"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(sa.Integer)
+
+
+class KillingSink:
+    """Placed after the event store and the outbox: terminates the UoW's own backend once they
+    wrote, so the COMMIT meets a dead connection."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def write_events(self, events: Any, *, uow: Any) -> None:
+        assert await terminate_backends(self.name, only="xact") == 1
+
+
+@pytest.mark.parametrize("where", ["after_sinks", "before_add"])
+async def test_rel_terminate_with_repository_and_sinks(
+    tagged: tuple[AsyncEngine, str, str], where: str
+) -> None:
+    eng, name, schema = tagged
+    async with eng.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_Base.metadata.create_all)
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    repo = SQLAlchemyRepository(RelFaultThing, RelFaultThingModel)
+    store = SQLAlchemyEventStore(factory, listen=False)
+    outbox = SQLAlchemyOutboxStorage(factory)
+    thing = RelFaultThing(id="t-1")
+    thing.add_event(RelFaultCreated(n=1))
+    sinks: list[Any] = [store, outbox]
+    if where == "after_sinks":
+        sinks.append(KillingSink(name))
+    with pytest.raises(CQRSDDDError) as info:
+        async with SQLAlchemyUnitOfWork(factory, event_sinks=sinks) as uow:
+            if where == "before_add":
+                await store.append(StoredEvent(event_type="X", aggregate_id="x"), uow=uow)
+                assert await terminate_backends(name, only="xact") == 1
+            await repo.add(thing, uow=uow)
+            await uow.commit()
+    _assert_connection_lost(info.value)
+    assert thing.version == 0  # not bumped: nothing was committed
+    assert [type(e).__name__ for e in thing.pending_events] == ["RelFaultCreated"]  # given back
+    conn = await admin_connect()
+    try:
+        for table in ("rel_fault_things", "cqrs_events", "outbox_messages"):
+            assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".{table}') == 0, table
+    finally:
+        await conn.close()
+    # retry in a new unit of work: the aggregate and its event are written exactly once
+    async with SQLAlchemyUnitOfWork(factory, event_sinks=[store, outbox]) as uow:
+        await repo.add(thing, uow=uow)
+        await uow.commit()
+    assert thing.version == 1
+    assert [e.event_type for e in await store.get_events("t-1")] == ["RelFaultCreated"]
+    assert (await outbox.stats()).pending == 1

@@ -27,13 +27,15 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.conftest import pg_dsn, require_postgres
 from tests.reliability.rel_faults import soak, tagged_engine
 
+from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
 from cqrs_ddd_core.errors import SpecificationError
 from cqrs_ddd_persistence_sqlalchemy import create_engine
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.specifications import (
     apply_query_options,
@@ -544,3 +546,48 @@ def test_rel_spec_valid_escapes_and_aware_times_still_work(db: Db) -> None:
     ]:
         stmt = sa.select(FuzzThing.id).where(build_sqla_filter(FuzzThing, data))
         assert {r[0] for r in db.select(stmt)} == expected, data
+
+
+# -- the same through the repository (the user-facing path: search, count, first) ------------
+
+
+class RelFuzzAccount(AggregateRoot[int]):
+    id: int
+    name: str | None = None
+    n: int | None = None
+    score: float | None = None
+    flag: bool | None = None
+    created: dt.datetime | None = None
+    meta: Any = None
+
+
+def test_rel_repository_search_fuzz(db: Db) -> None:
+    repo = SQLAlchemyRepository(RelFuzzAccount, FuzzThing)
+    before = db.checksum()
+    outcomes = {"error": 0, "ran": 0}
+
+    @FUZZ
+    @given(spec=st.one_of(st.none(), _specs), options=st.one_of(st.none(), _options))
+    def check(spec: Any, options: Any) -> None:
+        async def go() -> None:
+            async with SQLAlchemyUnitOfWork(async_sessionmaker(db.engine)) as uow:
+                if spec is None:
+                    result = repo.search(options, uow=uow)
+                else:
+                    result = repo.search(spec, options, uow=uow)
+                found = await result
+                assert {a.id for a in found} <= {r["id"] for r in ROWS}
+                if options is None or not options.get("select_fields"):
+                    await repo.search(spec, uow=uow).count()
+                    await repo.search(spec, uow=uow).first()
+
+        try:
+            db.run(go())
+        except SpecificationError:
+            outcomes["error"] += 1
+            return
+        outcomes["ran"] += 1  # any other error (a PersistenceError from the driver) fails
+
+    check()
+    assert db.checksum() == before
+    assert outcomes["error"] > 0 and outcomes["ran"] > 0, outcomes

@@ -61,7 +61,9 @@ async def snapshot(store: SQLAlchemyProjectionStore, collection: str) -> dict[st
     return {row.pop("_id"): row for row in await store.find(collection)}
 
 
-async def run_until(runner: ProjectionRunner, total: int, *, limit_s: float = 60.0) -> None:
+async def run_until(
+    runner: ProjectionRunner, total: int, *, limit_s: float = 60.0, progress: Any = None
+) -> None:
     """Run ``runner`` until its checkpoint counts ``total`` events.
 
     One ``run_once`` is not enough on PostgreSQL: events of committed transactions stay invisible
@@ -70,7 +72,7 @@ async def run_until(runner: ProjectionRunner, total: int, *, limit_s: float = 60
     """
     deadline = time.monotonic() + limit_s
     while True:
-        await runner.run_once(wait=True)
+        await runner.run_once(wait=True, progress=progress)
         checkpoint = await runner.status()
         done = checkpoint.events_processed if checkpoint else 0
         if done >= total:

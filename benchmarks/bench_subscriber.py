@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from benchmarks._pg import BenchDb
+from benchmarks.harness import Context, Variant, workload
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cqrs_ddd_core.ports.event_store import StoredEvent
@@ -43,8 +45,7 @@ _RAW_INSERT = (
     "SELECT position, pg_notify('bench_raw_tail', '') FROM ins"
 )
 _RAW_PAGE = (
-    "SELECT position, event_id FROM bench_raw_tail WHERE position > $1 "
-    "ORDER BY position LIMIT 500"
+    "SELECT position, event_id FROM bench_raw_tail WHERE position > $1 ORDER BY position LIMIT 500"
 )
 
 
@@ -199,3 +200,38 @@ async def reset(pool: asyncpg.Pool) -> None:
         await conn.execute(RAW_DDL)
         await conn.execute("DELETE FROM bench_raw_tail")
         await conn.execute("DELETE FROM cqrs_events")
+
+
+# ---------------------------------------------------------------------------------------------
+# harness registration
+# ---------------------------------------------------------------------------------------------
+@workload(
+    "tail.lag",
+    "tailing subscriber lag p95 while 8 writers append 1 event/txn (missed must be 0)",
+    unit="ms p95",
+    higher_is_better=False,
+)
+async def tail_lag(ctx: Context) -> list[Variant]:
+    db = await BenchDb(ctx, pool_size=WRITERS + 4).open()
+    per_writer = ctx.size(60)
+
+    def variant(name: str, go: Any) -> Variant:
+        async def run() -> float:
+            await reset(db.pool)
+            result = (await go()).summary()
+            print(
+                f"    {name:<30} p50 {result['lag_p50_ms']:.1f} ms, p95 "
+                f"{result['lag_p95_ms']:.1f} ms, max {result['lag_max_ms']:.1f} ms, "
+                f"{result['events_per_s']:,.0f} events/s written, missed "
+                f"{result['missed']:.0f}, duplicates {result['duplicates']:.0f}",
+                flush=True,
+            )
+            return result["lag_p95_ms"]
+
+        return Variant(name, run, baseline=name.startswith("raw"))
+
+    return [
+        variant("raw asyncpg (position cursor)", lambda: run_raw(db.pool, per_writer)),
+        variant("ours", lambda: run_ours(db.engine, per_writer)),
+        variant("ours (lock table)", lambda: run_ours(db.engine, per_writer, lock_table=True)),
+    ]

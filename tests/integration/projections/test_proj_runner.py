@@ -86,7 +86,7 @@ async def test_rebuild_equals_incremental_build(
     built = await snapshot(runner.store, "counts")
     reports: list[ProjectionProgress] = []
     await runner.rebuild(progress=reports.append)
-    await run_until(runner, 300)
+    await run_until(runner, 300, progress=reports.append)
     assert await snapshot(runner.store, "counts") == built
     batches = [r.events_processed for r in reports if not r.caught_up]
     assert batches == sorted(batches)

@@ -34,6 +34,8 @@ def test_postgres_claim_is_one_skip_locked_statement() -> None:
     assert "RETURNING outbox_messages.id" in sql
     assert "outbox_messages.locked_until IS NULL OR outbox_messages.locked_until <=" in sql
     assert "EXISTS" not in sql
+    # A constant, so that the partial index over pending rows serves generic (prepared) plans.
+    assert "outbox_messages.status = 'pending'" in sql
 
 
 def test_postgres_claim_with_per_key_ordering() -> None:
@@ -42,6 +44,7 @@ def test_postgres_claim_with_per_key_ordering() -> None:
     assert "NOT (EXISTS (SELECT * FROM outbox_messages AS prior" in sql
     assert "prior.partition_key = outbox_messages.partition_key" in sql
     assert "prior.id < outbox_messages.id" in sql
+    assert "prior.status = 'pending'" in sql
 
 
 def test_sqlite_claim_is_a_guarded_update() -> None:

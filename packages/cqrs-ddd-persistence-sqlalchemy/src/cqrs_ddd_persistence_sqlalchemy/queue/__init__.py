@@ -8,6 +8,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff as Backoff
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import DEAD as DEAD
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import DONE as DONE
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import PENDING as PENDING
+from cqrs_ddd_persistence_sqlalchemy.queue.columns import PENDING_SQL as PENDING_SQL
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import queue_columns as queue_columns
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import queue_indexes as queue_indexes
 from cqrs_ddd_persistence_sqlalchemy.queue.durable import Claim as Claim
@@ -19,6 +20,7 @@ __all__ = [
     "DEAD",
     "DONE",
     "PENDING",
+    "PENDING_SQL",
     "Backoff",
     "Claim",
     "DurableQueue",

@@ -15,12 +15,31 @@ commands add their own payload columns next to them::
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Identity, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    literal_column,
+    text,
+)
 
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
-__all__ = ["DEAD", "DONE", "PENDING", "STATUSES", "queue_columns", "queue_indexes"]
+__all__ = [
+    "DEAD",
+    "DONE",
+    "PENDING",
+    "PENDING_SQL",
+    "STATUSES",
+    "queue_columns",
+    "queue_indexes",
+]
 
 #: Waiting to be claimed (or claimed: ``lease_token`` set and ``locked_until`` in the future).
 PENDING = "pending"
@@ -29,6 +48,11 @@ DONE = "done"
 #: Gave up after ``max_attempts`` (or dead-lettered explicitly); ``requeue`` brings it back.
 DEAD = "dead"
 STATUSES = (PENDING, DONE, DEAD)
+
+#: ``'pending'`` as an inline SQL literal, not a bound parameter: PostgreSQL can only use the
+#: partial indexes (``WHERE status = 'pending'``) when the predicate is a constant — with a
+#: parameter, the generic plan of a prepared claim scans every finished row.
+PENDING_SQL: ColumnElement[str] = literal_column("'pending'", String())
 
 
 def queue_columns(*, key_column: str | None = None, key_length: int = 255) -> list[Column[object]]:

@@ -57,7 +57,7 @@ from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.queue import postgres as _postgres
 from cqrs_ddd_persistence_sqlalchemy.queue import sqlite as _sqlite
 from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff
-from cqrs_ddd_persistence_sqlalchemy.queue.columns import DEAD, DONE, PENDING
+from cqrs_ddd_persistence_sqlalchemy.queue.columns import DEAD, DONE, PENDING, PENDING_SQL
 from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
 __all__ = ["Claim", "DurableQueue", "Outcome", "QueueStats"]
@@ -304,7 +304,7 @@ class DurableQueue:
         """Pending, available, and not leased (or lease expired)."""
         t = self.table
         return and_(
-            t.c.status == PENDING,
+            t.c.status == PENDING_SQL,
             t.c.available_at <= now,
             or_(t.c.locked_until.is_(None), t.c.locked_until <= now),
         )
@@ -383,7 +383,7 @@ class DurableQueue:
                 ~exists().where(
                     prior.c[self.key_column] == key,
                     prior.c.id < t.c.id,
-                    prior.c.status == PENDING,
+                    prior.c.status == PENDING_SQL,
                 )
             )
         candidates = candidates.order_by(*self.order_by).limit(
@@ -604,9 +604,9 @@ class DurableQueue:
         now = self.clock()
         leased = and_(t.c.lease_token.is_not(None), t.c.locked_until > now)
         counts = select(t.c.status, func.count()).group_by(t.c.status)
-        leased_q = select(func.count()).where(t.c.status == PENDING, leased)
+        leased_q = select(func.count()).where(t.c.status == PENDING_SQL, leased)
         scheduled_q = select(func.count()).where(
-            t.c.status == PENDING, t.c.available_at > now, ~leased
+            t.c.status == PENDING_SQL, t.c.available_at > now, ~leased
         )
         oldest_q = select(func.min(t.c.available_at)).where(self.due_condition(now))
         async with self.connection(uow) as executor:

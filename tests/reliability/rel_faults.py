@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -123,6 +124,24 @@ async def wait_for_backend(
 
 # -- a PostgreSQL cluster of our own ------------------------------------------------------------
 
+CLUSTER_PREFIX = "relcheck"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 class DedicatedCluster:
     """A PostgreSQL cluster owned by one test (Debian ``pg_createcluster`` tooling).
@@ -131,9 +150,31 @@ class DedicatedCluster:
     Restarting it disturbs nobody else: every other test uses the shared cluster on 5432.
     """
 
-    def __init__(self, name: str = "relcheck", port: int = 5499, version: str = "15") -> None:
-        self.name, self.port, self.version = name, port, version
+    def __init__(
+        self, name: str | None = None, port: int | None = None, version: str = "15"
+    ) -> None:
+        # Unique per test process: several test runs may share this machine at once.
+        self.name = name or f"{CLUSTER_PREFIX}{os.getpid()}"
+        self.port = port or _free_port()
+        self.version = version
         self.created_here = False
+
+    @classmethod
+    def drop_stale(cls, version: str = "15") -> None:
+        """Drop clusters left behind by test processes that no longer exist (killed runs)."""
+        out = subprocess.run(
+            ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
+        ).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) < 2 or parts[0] != version or not parts[1].startswith(CLUSTER_PREFIX):
+                continue
+            pid = parts[1][len(CLUSTER_PREFIX) :]
+            if pid.isdigit() and not _alive(int(pid)):
+                subprocess.run(
+                    ["pg_dropcluster", "--stop", version, parts[1]],
+                    capture_output=True, check=False, timeout=120,
+                )  # fmt: skip
 
     @staticmethod
     def available() -> str | None:

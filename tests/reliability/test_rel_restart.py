@@ -1,8 +1,9 @@
 """PostgreSQL restarts while the services run (``@pytest.mark.slow``).
 
-The restarts happen on a dedicated throw-away cluster on its own port (created by the test when
-missing, dropped afterwards; needs the Debian ``pg_createcluster`` tooling and root), so they
-disturb nobody else using the shared server. While an outbox relay, a job worker and a
+The restarts happen on a dedicated throw-away cluster on a free port (``relcheck<pid>``, created
+by the test, dropped afterwards, leftovers of killed runs dropped first; needs the Debian
+``pg_createcluster`` tooling and root), so they disturb nobody else using the shared server, and
+concurrent test runs on one machine do not meet. While an outbox relay, a job worker and a
 projection runner work through a backlog, the cluster is stopped (fast shutdown: every backend
 terminated), kept down for a moment and started again. The services must resume by themselves
 (pool pre-ping, reconnect with backoff) and finish the backlog plus what is written after the
@@ -42,6 +43,7 @@ def cluster() -> Iterator[DedicatedCluster]:
         if os.environ.get("REQUIRE_POSTGRES") == "1" and os.geteuid() == 0:
             pytest.fail(f"cannot create a dedicated PostgreSQL cluster: {why}")
         pytest.skip(f"no dedicated PostgreSQL cluster: {why}")
+    DedicatedCluster.drop_stale()
     c = DedicatedCluster()
     c.create()
     try:

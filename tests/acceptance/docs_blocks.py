@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import re
 import sys
 import traceback
@@ -93,6 +94,8 @@ def run_blocks(path: Path, postgres_url: str | None) -> int:
 
 
 if __name__ == "__main__":
+    # Blocks run from the repository root, as a reader would run them (``python -c``).
+    sys.path[0] = os.getcwd()
     args = sys.argv[1:]
     url = None
     if "--postgres-url" in args:

@@ -175,6 +175,10 @@ class DedicatedCluster:
                     ["pg_dropcluster", "--stop", version, parts[1]],
                     capture_output=True, check=False, timeout=120,
                 )  # fmt: skip
+        for conf in Path(f"/etc/postgresql/{version}").glob(f"{CLUSTER_PREFIX}*"):
+            pid = conf.name[len(CLUSTER_PREFIX) :]
+            if not (conf / "postgresql.conf").exists() and not (pid.isdigit() and _alive(int(pid))):
+                shutil.rmtree(conf, ignore_errors=True)
 
     @staticmethod
     def available() -> str | None:
@@ -260,6 +264,8 @@ class DedicatedCluster:
     def drop(self) -> None:
         if self.exists():
             self._run("pg_dropcluster", "--stop", self.version, self.name, check=False)
+        # pg_dropcluster keeps a configuration directory holding files it did not write
+        shutil.rmtree(f"/etc/postgresql/{self.version}/{self.name}", ignore_errors=True)
 
 
 # -- processes -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Every command body is an ``async`` function handed to :func:`run`. :func:`run` i
 place where failures become a one-line message and a non-zero exit code: the library's error tree
 (``CQRSDDDError``), driver and connection errors (translated by
 :func:`cqrs_ddd_persistence_sqlalchemy.errors.translate`) and malformed URLs. No traceback
-reaches the user; ``--verbose`` / ``CQRS_CLI_DEBUG=1`` re-raises for debugging.
+reaches the user; ``CQRS_CLI_DEBUG=1`` re-raises instead, for debugging.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError, MissingSchemaError
+from cqrs_ddd_core.errors import CQRSDDDError, MissingSchemaError
 
 __all__ = [
     "DatabaseUrl",
@@ -272,8 +272,3 @@ async def serve(services: Sequence[Service]) -> None:
             service.stop()
         stopper.cancel()
     await asyncio.gather(*tasks)
-
-
-def configuration_error(message: str) -> ConfigurationError:
-    """A ``ConfigurationError`` for an option that makes no sense."""
-    return ConfigurationError(message)

@@ -151,3 +151,12 @@ def test_cli_normalize_url_rejects(bad: str) -> None:
 def test_cli_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("cqrs-ddd-sqla ")
+
+
+def test_cli_demo_restores_logger_levels() -> None:
+    import logging
+
+    saga_logger = logging.getLogger("cqrs_ddd_advanced_core.sagas")
+    before = saga_logger.level
+    runner.invoke(app, ["demo", "-d", "postgresql+asyncpg://postgres@127.0.0.1:1/x"])
+    assert saga_logger.level == before

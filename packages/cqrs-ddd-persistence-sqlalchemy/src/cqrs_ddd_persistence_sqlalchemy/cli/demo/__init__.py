@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -64,6 +66,24 @@ async def _create_tables(engine: AsyncEngine) -> None:
         await conn.run_sync(DemoBase.metadata.create_all)
 
 
+@contextmanager
+def _quiet_expected_failures() -> Iterator[None]:
+    """The second saga and the first invoice fail on purpose; the demo tells that story itself,
+    without the workers' warnings and tracebacks in the middle of it (levels restored after)."""
+    loggers = [
+        logging.getLogger("cqrs_ddd_advanced_core.sagas"),
+        logging.getLogger("cqrs_ddd_persistence_sqlalchemy.advanced.job_worker"),
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def command(
     database_url: DatabaseUrl = None,
     schema: Annotated[
@@ -81,14 +101,6 @@ def command(
     Default database: ./cqrs-ddd-demo.db (SQLite, recreated each run).
     """
     from cqrs_ddd_persistence_sqlalchemy.cli.demo.scenario import STEPS, Demo, StepResult
-
-    # The second saga and the first invoice fail on purpose; the demo tells that story
-    # itself, without the workers' warnings and tracebacks in the middle of it.
-    for name in (
-        "cqrs_ddd_advanced_core.sagas",
-        "cqrs_ddd_persistence_sqlalchemy.advanced.job_worker",
-    ):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
     async def body() -> tuple[str, bool, list[tuple[StepResult, float]]]:
         url = normalize_url(database_url or DEFAULT_URL)
@@ -122,7 +134,8 @@ def command(
         finally:
             await engine.dispose()
 
-    where, is_pg, results = run(body)
+    with _quiet_expected_failures():
+        where, is_pg, results = run(body)
     summary = RichTable(title=f"cqrs-ddd demo on {where}", title_style="bold")
     summary.add_column("#", justify="right")
     summary.add_column("step")

@@ -1,0 +1,182 @@
+"""Background jobs: claim + complete with 4 workers, ours vs a raw asyncpg SKIP LOCKED loop.
+
+Before every run the ``cqrs_background_jobs`` table is refilled with N due jobs (untimed); then
+4 concurrent workers drain it (timed, jobs/s). Batch = how many jobs one claim takes.
+
+- ``ours``: ``SQLAlchemyBackgroundJobRepository.claim(batch)`` then ``complete(claimed,
+  result)`` per job — the calls ``JobWorker`` makes, without its tasks and heartbeats;
+- ``ours, JobWorker``: 4 ``JobWorker(concurrency=batch).run_until_idle()`` (a task and a
+  heartbeat per job, as in production);
+- ``raw asyncpg``: the same claim statement (``WITH … FOR UPDATE SKIP LOCKED … UPDATE …
+  RETURNING``), the payloads decoded, and one fenced ``UPDATE … WHERE id = $1 AND lease_token =
+  $2`` per job (results differ per job), each statement in autocommit on a connection held by
+  the worker.
+
+Every run checks that each job was completed exactly once (zero duplicates, nothing left).
+Target (issue 9): ours >= 0.8x raw at batch 50.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from benchmarks._pg import BenchDb
+from benchmarks.harness import Context, Variant, workload
+
+from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
+from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
+from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+
+WORKERS = 4
+
+
+class BenchJob(BackgroundJob):
+    """A job with a few arguments; its work is a no-op (we measure the queue)."""
+
+    n: int
+    customer: str
+
+    async def execute(self, ctx: JobContext) -> dict[str, int]:
+        return {"n": self.n}
+
+
+_CLAIM = """
+WITH c AS MATERIALIZED (
+    SELECT id FROM cqrs_background_jobs
+    WHERE status = 'pending' AND available_at <= $1
+      AND (locked_until IS NULL OR locked_until <= $1)
+      AND job_type = ANY($5::varchar[])
+    ORDER BY priority DESC, id LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE cqrs_background_jobs AS t SET lease_token = $3, locked_until = $4
+FROM c WHERE t.id = c.id
+RETURNING t.*
+"""
+_COMPLETE = """
+UPDATE cqrs_background_jobs
+SET status = 'done', result = $3::jsonb, progress = 1.0, attempts = attempts + 1,
+    finished_at = $4, updated_at = $4, lease_token = NULL, locked_until = NULL
+WHERE id = $1 AND lease_token = $2
+RETURNING cancel_requested, attempts
+"""
+
+
+async def fill(repo: SQLAlchemyBackgroundJobRepository[Any], pool: asyncpg.Pool, n: int) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM cqrs_background_jobs")
+    await repo.enqueue_many(BenchJob(n=i, customer=f"c-{i % 13}") for i in range(n))
+
+
+async def run_ours(repo: SQLAlchemyBackgroundJobRepository[Any], batch: int) -> Counter[str]:
+    done: Counter[str] = Counter()
+
+    async def worker() -> None:
+        while True:
+            claimed = await repo.claim(batch)
+            if not claimed:
+                return
+            for c in claimed:
+                assert c.job is not None
+                await repo.complete(c, {"n": c.job.n})
+                done[c.id] += 1
+
+    await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    return done
+
+
+async def run_job_worker(
+    repo: SQLAlchemyBackgroundJobRepository[Any], batch: int, pool: asyncpg.Pool
+) -> Counter[str]:
+    workers = [
+        JobWorker(repo, concurrency=batch, poll_interval=0.05, recover_interval=None)
+        for _ in range(WORKERS)
+    ]
+    await asyncio.gather(*(w.run_until_idle() for w in workers))
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT job_id, attempts FROM cqrs_background_jobs")
+    return Counter({r["job_id"]: r["attempts"] for r in rows if r["attempts"]})
+
+
+async def run_raw(pool: asyncpg.Pool, batch: int) -> Counter[str]:
+    done: Counter[str] = Counter()
+    types = [BenchJob.job_type()]
+
+    async def worker() -> None:
+        async with pool.acquire() as conn:
+            while True:
+                now = datetime.now(UTC)
+                token = uuid.uuid4().hex
+                rows = await conn.fetch(
+                    _CLAIM, now, batch, token, now + timedelta(seconds=60), types
+                )
+                if not rows:
+                    return
+                rows = sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+                for r in rows:
+                    job = BenchJob.model_validate(
+                        {**json.loads(r["payload"]), "id": r["job_id"], "attempts": r["attempts"]}
+                    )
+                    result = json.dumps({"value": {"n": job.n}})
+                    row = await conn.fetchrow(_COMPLETE, r["id"], token, result, datetime.now(UTC))
+                    assert row is not None
+                    done[r["job_id"]] += 1
+
+    await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    return done
+
+
+def _check(done: Counter[str], n: int, name: str) -> None:
+    duplicates = sum(c - 1 for c in done.values() if c > 1)
+    if duplicates or len(done) != n:
+        raise AssertionError(
+            f"{name}: {len(done)} of {n} jobs completed, {duplicates} duplicate completions"
+        )
+
+
+def _register(name: str, batch: int) -> None:
+    @workload(
+        name,
+        f"job claim+complete, {WORKERS} workers, batch {batch}: ours vs raw SKIP LOCKED"
+        + (" (target >= 0.8x)" if batch > 1 else ""),
+        unit="jobs/s",
+    )
+    async def build(ctx: Context) -> list[Variant]:
+        import cqrs_ddd_persistence_sqlalchemy.advanced  # noqa: F401  (tables on the metadata)
+
+        db = await BenchDb(ctx, pool_size=WORKERS * 2 + 2).open()
+        repo: SQLAlchemyBackgroundJobRepository[Any] = SQLAlchemyBackgroundJobRepository(
+            BenchJob, db.engine
+        )
+        n = max(batch * WORKERS, ctx.size(2000 if batch > 1 else 400))
+
+        def variant(label: str, drain: Any, *, baseline: bool = False) -> Variant:
+            async def run() -> float:
+                await fill(repo, db.pool, n)
+                start = time.perf_counter()
+                done = await drain()
+                elapsed = time.perf_counter() - start
+                _check(done, n, label)
+                return n / elapsed
+
+            async def warm() -> None:
+                await run()
+
+            return Variant(label, run, baseline=baseline, setup=warm)
+
+        return [
+            variant("raw asyncpg", lambda: run_raw(db.pool, batch), baseline=True),
+            variant("ours", lambda: run_ours(repo, batch)),
+            variant("ours, JobWorker", lambda: run_job_worker(repo, batch, db.pool)),
+        ]
+
+
+_register("jobs.claim_complete_1", 1)
+_register("jobs.claim_complete_50", 50)

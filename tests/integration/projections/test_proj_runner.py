@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from proj_support import (
     TICK,
     append_round_robin,
@@ -393,3 +395,60 @@ async def test_one_event_writes_a_document_once_in_both_write_modes(
     doc = await runner.store.get("twice", "doc")
     assert doc is not None
     assert (doc["n"], doc["write"], doc["_version"]) == (2, 1, 3)
+
+
+def accumulating_projection() -> Projection:
+    projection = Projection("acc", collections=["acc"])
+
+    @projection.on(TICK)
+    async def add(event: StoredEvent, ctx: ProjectionContext) -> None:
+        doc = await ctx.get("acc", event.aggregate_id) or {"sum": 0, "ns": [], "price": "0"}
+        await ctx.upsert(
+            "acc",
+            event.aggregate_id,
+            {
+                "sum": doc["sum"] + event.payload["n"],
+                "ns": [*doc["ns"], event.payload["n"]][-3:],
+                "price": str(Decimal(doc["price"]) + Decimal("0.1")),
+                "seen_version": doc.get("_version"),
+            },
+        )
+
+    return projection
+
+
+async def test_buffered_reads_of_own_writes_match_write_through(
+    library_tables: AsyncEngine, session_factory: Factory, engine: AsyncEngine
+) -> None:
+    event_store = InMemoryEventStore()
+    total = await append_round_robin(event_store, streams=4, per_stream=30, chunk=15)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    results = {}
+    for buffered in (False, True):
+        runner = ProjectionRunner(
+            accumulating_projection(),
+            event_store=event_store,
+            session_factory=session_factory,
+            batch_size=60,
+            buffer_writes=buffered,
+        )
+        statements.clear()
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await runner.rebuild()
+            await run_until(runner, total)
+        finally:
+            sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+        results[buffered] = (await snapshot(runner.store, "acc"), len(statements))
+    (through, through_count), (buffered_docs, buffered_count) = results[False], results[True]
+    assert buffered_docs == through
+    assert sum(d["sum"] for d in through.values()) == sum(range(total))
+    assert {d["price"] for d in through.values()} == {"3.0"}
+    assert {d["_version"] for d in through.values()} == {30}
+    assert {d["seen_version"] for d in through.values()} == {29}
+    # each document is read once per batch instead of once per event
+    assert buffered_count * 3 < through_count, (buffered_count, through_count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -321,3 +322,43 @@ def test_plan_drops_a_repeated_write_of_one_event() -> None:
     ((versioned, batch),) = list(_plan(rows, "id"))
     assert not versioned
     assert [(r["doc"], r["_version"]) for r in batch] == [({"w": 5}, 4)]
+
+
+def test_buffer_previews_documents_read_in_the_batch() -> None:
+    store = SQLAlchemyProjectionStore()
+    store._collection("docs")
+    buffer = WriteBuffer()
+    assert buffer.preview(store, "docs", "a") == (False, None)  # never read
+    base = {"n": 1, "_id": "a", "_version": 4, "_last_event_id": "e0", "_last_position": 3}
+    buffer.remember("docs", "a", base)
+    base["n"] = 99  # the caller's copy is not the buffer's
+    assert buffer.preview(store, "docs", "a") == (True, {**base, "n": 1})
+    buffer.add("docs", DocumentWrite(doc_id="a", doc={"n": 2, "d": Decimal("1.5")}, event_id="e1"))
+    buffer.add("docs", DocumentWrite(doc_id="a", doc={"n": 3}, event_id="e1"))  # refused
+    known, doc = buffer.preview(store, "docs", "a")
+    assert known
+    assert doc == {
+        "n": 2,
+        "d": "1.5",  # as the JSON column gives it back
+        "_id": "a",
+        "_version": 5,
+        "_last_event_id": "e1",
+        "_last_position": None,
+    }
+    buffer.add("docs", DocumentWrite(doc_id="a", doc={"n": 4}, version=9))
+    assert buffer.preview(store, "docs", "a") == (False, None)  # versioned: ask the database
+    buffer.remember("missing", "x", None)
+    assert buffer.preview(FakeStore(), "missing", "x") == (True, None)
+    buffer.add("missing", DocumentWrite(doc_id="x", doc={"n": 1}))
+    assert buffer.preview(FakeStore(), "missing", "x") == (False, None)  # no previewer
+
+
+async def test_buffer_flush_forgets_what_was_read() -> None:
+    store = FakeStore()
+    buffer = WriteBuffer()
+    buffer.remember("docs", "a", {"n": 1})
+    buffer.remember("other", "b", {"n": 2})
+    buffer.add("docs", DocumentWrite(doc_id="a", doc={"n": 2}))
+    await buffer.flush(store, None, "docs")
+    assert buffer.preview(store, "docs", "a") == (False, None)
+    assert buffer.preview(store, "other", "b") == (True, {"n": 2})

@@ -13,6 +13,7 @@ global log to :meth:`Projection.apply` inside one transaction per batch.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -72,20 +73,47 @@ class WriteBuffer:
     """Document writes of one batch, flushed in order with few statements.
 
     A runner gives every handler of a batch the same buffer; the buffer is flushed before the
-    checkpoint commits, and before any read or delete of the same collection, so handlers
-    always read their own writes.
+    checkpoint commits, so handlers always read their own writes: a read of a document that
+    was read earlier in the batch is answered from that read plus the writes queued since
+    (when the store can preview them, see ``preview_document``), any other read or delete
+    flushes the collection first.
     """
 
     def __init__(self) -> None:
         self._pending: dict[str, list[DocumentWrite]] = {}
+        # (collection, doc id) -> the document as read in this batch, and the writes since
+        self._seen: dict[tuple[str, Any], tuple[dict[str, Any] | None, list[DocumentWrite]]] = {}
         #: Set when a flush raised: the error may belong to an earlier event's write.
         self.failed = False
 
     def add(self, collection: str, write: DocumentWrite) -> None:
         self._pending.setdefault(collection, []).append(write)
+        seen = self._seen.get((collection, write.doc_id))
+        if seen is not None:
+            seen[1].append(write)
 
     def __len__(self) -> int:
         return sum(len(w) for w in self._pending.values())
+
+    def remember(self, collection: str, doc_id: Any, doc: dict[str, Any] | None) -> None:
+        """Note ``doc`` as the stored state of ``doc_id`` (just read, nothing pending)."""
+        self._seen[(collection, doc_id)] = (copy.deepcopy(doc), [])
+
+    def preview(
+        self, store: IProjectionStore, collection: str, doc_id: Any
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """``(True, document)`` when the buffer knows the document without a read."""
+        seen = self._seen.get((collection, doc_id))
+        if seen is None:
+            return False, None
+        base, writes = seen
+        if not writes:
+            return True, copy.deepcopy(base)
+        previewer = getattr(store, "preview_document", None)
+        if previewer is None:
+            return False, None
+        result: tuple[bool, dict[str, Any] | None] = previewer(collection, doc_id, base, writes)
+        return result
 
     async def flush(self, store: IProjectionStore, uow: Any, collection: str | None = None) -> int:
         """Write the pending writes (of ``collection``, or all) through ``store.upsert_many``."""
@@ -99,6 +127,8 @@ class WriteBuffer:
                 except BaseException:
                     self.failed = True
                     raise
+            # the stored documents changed: forget what was read before
+            self._seen = {k: v for k, v in self._seen.items() if k[0] != name}
         return written
 
 
@@ -142,9 +172,15 @@ class ProjectionContext:
         return await self.store.upsert_many(collection, [write], uow=self.uow) == 1
 
     async def get(self, collection: str, doc_id: Any) -> dict[str, Any] | None:
-        if self.buffer is not None:
-            await self.buffer.flush(self.store, self.uow, collection)
-        return await self.store.get(collection, doc_id, uow=self.uow)
+        if self.buffer is None:
+            return await self.store.get(collection, doc_id, uow=self.uow)
+        known, doc = self.buffer.preview(self.store, collection, doc_id)
+        if known:
+            return doc
+        await self.buffer.flush(self.store, self.uow, collection)
+        doc = await self.store.get(collection, doc_id, uow=self.uow)
+        self.buffer.remember(collection, doc_id, doc)
+        return doc
 
     async def delete(self, collection: str, doc_id: Any) -> bool:
         if self.buffer is not None:

@@ -19,6 +19,7 @@ short transaction, committed before the call returns).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from cqrs_ddd_core.errors import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.specifications import apply_query_options, build_sqla_filter
 from cqrs_ddd_specifications import QueryOptions, Specification
 
@@ -355,6 +357,45 @@ class SQLAlchemyProjectionStore:
         )
         self._statements[cache_key] = stmt
         return stmt
+
+    def preview_document(
+        self,
+        collection: str,
+        doc_id: Any,
+        base: dict[str, Any] | None,
+        writes: Sequence[DocumentWrite],
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """What :meth:`get` would return after ``writes`` on top of ``base`` (a previous
+        :meth:`get` result), without touching the database; ``(False, None)`` when unsure.
+
+        Used by the runner's write buffer so that a handler reading a document it wrote earlier
+        in the batch needs no flush. Only document collections and plain (unversioned) writes
+        are previewed; values go through the JSON codec, as they would through the database.
+        """
+        coll = self._collections.get(collection)
+        if coll is None or coll.schema is not None:
+            return False, None
+        for write in writes:
+            if write.version is not None or not isinstance(write.doc, Mapping):
+                return False, None
+            if "_version" in write.doc:
+                return False, None
+        state = copy.deepcopy(base)
+        for write in writes:
+            if (
+                write.event_id is not None
+                and state is not None
+                and state.get("_last_event_id") == write.event_id
+            ):
+                continue  # the guard refuses a second write of one event
+            body = {k: v for k, v in write.doc.items() if k not in RESERVED_FIELDS}
+            previous = state["_version"] if state is not None else 0
+            state = json_loads(json_dumps(body))
+            state["_id"] = str(doc_id)
+            state["_version"] = previous + 1
+            state["_last_event_id"] = write.event_id
+            state["_last_position"] = write.position
+        return True, state
 
     async def delete(self, collection: str, doc_id: Any, *, uow: Any = None) -> bool:
         """Delete one document; ``False`` if it did not exist."""

@@ -175,3 +175,15 @@ async def test_missing_table_is_a_library_error(engine: AsyncEngine) -> None:
     with pytest.raises(MissingSchemaError):
         async with source.session() as session:
             await session.execute(select(Row))
+
+
+@pytest.mark.parametrize("value", ["ok", "123", 123, 1.5, True, [1, "2"], {"a": None}])
+async def test_json_column_round_trips_top_level_scalars(
+    tables: AsyncEngine, session_factory: async_sessionmaker[AsyncSession], value: Any
+) -> None:
+    async with session_factory() as session, session.begin():
+        session.add(Row(id=1, doc=value))
+    async with session_factory() as session:
+        back = (await session.execute(select(Row.doc))).scalar_one()
+    assert back == value
+    assert type(back) is type(value)

@@ -7,49 +7,23 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import TypeCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
+from cqrs_ddd_persistence_sqlalchemy.serialization import to_jsonable
 
 __all__ = ["JSONType"]
-
-
-def _bind(value: Any) -> str | None:
-    return None if value is None else json_dumps(value)
-
-
-def _result(value: Any) -> Any:
-    if value is None or not isinstance(value, str | bytes):
-        return value
-    return json_loads(value)
-
-
-class _CodecJSON(JSON):
-    """Generic JSON whose (de)serialisation is the library's codec, not the engine's."""
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        return _bind
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
-        return _result
-
-
-class _CodecJSONB(postgresql.JSONB):
-    """PostgreSQL JSONB with the library's codec (datetime/UUID/Decimal/pydantic aware)."""
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        return _bind
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
-        return _result
 
 
 class JSONType(TypeDecorator[Any]):
     """Dialect-agnostic JSON column: ``JSONB`` on PostgreSQL, ``JSON`` elsewhere.
 
-    Values may contain datetimes, UUIDs, Decimals, enums and pydantic models; they are stored as
-    JSON text (datetimes ISO 8601, Decimals as strings) and come back as plain JSON values, which
-    a pydantic model turns back into their types::
+    Values may contain datetimes, UUIDs, Decimals, enums and pydantic models: they are turned
+    into plain JSON values by the library's codec before the driver sees them, so the column
+    works on any engine (not only ones built with ``create_engine``). They come back as plain
+    JSON values (datetimes as ISO 8601 text, Decimals as strings), which a pydantic model turns
+    back into their types. Python ``None`` is stored as SQL ``NULL``::
 
         class OrderModel(Base):
             __tablename__ = "orders"
@@ -62,8 +36,11 @@ class JSONType(TypeDecorator[Any]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(_CodecJSONB())
-        return dialect.type_descriptor(_CodecJSON())
+            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else to_jsonable(value)
 
     @property
     def python_type(self) -> type[Any]:
@@ -72,3 +49,11 @@ class JSONType(TypeDecorator[Any]):
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
         # Comparisons against JSON paths (``col["k"] == 1``) keep the JSON type's behaviour.
         return self.impl_instance.coerce_compared_value(op, value)
+
+
+@compiles(JSONType, "sqlite")
+def _sqlite_json_ddl(type_: JSONType, compiler: TypeCompiler, **kw: Any) -> str:
+    # A column declared plain ``JSON`` has NUMERIC affinity in SQLite, which turns the JSON
+    # text ``123`` into an integer that no JSON decoder accepts back; a type name containing
+    # ``TEXT`` gives TEXT affinity, and SQLite's JSON functions work on it all the same.
+    return "JSON_TEXT"

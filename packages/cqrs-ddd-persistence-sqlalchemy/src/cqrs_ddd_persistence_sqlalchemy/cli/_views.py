@@ -22,9 +22,12 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def queue_stats_table(title: str, stats: Any, *, done_label: str = "done") -> RichTable:
+def queue_stats_table(
+    title: str, stats: Any, *, done_label: str = "done", caption: str | None = None
+) -> RichTable:
     """A two-column table of a durable queue's ``QueueStats``."""
-    table = RichTable(title=title, show_header=False)
+    width = len(caption) if caption else None
+    table = RichTable(title=title, caption=caption, show_header=False, min_width=width)
     table.add_column("state")
     table.add_column("count", justify="right")
     table.add_row("pending (due)", str(stats.pending - stats.leased - stats.scheduled))

@@ -212,7 +212,7 @@ def command(
         typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
     else:
         style = {OK: "[green]ok[/]", WARN: "[yellow]warn[/]", FAIL: "[bold red]fail[/]"}
-        table = RichTable(title=f"health of {where}")
+        table = RichTable(title="health", caption=where)
         for column in ("component", "check", "status", "value"):
             table.add_column(column)
         for c in checks:

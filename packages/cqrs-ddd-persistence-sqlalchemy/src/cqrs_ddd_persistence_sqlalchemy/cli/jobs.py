@@ -72,7 +72,7 @@ def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
             return describe_url(engine), counts, stalled
 
     where, counts, stalled = run(body)
-    table = RichTable(title=f"jobs in {where}", show_header=False)
+    table = RichTable(title="jobs", caption=where, show_header=False, min_width=len(where))
     table.add_column("status")
     table.add_column("count", justify="right")
     for status, count in counts.items():

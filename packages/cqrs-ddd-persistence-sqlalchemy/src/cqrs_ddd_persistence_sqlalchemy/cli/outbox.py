@@ -45,7 +45,7 @@ def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
             await require_tables(engine, [outbox_table.name])
             result = await SQLAlchemyOutboxStorage(engine).stats()
             where = describe_url(engine)
-        console.print(queue_stats_table(f"outbox in {where}", result, done_label="published"))
+        console.print(queue_stats_table("outbox", result, done_label="published", caption=where))
 
     run(body)
 

@@ -172,7 +172,7 @@ def check(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
         if not problems:
             console.print(f"[green]ok[/]: {len(metadata.tables)} library tables match in {where}")
             return 0
-        table = RichTable(title=f"{len(problems)} difference(s) in {where}")
+        table = RichTable(title=f"{len(problems)} difference(s)", caption=where)
         table.add_column("object")
         table.add_column("problem")
         for obj, problem in problems:

@@ -362,3 +362,5 @@ async def test_buffer_flush_forgets_what_was_read() -> None:
     await buffer.flush(store, None, "docs")
     assert buffer.preview(store, "docs", "a") == (False, None)
     assert buffer.preview(store, "other", "b") == (True, {"n": 2})
+    buffer.add("other", DocumentWrite(doc_id=None, doc={"id": "b", "n": 3}))
+    assert buffer.preview(store, "other", "b") == (False, None)

@@ -88,6 +88,9 @@ class WriteBuffer:
 
     def add(self, collection: str, write: DocumentWrite) -> None:
         self._pending.setdefault(collection, []).append(write)
+        if write.doc_id is None:  # id taken from the document: cannot tell which one changes
+            self._seen = {k: v for k, v in self._seen.items() if k[0] != collection}
+            return
         seen = self._seen.get((collection, write.doc_id))
         if seen is not None:
             seen[1].append(write)

@@ -1,0 +1,193 @@
+"""Round trips and client CPU per operation on the hot paths: ours vs raw asyncpg.
+
+``uv run python -m benchmarks.profile_hot_paths [--n 200] [--cprofile PATH_NAME]``
+
+For each path it counts socket writes to PostgreSQL per operation (with asyncpg every statement,
+``BEGIN`` and ``COMMIT`` is one write followed by a wait for the reply, so writes = round trips)
+and measures the client process's CPU time per operation (``time.process_time``, asyncpg's C
+code included). ``--cprofile NAME`` prints the top functions of one path (ours, default engine).
+
+This explains the benchmark ratios: a gap is either extra round trips (fixable by sending fewer
+statements) or client CPU (Python work per operation, which on a 2-core machine shared with the
+server is also taken from PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import time
+from asyncio import selector_events
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from benchmarks import bench_eventsourcing as es
+from benchmarks import bench_jobs as jobs
+from benchmarks import bench_repository as repo
+from benchmarks._pg import BenchDb
+from benchmarks.harness import Context
+
+from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+
+_WRITES = [0]
+_original_write = selector_events._SelectorSocketTransport.write
+
+
+def _counting_write(self: Any, data: Any) -> None:
+    _WRITES[0] += 1
+    _original_write(self, data)
+
+
+Path = Callable[[int], Awaitable[None]]
+
+
+async def measure(fn: Path, n: int) -> tuple[float, float, float]:
+    """(round trips, client CPU µs, wall µs) per operation over ``n`` operations."""
+    await fn(max(1, n // 10))  # warm: connections, prepared statements, caches
+    _WRITES[0] = 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await fn(n)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return _WRITES[0] / n, cpu / n * 1e6, wall / n * 1e6
+
+
+async def build_paths(ctx: Context) -> dict[str, dict[str, Path]]:
+    import cqrs_ddd_persistence_sqlalchemy.advanced  # noqa: F401  (job tables)
+
+    db = await BenchDb(ctx, pool_size=6).open(extra_metadata=repo.BenchBase.metadata)
+    no_ping = db.make_engine(pool_pre_ping=False)
+    await es.seed_read_streams(db.pool, None, 1000)
+    stores = {"ours": es.our_store(db.engine), "ours, no pre-ping": es.our_store(no_ping)}
+    paths: dict[str, dict[str, Path]] = {}
+
+    def appender(k: int) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+
+        async def raw(n: int) -> None:
+            async with db.pool.acquire() as conn:
+                for _ in range(n):
+                    await es.raw_append(conn, es._stream(), 0, k)
+
+        out["raw asyncpg"] = raw
+        for label, store in stores.items():
+
+            def ours(n: int, store: Any = store) -> Awaitable[None]:
+                async def go() -> None:
+                    for _ in range(n):
+                        await store.append(es.our_events(es._stream(), 0, k))
+
+                return go()
+
+            out[label] = ours
+        return out
+
+    paths["es append 1"] = appender(1)
+    paths["es append 100"] = appender(100)
+
+    async def raw_read(n: int) -> None:
+        async with db.pool.acquire() as conn:
+            for _ in range(n):
+                await es.raw_read_typed(conn, "read-stream")
+
+    paths["es read 1000 (typed)"] = {"raw asyncpg": raw_read}
+    for label, store in stores.items():
+
+        def reader(n: int, store: Any = store) -> Awaitable[None]:
+            async def go() -> None:
+                for _ in range(n):
+                    await store.load_events("read-stream")
+
+            return go()
+
+        paths["es read 1000 (typed)"][label] = reader
+
+    sides = {"ours": repo.Sides(db.engine), "ours, no pre-ping": repo.Sides(no_ping)}
+    keys = await repo.seed(sides["ours"], 200)
+    paths["repository get"] = {}
+    paths["repository get"]["hand-written ORM"] = repo.operations(sides["ours"], keys)[
+        "repository get (10 children)"
+    ]["hand-written ORM"]
+    for label, side in sides.items():
+        paths["repository get"][label] = repo.operations(side, keys)[
+            "repository get (10 children)"
+        ]["ours"]
+
+    job_repos = {
+        "ours": SQLAlchemyBackgroundJobRepository(jobs.BenchJob, db.engine),
+        "ours, no pre-ping": SQLAlchemyBackgroundJobRepository(jobs.BenchJob, no_ping),
+    }
+    await job_repos["ours"].enqueue_many(
+        jobs.BenchJob(n=i, customer="c") for i in range(ctx.size(20000))
+    )
+
+    async def raw_job(n: int) -> None:
+        # one worker, batch 1: claim + complete per job
+        async with db.pool.acquire() as conn:
+            for _ in range(n):
+                await _raw_one_job(conn)
+
+    paths["job claim+complete (batch 1)"] = {"raw asyncpg": raw_job}
+    for label, jr in job_repos.items():
+
+        def one_job(n: int, jr: Any = jr) -> Awaitable[None]:
+            async def go() -> None:
+                for _ in range(n):
+                    for c in await jr.claim(1):
+                        await jr.complete(c, {"n": c.job.n})
+
+            return go()
+
+        paths["job claim+complete (batch 1)"][label] = one_job
+    return paths
+
+
+async def _raw_one_job(conn: Any) -> None:
+    import json
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    token = uuid.uuid4().hex
+    rows = await conn.fetch(
+        jobs._CLAIM, now, 1, token, now + timedelta(seconds=60), [jobs.BenchJob.job_type()]
+    )
+    for r in rows:
+        job = jobs.BenchJob.model_validate({**json.loads(r["payload"]), "id": r["job_id"]})
+        await conn.fetchrow(
+            jobs._COMPLETE, r["id"], token, json.dumps({"value": {"n": job.n}}), now
+        )
+
+
+async def main(n: int, cprofile: str | None) -> None:
+    ctx = Context(runs=3)
+    selector_events._SelectorSocketTransport.write = _counting_write  # type: ignore[method-assign]
+    try:
+        paths = await build_paths(ctx)
+        print(
+            f"{'path':<30} {'variant':<20} {'round trips':>12} {'client CPU µs':>14} {'wall µs':>9}"
+        )
+        for path, variants in paths.items():
+            for label, fn in variants.items():
+                rt, cpu, wall = await measure(fn, n)
+                print(f"{path:<30} {label:<20} {rt:>12.1f} {cpu:>14.0f} {wall:>9.0f}")
+        if cprofile:
+            fn = paths[cprofile]["ours"]
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await fn(n)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    finally:
+        selector_events._SelectorSocketTransport.write = _original_write  # type: ignore[method-assign]
+        while ctx.cleanup:
+            await ctx.cleanup.pop()()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="operations per measurement")
+    parser.add_argument("--cprofile", help="path name to profile (ours, default engine)")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.cprofile))

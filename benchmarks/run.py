@@ -5,7 +5,8 @@ Examples::
     uv run python -m benchmarks.run --list
     uv run python -m benchmarks.run es.*                 # the event store workloads
     uv run python benchmarks/run.py es.append_100 --runs 7
-    uv run python -m benchmarks.run --scale 0.2 --no-json # a quick smoke run
+    uv run python -m benchmarks.run --scale 0.2 --no-json # a smaller run
+    uv run python -m benchmarks.run --quick               # smoke: tiny sizes, 3 runs, no wait
 
 Every ``benchmarks/bench_*.py`` module that imports ``benchmarks.harness`` is loaded and its
 ``@workload`` functions registered; patterns are globs over workload names.
@@ -49,7 +50,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", default=harness.PG_URL, help="PostgreSQL URL")
     parser.add_argument("--list", action="store_true", help="list workloads and exit")
     parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: --runs 3 --scale 0.02 --no-json, no idle wait (numbers mean nothing)",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.no_json = 3, True
+        if args.scale == 1.0:
+            args.scale = 0.02
     load_modules()
     if args.list:
         for spec in harness.registry().values():
@@ -58,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.runs < 3:
         parser.error("--runs must be at least 3 (medians of fewer runs mean little)")
     specs = harness.select(args.patterns)
-    ctx = harness.Context(runs=args.runs, pg_url=args.url, scale=args.scale)
+    ctx = harness.Context(
+        runs=args.runs, pg_url=args.url, scale=args.scale, idle_wait=not args.quick
+    )
     asyncio.run(harness.run_workloads(specs, ctx, write_json=not args.no_json))
 
 

@@ -57,8 +57,8 @@ DatabaseUrl = Annotated[
         "--database-url",
         "-d",
         envvar=ENV_URL,
-        help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db or "
-        "sqlite+aiosqlite:///./app.db (postgresql:// and sqlite:/// get the async driver).",
+        help="Database URL: postgresql+asyncpg://… or sqlite+aiosqlite:///… (async drivers "
+        "are added to plain postgresql:// and sqlite:///).",
         show_default=False,
     ),
 ]

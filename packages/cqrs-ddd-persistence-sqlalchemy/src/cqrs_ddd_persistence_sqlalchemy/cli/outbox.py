@@ -166,7 +166,7 @@ def relay(
         bool, typer.Option(help="Wake on LISTEN/NOTIFY (PostgreSQL); --no-listen behind PgBouncer.")
     ] = True,
     ordered_by_key: Annotated[
-        bool, typer.Option(help="Publish each aggregate's messages in order.")
+        bool, typer.Option("--ordered-by-key", help="Publish each aggregate's messages in order.")
     ] = False,
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before dead-lettering.")] = 10,
     once: Annotated[

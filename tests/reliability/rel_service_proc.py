@@ -50,3 +50,44 @@ def context() -> ForkServerContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+async def _write_sqlite(path: str, first: int, acks: str, ready: Any) -> None:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from cqrs_ddd_core.ports.event_store import StoredEvent
+    from cqrs_ddd_persistence_sqlalchemy import create_engine
+    from cqrs_ddd_persistence_sqlalchemy.core import (
+        SQLAlchemyEventStore,
+        SQLAlchemyOutboxStorage,
+        SQLAlchemyUnitOfWork,
+    )
+
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    factory = async_sessionmaker(engine, expire_on_commit=False)
+    events = SQLAlchemyEventStore(factory, listen=False)
+    outbox = SQLAlchemyOutboxStorage(factory)
+    fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    ready.put("writer")
+    k = first
+    while True:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            await events.append(
+                [
+                    StoredEvent(event_type="Tick", aggregate_id=f"s{k % 4}", event_id=f"e-{k}-{i}")
+                    for i in range(3)
+                ],
+                uow=uow,
+            )
+            await outbox.save_messages(
+                [OutboxMessage(event_type="Tick", message_id=f"m-{k}-{i}") for i in range(3)],
+                uow=uow,
+            )
+            await uow.commit()
+        os.write(fd, f"{k}\n".encode())  # acknowledged only after the commit returned
+        k += 1
+
+
+def write_sqlite(path: str, first: int, acks: str, ready: Any) -> None:
+    """Process entry point: commit batches to a SQLite file until killed."""
+    asyncio.run(_write_sqlite(path, first, acks, ready))

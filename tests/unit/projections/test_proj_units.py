@@ -364,3 +364,23 @@ async def test_buffer_flush_forgets_what_was_read() -> None:
     assert buffer.preview(store, "other", "b") == (True, {"n": 2})
     buffer.add("other", DocumentWrite(doc_id=None, doc={"id": "b", "n": 3}))
     assert buffer.preview(store, "other", "b") == (False, None)
+
+
+async def test_handlers_are_unit_testable_with_the_in_memory_store() -> None:
+    from cqrs_ddd_advanced_core.projections import InMemoryProjectionStore
+
+    projection = Projection("totals", collections=["totals"])
+
+    @projection.on("Tick")
+    async def add(e: StoredEvent, ctx: ProjectionContext) -> None:
+        doc = await ctx.get("totals", e.aggregate_id) or {"sum": 0}
+        await ctx.upsert("totals", e.aggregate_id, {"sum": doc["sum"] + e.payload["n"]})
+
+    store = InMemoryProjectionStore()
+    for n in (1, 2, 3):
+        tick = event(n)
+        await projection.apply(tick, ProjectionContext("totals", store, tick))
+    await projection.apply(tick, ProjectionContext("totals", store, tick))  # redelivered: no-op
+    doc = await store.get("totals", "s")
+    assert doc is not None
+    assert (doc["sum"], doc["_version"], doc["_last_position"]) == (6, 3, 3)

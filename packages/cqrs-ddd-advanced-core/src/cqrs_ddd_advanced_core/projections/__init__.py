@@ -16,6 +16,7 @@ from .handlers import HandlerRegistry as HandlerRegistry
 from .handlers import Projection as Projection
 from .handlers import ProjectionContext as ProjectionContext
 from .handlers import WriteBuffer as WriteBuffer
+from .memory import InMemoryProjectionStore as InMemoryProjectionStore
 from .ports import Checkpoint as Checkpoint
 from .ports import DocumentWrite as DocumentWrite
 from .ports import ErrorPolicy as ErrorPolicy
@@ -41,6 +42,7 @@ __all__ = [
     "HandlerRegistry",
     "IProjectionPositionStore",
     "IProjectionStore",
+    "InMemoryProjectionStore",
     "ProgressCallback",
     "Projection",
     "ProjectionContext",

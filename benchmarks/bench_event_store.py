@@ -123,6 +123,14 @@ class _Db:
             pool_size=WRITERS + 2,
             connect_args={"server_settings": settings},
         )
+        # The library default pings every checkout (asyncpg: BEGIN; ;; ROLLBACK = 3 round
+        # trips); a second engine without it shows what that costs short transactions.
+        self.engine_no_ping = create_engine(
+            self.ctx.pg_url,
+            pool_size=WRITERS + 2,
+            pool_pre_ping=False,
+            connect_args={"server_settings": settings},
+        )
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
         self.pool = await asyncpg.create_pool(
@@ -135,6 +143,7 @@ class _Db:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        await self.engine_no_ping.dispose()
         await self.pool.close()
         admin = await asyncpg.connect(self.dsn)
         try:
@@ -142,8 +151,9 @@ class _Db:
         finally:
             await admin.close()
 
-    def store(self, **kw: Any) -> SQLAlchemyEventStore:
-        factory = async_sessionmaker(self.engine, expire_on_commit=False)
+    def store(self, *, ping: bool = True, **kw: Any) -> SQLAlchemyEventStore:
+        engine = self.engine if ping else self.engine_no_ping
+        factory = async_sessionmaker(engine, expire_on_commit=False)
         return SQLAlchemyEventStore(factory, listen=False, **kw)
 
 
@@ -155,13 +165,19 @@ def _stream() -> str:
 
 
 def _append_variants(db: _Db, batch: int, transactions: int) -> list[Variant]:
-    store = db.store()
+    def appender(store: SQLAlchemyEventStore) -> Any:
+        async def run() -> float:
+            start = time.perf_counter()
+            for _ in range(transactions):
+                await store.append(
+                    _events(_stream(), batch), expected_version=StreamState.NO_STREAM
+                )
+            return batch * transactions / (time.perf_counter() - start)
 
-    async def ours() -> float:
-        start = time.perf_counter()
-        for _ in range(transactions):
-            await store.append(_events(_stream(), batch), expected_version=StreamState.NO_STREAM)
-        return batch * transactions / (time.perf_counter() - start)
+        return run
+
+    ours = appender(db.store())
+    ours_no_ping = appender(db.store(ping=False))
 
     async def raw() -> float:
         async with db.pool.acquire() as conn:
@@ -181,6 +197,7 @@ def _append_variants(db: _Db, batch: int, transactions: int) -> list[Variant]:
 
     return [
         Variant("ours", ours, setup=warm),
+        Variant("ours, pool_pre_ping=False", ours_no_ping),
         Variant("raw asyncpg", raw, baseline=True),
     ]
 
@@ -287,6 +304,7 @@ async def writers_8(ctx: Context) -> list[Variant]:
 
     safe = ours(db.store())
     quiet = ours(db.store(notify=False))
+    no_ping = ours(db.store(ping=False))
     locked = ours(db.store(ordering=Ordering.LOCK_TABLE))
 
     async def warm() -> None:
@@ -297,6 +315,7 @@ async def writers_8(ctx: Context) -> list[Variant]:
     return [
         Variant("ours commit-safe", safe, setup=warm),
         Variant("ours commit-safe, no NOTIFY", quiet),
+        Variant("ours commit-safe, pool_pre_ping=False", no_ping),
         Variant("ours LOCK TABLE", locked),
         Variant("raw asyncpg bigserial", raw_plain, baseline=True),
     ]

@@ -162,4 +162,5 @@ async def test_occ_race_exactly_one_winner_per_round(
         wins = [r for r in results if isinstance(r, list)]
         losses = [r for r in results if isinstance(r, WrongExpectedVersionError)]
         assert (len(wins), len(losses)) == (1, 9), f"round {round_}: {results}"
+        assert {(e.expected_version, e.actual_version) for e in losses} == {(version, version + 1)}
         assert await store.get_version("race") == version + 1

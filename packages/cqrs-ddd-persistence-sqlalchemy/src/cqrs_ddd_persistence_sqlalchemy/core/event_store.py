@@ -265,9 +265,17 @@ class SQLAlchemyEventStore:
                 return await self._append_once(
                     stream_id, batch, expected_version, version_range, ids, uow
                 )
-            except WrongExpectedVersionError:
-                if attempt == retries:
-                    raise
+            except WrongExpectedVersionError as exc:
+                if attempt < retries:
+                    continue
+                if exc.actual_version is None and self._source.owns_transaction(uow):
+                    # Lost at the unique constraint: our transaction is over, so the winner's
+                    # version can be read and named in the error.
+                    actual = await self.get_version(stream_id)
+                    raise WrongExpectedVersionError(
+                        stream_id, expected_version, actual or None
+                    ) from exc
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _append_once(

@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import ConfigurationError, FieldNotFoundError, InvalidSpecificationError
 
-from .target import Target
+from .target import Target, is_json_type
 
 __all__ = [
     "Hooks",
@@ -127,7 +127,7 @@ def resolve_field(
         attribute = mapper.column_attrs[key]
         expr: ColumnElement[Any] = getattr(current, key).expression
         keys = tuple(parts[index + 1 :])
-        if keys and not isinstance(expr.type, sa.JSON):
+        if keys and not is_json_type(expr.type):
             raise FieldNotFoundError(
                 field, known_fields(current), model=current.__name__, path=path
             )

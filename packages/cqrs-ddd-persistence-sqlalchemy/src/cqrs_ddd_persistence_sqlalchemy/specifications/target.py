@@ -13,9 +13,16 @@ from cqrs_ddd_core.errors import InvalidSpecificationError, InvalidValueError
 if TYPE_CHECKING:
     from .registry import JsonAccess, SQLAlchemyOperatorRegistry
 
-__all__ = ["CompileContext", "ScalarKind", "Target", "require_json", "scalar_kind"]
+__all__ = ["CompileContext", "ScalarKind", "Target", "is_json_type", "require_json", "scalar_kind"]
 
 ScalarKind = Literal["str", "number", "bool"]
+
+
+def is_json_type(type_: sa.types.TypeEngine[Any]) -> bool:
+    """Whether ``type_`` is JSON, directly or as a ``TypeDecorator`` over JSON (``JSONType``)."""
+    if isinstance(type_, sa.JSON):
+        return True
+    return isinstance(getattr(type_, "impl_instance", None), sa.JSON)
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Target:
     @property
     def is_json(self) -> bool:
         """Whether the target is (inside) a JSON document."""
-        return bool(self.json_path) or isinstance(self.expr.type, sa.JSON)
+        return bool(self.json_path) or is_json_type(self.expr.type)
 
     def setting(self, key: str) -> Any:
         """A per-column setting from ``Column(info={...})`` (``fts_config``, ``tsvector`` ...)."""

@@ -21,6 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
     Target,
     require_json,
 )
+from cqrs_ddd_persistence_sqlalchemy.types.json import JSONType
 from cqrs_ddd_specifications import Operator
 
 __all__ = ["PostgresJson", "register"]
@@ -35,7 +36,14 @@ _CAST: dict[ScalarKind, sa.types.TypeEngine[Any]] = {
 
 def document(column: ColumnElement[Any], keys: Sequence[str]) -> ColumnElement[Any]:
     """The JSONB document (or sub-document at ``keys``) of ``column``."""
-    doc: ColumnElement[Any] = column if isinstance(column.type, JSONB) else sa.cast(column, JSONB)
+    doc: ColumnElement[Any]
+    if isinstance(column.type, JSONB):
+        doc = column
+    elif isinstance(column.type, JSONType):
+        # JSONType is JSONB on PostgreSQL already: no CAST, so GIN indexes still apply.
+        doc = sa.type_coerce(column, JSONB)
+    else:
+        doc = sa.cast(column, JSONB)
     if keys:
         doc = doc.op("#>", return_type=JSONB)(sa.literal(list(keys), ARRAY(sa.Text)))
     return doc

@@ -164,3 +164,35 @@ async def test_occ_race_exactly_one_winner_per_round(
         assert (len(wins), len(losses)) == (1, 9), f"round {round_}: {results}"
         assert {(e.expected_version, e.actual_version) for e in losses} == {(version, version + 1)}
         assert await store.get_version("race") == version + 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("loser_size", [1, 3])
+async def test_race_loser_keeps_its_unit_of_work_usable(
+    tables: AsyncEngine, session_factory: SF, loser_size: int
+) -> None:
+    store = SQLAlchemyEventStore(session_factory)
+    async with SQLAlchemyUnitOfWork(session_factory) as winner:
+        await store.append(StoredEvent(event_type="W", aggregate_id="contested"), uow=winner)
+
+        async def loser() -> None:
+            async with SQLAlchemyUnitOfWork(session_factory) as uow:
+                batch = [
+                    StoredEvent(event_type="L", aggregate_id="contested") for _ in range(loser_size)
+                ]
+                with pytest.raises(WrongExpectedVersionError) as info:
+                    # Blocks on the winner's uncommitted row, then loses.
+                    await store.append(batch, expected_version=StreamState.NO_STREAM)
+                assert info.value.actual_version == 1
+                # Same transaction, still usable; ANY retries past the race by itself.
+                await store.append(StoredEvent(event_type="L", aggregate_id="contested"))
+                await store.append(StoredEvent(event_type="X", aggregate_id="elsewhere"))
+                await uow.commit()
+
+        task = asyncio.create_task(loser())
+        await asyncio.sleep(0.3)
+        await winner.commit()
+    await asyncio.wait_for(task, 10)
+    events = await store.get_events("contested")
+    assert [(e.version, e.event_type) for e in events] == [(1, "W"), (2, "L")]
+    assert await store.get_version("elsewhere") == 1

@@ -255,11 +255,9 @@ class SQLAlchemyEventStore:
         if len(set(ids)) != len(ids):
             raise InvalidValueError(f"stream {stream_id!r}: duplicate event ids in one append")
         version_range = _version_range(stream_id, expected_version, batch)
-        # With ``ANY`` a lost race is no conflict for the caller: in a transaction of our own,
-        # simply try again (in the caller's unit of work the transaction is spoiled: raise).
-        retries = (
-            3 if expected_version is StreamState.ANY and self._source.owns_transaction(uow) else 0
-        )
+        # With ``ANY`` a lost race is no conflict for the caller: try again (a refused append
+        # leaves the transaction usable, so this works inside the caller's unit of work too).
+        retries = 3 if expected_version is StreamState.ANY else 0
         for attempt in range(retries + 1):
             try:
                 return await self._append_once(

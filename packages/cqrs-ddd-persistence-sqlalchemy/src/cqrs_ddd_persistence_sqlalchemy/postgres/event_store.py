@@ -28,14 +28,15 @@ from sqlalchemy import (
     bindparam,
     cast,
     column,
+    delete,
     exists,
     func,
-    insert,
     select,
     text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -156,7 +157,15 @@ def _insert_statement(*, notify: bool) -> Any:
         "tenant_id",
         "txid",
     ]
-    appended = insert(t).from_select(names, source).returning(t.c.position, t.c.version)
+    # A concurrent append that passed the same check first makes our rows conflict on
+    # ``(stream_id, version)``: DO NOTHING (after waiting for it) instead of an error keeps the
+    # caller's transaction usable; ``insert_batch`` undoes a partly inserted batch.
+    appended = (
+        pg_insert(t)
+        .from_select(names, source)
+        .on_conflict_do_nothing(index_elements=[t.c.stream_id, t.c.version])
+        .returning(t.c.position, t.c.version)
+    )
     if not notify:
         return appended
     # NOTIFY rides in the same statement (no extra round trip) and only when rows were
@@ -228,6 +237,12 @@ class PostgresEventLog:
         else:
             result = await conn.execute(_INSERT, params)
         drawn = [(int(row[0]), int(row[1])) for row in result.all()]
+        if 0 < len(drawn) < len(rows):
+            # Lost a race part-way (the winner appended fewer events): take ours back out so
+            # the stream has no gap; the transaction stays usable.
+            t = events_table.c
+            await conn.execute(delete(events_table).where(t.position.in_([p for p, _ in drawn])))
+            return None
         if not drawn:
             return None
         drawn.sort(key=lambda pv: pv[1])

@@ -78,8 +78,9 @@ class Context:
     runs: int = 5
     pg_url: str = PG_URL
     scale: float = 1.0
-    #: Wait for an idle machine before each run (``--quick`` turns it off).
+    #: Wait for an idle machine before each run (``--quick`` turns it off), at most this long.
     idle_wait: bool = True
+    idle_timeout_s: float = 30.0
     cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def size(self, n: int) -> int:
@@ -231,7 +232,9 @@ async def run_workloads(
                 if v.setup is not None:
                     await v.setup()
             for run in range(ctx.runs):
-                idle_readings.append(wait_for_idle() if ctx.idle_wait else -1.0)
+                idle_readings.append(
+                    wait_for_idle(timeout_s=ctx.idle_timeout_s) if ctx.idle_wait else -1.0
+                )
                 # Rotate the order each run so no variant always goes first (warm caches, load).
                 order = variants[run % len(variants) :] + variants[: run % len(variants)]
                 for v in order:

@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--list", action="store_true", help="list workloads and exit")
     parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait at most for an idle machine before each run (default 30)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: --runs 3 --scale 0.02 --no-json, no idle wait (numbers mean nothing)",
@@ -69,7 +75,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--runs must be at least 3 (medians of fewer runs mean little)")
     specs = harness.select(args.patterns)
     ctx = harness.Context(
-        runs=args.runs, pg_url=args.url, scale=args.scale, idle_wait=not args.quick
+        runs=args.runs,
+        pg_url=args.url,
+        scale=args.scale,
+        idle_wait=not args.quick,
+        idle_timeout_s=args.idle_timeout,
     )
     asyncio.run(harness.run_workloads(specs, ctx, write_json=not args.no_json))
 

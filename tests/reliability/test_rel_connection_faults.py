@@ -25,11 +25,13 @@ from tests.reliability.rel_faults import (
     wait_for_backend,
 )
 
+from cqrs_ddd_advanced_core.projections import ErrorPolicy, Projection, ProjectionContext
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
 from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.errors import ConnectionLostError, CQRSDDDError, RetryableError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, metadata
+from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
 from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyEventStore,
     SQLAlchemyOutboxStorage,
@@ -289,3 +291,40 @@ async def test_rel_terminate_with_repository_and_sinks(
     assert thing.version == 1
     assert [e.event_type for e in await store.get_events("t-1")] == ["RelFaultCreated"]
     assert (await outbox.stats()).pending == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ProjectionRunner._commit (advanced/projections/runner.py, 'except Exception' around "
+    "projection.apply) counts a ConnectionLostError raised by the handler's own store write as a "
+    "handler failure: after ErrorPolicy.max_attempts (3) connection losses the runner stops with "
+    "ProjectionHandlerError naming a healthy event",
+)
+async def test_rel_connection_lost_inside_a_projection_handler_is_transient(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    eng, name, _ = tagged
+    async with eng.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = SQLAlchemyEventStore(factory, listen=False)
+    await store.append(StoredEvent(event_type="Tick", aggregate_id="s-1"))
+    projection = Projection("rel_conn_lost", collections=["rel_conn_lost"])
+    kills = {"left": 3}
+
+    @projection.on("Tick")
+    async def tick(event: StoredEvent, ctx: ProjectionContext) -> None:
+        if kills["left"]:
+            kills["left"] -= 1
+            await terminate_backends(name, only="xact")  # the runner's transaction dies
+        await ctx.store.upsert("rel_conn_lost", event.aggregate_id, {"v": 1}, uow=ctx.uow)
+
+    runner = ProjectionRunner(
+        projection,
+        event_store=store,
+        session_factory=factory,
+        error_policy=ErrorPolicy(backoff=0.01),  # the default 3 attempts
+        poll_interval=0.05,
+    )
+    assert await runner.run_once() == 1
+    assert [d["_id"] for d in await runner.store.find("rel_conn_lost")] == ["s-1"]

@@ -103,6 +103,7 @@ class World:
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[str] = field(default_factory=set)
+    write_retries: int = 0
     #: seconds each publish / job / projected event takes (keeps the services busy for a while)
     slow: float = 0.0
     #: the job worker's stalled-job recovery interval (None: off)
@@ -171,6 +172,7 @@ class World:
             except CQRSDDDError as exc:
                 if not exc.retryable or attempt == attempts:
                     raise
+                self.write_retries += 1
                 await asyncio.sleep(min(0.05 * attempt, 1.0))
 
     # -- services ------------------------------------------------------------------------------
@@ -353,4 +355,5 @@ class World:
             "events": len(event_ids),
             "duplicate_deliveries": sum(c - 1 for c in delivered.values()),
             "duplicate_job_runs": sum(c - 1 for c in effects.values()),
+            "write_retries": self.write_retries,
         }

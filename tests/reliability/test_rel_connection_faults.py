@@ -141,7 +141,7 @@ async def test_rel_terminate_during_running_statement(
     assert await terminate_backends(name, only="active") == 1
     with pytest.raises(CQRSDDDError) as info:
         await asyncio.wait_for(task, 10)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 8
     _assert_connection_lost(info.value)
     assert await _visible_ids(schema) == set()
     await _next_uow_works(factory, store, 2)

@@ -74,10 +74,13 @@ async def backends(name: str, *, dsn: str | None = None) -> list[dict[str, Any]]
     return [dict(r) for r in rows]
 
 
-async def terminate_backends(name: str, *, only: str | None = None, dsn: str | None = None) -> int:
+async def terminate_backends(
+    name: str, *, only: str | None = None, query_prefix: str = "", dsn: str | None = None
+) -> int:
     """Terminate the backends named ``name``; ``only``: ``"xact"`` (inside a transaction),
-    ``"active"`` (running a statement) or None (all). Returns how many were terminated."""
-    where = "application_name = $1 AND pid <> pg_backend_pid()"
+    ``"active"`` (running a statement) or None (all); ``query_prefix``: only those whose last
+    query starts so (e.g. ``"LISTEN"``). Returns how many were terminated."""
+    where = "application_name = $1 AND pid <> pg_backend_pid() AND starts_with(query, $2)"
     if only == "xact":
         where += " AND xact_start IS NOT NULL"
     elif only == "active":
@@ -85,7 +88,9 @@ async def terminate_backends(name: str, *, only: str | None = None, dsn: str | N
     conn = await admin_connect(dsn)
     try:
         rows = await conn.fetch(
-            f"SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE {where}", name
+            f"SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE {where}",
+            name,
+            query_prefix,
         )
     finally:
         await conn.close()

@@ -15,8 +15,11 @@ import time
 
 import pytest
 from tests.conftest import PG_URL
-from tests.reliability.rel_faults import soak, terminate_backends
+from tests.reliability.rel_faults import soak, terminate_backends, wait_for_backend
 from tests.reliability.rel_world import ErrorCounter, World
+
+from cqrs_ddd_core.ports.outbox import OutboxMessage
+from cqrs_ddd_persistence_sqlalchemy.core import OutboxRelay, SQLAlchemyOutboxStorage
 
 pytestmark = pytest.mark.postgres_only
 
@@ -71,4 +74,41 @@ async def test_rel_service_survives_terminated_backends(pg_schema: str, target: 
             f"warnings={dict(errors.counts)}"
         )
     finally:
+        await world.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="NotificationListener (queue/postgres/listen.py) never re-LISTENs after its "
+    "connection died: the relay silently degrades to polling (poll_interval latency)",
+)
+async def test_rel_relay_listen_connection_comes_back(pg_schema: str) -> None:
+    world = World(PG_URL, pg_schema)
+    await world.setup()
+    engine = world.engine("relay")
+    outbox = SQLAlchemyOutboxStorage(engine)
+    relay = OutboxRelay(outbox, world.publisher, poll_interval=3.0, listen=True)
+    task = asyncio.create_task(relay.run())
+
+    async def latency(message_id: str) -> float:
+        started = time.monotonic()
+        await SQLAlchemyOutboxStorage(world.engine("writer")).save_messages(
+            [OutboxMessage(event_type="E", message_id=message_id)]
+        )
+        while message_id not in world.publisher.ids:
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - started < 10
+        return time.monotonic() - started
+
+    try:
+        await wait_for_backend(world.name("relay"), query_contains="LISTEN")
+        await asyncio.sleep(3.5)  # past the first poll: the relay now waits on LISTEN
+        assert await latency("before") < 1.0  # woken by NOTIFY, not by the 3 s poll
+        killed = await terminate_backends(world.name("relay"), query_prefix="LISTEN")
+        assert killed == 1
+        await asyncio.sleep(3.5)  # the relay notices, polls once, and waits again
+        assert await latency("after") < 1.0  # fails: only the 3 s poll wakes it now
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
         await world.dispose()

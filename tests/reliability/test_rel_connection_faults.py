@@ -294,7 +294,7 @@ async def test_rel_terminate_with_repository_and_sinks(
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="ProjectionRunner._commit (advanced/projections/runner.py, 'except Exception' around "
     "projection.apply) counts a ConnectionLostError raised by the handler's own store write as a "
     "handler failure: after ErrorPolicy.max_attempts (3) connection losses the runner stops with "

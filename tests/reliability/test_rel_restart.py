@@ -66,7 +66,7 @@ async def _fresh_schema(c: DedicatedCluster) -> None:
     "services",
     [
         ("relay",),
-        pytest.param(("worker",), marks=pytest.mark.xfail(reason=WORKER_DIES, strict=True)),
+        pytest.param(("worker",), marks=pytest.mark.xfail(reason=WORKER_DIES, strict=False)),
         ("runner",),
     ],
     ids=["relay", "worker", "runner"],

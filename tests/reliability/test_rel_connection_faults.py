@@ -328,3 +328,63 @@ async def test_rel_connection_lost_inside_a_projection_handler_is_transient(
     )
     assert await runner.run_once() == 1
     assert [d["_id"] for d in await runner.store.find("rel_conn_lost")] == ["s-1"]
+
+
+async def test_rel_subscriber_resumes_exactly_once_after_connection_loss(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    """Its connections terminated every 10 appends, ``subscribe()`` either rides it out (pool
+    pre-ping, polling) or ends with a retryable library error; resuming from the last cursor it
+    reported delivers every event exactly once."""
+    eng, name, schema = tagged
+    async with eng.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    writer_engine = tagged_engine(schema, app_name("rel-sub-writer"))
+    writer = SQLAlchemyEventStore(
+        async_sessionmaker(writer_engine, expire_on_commit=False), listen=False
+    )
+    reader = SQLAlchemyEventStore(factory, listen=True, poll_interval=0.05)
+    total = 300
+    seen: list[str] = []
+    cursor: dict[str, str | None] = {"at": None}
+    confirmed = {"n": 0}  # events seen when the cursor was last reported
+    losses = 0
+    errors: list[CQRSDDDError] = []
+
+    def remember(c: str | None) -> None:
+        cursor["at"] = c
+        confirmed["n"] = len(seen)
+
+    async def consume() -> None:
+        nonlocal losses
+        while len(seen) < total:
+            try:
+                async for event in reader.subscribe(
+                    after=cursor["at"], batch_size=7, on_cursor=remember
+                ):
+                    seen.append(event.event_id)
+                    if len(seen) >= total:
+                        return
+            except CQRSDDDError as exc:
+                errors.append(exc)
+                losses += 1
+                # the page in flight (after the last reported cursor) comes again
+                del seen[confirmed["n"] :]
+
+    task = asyncio.create_task(consume())
+    try:
+        for i in range(total // 3):
+            await writer.append(
+                [StoredEvent(event_type="T", aggregate_id=f"s{i % 5}", event_id=f"e{i}-{j}")
+                 for j in range(3)]
+            )  # fmt: skip
+            if i % 10 == 5:
+                await terminate_backends(name)
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(task, 60)
+    finally:
+        task.cancel()
+        await writer_engine.dispose()
+    assert all(e.retryable for e in errors), errors  # a loss surfaces as a retryable error
+    assert len(seen) == total and len(set(seen)) == total  # and resuming loses nothing

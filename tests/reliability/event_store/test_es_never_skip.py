@@ -196,3 +196,14 @@ async def test_race_loser_keeps_its_unit_of_work_usable(
     events = await store.get_events("contested")
     assert [(e.version, e.event_type) for e in events] == [(1, "W"), (2, "L")]
     assert await store.get_version("elsewhere") == 1
+
+
+async def test_concurrent_retries_of_one_batch_store_it_once(
+    tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory)
+    batch = [StoredEvent(event_type="Paid", aggregate_id="once") for _ in range(3)]
+    results = await asyncio.gather(*(store.append(batch) for _ in range(6)))
+    ids = [e.event_id for e in batch]
+    assert all([e.event_id for e in r] == ids for r in results)
+    assert [e.event_id for e in await store.get_events("once")] == ids

@@ -157,13 +157,14 @@ def _insert_statement(*, notify: bool) -> Any:
         "tenant_id",
         "txid",
     ]
-    # A concurrent append that passed the same check first makes our rows conflict on
-    # ``(stream_id, version)``: DO NOTHING (after waiting for it) instead of an error keeps the
-    # caller's transaction usable; ``insert_batch`` undoes a partly inserted batch.
+    # A concurrent append that passed the same checks first makes our rows conflict on
+    # ``(stream_id, version)`` (or ``event_id``, for a concurrent retry of the same batch):
+    # DO NOTHING (after waiting for it) instead of an error keeps the caller's transaction
+    # usable; ``insert_batch`` undoes a partly inserted batch and the store says why.
     appended = (
         pg_insert(t)
         .from_select(names, source)
-        .on_conflict_do_nothing(index_elements=[t.c.stream_id, t.c.version])
+        .on_conflict_do_nothing()
         .returning(t.c.position, t.c.version)
     )
     if not notify:

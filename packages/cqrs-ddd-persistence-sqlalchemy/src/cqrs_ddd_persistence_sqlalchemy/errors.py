@@ -160,7 +160,13 @@ def translate(
         error = ConnectionLostError(message)
     elif isinstance(driver, ConnectionError | OSError | asyncio.TimeoutError):
         error = ConnectionLostError(f"cannot reach the database: {message}")
-    elif type(driver).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"}:
+    elif type(driver).__name__ in {
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        # asyncpg: "cannot switch to state N; another operation (2) is in progress" — the
+        # connection was still consuming the FATAL of a terminated backend
+        "InternalClientError",
+    }:
         error = ConnectionLostError(message)
     elif isinstance(driver, UnicodeError):
         # Text the driver cannot encode (lone surrogates); aiosqlite raises it unwrapped.
@@ -201,5 +207,3 @@ def is_retryable(exc: BaseException) -> bool:
     """Whether ``exc`` (library or driver error) is worth retrying in a new transaction."""
     error = translate(exc)
     return bool(error is not None and error.retryable)
-
-

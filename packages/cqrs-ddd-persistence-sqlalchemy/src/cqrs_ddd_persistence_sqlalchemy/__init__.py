@@ -23,8 +23,8 @@ from cqrs_ddd_persistence_sqlalchemy import advanced as advanced
 
 # Importing the sub-packages registers every library table on ``metadata``.
 from cqrs_ddd_persistence_sqlalchemy import core as core
-from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork as SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository as SQLAlchemyRepository
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork as SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.engine import configure_engine as configure_engine
 from cqrs_ddd_persistence_sqlalchemy.engine import create_engine as create_engine
 from cqrs_ddd_persistence_sqlalchemy.errors import register_metadata_for_sqlite_constraints

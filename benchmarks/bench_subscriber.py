@@ -33,6 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from cqrs_ddd_core.ports.event_store import StoredEvent
 
 WRITERS = 8
+_STOP = "BenchTailStop"
+#: A run that takes longer than this is reported as failed (NaN), never hangs the suite.
+RUN_LIMIT_S = 120.0
 
 RAW_DDL = (
     "CREATE TABLE IF NOT EXISTS bench_raw_tail ("
@@ -115,6 +118,8 @@ async def run_ours(
     async def tail() -> None:
         started.set()
         async for event in store.subscribe(batch_size=500):
+            if event.event_type == _STOP:
+                return  # leaves the generator at a yield: its connections go back cleanly
             _note(run, event.event_id)
 
     async def writer(w: int) -> None:
@@ -126,15 +131,23 @@ async def run_ours(
             run.committed[event.event_id] = time.perf_counter()
 
     tailer = asyncio.create_task(tail())
-    await started.wait()
-    await asyncio.sleep(0.2)  # the LISTEN is in place
-    t0 = time.perf_counter()
-    await asyncio.gather(*(writer(w) for w in range(WRITERS)))
-    run.write_seconds = time.perf_counter() - t0
-    await _drain(run, limit_s=5.0)
-    tailer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await tailer
+    try:
+        await started.wait()
+        await asyncio.sleep(0.2)  # the LISTEN is in place
+        t0 = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+        run.write_seconds = time.perf_counter() - t0
+        await _drain(run, limit_s=5.0)
+    finally:
+        # Stop the tailer with an event rather than a cancellation: cancelling a task inside
+        # a SQLAlchemy operation can leave its pooled connection checked out.
+        await store.append(StoredEvent(event_type=_STOP, aggregate_id=f"stop-{uuid.uuid4()}"))
+        try:
+            await asyncio.wait_for(asyncio.shield(tailer), 5.0)
+        except TimeoutError:
+            tailer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tailer
     return run
 
 
@@ -218,7 +231,11 @@ async def tail_lag(ctx: Context) -> list[Variant]:
     def variant(name: str, go: Any) -> Variant:
         async def run() -> float:
             await reset(db.pool)
-            result = (await go()).summary()
+            try:
+                result = (await asyncio.wait_for(go(), RUN_LIMIT_S)).summary()
+            except TimeoutError:
+                print(f"    {name:<30} timed out after {RUN_LIMIT_S:.0f} s", flush=True)
+                return float("nan")
             print(
                 f"    {name:<30} p50 {result['lag_p50_ms']:.1f} ms, p95 "
                 f"{result['lag_p95_ms']:.1f} ms, max {result['lag_max_ms']:.1f} ms, "

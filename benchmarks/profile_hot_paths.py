@@ -1,11 +1,13 @@
 """Round trips and client CPU per operation on the hot paths: ours vs raw asyncpg.
 
-``uv run python -m benchmarks.profile_hot_paths [--n 200] [--cprofile PATH_NAME]``
+``uv run python -m benchmarks.profile_hot_paths [--n 200] [--layers] [--cprofile PATH_NAME]``
 
 For each path it counts socket writes to PostgreSQL per operation (with asyncpg every statement,
 ``BEGIN`` and ``COMMIT`` is one write followed by a wait for the reply, so writes = round trips)
 and measures the client process's CPU time per operation (``time.process_time``, asyncpg's C
-code included). ``--cprofile NAME`` prints the top functions of one path (ours, default engine).
+code included). ``--cprofile NAME`` prints the top functions of one path (ours, default engine);
+``--layers`` times one single-row ``INSERT`` transaction through each layer of the stack (raw
+asyncpg, SQLAlchemy session, connection, the asyncpg connection under SQLAlchemy, the store).
 
 This explains the benchmark ratios: a gap is either extra round trips (fixable by sending fewer
 statements) or client CPU (Python work per operation, which on a 2-core machine shared with the
@@ -160,7 +162,79 @@ async def _raw_one_job(conn: Any) -> None:
         )
 
 
-async def main(n: int, cprofile: str | None) -> None:
+async def layers(ctx: Context, n: int) -> None:
+    """Client CPU of one single-row INSERT transaction through each layer of the stack."""
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    db = await BenchDb(ctx, pool_size=4).open()
+    engine = db.make_engine(pool_pre_ping=False)
+    factory = db.session_factory(engine)
+    sql = es._RAW_INSERT_1
+    stmt = text(
+        "INSERT INTO cqrs_events (event_id, stream_id, version, event_type, aggregate_type, "
+        "schema_version, payload, metadata, occurred_at) "
+        "VALUES (:a, :b, :c, :d, :e, 1, CAST(:f AS jsonb), '{}'::jsonb, :g)"
+    )
+
+    def row() -> tuple[Any, ...]:
+        payload = json.dumps(es.payload(1))
+        return (
+            str(uuid.uuid4()),
+            es._stream(),
+            1,
+            "LineAdded",
+            "Order",
+            payload,
+            datetime.now(UTC),
+        )
+
+    async def raw(k: int) -> None:
+        async with db.pool.acquire() as conn:
+            for _ in range(k):
+                async with conn.transaction():
+                    await conn.execute(sql, *row())
+
+    async def session(k: int) -> None:
+        for _ in range(k):
+            async with factory() as s, s.begin():
+                await (await s.connection()).execute(stmt, dict(zip("abcdefg", row(), strict=True)))
+
+    async def connection(k: int) -> None:
+        for _ in range(k):
+            async with engine.begin() as conn:
+                await conn.execute(stmt, dict(zip("abcdefg", row(), strict=True)))
+
+    async def driver(k: int) -> None:
+        for _ in range(k):
+            async with engine.begin() as conn:
+                raw_conn = await conn.get_raw_connection()
+                await raw_conn.driver_connection.execute(sql, *row())  # type: ignore[union-attr]
+
+    store = es.our_store(engine)
+
+    async def append(k: int) -> None:
+        for _ in range(k):
+            await store.append(es.our_events(es._stream(), 0, 1))
+
+    print(
+        f"\n{'one 1-row INSERT transaction through':<42} {'round trips':>12} {'client CPU µs':>14}"
+    )
+    for label, fn in (
+        ("raw asyncpg", raw),
+        ("SQLAlchemy AsyncSession + text()", session),
+        ("SQLAlchemy AsyncConnection + text()", connection),
+        ("AsyncConnection + asyncpg driver_connection", driver),
+        ("SQLAlchemyEventStore.append (no pre-ping)", append),
+    ):
+        rt, cpu, _ = await measure(fn, n)
+        print(f"{label:<42} {rt:>12.1f} {cpu:>14.0f}")
+
+
+async def main(n: int, cprofile: str | None, with_layers: bool = False) -> None:
     ctx = Context(runs=3)
     selector_events._SelectorSocketTransport.write = _counting_write  # type: ignore[method-assign]
     try:
@@ -172,6 +246,8 @@ async def main(n: int, cprofile: str | None) -> None:
             for label, fn in variants.items():
                 rt, cpu, wall = await measure(fn, n)
                 print(f"{path:<30} {label:<20} {rt:>12.1f} {cpu:>14.0f} {wall:>9.0f}")
+        if with_layers:
+            await layers(ctx, n)
         if cprofile:
             fn = paths[cprofile]["ours"]
             profiler = cProfile.Profile()
@@ -189,5 +265,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="operations per measurement")
     parser.add_argument("--cprofile", help="path name to profile (ours, default engine)")
+    parser.add_argument(
+        "--layers", action="store_true", help="also: one INSERT through each layer of the stack"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.cprofile))
+    asyncio.run(main(args.n, args.cprofile, args.layers))

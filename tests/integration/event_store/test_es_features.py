@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -127,10 +128,13 @@ async def test_subscribe_tails_new_events(store: SQLAlchemyEventStore) -> None:
     seen: list[str] = []
 
     async def consume() -> None:
-        async for event in store.subscribe():
-            seen.append(event.event_id)
-            if len(seen) == 3:
-                return
+        # aclosing: leaving the loop early closes the subscription (and its LISTEN connection)
+        # now, not whenever the generator is garbage-collected.
+        async with contextlib.aclosing(store.subscribe()) as events:
+            async for event in events:
+                seen.append(event.event_id)
+                if len(seen) == 3:
+                    return
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.1)
@@ -228,9 +232,10 @@ async def test_listen_wakes_subscriber_without_polling(
     seen: list[str] = []
 
     async def consume() -> None:
-        async for event in store.subscribe():
-            seen.append(event.event_id)
-            return
+        async with contextlib.aclosing(store.subscribe()) as events:
+            async for event in events:
+                seen.append(event.event_id)
+                return
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.3)  # subscriber is LISTENing and idle

@@ -512,6 +512,9 @@ class SQLAlchemyEventStore:
 
             async for event in store.subscribe(after=checkpoint):
                 await handle(event)
+
+        To leave the loop early, wrap it in ``contextlib.aclosing(store.subscribe(...))`` so
+        the LISTEN connection is released at once rather than when the generator is collected.
         """
         types = tuple(event_types) if event_types is not None else None
         categories = tuple(aggregate_types) if aggregate_types is not None else None

@@ -300,7 +300,9 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             .values(updated_at=self.clock(), **values)
             .returning(t.c.cancel_requested, t.c.attempts)
         )
-        async with self.queue.connection(uow) as executor:
+        # One UPDATE … RETURNING is atomic on its own: outside a unit of work it runs in
+        # autocommit where the dialect allows (no BEGIN/COMMIT round trips per settled job).
+        async with self.queue.connection(uow, single_statement=True) as executor:
             row = (await executor.execute(stmt)).mappings().first()
         if row is None:
             raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")

@@ -156,6 +156,10 @@ def translate(
             # (SpatiaLite, JSON1, FTS5) is not loaded.
             cls = MissingSchemaError
         error = cls(message, sqlstate=name, constraint=constraint)
+    elif isinstance(exc, sa_exc.PendingRollbackError) and exc.code == "8s2b":
+        # A Connection whose transaction died with its connection (disconnect) was used again
+        # before a rollback: the connection was lost. (Session-level "7s2a" is not this.)
+        error = ConnectionLostError(f"the connection was lost in the transaction: {message}")
     elif isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         error = ConnectionLostError(message)
     elif isinstance(driver, ConnectionError | OSError | asyncio.TimeoutError):

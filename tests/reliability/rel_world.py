@@ -25,6 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from traceback import format_exception
 from typing import Any
 
 import sqlalchemy as sa
@@ -234,12 +235,14 @@ class World:
         }
         self.tasks = {s: asyncio.create_task(runs[s](), name=s) for s in only}
 
-    def dead_services(self) -> dict[str, BaseException | None]:
+    def dead_services(self) -> dict[str, str | None]:
         """Services whose task ended (with its exception) — they should run until stopped."""
-        out: dict[str, BaseException | None] = {}
+        out: dict[str, str | None] = {}
         for name, task in self.tasks.items():
             if task.done():
-                out[name] = None if task.cancelled() else task.exception()
+                exc = None if task.cancelled() else task.exception()
+                # the tail of the traceback says where the service gave up
+                out[name] = None if exc is None else "".join(format_exception(exc))[-2500:]
         return out
 
     async def stop(self) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy.dialects import postgresql
 from cqrs_ddd_advanced_core.snapshots import EveryNEvents, NeverSnapshot
 from cqrs_ddd_core.errors import InvalidValueError
 from cqrs_ddd_persistence_sqlalchemy.core.event_log import Cursor, GlobalFilter, Ordering
-from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT, PostgresEventLog
+from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT, _INSERTS, PostgresEventLog
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,9 @@ def test_append_is_one_insert_select_with_preconditions() -> None:
     assert "BETWEEN" in sql  # expected version checked in the same statement
     assert "cqrs_event_stream_tombstones" in sql
     assert "RETURNING cqrs_events.position, cqrs_events.version" in sql
+    assert "ON CONFLICT" not in sql  # the store's own transaction: an error is fine there
+    guarded = str(_INSERTS[(True, True)].compile(dialect=postgresql.dialect()))
+    assert "ON CONFLICT DO NOTHING" in guarded and "pg_notify(" in guarded
 
 
 def test_commit_safe_page_uses_horizon_and_composite_cursor() -> None:

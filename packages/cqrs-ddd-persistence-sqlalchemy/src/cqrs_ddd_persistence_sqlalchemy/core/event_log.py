@@ -146,11 +146,14 @@ class EventLog(Protocol):
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
         ids: Sequence[str],
+        *,
+        guarded: bool = True,
     ) -> list[tuple[int, int]] | None:
         """Insert ``rows`` if the stream version is within ``version_range`` (inclusive), no
         event id is stored yet and the stream is not tombstoned (and wake subscribers, where
         supported). Returns ``(position, version)`` per row in order, or ``None`` when a
-        precondition failed (then nothing was drawn)."""
+        precondition failed (then nothing was drawn). ``guarded``: a lost race must not spoil
+        the (caller's) transaction."""
         ...
 
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:

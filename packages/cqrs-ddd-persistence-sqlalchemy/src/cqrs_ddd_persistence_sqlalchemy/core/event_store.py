@@ -263,6 +263,14 @@ class SQLAlchemyEventStore:
                 return await self._append_once(
                     stream_id, batch, expected_version, version_range, ids, uow
                 )
+            except UniqueViolationError as exc:
+                if exc.constraint != UQ_EVENT_ID or not self._source.owns_transaction(uow):
+                    raise
+                # A concurrent retry of this batch won (only possible in a transaction of our
+                # own, see ``guarded``): once more, which returns the stored events.
+                return await self._append_once(
+                    stream_id, batch, expected_version, version_range, ids, uow
+                )
             except WrongExpectedVersionError as exc:
                 if attempt < retries:
                     continue
@@ -292,7 +300,14 @@ class SQLAlchemyEventStore:
         constraints = {UQ_STREAM_VERSION: lost_race}
         async with self._source.session(uow, constraints=constraints) as session:
             log = self._log(session)
-            drawn = await log.insert_batch(session, stream_id, batch, version_range, ids)
+            drawn = await log.insert_batch(
+                session,
+                stream_id,
+                batch,
+                version_range,
+                ids,
+                guarded=not self._source.owns_transaction(uow),
+            )
             if drawn is None:
                 return await self._refused(session, stream_id, batch, expected_version)
         return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]

@@ -47,7 +47,10 @@ class SerialEventLog:
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
         ids: Sequence[str],
+        *,
+        guarded: bool = True,
     ) -> list[tuple[int, int]] | None:
+        # ``guarded`` is moot here: one writer at a time, nothing can race the check.
         conn = await session.connection()
         t = events_table.c
         current, blocked = (

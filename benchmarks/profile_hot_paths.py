@@ -227,7 +227,7 @@ async def layers(ctx: Context, n: int) -> None:
         ("raw asyncpg", raw),
         ("SQLAlchemy AsyncSession + text()", session),
         ("SQLAlchemy AsyncConnection + text()", connection),
-        ("AsyncConnection + asyncpg driver_connection", driver),
+        ("SQLAlchemy pool checkout + asyncpg execute", driver),
         ("SQLAlchemyEventStore.append (no pre-ping)", append),
     ):
         rt, cpu, _ = await measure(fn, n)

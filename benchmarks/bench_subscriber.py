@@ -117,10 +117,12 @@ async def run_ours(
 
     async def tail() -> None:
         started.set()
-        async for event in store.subscribe(batch_size=500):
-            if event.event_type == _STOP:
-                return  # leaves the generator at a yield: its connections go back cleanly
-            _note(run, event.event_id)
+        # aclosing: leaving the loop closes the generator now (its LISTEN connection too)
+        async with contextlib.aclosing(store.subscribe(batch_size=500)) as events:
+            async for event in events:
+                if event.event_type == _STOP:
+                    return
+                _note(run, event.event_id)
 
     async def writer(w: int) -> None:
         for i in range(per_writer):

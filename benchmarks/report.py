@@ -66,12 +66,87 @@ def render(payloads: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The issue's target table: (row, target text, threshold, [(workload, ours variant), ...]).
+TARGETS: list[tuple[str, str, float, list[tuple[str, str]]]] = [
+    ("append 1 event / txn", ">= 0.80", 0.80, [("es.append_1", "ours"), ("peer.append_1", "ours")]),
+    (
+        "append 100 events / txn",
+        ">= 0.90",
+        0.90,
+        [("es.append_100", "ours"), ("peer.append_100", "ours")],
+    ),
+    (
+        "read 1,000-event stream, typed",
+        ">= 0.85",
+        0.85,
+        [("es.read_1000", "ours"), ("peer.read_1000", "ours")],
+    ),
+    (
+        "8 writers, commit-safe vs bigserial",
+        ">= 0.80",
+        0.80,
+        [("es.writers_8", "ours commit-safe"), ("peer.writers_8", "ours")],
+    ),
+    (
+        "outbox claim+publish+ack, 4 workers, batch 50",
+        ">= 0.80",
+        0.80,
+        [("queue.outbox_batch50", "ours (OutboxRelay)")],
+    ),
+    (
+        "jobs claim+complete, 4 workers, batch 50",
+        ">= 0.80",
+        0.80,
+        [("jobs.claim_complete_50", "ours")],
+    ),
+    ("repository get vs hand-written ORM", ">= 0.83 (<= 1.2x time)", 0.83, [("repo.get", "ours")]),
+    ("repository add vs hand-written ORM", ">= 0.83 (<= 1.2x time)", 0.83, [("repo.add", "ours")]),
+]
+
+_PEERS = ("eventsourcing Application", "eventsourcing recorder")
+
+
+def targets(payloads: Iterable[dict[str, Any]]) -> str:
+    """The target table: ratio to baseline of ours (defaults), ours without pre-ping, peers."""
+    ratios: dict[tuple[str, str], float] = {}
+    for payload in payloads:
+        for r in payload["results"]:
+            if r["ratio_to_baseline"] is not None:
+                ratios[(r["workload"], r["variant"])] = r["ratio_to_baseline"]
+    lines = [
+        "| workload | target | ours (library defaults) | ours, `pool_pre_ping=False` "
+        "| eventsourcing Application / recorder | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, text, threshold, sources in TARGETS:
+        ours, no_ping, peers = [], [], []
+        for workload, variant in sources:
+            if (workload, variant) in ratios:
+                ours.append(f"{ratios[(workload, variant)]:.2f} (`{workload}`)")
+            for name in (f"{variant}, pool_pre_ping=False", "ours, pool_pre_ping=False"):
+                if (workload, name) in ratios:
+                    no_ping.append(f"{ratios[(workload, name)]:.2f} (`{workload}`)")
+                    break
+            found = [f"{ratios[(workload, p)]:.2f}" for p in _PEERS if (workload, p) in ratios]
+            if found:
+                peers.append(" / ".join(found))
+        best = [ratios[(w, v)] for w, v in sources if (w, v) in ratios]
+        met = "yes" if best and min(best) >= threshold else ("no" if best else "not run")
+        lines.append(
+            f"| {row} | {text} | {'; '.join(ours) or '-'} | {'; '.join(no_ping) or '-'} "
+            f"| {'; '.join(peers) or '-'} | {met} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--targets", action="store_true", help="only the issue's target table")
     args = parser.parse_args()
     files = args.files or sorted(RESULTS_DIR.glob("*.json"))[-1:]
-    print(render(json.loads(f.read_text()) for f in files))
+    payloads = [json.loads(f.read_text()) for f in files]
+    print(targets(payloads) if args.targets else render(payloads))
 
 
 if __name__ == "__main__":

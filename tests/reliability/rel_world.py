@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -93,6 +94,24 @@ class ErrorCounter(logging.Handler):
         return sum(self.counts.values())
 
 
+async def close_leaked_listeners(engines: Any) -> int:
+    """Close LISTEN connections of ``engines`` that a dropped listener still holds."""
+    from cqrs_ddd_persistence_sqlalchemy.queue.postgres.listen import NotificationListener
+
+    mine = {id(e) for e in engines}
+    leaked = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, NotificationListener)
+        and obj._conn is not None
+        and id(obj.engine) in mine
+    ]
+    for listener in leaked:
+        with contextlib.suppress(Exception):
+            await listener.close()
+    return len(leaked)
+
+
 @dataclass
 class World:
     url: str
@@ -105,6 +124,7 @@ class World:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[str] = field(default_factory=set)
     write_retries: int = 0
+    leaked: int = 0
     #: seconds each publish / job / projected event takes (keeps the services busy for a while)
     slow: float = 0.0
     #: the job worker's stalled-job recovery interval (None: off)
@@ -133,6 +153,10 @@ class World:
         await self.stop()
         for eng in self.engines.values():
             await eng.dispose()
+        # A connection leaked by a service under the faults (a known relay bug: a failed LISTEN
+        # start, see test_rel_relay_failed_listen_leaks_no_connection) would be garbage-collected
+        # later, and its warning-as-error would fail an innocent test: close such leaks here.
+        self.leaked = await close_leaked_listeners(self.engines.values())
 
     # -- writing -------------------------------------------------------------------------------
     async def write_batch(self, k: int, *, attempts: int = 60) -> None:

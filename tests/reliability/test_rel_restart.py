@@ -29,11 +29,6 @@ BATCHES = 200 if SOAK else 60
 DOWN_FOR = 3.0 if SOAK else 1.0
 
 
-WORKER_DIES = (
-    "JobWorker.run (advanced/job_worker.py:107-109) calls repository.recover_stalled() outside "
-    "the RetryableError guard that claim() has: during an outage the ConnectionLostError ends "
-    "the worker"
-)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +61,7 @@ async def _fresh_schema(c: DedicatedCluster) -> None:
     "services",
     [
         ("relay",),
-        pytest.param(("worker",), marks=pytest.mark.xfail(reason=WORKER_DIES, strict=False)),
+        ("worker",),
         ("runner",),
     ],
     ids=["relay", "worker", "runner"],

@@ -35,7 +35,8 @@ __all__ = [
 #: Bookkeeping columns every collection has; documents may not use these names as fields.
 RESERVED_FIELDS = frozenset({"_id", "_version", "_last_event_id", "_last_position", "_updated_at"})
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# \A...\Z: "$" would also accept a trailing newline.
+_IDENTIFIER = re.compile(r"\A[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def validate_identifier(name: str, *, what: str = "name") -> str:

@@ -104,11 +104,12 @@ class JobWorker:
         last_recover = loop.time()
         try:
             while not self._stopping.is_set():
-                if self.recover_interval and loop.time() - last_recover >= self.recover_interval:
-                    last_recover = loop.time()
-                    await self.repository.recover_stalled()
                 free = self.concurrency - len(self._running)
                 try:
+                    due = loop.time() - last_recover >= self.recover_interval
+                    if self.recover_interval and due:
+                        last_recover = loop.time()
+                        await self.repository.recover_stalled()
                     claimed = await self.repository.claim(free) if free > 0 else []
                 except RetryableError:
                     # The database is briefly unavailable: say so, wait, try again.

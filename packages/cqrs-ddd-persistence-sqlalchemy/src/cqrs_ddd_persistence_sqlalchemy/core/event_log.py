@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, exists, select, true
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cqrs_ddd_core.errors import InvalidValueError
 from cqrs_ddd_core.ports.event_store import StoredEvent
@@ -138,10 +138,13 @@ class EventLog(Protocol):
     """The dialect-specific half of the event store."""
 
     ordering: Ordering
+    #: Whether an append in a transaction of the store's own may run as one autocommit
+    #: statement (no BEGIN/COMMIT round trips): the append must be a single statement.
+    autocommit_appends: bool
 
     async def insert_batch(
         self,
-        session: AsyncSession,
+        conn: AsyncConnection,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],

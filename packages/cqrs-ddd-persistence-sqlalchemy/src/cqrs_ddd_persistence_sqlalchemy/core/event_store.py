@@ -42,6 +42,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_tables import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
 from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.errors import translating
 
 __all__ = ["Ordering", "SQLAlchemyEventStore", "resolve_store_bind"]
 
@@ -211,11 +212,21 @@ class SQLAlchemyEventStore:
 
     # -- plumbing ----------------------------------------------------------------------------
     def _log(self, session: AsyncSession) -> EventLog:
-        name = session.get_bind().dialect.name
+        return self._log_for(session.get_bind().dialect.name)
+
+    def _log_for(self, name: str) -> EventLog:
         log = self._logs.get(name)
         if log is None:
             log = self._logs[name] = _pick_log(name, self.ordering, self.channel, self.notify)
         return log
+
+    def _own_engine(self) -> AsyncEngine | None:
+        """The engine behind the store's own transactions (explicit, or the session factory's)."""
+        if self._engine is not None:
+            return self._engine
+        factory = self._source.factory
+        bind = getattr(factory, "kw", {}).get("bind") if factory is not None else None
+        return bind if isinstance(bind, AsyncEngine) else None
 
     async def _engine_for_listen(self) -> AsyncEngine | None:
         if self._engine is not None:
@@ -298,10 +309,25 @@ class SQLAlchemyEventStore:
             return WrongExpectedVersionError(stream_id, expected_version, None)
 
         constraints = {UQ_STREAM_VERSION: lost_race}
+        engine = self._own_engine() if self._source.owns_transaction(uow) else None
+        if engine is not None and self._log_for(engine.dialect.name).autocommit_appends:
+            # Outside any unit of work the append is one statement, atomic on its own: run it
+            # in autocommit on a bare connection (no ORM session, no BEGIN/COMMIT round trips).
+            with translating(constraints=constraints):
+                async with engine.connect() as bare:
+                    conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+                    log = self._log_for(engine.dialect.name)
+                    drawn = await log.insert_batch(
+                        conn, stream_id, batch, version_range, ids, guarded=False
+                    )
+                    if drawn is None:
+                        return await self._refused(conn, stream_id, batch, expected_version)
+            return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
         async with self._source.session(uow, constraints=constraints) as session:
             log = self._log(session)
+            conn = await session.connection()
             drawn = await log.insert_batch(
-                session,
+                conn,
                 stream_id,
                 batch,
                 version_range,
@@ -309,18 +335,17 @@ class SQLAlchemyEventStore:
                 guarded=not self._source.owns_transaction(uow),
             )
             if drawn is None:
-                return await self._refused(session, stream_id, batch, expected_version)
+                return await self._refused(conn, stream_id, batch, expected_version)
         return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
 
     async def _refused(
         self,
-        session: AsyncSession,
+        conn: AsyncConnection,
         stream_id: str,
         batch: list[StoredEvent],
         expected: ExpectedVersion,
     ) -> list[StoredEvent]:
         """Say why a precondition failed, or return the stored batch of an idempotent retry."""
-        conn = await session.connection()
         t = events_table.c
         ids = [e.event_id for e in batch]
         stored = [
@@ -341,7 +366,7 @@ class SQLAlchemyEventStore:
         tomb = stream_tombstones_table.c
         if (await conn.execute(select(tomb.stream_id).where(tomb.stream_id == stream_id))).first():
             raise NotFoundError(f"stream {stream_id!r} is deleted", kind="stream", key=stream_id)
-        actual = await self.get_version(stream_id, uow=None, _session=session)
+        actual = await self.get_version(stream_id, _conn=conn)
         check_expected_version(stream_id, expected, actual)
         first = batch[0].version
         raise WrongExpectedVersionError(
@@ -378,7 +403,7 @@ class SQLAlchemyEventStore:
         t = events_table.c
         async with self._source.session(uow) as session:
             conn = await session.connection()
-            last = await self.get_version(stream_id, _session=session)
+            last = await self.get_version(stream_id, _conn=conn)
             existing = (
                 await conn.execute(select(tomb.hard).where(tomb.stream_id == stream_id))
             ).first()
@@ -455,13 +480,13 @@ class SQLAlchemyEventStore:
         )
 
     async def get_version(
-        self, aggregate_id: str, *, uow: Any = None, _session: AsyncSession | None = None
+        self, aggregate_id: str, *, uow: Any = None, _conn: AsyncConnection | None = None
     ) -> int:
         """The version of the stream's last event (0 when the stream has none)."""
         t = events_table.c
         stmt = select(func.coalesce(func.max(t.version), 0)).where(t.stream_id == aggregate_id)
-        if _session is not None:
-            return int((await (await _session.connection()).execute(stmt)).scalar_one())
+        if _conn is not None:
+            return int((await _conn.execute(stmt)).scalar_one())
         async with self._source.session(uow) as session:
             conn = await session.connection()
             return int((await conn.execute(stmt)).scalar_one())

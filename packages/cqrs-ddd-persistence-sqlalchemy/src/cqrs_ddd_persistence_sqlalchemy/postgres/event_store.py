@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import DDLElement
 
@@ -209,10 +209,12 @@ class PostgresEventLog:
         self.ordering = ordering
         self.channel = channel
         self.notify = notify and channel is not None
+        # LOCK TABLE + INSERT are two statements: they need a transaction.
+        self.autocommit_appends = ordering is Ordering.COMMIT_SAFE
 
     async def insert_batch(
         self,
-        session: AsyncSession,
+        conn: AsyncConnection,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
@@ -220,7 +222,6 @@ class PostgresEventLog:
         *,
         guarded: bool = True,
     ) -> list[tuple[int, int]] | None:
-        conn = await session.connection()
         if self.ordering is Ordering.LOCK_TABLE:
             await conn.execute(_LOCK)
         params = {

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
@@ -39,10 +39,12 @@ class SerialEventLog:
     """Event log SQL for databases with one writer at a time."""
 
     ordering = Ordering.COMMIT_SAFE
+    # Check-then-insert relies on the BEGIN IMMEDIATE write lock: never autocommit.
+    autocommit_appends = False
 
     async def insert_batch(
         self,
-        session: AsyncSession,
+        conn: AsyncConnection,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
@@ -51,7 +53,6 @@ class SerialEventLog:
         guarded: bool = True,
     ) -> list[tuple[int, int]] | None:
         # ``guarded`` is moot here: one writer at a time, nothing can race the check.
-        conn = await session.connection()
         t = events_table.c
         current, blocked = (
             await conn.execute(

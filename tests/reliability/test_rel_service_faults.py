@@ -77,11 +77,6 @@ async def test_rel_service_survives_terminated_backends(pg_schema: str, target: 
         await world.dispose()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="NotificationListener (queue/postgres/listen.py) never re-LISTENs after its "
-    "connection died: the relay silently degrades to polling (poll_interval latency)",
-)
 async def test_rel_relay_listen_connection_comes_back(pg_schema: str) -> None:
     world = World(PG_URL, pg_schema)
     await world.setup()
@@ -114,12 +109,6 @@ async def test_rel_relay_listen_connection_comes_back(pg_schema: str) -> None:
         await world.dispose()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="OutboxRelay._start_listener (core/outbox_relay.py) drops a NotificationListener whose "
-    "start() failed after engine.connect() without closing it: the checked-out connection leaks "
-    "(SQLAlchemy 'non-checked-in connection' warning at GC)",
-)
 async def test_rel_relay_failed_listen_leaks_no_connection(
     pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

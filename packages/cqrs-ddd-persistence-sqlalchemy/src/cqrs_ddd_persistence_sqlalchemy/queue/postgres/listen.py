@@ -36,10 +36,32 @@ class NotificationListener:
         self._driver: Any = None
 
     async def start(self) -> None:
-        self._conn = await self.engine.connect()
-        raw = await self._conn.get_raw_connection()
-        self._driver = raw.driver_connection
-        await self._driver.add_listener(self.channel, self._on_notify)
+        """Open the dedicated connection and LISTEN; on failure nothing stays checked out."""
+        conn = await self.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.add_listener(self.channel, self._on_notify)
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        self._conn, self._driver = conn, driver
+
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is alive."""
+        return self._driver is not None and not self._driver.is_closed()
+
+    async def _restart(self) -> bool:
+        """Re-LISTEN after the connection died (server restart, terminated backend)."""
+        await self.close()
+        try:
+            await self.start()
+        except Exception:
+            logger.debug("re-LISTEN on %s failed; polling until it succeeds", self.channel)
+            return False
+        logger.info("LISTEN on %s re-established", self.channel)
+        return True
 
     def _on_notify(self, *_args: Any) -> None:
         self._event.set()
@@ -49,6 +71,16 @@ class NotificationListener:
         self._event.set()
 
     async def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a notification; ``True`` when woken early.
+
+        A dead LISTEN connection is re-established here. Notifications sent while it was down
+        are lost, so a successful re-LISTEN reports a wake-up: the caller polls once.
+        """
+        if not self.listening:
+            if await self._restart():
+                return True
+            await asyncio.sleep(seconds)
+            return False
         try:
             await asyncio.wait_for(self._event.wait(), seconds)
         except TimeoutError:
@@ -65,6 +97,14 @@ class NotificationListener:
             logger.debug("removing the LISTEN callback failed", exc_info=True)
         finally:
             if self._conn is not None:
-                await self._conn.close()
+                await _close_quietly(self._conn)
             self._conn = None
             self._driver = None
+
+
+async def _close_quietly(conn: AsyncConnection) -> None:
+    try:
+        await conn.close()
+    except Exception:  # a dead connection may fail to close; it is discarded either way
+        logger.debug("closing the LISTEN connection failed", exc_info=True)
+        await conn.invalidate()

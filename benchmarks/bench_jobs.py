@@ -96,7 +96,7 @@ async def run_job_worker(
     repo: SQLAlchemyBackgroundJobRepository[Any], batch: int, pool: asyncpg.Pool
 ) -> Counter[str]:
     workers = [
-        JobWorker(repo, concurrency=batch, poll_interval=0.05, recover_interval=None)
+        JobWorker(repo, concurrency=batch, poll_interval=0.05, recover_interval=3600.0)
         for _ in range(WORKERS)
     ]
     await asyncio.gather(*(w.run_until_idle() for w in workers))

@@ -348,6 +348,10 @@ def _warm(run: Callable[[], Awaitable[float]]) -> Callable[[], Awaitable[None]]:
 
 
 _COMPARE = (("ours", "eventsourcing Application"), ("ours", "eventsourcing recorder"))
+_COMPARE_READ = (
+    ("ours", "eventsourcing Application"),
+    ("ours get_events (untyped)", "eventsourcing recorder"),
+)
 
 
 @workload(
@@ -376,7 +380,7 @@ async def append_100(ctx: Context) -> list[Variant]:
     "peer.read_1000",
     "read a 1,000-event stream into typed events (eventsourcing: aggregate replay)",
     unit="events/s",
-    compare=_COMPARE if HAVE_EVENTSOURCING else (),
+    compare=_COMPARE_READ if HAVE_EVENTSOURCING else (),
 )
 async def read_1000(ctx: Context) -> list[Variant]:
     db, es = await _open(ctx)
@@ -394,9 +398,15 @@ async def read_1000(ctx: Context) -> list[Variant]:
             events = await store.load_events("read-stream")
             assert len(events) == READ_LEN and isinstance(events[-1], LineAdded)
 
+    async def ours_untyped() -> None:
+        for _ in range(reads):
+            assert len(await store.get_events("read-stream")) == READ_LEN
+
     variants = [
         Variant("raw asyncpg", _rate(READ_LEN * reads, raw), baseline=True),
         Variant("ours", _rate(READ_LEN * reads, ours)),
+        # like the recorder: stored records, no typed events
+        Variant("ours get_events (untyped)", _rate(READ_LEN * reads, ours_untyped)),
     ]
     if es is not None:
         es_id = es.read_id

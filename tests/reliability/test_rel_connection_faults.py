@@ -293,13 +293,6 @@ async def test_rel_terminate_with_repository_and_sinks(
     assert (await outbox.stats()).pending == 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="ProjectionRunner._commit (advanced/projections/runner.py, 'except Exception' around "
-    "projection.apply) counts a ConnectionLostError raised by the handler's own store write as a "
-    "handler failure: after ErrorPolicy.max_attempts (3) connection losses the runner stops with "
-    "ProjectionHandlerError naming a healthy event",
-)
 async def test_rel_connection_lost_inside_a_projection_handler_is_transient(
     tagged: tuple[AsyncEngine, str, str],
 ) -> None:

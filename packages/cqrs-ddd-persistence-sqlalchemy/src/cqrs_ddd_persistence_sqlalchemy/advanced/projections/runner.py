@@ -328,7 +328,9 @@ class ProjectionRunner:
         except RetryableError as exc:
             key = f"db:{events[0].event_id}"
             attempts = self._failures[key] = self._failures.get(key, 0) + 1
-            if attempts >= self.error_policy.max_attempts:
+            # A database blip is not the event's fault: it gets a larger budget than handler
+            # failures before the error is raised (``run()`` then backs off and starts over).
+            if attempts >= _TRANSIENT_ATTEMPTS * self.error_policy.max_attempts:
                 raise
             logger.warning("projection %s: transient error (%s); retrying", self.name, exc)
             await asyncio.sleep(self.error_policy.delay(attempts))
@@ -401,15 +403,25 @@ class ProjectionRunner:
                 ctx = ProjectionContext(self.name, self.store, event, uow, buffer)
                 try:
                     await self.projection.apply(event, ctx)
+                except RetryableError:
+                    # the database failed under the handler (lost connection, deadlock):
+                    # transient, not the event's fault; the whole batch is retried
+                    raise
                 except Exception as exc:
                     certain = buffer is None or not buffer.failed
                     raise _HandlerFailed(index, exc, certain=certain) from exc
             if buffer is not None:
                 try:
                     await buffer.flush(self.store, uow)
+                except RetryableError:
+                    raise
                 except Exception as exc:
                     raise _HandlerFailed(len(events) - 1, exc, certain=False) from exc
             await uow.commit()
+
+
+#: Multiplier of ``ErrorPolicy.max_attempts`` for transient database errors of one batch.
+_TRANSIENT_ATTEMPTS = 3
 
 
 async def _report(progress: ProgressCallback, value: ProjectionProgress) -> None:

@@ -106,8 +106,8 @@ class JobWorker:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
                 try:
-                    due = loop.time() - last_recover >= self.recover_interval
-                    if self.recover_interval and due:
+                    every = self.recover_interval
+                    if every and loop.time() - last_recover >= every:
                         last_recover = loop.time()
                         await self.repository.recover_stalled()
                     claimed = await self.repository.claim(free) if free > 0 else []

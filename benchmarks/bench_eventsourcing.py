@@ -94,13 +94,28 @@ _RAW_READ = (
 )
 
 
-async def raw_append(conn: asyncpg.Connection, stream: str, start: int, n: int) -> None:
-    """One transaction appending ``n`` events to ``stream`` at versions ``start+1..``."""
+_PLAIN_TABLE = (
+    "CREATE TABLE bench_plain_events (position bigserial PRIMARY KEY, "
+    "event_id varchar(255) NOT NULL UNIQUE, stream_id varchar(255) NOT NULL, "
+    "version bigint NOT NULL, event_type varchar(255) NOT NULL, aggregate_type varchar(255), "
+    "schema_version integer NOT NULL, payload jsonb NOT NULL, metadata jsonb NOT NULL, "
+    "occurred_at timestamptz NOT NULL, correlation_id varchar(255), causation_id varchar(255), "
+    "tenant_id varchar(255), UNIQUE (stream_id, version))"
+)
+
+
+async def raw_append(
+    conn: asyncpg.Connection, stream: str, start: int, n: int, *, plain: bool = False
+) -> None:
+    """One transaction appending ``n`` events to ``stream`` at versions ``start+1..``
+    (``plain``: one event into ``bench_plain_events``, no ``xid8`` column)."""
     now = datetime.now(UTC)
     async with conn.transaction():
         if n == 1:
             await conn.execute(
-                _RAW_INSERT_1,
+                _RAW_INSERT_1.replace("cqrs_events", "bench_plain_events")
+                if plain
+                else _RAW_INSERT_1,
                 str(uuid.uuid4()),
                 stream,
                 start + 1,
@@ -441,13 +456,19 @@ async def writers_8(ctx: Context) -> list[Variant]:
     store = our_store(db.engine)
     store_no_ping = our_store(db.make_engine(pool_pre_ping=False))
 
-    async def raw() -> None:
-        async def one(_: int) -> None:
-            async with db.pool.acquire() as conn:
-                for _ in range(per_writer):
-                    await raw_append(conn, _stream(), 0, 1)
+    async with db.pool.acquire() as conn:
+        await conn.execute(_PLAIN_TABLE)
 
-        await asyncio.gather(*(one(w) for w in range(WRITERS)))
+    def raw_into(plain: bool) -> Callable[[], Awaitable[None]]:
+        async def raw() -> None:
+            async def one(_: int) -> None:
+                async with db.pool.acquire() as conn:
+                    for _ in range(per_writer):
+                        await raw_append(conn, _stream(), 0, 1, plain=plain)
+
+            await asyncio.gather(*(one(w) for w in range(WRITERS)))
+
+        return raw
 
     def ours_with(s: Any) -> Callable[[], Awaitable[None]]:
         async def ours() -> None:
@@ -460,7 +481,9 @@ async def writers_8(ctx: Context) -> list[Variant]:
         return ours
 
     variants = [
-        Variant("raw asyncpg bigserial", _rate(total, raw), baseline=True),
+        Variant("raw asyncpg bigserial", _rate(total, raw_into(True)), baseline=True),
+        # the same raw INSERT into our table: what the xid8 column and its index cost the server
+        Variant("raw asyncpg into cqrs_events (xid8)", _rate(total, raw_into(False))),
         Variant("ours", _rate(total, ours_with(store))),
         Variant("ours, pool_pre_ping=False", _rate(total, ours_with(store_no_ping))),
     ]

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tests.reliability.rel_faults import app_name, tagged_engine
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
+from cqrs_ddd_advanced_core.jobs import Backoff as JobBackoff
 from cqrs_ddd_advanced_core.projections import ErrorPolicy, Projection, ProjectionContext
 from cqrs_ddd_core.errors import CQRSDDDError
 from cqrs_ddd_core.ports.event_store import StoredEvent
@@ -218,7 +219,7 @@ class World:
         )
         jobs = SQLAlchemyBackgroundJobRepository(
             RelTickJob, self.engine("worker"), lease_seconds=3,
-            backoff=Backoff(base=0.05, maximum=0.5),
+            backoff=JobBackoff(base=0.05, maximum=0.5),
         )  # fmt: skip
         self.jobs = jobs
 

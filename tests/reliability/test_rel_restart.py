@@ -29,8 +29,6 @@ BATCHES = 200 if SOAK else 60
 DOWN_FOR = 3.0 if SOAK else 1.0
 
 
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[DedicatedCluster]:
     why = DedicatedCluster.available()

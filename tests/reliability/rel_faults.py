@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,9 +34,10 @@ from tests.conftest import PG_URL, pg_dsn
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 
 SOAK = os.environ.get("CQRS_SOAK") == "1"
+T = TypeVar("T", int, float)
 
 
-def soak(ci: int, soak_value: int) -> int:
+def soak(ci: T, soak_value: T) -> T:
     """``soak_value`` under ``CQRS_SOAK=1``, else ``ci``."""
     return soak_value if SOAK else ci
 

@@ -37,6 +37,7 @@ from cqrs_ddd_core.errors import CQRSDDDError, DomainError, OptimisticConcurrenc
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION
 from cqrs_ddd_persistence_sqlalchemy.core import (
+    EventSink,
     SQLAlchemyEventStore,
     SQLAlchemyOutboxStorage,
     SQLAlchemyRepository,
@@ -116,7 +117,7 @@ async def _worker(
         sabotage = not rollback and rng.random() < 0.1
         extra_id = f"x-{n}-{seq}"
         try:
-            sinks = [store, outbox, Saboteur(sabotage)]
+            sinks: list[EventSink] = [store, outbox, Saboteur(sabotage)]
             async with SQLAlchemyUnitOfWork(factory, event_sinks=sinks) as uow:
                 account = await repo.get(account_id, uow=uow)
                 assert account is not None

@@ -38,7 +38,7 @@ SERVICES = ("relay", "worker", "runner")
 async def _spawn(
     ctx: Any, ready: Any, schema: str, service: str, delivery: Path
 ) -> multiprocessing.process.BaseProcess:
-    proc = ctx.Process(
+    proc: multiprocessing.process.BaseProcess = ctx.Process(
         target=rel_service_proc.serve,
         args=(PG_URL, schema, service, str(delivery), ready),
         daemon=True,

@@ -9,10 +9,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from tests.conftest import PG_URL, pg_dsn, require_postgres
+from tests.conftest import PG_URL, _admin, require_postgres
 
 ROOT = Path(__file__).parents[2]
 CLI = Path(sys.executable).parent / "cqrs-ddd-sqla"
@@ -43,14 +42,6 @@ def run_cli(tmp_path: Path) -> RunCli:
         )
 
     return _run
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(pg_dsn())
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ Requires the ``nats`` extra (``nats-py``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import nats
 from nats.js import JetStreamContext
@@ -16,11 +15,12 @@ from nats.js.errors import BadRequestError
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.publishers.envelope import encode_body, headers_of
+from cqrs_ddd_persistence_sqlalchemy.publishers.lifecycle import ConnectedPublisher
 
 __all__ = ["NatsJetStreamPublisher"]
 
 
-class NatsJetStreamPublisher:
+class NatsJetStreamPublisher(ConnectedPublisher):
     """Publishes to JetStream and waits for the stream's ack.
 
     ``message_id`` travels as ``Nats-Msg-Id``, so JetStream itself drops a re-publish inside
@@ -77,18 +77,6 @@ class NatsJetStreamPublisher:
             await self._nc.drain()
         self._nc = None
         self._js = None
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def publish(self, message: OutboxMessage) -> None:
         if self._js is None:

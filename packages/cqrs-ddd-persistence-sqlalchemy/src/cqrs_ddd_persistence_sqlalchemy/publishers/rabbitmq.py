@@ -6,8 +6,7 @@ Requires the ``rabbitmq`` extra (``aio-pika``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
@@ -15,11 +14,12 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.publishers.envelope import encode_body, headers_of
+from cqrs_ddd_persistence_sqlalchemy.publishers.lifecycle import ConnectedPublisher
 
 __all__ = ["RabbitMQPublisher"]
 
 
-class RabbitMQPublisher:
+class RabbitMQPublisher(ConnectedPublisher):
     """Publishes to an exchange and waits for the broker's confirm.
 
     The channel is opened with publisher confirms; ``publish`` returns after ``Basic.Ack`` and
@@ -89,18 +89,6 @@ class RabbitMQPublisher:
             self._connection = None
         self._channel = None
         self._exchange = None
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def publish(self, message: OutboxMessage) -> None:
         if self._exchange is None:

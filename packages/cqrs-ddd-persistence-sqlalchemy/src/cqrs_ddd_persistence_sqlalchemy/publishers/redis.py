@@ -6,18 +6,18 @@ Requires the ``redis`` extra.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from redis.asyncio import Redis
 
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.publishers.envelope import encode_body, headers_of
+from cqrs_ddd_persistence_sqlalchemy.publishers.lifecycle import ConnectedPublisher
 
 __all__ = ["RedisStreamPublisher"]
 
 
-class RedisStreamPublisher:
+class RedisStreamPublisher(ConnectedPublisher):
     """Appends each message to a stream; the ``XADD`` reply (the entry id) is the confirm.
 
     Entry fields: ``payload`` (JSON) plus every header of :func:`headers_of` (``message_id``,
@@ -61,18 +61,6 @@ class RedisStreamPublisher:
     async def close(self) -> None:
         if self._owns_client:
             await self.client.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def publish(self, message: OutboxMessage) -> None:
         fields: dict[Any, Any] = dict(headers_of(message))

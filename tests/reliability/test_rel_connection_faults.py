@@ -2,7 +2,8 @@
 
 Every case: the operation fails with ``ConnectionLostError`` (retryable, from the error tree),
 nothing of the broken transaction is visible afterwards, and the next unit of work on the same
-engine works (the pool drops the dead connection, ``pool_pre_ping`` catches idle dead ones).
+engine works (the pool drops the dead connection; the checkout guard replaces pooled connections
+the server closed, see ``postgres/pool.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.reliability.rel_faults import (
     backends,
     tagged_engine,
     terminate_backends,
+    wait_for,
     wait_for_backend,
 )
 
@@ -171,22 +173,86 @@ async def test_rel_terminate_in_before_commit_hook(tagged: tuple[AsyncEngine, st
     assert await _visible_ids(schema) == {3}
 
 
-async def test_rel_idle_pooled_connections_terminated_are_replaced(
-    tagged: tuple[AsyncEngine, str, str],
-) -> None:
-    """Dead idle connections in the pool never surface as errors (pool_pre_ping)."""
-    eng, name, schema = tagged
-    factory = async_sessionmaker(eng, expire_on_commit=False)
-    store = RowStore()
-    # Fill the pool with three idle connections.
+async def _fill_pool_and_terminate(eng: AsyncEngine, name: str) -> None:
+    """Three idle pooled connections, all terminated; returns once the backends are gone."""
     async with eng.connect() as c1, eng.connect() as c2, eng.connect() as c3:
         for c in (c1, c2, c3):
             await c.execute(sa.text("SELECT 1"))
     assert len(await backends(name)) == 3
     assert await terminate_backends(name) == 3
+
+    async def gone() -> bool:
+        return not await backends(name)
+
+    await wait_for(gone)
+
+
+async def test_rel_idle_pooled_connections_terminated_are_replaced(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    """Pooled connections the server closed never surface as errors.
+
+    The checkout guard (``postgres/pool.py``) sees asyncpg's closed socket without I/O. Once the
+    backends have exited (their FATAL and FIN reached the client), no unit of work fails.
+    """
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+    await _fill_pool_and_terminate(eng, name)
     for i in range(6):  # more UoWs than pooled connections: every dead one is met
         await _next_uow_works(factory, store, 10 + i)
     assert await _visible_ids(schema) == set(range(10, 16))
+
+
+@pytest.mark.parametrize("engine_kw", [{"pool_ping_after": 0.0}, {"pool_pre_ping": True}])
+async def test_rel_idle_pooled_connections_pinged_are_replaced(
+    pg_schema: str, engine_kw: dict[str, Any]
+) -> None:
+    """With a ping on every checkout (ours, or SQLAlchemy's), a dead one is replaced too."""
+    name = app_name("rel-ping")
+    eng = tagged_engine(pg_schema, name, pool_size=3, max_overflow=0, **engine_kw)
+    try:
+        async with eng.begin() as conn:
+            await conn.run_sync(md.create_all)
+        await _fill_pool_and_terminate(eng, name)
+        factory = async_sessionmaker(eng, expire_on_commit=False)
+        for i in range(4):
+            await _next_uow_works(factory, RowStore(), 20 + i)
+        assert await _visible_ids(pg_schema) == set(range(20, 24))
+    finally:
+        await eng.dispose()
+
+
+async def test_rel_connection_killed_unnoticed_fails_retryable_once(
+    tagged: tuple[AsyncEngine, str, str],
+) -> None:
+    """Without a ping, a connection killed the instant before use fails *retryably*, once.
+
+    The guard skips the ping for connections idle under ``pool_ping_after`` (5 s): that is
+    what makes a hot checkout free. A connection killed in that window is found dead by its
+    first statement: ``ConnectionLostError`` (retryable), and the retry works.
+    """
+    eng, name, schema = tagged
+    factory = async_sessionmaker(eng, expire_on_commit=False)
+    store = RowStore()
+    async with eng.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+        await conn.commit()  # nothing left to roll back when it goes back to the pool
+        # Killed while checked out; it goes back to the pool at once, and the unit of work
+        # below takes it again. Whether the client saw the FIN by then is a race: replaced at
+        # checkout or failing retryably are both allowed, any other error is not.
+        assert await terminate_backends(name) == 1
+    outcomes: list[str] = []
+    for i in range(2):
+        try:
+            await _next_uow_works(factory, store, 30 + i)
+            outcomes.append("ok")
+        except CQRSDDDError as exc:
+            assert isinstance(exc, ConnectionLostError) and exc.retryable, exc
+            outcomes.append("lost")
+            await _next_uow_works(factory, store, 30 + i)
+    assert outcomes.count("lost") <= 1
+    assert await _visible_ids(schema) == {30, 31}
 
 
 async def test_rel_repeated_terminations_then_retry_succeeds(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -81,8 +81,13 @@ async def test_timestamps_are_aware_and_timestamptz(
     async with session_factory() as session, session.begin():
         session.add(Row(id=1, at=at))
     async with session_factory() as session:
+        if dialect_name == "postgresql":
+            # Returned in UTC whatever the session's zone (asyncpg decodes timestamptz to UTC;
+            # UTCDateTime relies on that and skips its per-row conversion there).
+            await session.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
         back = (await session.execute(select(Row.at))).scalar_one()
         assert back == at and back.tzinfo is not None
+        assert back.utcoffset() == timedelta(0)
         if dialect_name == "postgresql":
             coltype = (
                 await session.execute(

@@ -8,6 +8,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
+from cqrs_ddd_persistence_sqlalchemy.postgres.pool import (
+    DEFAULT_PING_AFTER,
+    install_checkout_guard,
+)
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.sqlite.engine import configure_sqlite_engine
 
@@ -17,8 +21,14 @@ __all__ = ["configure_engine", "create_engine"]
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """``create_async_engine`` with the library's defaults.
 
-    - PostgreSQL: ``pool_pre_ping`` on (survives server restarts), the library's JSON codec;
-      ``statement_timeout_ms`` / ``lock_timeout_ms`` keyword arguments set the session timeouts.
+    - PostgreSQL: dead pooled connections are replaced at checkout (survives server restarts
+      and terminated backends), the library's JSON codec; ``statement_timeout_ms`` /
+      ``lock_timeout_ms`` keyword arguments set the session timeouts. On asyncpg this is a
+      free check of the socket plus a one-round-trip ping of connections idle for more than
+      ``pool_ping_after`` seconds (default 5; see ``postgres/pool.py``) instead of
+      SQLAlchemy's ``pool_pre_ping``, which costs three round trips on every checkout. Pass
+      ``pool_pre_ping=True`` to get SQLAlchemy's ping back, ``pool_pre_ping=False`` to never
+      ping (closed sockets are still caught). Other PostgreSQL drivers keep ``pool_pre_ping``.
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
 
@@ -32,10 +42,17 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     statement_timeout = kwargs.pop("statement_timeout_ms", None)
     lock_timeout = kwargs.pop("lock_timeout_ms", None)
+    ping_after = kwargs.pop("pool_ping_after", DEFAULT_PING_AFTER)
+    guard = False
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
     if parsed.get_backend_name() == "postgresql":
-        kwargs.setdefault("pool_pre_ping", True)
+        if parsed.get_driver_name() == "asyncpg" and not kwargs.get("pool_pre_ping"):
+            guard = True
+            if kwargs.pop("pool_pre_ping", None) is False:
+                ping_after = None
+        else:
+            kwargs.setdefault("pool_pre_ping", True)
         settings: dict[str, str] = {}
         if statement_timeout is not None:
             settings["statement_timeout"] = str(int(statement_timeout))
@@ -46,6 +63,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             connect_args.setdefault("server_settings", {}).update(settings)
             kwargs["connect_args"] = connect_args
     engine = _sa_create_async_engine(url, **kwargs)
+    if guard:
+        install_checkout_guard(engine, ping_after=ping_after)
     if engine.dialect.name == "sqlite" and lock_timeout is not None:
         configure_sqlite_engine(engine, busy_timeout_ms=int(lock_timeout))
     return configure_engine(engine)

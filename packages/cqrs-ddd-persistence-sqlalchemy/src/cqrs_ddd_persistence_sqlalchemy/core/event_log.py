@@ -141,6 +141,8 @@ class EventLog(Protocol):
     #: Whether an append in a transaction of the store's own may run as one autocommit
     #: statement (no BEGIN/COMMIT round trips): the append must be a single statement.
     autocommit_appends: bool
+    #: Whether a one-statement read outside any unit of work may run in autocommit.
+    autocommit_reads: bool
 
     async def insert_batch(
         self,

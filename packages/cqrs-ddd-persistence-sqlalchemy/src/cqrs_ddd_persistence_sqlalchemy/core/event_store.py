@@ -228,6 +228,24 @@ class SQLAlchemyEventStore:
         bind = getattr(factory, "kw", {}).get("bind") if factory is not None else None
         return bind if isinstance(bind, AsyncEngine) else None
 
+    @contextlib.asynccontextmanager
+    async def _reading(self, uow: Any) -> AsyncIterator[tuple[AsyncConnection, EventLog]]:
+        """The connection (and dialect log) for one read statement.
+
+        Outside any unit of work, on a dialect that allows it, the read runs in autocommit on a
+        bare pooled connection: one round trip instead of BEGIN / SELECT / COMMIT.
+        """
+        engine = self._own_engine() if self._source.owns_transaction(uow) else None
+        if engine is not None:
+            log = self._log_for(engine.dialect.name)
+            if log.autocommit_reads:
+                with translating():
+                    async with engine.connect() as bare:
+                        yield await bare.execution_options(isolation_level="AUTOCOMMIT"), log
+                return
+        async with self._source.session(uow) as session:
+            yield await session.connection(), self._log(session)
+
     async def _engine_for_listen(self) -> AsyncEngine | None:
         if self._engine is not None:
             return self._engine
@@ -442,19 +460,8 @@ class SQLAlchemyEventStore:
         uow: Any = None,
     ) -> list[StoredEvent]:
         """The events of one stream in version order (empty for a deleted stream)."""
-        t = events_table.c
-        stmt = (
-            select(*event_columns())
-            .where(t.stream_id == aggregate_id, not_tombstoned(aggregate_id))
-            .order_by(t.version)
-        )
-        if from_version is not None:
-            stmt = stmt.where(t.version >= from_version)
-        if to_version is not None:
-            stmt = stmt.where(t.version <= to_version)
-        async with self._source.session(uow) as session:
-            conn = await session.connection()
-            return [_row_to_event(r) for r in await conn.execute(stmt)]
+        rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
+        return [_row_to_event(r) for r in rows]
 
     async def load_events(
         self,
@@ -465,10 +472,62 @@ class SQLAlchemyEventStore:
         uow: Any = None,
     ) -> list[DomainEvent]:
         """Like :meth:`get_events`, as registered ``DomainEvent`` classes (upcast first)."""
-        stored = await self.get_events(
-            aggregate_id, from_version=from_version, to_version=to_version, uow=uow
+        rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
+        hydrate = self.registry.hydrate
+        # Straight from the row to the typed event: no intermediate StoredEvent per event.
+        return [
+            hydrate(
+                event_type,
+                payload,
+                schema_version=schema_version,
+                envelope={
+                    "event_id": event_id,
+                    "occurred_at": occurred_at,
+                    "aggregate_id": stream_id,
+                    "aggregate_type": aggregate_type,
+                    "metadata": metadata or {},
+                    "correlation_id": correlation_id,
+                    "causation_id": causation_id,
+                },
+            )
+            for (
+                _position,
+                event_id,
+                stream_id,
+                _version,
+                event_type,
+                aggregate_type,
+                schema_version,
+                payload,
+                metadata,
+                occurred_at,
+                correlation_id,
+                causation_id,
+                *_,
+            ) in rows
+        ]
+
+    async def _stream_rows(
+        self,
+        aggregate_id: str,
+        from_version: int | None,
+        to_version: int | None,
+        uow: Any,
+    ) -> Sequence[Sequence[Any]]:
+        t = events_table.c
+        stmt = (
+            select(*event_columns())
+            .where(t.stream_id == aggregate_id, not_tombstoned(aggregate_id))
+            .order_by(t.version)
         )
-        return [self.to_domain_event(e) for e in stored]
+        if from_version is not None:
+            stmt = stmt.where(t.version >= from_version)
+        if to_version is not None:
+            stmt = stmt.where(t.version <= to_version)
+        async with self._reading(uow) as (conn, _):
+            # ``all()``: one fetch of the whole result; iterating the result fetches row by
+            # row through the async cursor adapter (~7 µs a row on asyncpg).
+            return (await conn.execute(stmt)).all()
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEvent:
         """The typed event of a stored one, through the registry (with upcasting)."""
@@ -487,8 +546,7 @@ class SQLAlchemyEventStore:
         stmt = select(func.coalesce(func.max(t.version), 0)).where(t.stream_id == aggregate_id)
         if _conn is not None:
             return int((await _conn.execute(stmt)).scalar_one())
-        async with self._source.session(uow) as session:
-            conn = await session.connection()
+        async with self._reading(uow) as (conn, _):
             return int((await conn.execute(stmt)).scalar_one())
 
     async def stream_exists(self, aggregate_id: str, *, uow: Any = None) -> bool:
@@ -497,8 +555,7 @@ class SQLAlchemyEventStore:
         stmt = select(
             exists().where(and_(t.stream_id == aggregate_id, not_tombstoned(aggregate_id)))
         )
-        async with self._source.session(uow) as session:
-            conn = await session.connection()
+        async with self._reading(uow) as (conn, _):
             return bool((await conn.execute(stmt)).scalar_one())
 
     # -- the global log ----------------------------------------------------------------------
@@ -526,9 +583,7 @@ class SQLAlchemyEventStore:
             tenant_id=tenant_id,
         )
         start = Cursor.decode(after)
-        async with self._source.session(uow) as session:
-            log = self._log(session)
-            conn = await session.connection()
+        async with self._reading(uow) as (conn, log):
             rows = (await conn.execute(log.page_query(start, limit, flt))).all()
         if not rows:
             return [], after

@@ -211,6 +211,8 @@ class PostgresEventLog:
         self.notify = notify and channel is not None
         # LOCK TABLE + INSERT are two statements: they need a transaction.
         self.autocommit_appends = ordering is Ordering.COMMIT_SAFE
+        # One SELECT sees one snapshot on its own: no BEGIN/COMMIT round trips needed.
+        self.autocommit_reads = True
 
     async def insert_batch(
         self,

@@ -41,6 +41,9 @@ class SerialEventLog:
     ordering = Ordering.COMMIT_SAFE
     # Check-then-insert relies on the BEGIN IMMEDIATE write lock: never autocommit.
     autocommit_appends = False
+    # The engine's begin hook issues BEGIN IMMEDIATE on every connection use; keep reads on
+    # the session path there.
+    autocommit_reads = False
 
     async def insert_batch(
         self,

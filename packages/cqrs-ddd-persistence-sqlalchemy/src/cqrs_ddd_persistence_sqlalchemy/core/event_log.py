@@ -161,6 +161,18 @@ class EventLog(Protocol):
         the (caller's) transaction."""
         ...
 
+    async def insert_autocommit(
+        self,
+        bare: AsyncConnection,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+    ) -> list[tuple[int, int]] | None:
+        """:meth:`insert_batch` (unguarded) as one autocommit statement on ``bare``, a pooled
+        connection with no transaction; only called when :attr:`autocommit_appends`."""
+        ...
+
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
         """The statement of one page of the global log (cursor columns last)."""
         ...

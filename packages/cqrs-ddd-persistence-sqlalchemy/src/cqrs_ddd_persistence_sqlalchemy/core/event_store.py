@@ -333,12 +333,10 @@ class SQLAlchemyEventStore:
             # in autocommit on a bare connection (no ORM session, no BEGIN/COMMIT round trips).
             with translating(constraints=constraints):
                 async with engine.connect() as bare:
-                    conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
                     log = self._log_for(engine.dialect.name)
-                    drawn = await log.insert_batch(
-                        conn, stream_id, batch, version_range, ids, guarded=False
-                    )
+                    drawn = await log.insert_autocommit(bare, stream_id, batch, version_range, ids)
                     if drawn is None:
+                        conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
                         return await self._refused(conn, stream_id, batch, expected_version)
             return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
         async with self._source.session(uow, constraints=constraints) as session:

@@ -52,6 +52,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
     select_page,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, current_xact_id, events_table
+from cqrs_ddd_persistence_sqlalchemy.postgres.driver import DriverStatement
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 
 __all__ = ["DEFAULT_CHANNEL", "PostgresEventLog"]
@@ -213,20 +214,16 @@ class PostgresEventLog:
         self.autocommit_appends = ordering is Ordering.COMMIT_SAFE
         # One SELECT sees one snapshot on its own: no BEGIN/COMMIT round trips needed.
         self.autocommit_reads = True
+        self._driver_calls: dict[tuple[str, str, bool], DriverStatement | None] = {}
 
-    async def insert_batch(
+    def _params(
         self,
-        conn: AsyncConnection,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
         ids: Sequence[str],
-        *,
-        guarded: bool = True,
-    ) -> list[tuple[int, int]] | None:
-        if self.ordering is Ordering.LOCK_TABLE:
-            await conn.execute(_LOCK)
-        params = {
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
             "stream_id": stream_id,
             "lo": version_range[0],
             "hi": version_range[1],
@@ -244,6 +241,21 @@ class PostgresEventLog:
         }
         if self.notify:
             params["channel"] = self.channel
+        return params
+
+    async def insert_batch(
+        self,
+        conn: AsyncConnection,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+        *,
+        guarded: bool = True,
+    ) -> list[tuple[int, int]] | None:
+        if self.ordering is Ordering.LOCK_TABLE:
+            await conn.execute(_LOCK)
+        params = self._params(stream_id, rows, version_range, ids)
         result = await conn.execute(_INSERTS[(self.notify, guarded)], params)
         drawn = [(int(row[0]), int(row[1])) for row in result.all()]
         if 0 < len(drawn) < len(rows):
@@ -256,6 +268,42 @@ class PostgresEventLog:
             return None
         drawn.sort(key=lambda pv: pv[1])
         return drawn
+
+    async def insert_autocommit(
+        self,
+        bare: AsyncConnection,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+    ) -> list[tuple[int, int]] | None:
+        """``insert_batch`` as one autocommit statement on a bare pooled connection.
+
+        On asyncpg the statement (compiled once per dialect) runs straight on the driver
+        connection: SQLAlchemy's execution path (execution context, greenlet hops, result
+        adaptation, the isolation-level switch) cost about as much client CPU as the whole
+        raw-asyncpg append. Unguarded: a conflict raises, so the batch is all or nothing.
+        """
+        call = self._driver_call(bare)
+        if call is None:
+            conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+            return await self.insert_batch(conn, stream_id, rows, version_range, ids, guarded=False)
+        params = self._params(stream_id, rows, version_range, ids)
+        records = await call.fetch(bare, call.args(params))
+        if not records:
+            return None
+        return sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
+
+    def _driver_call(self, bare: AsyncConnection) -> DriverStatement | None:
+        if self.ordering is Ordering.LOCK_TABLE:
+            return None  # LOCK TABLE + INSERT need a transaction: the SQLAlchemy path
+        key = (bare.dialect.name, bare.dialect.driver, self.notify)
+        if key not in self._driver_calls:
+            self._driver_calls[key] = DriverStatement.compile(
+                _INSERTS[(self.notify, False)], bare.dialect
+            )
+        call = self._driver_calls[key]
+        return call if call is not None and call.usable_on(bare) else None
 
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
         t = events_table.c

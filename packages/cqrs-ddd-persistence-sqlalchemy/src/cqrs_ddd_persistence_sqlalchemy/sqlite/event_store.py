@@ -45,6 +45,16 @@ class SerialEventLog:
     # the session path there.
     autocommit_reads = False
 
+    async def insert_autocommit(
+        self,
+        bare: AsyncConnection,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+    ) -> list[tuple[int, int]] | None:
+        raise NotImplementedError("SQLite appends need the BEGIN IMMEDIATE transaction")
+
     async def insert_batch(
         self,
         conn: AsyncConnection,

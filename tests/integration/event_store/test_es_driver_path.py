@@ -1,0 +1,124 @@
+"""The append fast path on asyncpg (``postgres/driver.py``): taken, equivalent, and safe.
+
+Outside a unit of work a PostgreSQL append runs its prebuilt ``INSERT`` straight on asyncpg's
+connection. These tests pin that it is really taken, that what it stores is what the
+SQLAlchemy path stores, and that a cancelled append leaves neither a half-used connection in
+the pool nor a stored event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cqrs_ddd_core import StoredEvent, StreamState
+from cqrs_ddd_core.errors import WrongExpectedVersionError
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore, SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.postgres.driver import DriverStatement
+from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERTS
+from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+
+pytestmark = pytest.mark.postgres_only
+
+SF = async_sessionmaker[AsyncSession]
+
+
+def test_append_statements_compile_for_the_driver(library_tables: AsyncEngine) -> None:
+    dialect = library_tables.sync_engine.dialect
+    for notify in (False, True):
+        call = DriverStatement.compile(_INSERTS[(notify, False)], dialect)
+        assert call is not None
+        assert call.sql.startswith(("INSERT", "WITH")) and "$1" in call.sql
+        # Literal binds of the statement itself (coalesce(..., 0), LIMIT 1) are filled in.
+        assert set(call.defaults) <= set(call.names)
+        assert {"stream_id", "event_ids", "payloads", "lo", "hi"} <= set(call.names)
+
+
+def test_statements_whose_binds_convert_values_stay_on_sqlalchemy(
+    library_tables: AsyncEngine,
+) -> None:
+    dialect = library_tables.sync_engine.dialect
+    t = Table("driver_probe", MetaData(), Column("id", Integer, primary_key=True))
+    for converting in (UTCDateTime(), JSONType()):
+        stmt = insert(t).values(id=bindparam("v", type_=converting))
+        assert DriverStatement.compile(stmt, dialect) is None
+    assert DriverStatement.compile(insert(t).values(id=bindparam("v", type_=Integer)), dialect)
+
+
+async def test_driver_path_stores_what_the_uow_path_stores(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory, listen=False)
+    at = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=timezone(timedelta(hours=5)))
+
+    def event(stream: str) -> StoredEvent:
+        return StoredEvent(
+            event_type="DriverProbe",
+            aggregate_id=stream,
+            aggregate_type="Probe",
+            payload={"text": "ünï €\u2028'\";--", "n": 2**53 + 1, "nested": {"a": [1, None]}},
+            metadata={"who": "x"},
+            occurred_at=at,
+            correlation_id="c-1",
+            causation_id=None,
+            tenant_id="t-1",
+        )
+
+    [fast] = await store.append(event("fast"), expected_version=StreamState.NO_STREAM)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        [slow] = await store.append(event("slow"), expected_version=StreamState.NO_STREAM)
+        await uow.commit()
+    [f] = await store.get_events("fast")
+    [s] = await store.get_events("slow")
+    for got, returned in ((f, fast), (s, slow)):
+        assert got.position == returned.position and got.version == 1
+    keep = ("payload", "metadata", "occurred_at", "correlation_id", "tenant_id", "event_type")
+    assert {k: getattr(f, k) for k in keep} == {k: getattr(s, k) for k in keep}
+    assert f.occurred_at == at and f.occurred_at.tzinfo is not None
+    assert f.occurred_at.utcoffset() == timedelta(0)
+
+
+async def test_occ_conflict_on_the_driver_path_names_the_versions(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory, listen=False)
+    await store.append(StoredEvent(event_type="E", aggregate_id="occ"), expected_version=0)
+    with pytest.raises(WrongExpectedVersionError) as info:
+        await store.append(StoredEvent(event_type="E", aggregate_id="occ"), expected_version=0)
+    assert (info.value.expected_version, info.value.actual_version) == (0, 1)
+
+
+async def test_cancelled_append_stores_nothing_and_spoils_no_pooled_connection(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    """Cancel an append while PostgreSQL makes it wait, then use every pooled connection."""
+    store = SQLAlchemyEventStore(session_factory, listen=False)
+    blocker = StoredEvent(event_type="E", aggregate_id="held", event_id="held-1")
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        # Holds version 1 of the stream uncommitted: an autocommit append of version 1 waits
+        # on the unique index for this transaction to end.
+        await store.append(blocker, expected_version=StreamState.NO_STREAM)
+        # A fresh context: the task must not join the ambient unit of work.
+        waiting = asyncio.create_task(
+            store.append(StoredEvent(event_type="E", aggregate_id="held", event_id="held-2")),
+            context=contextvars.Context(),
+        )
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await uow.commit()
+    assert [e.event_id for e in await store.get_events("held")] == ["held-1"]
+    # Every connection the pool hands out now works (none is left mid-statement).
+    results: list[Any] = await asyncio.gather(
+        *(store.append(StoredEvent(event_type="E", aggregate_id=f"after-{i}")) for i in range(8))
+    )
+    assert all(r[0].version == 1 for r in results)
+    assert [e.version for e in await store.get_events("held")] == [1]

@@ -20,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cqrs_ddd_core import StoredEvent, StreamState
 from cqrs_ddd_core.errors import WrongExpectedVersionError
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore, SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
+    _STREAM_EXISTS,
+    _STREAM_READ,
+    _STREAM_VERSION,
+)
 from cqrs_ddd_persistence_sqlalchemy.postgres.driver import DriverStatement
 from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERTS
 from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
@@ -38,6 +43,39 @@ def test_append_statements_compile_for_the_driver(library_tables: AsyncEngine) -
         # Literal binds of the statement itself (coalesce(..., 0), LIMIT 1) are filled in.
         assert set(call.defaults) <= set(call.names)
         assert {"stream_id", "event_ids", "payloads", "lo", "hi"} <= set(call.names)
+
+
+def test_stream_reads_compile_for_the_driver(library_tables: AsyncEngine) -> None:
+    dialect = library_tables.sync_engine.dialect
+    for stmt in (_STREAM_READ, _STREAM_VERSION, _STREAM_EXISTS):
+        call = DriverStatement.compile(stmt, dialect)
+        assert call is not None and call.sql.startswith("SELECT")
+        assert "stream_id" in call.names
+
+
+async def test_driver_reads_return_what_the_uow_reads_return(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    store = SQLAlchemyEventStore(session_factory, listen=False)
+    await store.append(
+        [StoredEvent(event_type="E", aggregate_id="r", payload={"i": i}) for i in range(5)]
+    )
+    async with SQLAlchemyUnitOfWork(session_factory):
+        in_uow = (
+            await store.get_events("r", from_version=2, to_version=4),
+            await store.get_version("r"),
+            await store.stream_exists("r"),
+            await store.stream_exists("nope"),
+        )
+    outside = (
+        await store.get_events("r", from_version=2, to_version=4),
+        await store.get_version("r"),
+        await store.stream_exists("r"),
+        await store.stream_exists("nope"),
+    )
+    assert in_uow == outside
+    assert [e.payload for e in outside[0]] == [{"i": 1}, {"i": 2}, {"i": 3}]
+    assert outside[1:] == (5, True, False)
 
 
 def test_statements_whose_binds_convert_values_stay_on_sqlalchemy(

@@ -173,6 +173,13 @@ class EventLog(Protocol):
         connection with no transaction; only called when :attr:`autocommit_appends`."""
         ...
 
+    async def read_autocommit(
+        self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """Rows of a module-level read statement on ``bare`` (a pooled connection with no
+        transaction); only called when :attr:`autocommit_reads`."""
+        ...
+
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
         """The statement of one page of the global log (cursor columns last)."""
         ...

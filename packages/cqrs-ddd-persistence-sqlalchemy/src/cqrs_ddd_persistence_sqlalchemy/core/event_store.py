@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cqrs_ddd_core.adapters.memory.event_store import check_expected_version
@@ -90,6 +90,30 @@ def _version_range(
         if lo > hi:
             raise WrongExpectedVersionError(stream_id, expected, first - 1)
     return lo, hi
+
+
+_t = events_table.c
+# Built once with named parameters: SQLAlchemy's compiled cache and the asyncpg driver path
+# (``postgres/driver.py``) both key on the statement.
+_STREAM_READ = (
+    select(*event_columns())
+    .where(
+        _t.stream_id == bindparam("stream_id", type_=String),
+        _t.version >= bindparam("from_version", type_=BigInteger),
+        _t.version <= bindparam("to_version", type_=BigInteger),
+        not_tombstoned(bindparam("stream_id", type_=String)),
+    )
+    .order_by(_t.version)
+)
+_STREAM_VERSION = select(func.coalesce(func.max(_t.version), 0)).where(
+    _t.stream_id == bindparam("stream_id", type_=String)
+)
+_STREAM_EXISTS = select(
+    exists().where(
+        _t.stream_id == bindparam("stream_id", type_=String),
+        not_tombstoned(bindparam("stream_id", type_=String)),
+    )
+)
 
 
 def _stored(e: StoredEvent, version: int, position: int) -> StoredEvent:
@@ -245,6 +269,20 @@ class SQLAlchemyEventStore:
                 return
         async with self._source.session(uow) as session:
             yield await session.connection(), self._log(session)
+
+    async def _read(self, stmt: Any, params: dict[str, Any], uow: Any) -> Sequence[Sequence[Any]]:
+        """Rows of a module-level read statement (see :meth:`_reading`; on asyncpg outside a
+        unit of work it runs on the driver connection)."""
+        engine = self._own_engine() if self._source.owns_transaction(uow) else None
+        if engine is not None:
+            log = self._log_for(engine.dialect.name)
+            if log.autocommit_reads:
+                with translating():
+                    async with engine.connect() as bare:
+                        return await log.read_autocommit(bare, stmt, params)
+        async with self._source.session(uow) as session:
+            conn = await session.connection()
+            return (await conn.execute(stmt, params)).all()
 
     async def _engine_for_listen(self) -> AsyncEngine | None:
         if self._engine is not None:
@@ -512,20 +550,12 @@ class SQLAlchemyEventStore:
         to_version: int | None,
         uow: Any,
     ) -> Sequence[Sequence[Any]]:
-        t = events_table.c
-        stmt = (
-            select(*event_columns())
-            .where(t.stream_id == aggregate_id, not_tombstoned(aggregate_id))
-            .order_by(t.version)
-        )
-        if from_version is not None:
-            stmt = stmt.where(t.version >= from_version)
-        if to_version is not None:
-            stmt = stmt.where(t.version <= to_version)
-        async with self._reading(uow) as (conn, _):
-            # ``all()``: one fetch of the whole result; iterating the result fetches row by
-            # row through the async cursor adapter (~7 µs a row on asyncpg).
-            return (await conn.execute(stmt)).all()
+        params = {
+            "stream_id": aggregate_id,
+            "from_version": from_version if from_version is not None else -_MAX_VERSION,
+            "to_version": to_version if to_version is not None else _MAX_VERSION,
+        }
+        return await self._read(_STREAM_READ, params, uow)
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEvent:
         """The typed event of a stored one, through the registry (with upcasting)."""
@@ -540,21 +570,14 @@ class SQLAlchemyEventStore:
         self, aggregate_id: str, *, uow: Any = None, _conn: AsyncConnection | None = None
     ) -> int:
         """The version of the stream's last event (0 when the stream has none)."""
-        t = events_table.c
-        stmt = select(func.coalesce(func.max(t.version), 0)).where(t.stream_id == aggregate_id)
+        params = {"stream_id": aggregate_id}
         if _conn is not None:
-            return int((await _conn.execute(stmt)).scalar_one())
-        async with self._reading(uow) as (conn, _):
-            return int((await conn.execute(stmt)).scalar_one())
+            return int((await _conn.execute(_STREAM_VERSION, params)).scalar_one())
+        return int((await self._read(_STREAM_VERSION, params, uow))[0][0])
 
     async def stream_exists(self, aggregate_id: str, *, uow: Any = None) -> bool:
         """Whether the stream has events and is not deleted."""
-        t = events_table.c
-        stmt = select(
-            exists().where(and_(t.stream_id == aggregate_id, not_tombstoned(aggregate_id)))
-        )
-        async with self._reading(uow) as (conn, _):
-            return bool((await conn.execute(stmt)).scalar_one())
+        return bool((await self._read(_STREAM_EXISTS, {"stream_id": aggregate_id}, uow))[0][0])
 
     # -- the global log ----------------------------------------------------------------------
     async def read_all(

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
-__all__ = ["DriverStatement"]
+__all__ = ["DriverStatement", "DriverStatements", "driver_statements"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,9 @@ class DriverStatement:
         compiled: Any = stmt.compile(dialect=dialect)
         if compiled.literal_execute_params or compiled.post_compile_params:
             return None  # expanding IN and literal binds are rendered per execution
+        for col in getattr(stmt, "exported_columns", ()):
+            if col.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+                return None  # SQLAlchemy would convert this result column
         names = tuple(compiled.positiontup or ())
         defaults: dict[str, Any] = {}
         for name in names:
@@ -87,3 +90,37 @@ class DriverStatement:
                     await bare.invalidate()
             raise
         return records
+
+
+class DriverStatements:
+    """Driver forms of module-level statements, compiled once per dialect."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str, str], tuple[ClauseElement, DriverStatement | None]] = {}
+
+    def get(self, stmt: ClauseElement, bare: AsyncConnection) -> DriverStatement | None:
+        """The driver form of ``stmt`` usable on ``bare``, or ``None`` (use SQLAlchemy)."""
+        dialect = bare.dialect
+        key = (id(stmt), dialect.name, dialect.driver)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not stmt:
+            hit = self._cache[key] = (stmt, DriverStatement.compile(stmt, dialect))
+        call = hit[1]
+        return call if call is not None and call.usable_on(bare) else None
+
+    async def fetch(
+        self, bare: AsyncConnection, stmt: ClauseElement, params: dict[str, Any]
+    ) -> list[Any] | None:
+        """Rows of ``stmt`` run on the driver, or ``None`` when it must go through SQLAlchemy.
+
+        Only for statements kept alive by the caller (module constants): the cache is keyed
+        by identity.
+        """
+        call = self.get(stmt, bare)
+        if call is None:
+            return None
+        return await call.fetch(bare, call.args(params))
+
+
+#: The process-wide cache (statements are module constants; dialects a handful).
+driver_statements = DriverStatements()

@@ -52,7 +52,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
     select_page,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, current_xact_id, events_table
-from cqrs_ddd_persistence_sqlalchemy.postgres.driver import DriverStatement
+from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 
 __all__ = ["DEFAULT_CHANNEL", "PostgresEventLog"]
@@ -214,7 +214,6 @@ class PostgresEventLog:
         self.autocommit_appends = ordering is Ordering.COMMIT_SAFE
         # One SELECT sees one snapshot on its own: no BEGIN/COMMIT round trips needed.
         self.autocommit_reads = True
-        self._driver_calls: dict[tuple[str, str, bool], DriverStatement | None] = {}
 
     def _params(
         self,
@@ -284,26 +283,29 @@ class PostgresEventLog:
         adaptation, the isolation-level switch) cost about as much client CPU as the whole
         raw-asyncpg append. Unguarded: a conflict raises, so the batch is all or nothing.
         """
-        call = self._driver_call(bare)
-        if call is None:
+        stmt = _INSERTS[(self.notify, False)]
+        params = self._params(stream_id, rows, version_range, ids)
+        records = (
+            None
+            if self.ordering is Ordering.LOCK_TABLE  # LOCK + INSERT need a transaction
+            else await driver_statements.fetch(bare, stmt, params)
+        )
+        if records is None:
             conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
             return await self.insert_batch(conn, stream_id, rows, version_range, ids, guarded=False)
-        params = self._params(stream_id, rows, version_range, ids)
-        records = await call.fetch(bare, call.args(params))
         if not records:
             return None
         return sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
 
-    def _driver_call(self, bare: AsyncConnection) -> DriverStatement | None:
-        if self.ordering is Ordering.LOCK_TABLE:
-            return None  # LOCK TABLE + INSERT need a transaction: the SQLAlchemy path
-        key = (bare.dialect.name, bare.dialect.driver, self.notify)
-        if key not in self._driver_calls:
-            self._driver_calls[key] = DriverStatement.compile(
-                _INSERTS[(self.notify, False)], bare.dialect
-            )
-        call = self._driver_calls[key]
-        return call if call is not None and call.usable_on(bare) else None
+    async def read_autocommit(
+        self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """Rows of one read statement on ``bare`` (no transaction), on the driver if it can."""
+        records = await driver_statements.fetch(bare, stmt, params)
+        if records is not None:
+            return records
+        conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+        return (await conn.execute(stmt, params)).all()
 
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
         t = events_table.c

@@ -55,6 +55,11 @@ class SerialEventLog:
     ) -> list[tuple[int, int]] | None:
         raise NotImplementedError("SQLite appends need the BEGIN IMMEDIATE transaction")
 
+    async def read_autocommit(
+        self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError("SQLite reads run in the session's transaction")
+
     async def insert_batch(
         self,
         conn: AsyncConnection,

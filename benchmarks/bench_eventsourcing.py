@@ -317,7 +317,7 @@ def _rate(events: int, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaita
 
 def _append_variants(db: BenchDb, es: EsSide | None, batch: int, txns: int) -> list[Variant]:
     store = our_store(db.engine)
-    store_no_ping = our_store(db.make_engine(pool_pre_ping=False))
+    store_sa_ping = our_store(db.make_engine(pool_pre_ping=True))
 
     async def raw() -> None:
         async with db.pool.acquire() as conn:
@@ -334,7 +334,7 @@ def _append_variants(db: BenchDb, es: EsSide | None, batch: int, txns: int) -> l
     variants = [
         Variant("raw asyncpg", _rate(batch * txns, raw), baseline=True),
         Variant("ours", _rate(batch * txns, ours_with(store))),
-        Variant("ours, pool_pre_ping=False", _rate(batch * txns, ours_with(store_no_ping))),
+        Variant("ours, pool_pre_ping=True", _rate(batch * txns, ours_with(store_sa_ping))),
     ]
     if es is not None:
 
@@ -454,7 +454,7 @@ async def writers_8(ctx: Context) -> list[Variant]:
     per_writer = ctx.size(40)
     total = WRITERS * per_writer
     store = our_store(db.engine)
-    store_no_ping = our_store(db.make_engine(pool_pre_ping=False))
+    store_sa_ping = our_store(db.make_engine(pool_pre_ping=True))
 
     async with db.pool.acquire() as conn:
         await conn.execute(_PLAIN_TABLE)
@@ -485,7 +485,7 @@ async def writers_8(ctx: Context) -> list[Variant]:
         # the same raw INSERT into our table: what the xid8 column and its index cost the server
         Variant("raw asyncpg into cqrs_events (xid8)", _rate(total, raw_into(False))),
         Variant("ours", _rate(total, ours_with(store))),
-        Variant("ours, pool_pre_ping=False", _rate(total, ours_with(store_no_ping))),
+        Variant("ours, pool_pre_ping=True", _rate(total, ours_with(store_sa_ping))),
     ]
     if es is not None:
 

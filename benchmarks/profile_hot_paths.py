@@ -59,9 +59,9 @@ async def build_paths(ctx: Context) -> dict[str, dict[str, Path]]:
     import cqrs_ddd_persistence_sqlalchemy.advanced  # noqa: F401  (job tables)
 
     db = await BenchDb(ctx, pool_size=6).open(extra_metadata=repo.BenchBase.metadata)
-    no_ping = db.make_engine(pool_pre_ping=False)
+    sa_ping = db.make_engine(pool_pre_ping=True)  # SQLAlchemy's pre-ping, the former default
     await es.seed_read_streams(db.pool, None, 1000)
-    stores = {"ours": es.our_store(db.engine), "ours, no pre-ping": es.our_store(no_ping)}
+    stores = {"ours": es.our_store(db.engine), "ours, SQLAlchemy pre-ping": es.our_store(sa_ping)}
     paths: dict[str, dict[str, Path]] = {}
 
     def appender(k: int) -> dict[str, Path]:
@@ -105,7 +105,7 @@ async def build_paths(ctx: Context) -> dict[str, dict[str, Path]]:
 
         paths["es read 1000 (typed)"][label] = reader
 
-    sides = {"ours": repo.Sides(db.engine), "ours, no pre-ping": repo.Sides(no_ping)}
+    sides = {"ours": repo.Sides(db.engine), "ours, SQLAlchemy pre-ping": repo.Sides(sa_ping)}
     keys = await repo.seed(sides["ours"], 200)
     paths["repository get"] = {}
     paths["repository get"]["hand-written ORM"] = repo.operations(sides["ours"], keys)[
@@ -118,7 +118,7 @@ async def build_paths(ctx: Context) -> dict[str, dict[str, Path]]:
 
     job_repos = {
         "ours": SQLAlchemyBackgroundJobRepository(jobs.BenchJob, db.engine),
-        "ours, no pre-ping": SQLAlchemyBackgroundJobRepository(jobs.BenchJob, no_ping),
+        "ours, SQLAlchemy pre-ping": SQLAlchemyBackgroundJobRepository(jobs.BenchJob, sa_ping),
     }
     await job_repos["ours"].enqueue_many(
         jobs.BenchJob(n=i, customer="c") for i in range(ctx.size(20000))

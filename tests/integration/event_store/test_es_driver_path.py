@@ -42,7 +42,7 @@ def test_append_statements_compile_for_the_driver(library_tables: AsyncEngine) -
         assert call.sql.startswith(("INSERT", "WITH")) and "$1" in call.sql
         # Literal binds of the statement itself (coalesce(..., 0), LIMIT 1) are filled in.
         assert set(call.defaults) <= set(call.names)
-        assert {"stream_id", "event_ids", "payloads", "lo", "hi"} <= set(call.names)
+        assert {"stream_id", "events", "first_event_id", "lo", "hi"} <= set(call.names)
 
 
 def test_stream_reads_compile_for_the_driver(library_tables: AsyncEngine) -> None:

@@ -1,6 +1,6 @@
 """PostgreSQL half of the event store: one-statement batch append, ``xid8`` horizon, NOTIFY.
 
-Append is a single ``INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … RETURNING`` whose
+Append is a single ``INSERT … SELECT … FROM json_to_recordset(…) … RETURNING`` whose
 ``WHERE`` carries the preconditions (stream version within the expected range, no event id
 already stored, stream not tombstoned). When a precondition fails the ``SELECT`` yields no row,
 so no position is drawn: a loser never burns numbers. Concurrent appenders that both pass the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +36,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import JSON, JSONB, TIMESTAMP
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -77,32 +78,27 @@ def _compile_lock(element: _LockExclusive, compiler: Any, **kw: Any) -> str:
 
 def _insert_statement(*, notify: bool, guarded: bool) -> Any:
     t = events_table
-    arrays = func.unnest(
-        bindparam("event_ids", type_=ARRAY(String)),
-        bindparam("event_types", type_=ARRAY(String)),
-        bindparam("aggregate_types", type_=ARRAY(String)),
-        bindparam("schema_versions", type_=ARRAY(Integer)),
-        bindparam("payloads", type_=ARRAY(Text)),
-        bindparam("metadatas", type_=ARRAY(Text)),
-        bindparam("occurred_ats", type_=ARRAY(TIMESTAMP(timezone=True))),
-        bindparam("correlation_ids", type_=ARRAY(String)),
-        bindparam("causation_ids", type_=ARRAY(String)),
-        bindparam("tenant_ids", type_=ARRAY(String)),
+    # The batch travels as one JSON array of records: asyncpg encodes ten parallel arrays
+    # element by element (~2 µs of client CPU per event), a JSON text is one orjson call, and
+    # PostgreSQL parses it about as fast as it unpacks the arrays. ``n`` is the 1-based index
+    # of the event in the batch (WITH ORDINALITY cannot take a column definition list).
+    u = (
+        func.json_to_recordset(cast(bindparam("events", type_=Text), JSON))
+        .table_valued(
+            column("n", BigInteger),
+            column("event_id", String),
+            column("event_type", String),
+            column("aggregate_type", String),
+            column("schema_version", Integer),
+            column("payload", JSONB),
+            column("metadata", JSONB),
+            column("occurred_at", TIMESTAMP(timezone=True)),
+            column("correlation_id", String),
+            column("causation_id", String),
+            column("tenant_id", String),
+        )
+        .render_derived(name="u", with_types=True)
     )
-    u = arrays.table_valued(
-        column("event_id", String),
-        column("event_type", String),
-        column("aggregate_type", String),
-        column("schema_version", Integer),
-        column("payload", Text),
-        column("metadata", Text),
-        column("occurred_at", TIMESTAMP(timezone=True)),
-        column("correlation_id", String),
-        column("causation_id", String),
-        column("tenant_id", String),
-        with_ordinality="ord",
-        name="u",
-    ).render_derived()
     stream = bindparam("stream_id", type_=String)
     base = (
         select(func.coalesce(func.max(t.c.version), 0))
@@ -125,12 +121,12 @@ def _insert_statement(*, notify: bool, guarded: bool) -> Any:
     source = select(
         u.c.event_id,
         stream,
-        base + u.c.ord,
+        base + u.c.n,
         u.c.event_type,
         u.c.aggregate_type,
         u.c.schema_version,
-        cast(u.c.payload, JSONB),
-        cast(u.c.metadata, JSONB),
+        u.c.payload,
+        u.c.metadata,
         u.c.occurred_at,
         u.c.correlation_id,
         u.c.causation_id,
@@ -222,21 +218,36 @@ class PostgresEventLog:
         version_range: tuple[int, int],
         ids: Sequence[str],
     ) -> dict[str, Any]:
+        records = []
+        for n, r in enumerate(rows, 1):
+            at = r.occurred_at
+            record = {
+                "n": n,
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "schema_version": r.schema_version,
+                "payload": r.payload,
+                "metadata": r.metadata,
+                # A naive time is UTC (as asyncpg and UTCDateTime read it), never the
+                # session's zone.
+                "occurred_at": at if at.tzinfo is not None else at.replace(tzinfo=UTC),
+            }
+            # Absent keys are NULL: no ``null`` in the text keeps json_dumps off its NaN walk.
+            if r.aggregate_type is not None:
+                record["aggregate_type"] = r.aggregate_type
+            if r.correlation_id is not None:
+                record["correlation_id"] = r.correlation_id
+            if r.causation_id is not None:
+                record["causation_id"] = r.causation_id
+            if r.tenant_id is not None:
+                record["tenant_id"] = r.tenant_id
+            records.append(record)
         params: dict[str, Any] = {
             "stream_id": stream_id,
             "lo": version_range[0],
             "hi": version_range[1],
-            "event_ids": list(ids),
             "first_event_id": ids[0],
-            "event_types": [r.event_type for r in rows],
-            "aggregate_types": [r.aggregate_type for r in rows],
-            "schema_versions": [r.schema_version for r in rows],
-            "payloads": [json_dumps(r.payload) for r in rows],
-            "metadatas": [json_dumps(r.metadata) for r in rows],
-            "occurred_ats": [r.occurred_at for r in rows],
-            "correlation_ids": [r.correlation_id for r in rows],
-            "causation_ids": [r.causation_id for r in rows],
-            "tenant_ids": [r.tenant_id for r in rows],
+            "events": json_dumps(records),
         }
         if self.notify:
             params["channel"] = self.channel

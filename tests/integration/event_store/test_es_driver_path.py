@@ -9,6 +9,7 @@ the pool nor a stored event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -160,3 +161,39 @@ async def test_cancelled_append_stores_nothing_and_spoils_no_pooled_connection(
     )
     assert all(r[0].version == 1 for r in results)
     assert [e.version for e in await store.get_events("held")] == [1]
+
+
+async def test_coalesced_notify_wakes_a_listen_only_subscriber_for_every_commit(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    """Autocommit appends notify after their commit, folded together: none is missed.
+
+    The subscriber has no polling (``poll_interval=None``): every event it sees it was woken
+    for. Writers append in bursts, with pauses, so that both a folded and a lone notification
+    must arrive after the commit they stand for.
+    """
+    store = SQLAlchemyEventStore(session_factory, poll_interval=None)
+    seen: list[str] = []
+    expected = 5 * 12
+
+    async def consume() -> None:
+        async with contextlib.aclosing(store.subscribe()) as events:
+            async for event in events:
+                seen.append(event.event_id)
+                if len(seen) == expected:
+                    return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)  # LISTENing and idle
+    written: list[str] = []
+    for burst in range(5):
+        results = await asyncio.gather(
+            *(
+                store.append(StoredEvent(event_type="E", aggregate_id=f"b{burst}-{i}"))
+                for i in range(12)
+            )
+        )
+        written += [r[0].event_id for r in results]
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(task, 10)
+    assert sorted(seen) == sorted(written)

@@ -54,6 +54,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, current_xact_id, events_table
 from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
+from cqrs_ddd_persistence_sqlalchemy.postgres.notifier import CoalescingNotifier
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 
 __all__ = ["DEFAULT_CHANNEL", "PostgresEventLog"]
@@ -210,6 +211,8 @@ class PostgresEventLog:
         self.autocommit_appends = ordering is Ordering.COMMIT_SAFE
         # One SELECT sees one snapshot on its own: no BEGIN/COMMIT round trips needed.
         self.autocommit_reads = True
+        # Autocommit appends notify after their commit, coalesced (see postgres/notifier.py).
+        self._notifier = CoalescingNotifier(channel) if self.notify and channel else None
 
     def _params(
         self,
@@ -217,6 +220,8 @@ class PostgresEventLog:
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
         ids: Sequence[str],
+        *,
+        notify: bool,
     ) -> dict[str, Any]:
         records = []
         for n, r in enumerate(rows, 1):
@@ -249,7 +254,7 @@ class PostgresEventLog:
             "first_event_id": ids[0],
             "events": json_dumps(records),
         }
-        if self.notify:
+        if notify:
             params["channel"] = self.channel
         return params
 
@@ -262,11 +267,13 @@ class PostgresEventLog:
         ids: Sequence[str],
         *,
         guarded: bool = True,
+        notify: bool | None = None,
     ) -> list[tuple[int, int]] | None:
         if self.ordering is Ordering.LOCK_TABLE:
             await conn.execute(_LOCK)
-        params = self._params(stream_id, rows, version_range, ids)
-        result = await conn.execute(_INSERTS[(self.notify, guarded)], params)
+        notify = self.notify if notify is None else notify
+        params = self._params(stream_id, rows, version_range, ids, notify=notify)
+        result = await conn.execute(_INSERTS[(notify, guarded)], params)
         drawn = [(int(row[0]), int(row[1])) for row in result.all()]
         if 0 < len(drawn) < len(rows):
             # Lost a race part-way (the winner appended fewer events): take ours back out so
@@ -294,8 +301,10 @@ class PostgresEventLog:
         adaptation, the isolation-level switch) cost about as much client CPU as the whole
         raw-asyncpg append. Unguarded: a conflict raises, so the batch is all or nothing.
         """
-        stmt = _INSERTS[(self.notify, False)]
-        params = self._params(stream_id, rows, version_range, ids)
+        # No NOTIFY in the statement: the coalescing notifier sends it after the commit.
+        notify = self._notifier is None and self.notify
+        stmt = _INSERTS[(notify, False)]
+        params = self._params(stream_id, rows, version_range, ids, notify=notify)
         records = (
             None
             if self.ordering is Ordering.LOCK_TABLE  # LOCK + INSERT need a transaction
@@ -303,10 +312,21 @@ class PostgresEventLog:
         )
         if records is None:
             conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
-            return await self.insert_batch(conn, stream_id, rows, version_range, ids, guarded=False)
-        if not records:
-            return None
-        return sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
+            drawn = await self.insert_batch(
+                conn, stream_id, rows, version_range, ids, guarded=False, notify=notify
+            )
+        elif records:
+            drawn = sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
+        else:
+            drawn = None
+        if drawn is not None and self._notifier is not None:
+            self._notifier.poke(bare.engine)
+        return drawn
+
+    async def notified(self) -> None:
+        """Wait until the notification of the last autocommit append was sent."""
+        if self._notifier is not None:
+            await self._notifier.wait()
 
     async def read_autocommit(
         self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]

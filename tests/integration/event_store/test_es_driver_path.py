@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tests.conftest import pg_dsn
 
 from cqrs_ddd_core import StoredEvent, StreamState
 from cqrs_ddd_core.errors import WrongExpectedVersionError
@@ -197,3 +201,40 @@ async def test_coalesced_notify_wakes_a_listen_only_subscriber_for_every_commit(
         await asyncio.sleep(0.05)
     await asyncio.wait_for(task, 10)
     assert sorted(seen) == sorted(written)
+
+
+async def test_overlapping_appends_share_notifications_serial_ones_notify_each(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    channel = f"es_probe_{uuid.uuid4().hex[:8]}"
+    store = SQLAlchemyEventStore(session_factory, listen=False, channel=channel)
+    received: list[float] = []
+    listener = await asyncpg.connect(pg_dsn())
+    try:
+        await listener.add_listener(channel, lambda *_: received.append(time.monotonic()))
+
+        async def settle() -> int:
+            await asyncio.sleep(0.2)  # notifications are delivered asynchronously
+            n = len(received)
+            received.clear()
+            return n
+
+        for i in range(10):  # alone: each notifies in its own statement
+            await store.append(StoredEvent(event_type="E", aggregate_id=f"serial-{i}"))
+        assert await settle() == 10
+
+        appends = 0
+        for burst in range(4):  # 8 overlapping writers, 5 appends each
+
+            async def writer(w: int, burst: int = burst) -> None:
+                for k in range(5):
+                    await store.append(
+                        StoredEvent(event_type="E", aggregate_id=f"b{burst}-{w}-{k}")
+                    )
+
+            await asyncio.gather(*(writer(w) for w in range(8)))
+            appends += 40
+        shared = await settle()
+        assert 1 <= shared < appends // 2, (shared, appends)
+    finally:
+        await listener.close()

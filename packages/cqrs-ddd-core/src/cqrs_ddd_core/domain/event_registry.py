@@ -98,8 +98,12 @@ class EventTypeRegistry:
     ) -> DomainEvent:
         """Build a typed event from a stored payload (upcast first) and its envelope fields."""
         cls = self.resolve(event_type)
-        data, version = self.upcast(event_type, payload, schema_version)
-        fields = {**data, **(envelope or {}), "version": version}
+        if schema_version >= cls.__schema_version__:
+            # Current schema (the common case on replay): nothing to upcast, no payload copy.
+            fields = {**payload, **(envelope or {}), "version": schema_version}
+        else:
+            data, version = self.upcast(event_type, payload, schema_version)
+            fields = {**data, **(envelope or {}), "version": version}
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:

@@ -54,7 +54,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8, current_xact_id, events_table
 from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
-from cqrs_ddd_persistence_sqlalchemy.postgres.notifier import CoalescingNotifier
+from cqrs_ddd_persistence_sqlalchemy.postgres.notifier import NotifyCoalescer
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 
 __all__ = ["DEFAULT_CHANNEL", "PostgresEventLog"]
@@ -211,8 +211,8 @@ class PostgresEventLog:
         self.autocommit_appends = ordering is Ordering.COMMIT_SAFE
         # One SELECT sees one snapshot on its own: no BEGIN/COMMIT round trips needed.
         self.autocommit_reads = True
-        # Autocommit appends notify after their commit, coalesced (see postgres/notifier.py).
-        self._notifier = CoalescingNotifier(channel) if self.notify and channel else None
+        # Overlapping autocommit appends share their notifications (see postgres/notifier.py).
+        self._notifier = NotifyCoalescer(channel) if self.notify and channel else None
 
     def _params(
         self,
@@ -301,8 +301,33 @@ class PostgresEventLog:
         adaptation, the isolation-level switch) cost about as much client CPU as the whole
         raw-asyncpg append. Unguarded: a conflict raises, so the batch is all or nothing.
         """
-        # No NOTIFY in the statement: the coalescing notifier sends it after the commit.
-        notify = self._notifier is None and self.notify
+        notifier = self._notifier
+        if notifier is None:
+            return await self._insert_autocommit(
+                bare, stream_id, rows, version_range, ids, self.notify
+            )
+        # Alone: NOTIFY in the statement; overlapping others: the coalescer sends it later.
+        notify = notifier.begin()
+        try:
+            drawn = await self._insert_autocommit(bare, stream_id, rows, version_range, ids, notify)
+        except BaseException:
+            notifier.abandon()
+            raise
+        if drawn is None:
+            notifier.abandon()  # nothing appended; owes at most a harmless extra NOTIFY
+            return None
+        await notifier.end(bare.engine, notified=notify)
+        return drawn
+
+    async def _insert_autocommit(
+        self,
+        bare: AsyncConnection,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+        notify: bool,
+    ) -> list[tuple[int, int]] | None:
         stmt = _INSERTS[(notify, False)]
         params = self._params(stream_id, rows, version_range, ids, notify=notify)
         records = (
@@ -312,21 +337,12 @@ class PostgresEventLog:
         )
         if records is None:
             conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
-            drawn = await self.insert_batch(
+            return await self.insert_batch(
                 conn, stream_id, rows, version_range, ids, guarded=False, notify=notify
             )
-        elif records:
-            drawn = sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
-        else:
-            drawn = None
-        if drawn is not None and self._notifier is not None:
-            self._notifier.poke(bare.engine)
-        return drawn
-
-    async def notified(self) -> None:
-        """Wait until the notification of the last autocommit append was sent."""
-        if self._notifier is not None:
-            await self._notifier.wait()
+        if not records:
+            return None
+        return sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
 
     async def read_autocommit(
         self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]

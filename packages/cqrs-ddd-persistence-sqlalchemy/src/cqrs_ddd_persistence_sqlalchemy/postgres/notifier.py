@@ -1,67 +1,87 @@
-"""Coalesced ``NOTIFY`` after appends that committed on their own.
+"""Coalesced ``NOTIFY`` for appends that commit on their own (outside any unit of work).
 
 A transaction that calls ``pg_notify`` takes a database-wide lock at commit (PostgreSQL queues
 notifications in commit order), so concurrent notifying transactions commit one at a time and
 their WAL flushes stop being grouped. Measured with 8 writers appending 5-event batches: about
 a quarter of the throughput went to that lock.
 
-An autocommit append has committed when its statement returns, so it does not need to notify
-inside its own transaction: it *pokes* this notifier, which sends ``NOTIFY`` from a short
-transaction of its own after the commit — one at a time per store, folding every poke that
-arrives meanwhile into the next one. A subscriber is therefore still woken after every commit
-(at most one notifier round trip later), while N concurrent writers cost about one
-notification per round trip instead of one each. Appends inside a caller's unit of work still
-notify in their own statement: only the caller knows when that commits.
+The rule, per store and process:
+
+- an append that runs alone notifies in its own statement (no extra round trip, and with
+  nobody to contend with the lock costs nothing);
+- an append that overlaps others does not; after its commit it leaves a notification *owed*;
+- whoever finishes an append while a notification is owed and either no append is running any
+  more (the end of a burst) or the last notification is older than ``max_delay`` (sustained
+  load) sends one ``NOTIFY`` from a short transaction of its own, inside its own call.
+
+So every committed append is followed by a notification — within the call that ends its burst,
+or within ``max_delay`` under sustained load — while N overlapping writers cost about one
+notification per burst instead of N. Nothing runs in the background: no task can outlive the
+caller's event loop or hold a pooled connection after the caller is done. Appends inside a
+caller's unit of work still notify in their own statement: only the caller knows when that
+commits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 
 from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
 
-__all__ = ["CoalescingNotifier"]
+__all__ = ["NotifyCoalescer"]
 
 logger = logging.getLogger(__name__)
 
 _NOTIFY = select(func.pg_notify(bindparam("channel", type_=String), ""))
 
 
-class CoalescingNotifier:
-    """One ``NOTIFY channel`` in flight at a time; pokes meanwhile fold into the next one."""
+class NotifyCoalescer:
+    """Decides per append whether it notifies in-statement, and sends owed notifications."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, *, max_delay: float = 0.05) -> None:
         self.channel = channel
-        self._dirty = False
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.max_delay = max_delay
+        self._running = 0
+        self._owed = False
+        self._sent_at = 0.0
 
-    def poke(self, engine: AsyncEngine) -> None:
-        """Make sure a ``NOTIFY`` is sent after now (call after the commit)."""
-        self._dirty = True
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._loop is not loop:
-            self._loop = loop
-            self._task = loop.create_task(self._drain(engine), name="cqrs-ddd-notify")
+    def begin(self) -> bool:
+        """An append starts; returns whether its statement should notify (it runs alone)."""
+        self._running += 1
+        return self._running == 1
 
-    async def _drain(self, engine: AsyncEngine) -> None:
+    def abandon(self) -> None:
+        """An append ended without :meth:`end` (failed or cancelled; it may have committed
+        before the failure, so a notification is owed — the next finisher sends it)."""
+        self._running -= 1
+        self._owed = True
+
+    async def end(self, engine: AsyncEngine, *, notified: bool) -> None:
+        """An append committed; send the owed notification if this call ends a burst.
+
+        Even an append that notified in its statement may have to: one that overlapped it may
+        have committed after it.
+        """
+        self._running -= 1
+        if not notified:
+            self._owed = True
+        if not self._owed:
+            return
+        now = time.monotonic()
+        if self._running and now - self._sent_at < self.max_delay:
+            return  # a later finisher (or the next slot) sends it
+        self._owed = False
+        self._sent_at = now
         try:
-            while self._dirty:
-                self._dirty = False
-                async with engine.connect() as bare:
-                    params = {"channel": self.channel}
-                    if await driver_statements.fetch(bare, _NOTIFY, params) is None:
-                        conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
-                        await conn.execute(_NOTIFY, params)
+            async with engine.connect() as bare:
+                params = {"channel": self.channel}
+                if await driver_statements.fetch(bare, _NOTIFY, params) is None:
+                    conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(_NOTIFY, params)
         except Exception as exc:  # a wake-up hint: subscribers fall back to polling
+            self._owed = True
             logger.warning("NOTIFY %s failed after an append: %r", self.channel, exc)
-
-    async def wait(self) -> None:
-        """Wait until the pending notification (if any) was sent (tests, shutdown)."""
-        task = self._task
-        if task is not None and not task.done() and self._loop is asyncio.get_running_loop():
-            await asyncio.shield(task)

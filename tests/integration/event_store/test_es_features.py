@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cqrs_ddd_core import AggregateRoot, DomainEvent, StoredEvent, StreamState
-from cqrs_ddd_core.errors import NotFoundError, UniqueViolationError, WrongExpectedVersionError
+from cqrs_ddd_core.errors import (
+    ConfigurationError,
+    NotFoundError,
+    UniqueViolationError,
+    WrongExpectedVersionError,
+)
 from cqrs_ddd_core.testing.event_store_contract import read_all_until
 from cqrs_ddd_persistence_sqlalchemy.core import (
     Ordering,
@@ -258,3 +263,10 @@ async def test_load_events_upcasts_old_payloads(store: SQLAlchemyEventStore) -> 
     )
     [event] = await store.load_events("p1")
     assert isinstance(event, EsPriced) and event.currency == "EUR" and event.version == 2
+
+
+@pytest.mark.parametrize("channel", ["", "x" * 64, "é" * 32])
+def test_channel_name_too_long_is_a_configuration_error(session_factory: SF, channel: str) -> None:
+    with pytest.raises(ConfigurationError, match="63 bytes"):
+        SQLAlchemyEventStore(session_factory, channel=channel)
+    SQLAlchemyEventStore(session_factory, channel="c" * 63)  # the longest accepted

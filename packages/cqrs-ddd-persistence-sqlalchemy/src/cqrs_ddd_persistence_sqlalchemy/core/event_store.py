@@ -18,6 +18,7 @@ from cqrs_ddd_core.adapters.memory.event_store import check_expected_version
 from cqrs_ddd_core.domain.event_registry import EventTypeRegistry, default_registry
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
 from cqrs_ddd_core.errors import (
+    ConfigurationError,
     InvalidValueError,
     NotFoundError,
     PersistenceError,
@@ -229,6 +230,12 @@ class SQLAlchemyEventStore:
         self.notify = notify
         self.listen = listen
         self.poll_interval = poll_interval
+        if not channel or len(channel.encode()) > 63:
+            # PostgreSQL truncates identifiers to 63 bytes and pg_notify refuses longer names:
+            # say so now rather than at the first append.
+            raise ConfigurationError(
+                f"channel must be 1 to 63 bytes (a PostgreSQL identifier), got {channel!r}"
+            )
         self.channel = channel
         self.registry = registry if registry is not None else default_registry
         self._engine = engine

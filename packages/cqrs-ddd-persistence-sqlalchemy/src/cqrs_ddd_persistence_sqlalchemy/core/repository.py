@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
@@ -96,6 +96,7 @@ class SQLAlchemyRepository(Generic[A]):
         self.db_model_cls = db_model_cls
         self.mapper: ModelMapper[A] = mapper or ModelMapper(entity_cls, db_model_cls)
         self._source = SessionSource(bind)
+        self._bind = bind
         mm = self.mapper.model_mapper
         self.table = self.mapper.table
         pk = list(mm.primary_key)
@@ -146,6 +147,24 @@ class SQLAlchemyRepository(Generic[A]):
             return self._pk_type(value)
         except (TypeError, ValueError):
             return _NO_ROW
+
+    def _dialect_of(self, joined: SQLAlchemyUnitOfWork | None) -> str | None:
+        """The dialect a search will run on, when it is known before its session is opened.
+
+        Known from the unit of work it joins, else from what the store was built with (a
+        session, a unit of work, an engine or an ``async_sessionmaker`` bound to an engine);
+        ``None`` for a plain factory callable (the filter is then compiled per execution).
+        """
+        bind: Any = joined if joined is not None else self._bind
+        if isinstance(bind, SQLAlchemyUnitOfWork):
+            bind = bind.session if bind.active else None
+        if isinstance(bind, async_sessionmaker):
+            bind = bind.kw.get("bind")
+        if isinstance(bind, AsyncSession):
+            bind = bind.bind
+        if isinstance(bind, AsyncEngine):
+            return str(bind.dialect.name)
+        return None
 
     def _live(self, stmt: Any, include_archived: bool) -> Any:
         if self._archived_at is None or include_archived:
@@ -408,13 +427,20 @@ class SQLAlchemyRepository(Generic[A]):
                 "repository.search returns aggregates: select_fields/group_by belong in a query "
                 "handler (build_sqla_filter + apply_query_options)"
             )
+        joined = self._source.resolve_uow(uow)
+        # built for the dialect it runs on, the statement is cacheable: SQLAlchemy compiles it
+        # once per shape instead of on every execution (dialect-specific leaves otherwise wait
+        # for compile time, which keeps the whole statement out of the compiled cache)
+        dialect = self._dialect_of(joined)
         base = self._live(self._select, include_archived)
         if spec is not None:
             if not isinstance(spec, Specification | Mapping):
                 raise InvalidSpecificationError(
                     f"expected a specification, got {type(spec).__name__}"
                 )
-            base = base.where(build_sqla_filter(self.db_model_cls, spec, self._hooks))
+            base = base.where(
+                build_sqla_filter(self.db_model_cls, spec, self._hooks, dialect=dialect)
+            )
         paged = apply_query_options(base, self.db_model_cls, options, self._hooks)
         count = sa.select(sa.func.count()).select_from(base.order_by(None).subquery())
         model = self.db_model_cls
@@ -430,23 +456,30 @@ class SQLAlchemyRepository(Generic[A]):
             order = keyset(model, opts)
             return encode_cursor(order, [values[o.field] for o in order])
 
-        joined = self._source.resolve_uow(uow)
         return SQLAlchemySearchResult(
             statement=base,
             paged=paged,
             count_statement=count,
-            session_scope=lambda: self._scope(joined),
+            session_scope=lambda: self._scope(joined, dialect),
             hydrate=self._hydrate,
             cursor_of=cursor_of if opts is not None else None,
             limit=opts.limit if opts is not None else None,
         )
 
     @asynccontextmanager
-    async def _scope(self, joined: SQLAlchemyUnitOfWork | None) -> AsyncIterator[AsyncSession]:
+    async def _scope(
+        self, joined: SQLAlchemyUnitOfWork | None, dialect: str | None
+    ) -> AsyncIterator[AsyncSession]:
         # the UoW resolved when search() was called, else whatever is ambient when consumed
         async with self._source.session(
             joined if joined is not None and joined.active else None
         ) as session:
+            if dialect is not None and session.get_bind().dialect.name != dialect:
+                raise ConfigurationError(
+                    f"this search was built for {dialect!r} but is consumed on a "
+                    f"{session.get_bind().dialect.name!r} session: consume it in the unit of "
+                    "work it was created in, or create it where it is consumed"
+                )
             yield session
 
 

@@ -9,7 +9,11 @@ Leaves through relationships become ``EXISTS`` subqueries (``rel.any()`` / ``rel
 into JSON columns read the key path with the dialect's JSON functions.
 
 Dialect: without ``dialect=``, dialect-specific leaves are compiled when the statement is compiled
-(see :mod:`.deferred`); with ``dialect="postgresql"`` / ``"sqlite"`` they are built at once.
+(see :mod:`.deferred`) and make the statement uncacheable (SQLAlchemy compiles it again on every
+execution); with ``dialect="postgresql"`` / ``"sqlite"`` they are built at once and the statement
+goes through SQLAlchemy's compiled cache like a hand-written one (values are bound parameters,
+so specifications of one shape share one compiled form). Pass the dialect of the session the
+statement runs on whenever it is known (the repository and the projection store do).
 """
 
 from __future__ import annotations
@@ -90,6 +94,13 @@ class _Walker:
         self.hooks = hooks
         self.registry = registry
         self.dialect = dialect
+        self._contexts: dict[str, CompileContext] = {}
+
+    def context(self, dialect: str) -> CompileContext:
+        ctx = self._contexts.get(dialect)
+        if ctx is None:
+            ctx = self._contexts[dialect] = CompileContext(dialect, self.registry)
+        return ctx
 
     def node(
         self, spec: Specification, *, negate: bool, depth: int, limit: int
@@ -134,8 +145,7 @@ class _Walker:
         self, target: Target, op: Operator, value: Any, *, negated: bool, negate: bool
     ) -> ColumnElement[bool]:
         def build(dialect: str) -> ColumnElement[bool]:
-            ctx = CompileContext(dialect, self.registry)
-            raw = self.registry.lookup(op, dialect)(ctx, target, value)
+            raw = self.registry.lookup(op, dialect)(self.context(dialect), target, value)
             return _polarity(target, op, raw, negated=negated, negate=negate)
 
         if self.dialect is not None:

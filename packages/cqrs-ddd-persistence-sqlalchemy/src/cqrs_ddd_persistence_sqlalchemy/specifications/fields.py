@@ -3,23 +3,35 @@
 A segment may name a mapped attribute *or* its column name (``metadata`` for an attribute ``meta``
 mapped to column ``"metadata"``), or a relationship. Segments after a JSON column are keys inside
 the document. Resolution hooks map custom field names to expressions first.
+
+Resolutions are memoised per ``(model, field path)`` in a bounded LRU (:data:`CACHE_SIZE`
+entries): only paths that resolved are stored (an unknown field raises and is never cached), and
+the bound keeps memory flat when the keys of a JSON document — which any caller may name — are
+varied without end. Hooks are consulted before the memo, so they still take precedence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, RelationshipProperty
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_core.errors import ConfigurationError, FieldNotFoundError, InvalidSpecificationError
+from cqrs_ddd_core.errors import (
+    ConfigurationError,
+    CQRSDDDError,
+    FieldNotFoundError,
+    InvalidSpecificationError,
+)
 
 from .target import Target, is_json_type
 
 __all__ = [
+    "CACHE_SIZE",
     "Hooks",
     "ResolutionHook",
     "Resolved",
@@ -36,6 +48,9 @@ Hooks = (
     | Sequence[ResolutionHook]
     | ResolutionHook
 )
+
+#: Most ``(model, field path)`` resolutions kept (least recently used ones are dropped).
+CACHE_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,22 @@ def resolve_field(
     hooked = _from_hooks(hooks, model, field)
     if hooked is not None:
         return Resolved((), Target(hooked, field, path, model=model))
+    try:
+        resolved = _memoised(cast(Hashable, model), field)
+    except (CQRSDDDError, TypeError):
+        # errors are not cached; resolve again to report them at the caller's path (and
+        # unhashable input, which the memo cannot take, gets the same treatment)
+        return _resolve(model, field, path)
+    return resolved if path == "$" else Resolved(resolved.hops, replace(resolved.target, path=path))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _memoised(model: type[Any], field: str) -> Resolved:
+    # Resolved and Target are frozen: one instance is shared by every caller
+    return _resolve(model, field, "$")
+
+
+def _resolve(model: type[Any], field: str, path: str) -> Resolved:
     parts = field.split(".")
     hops: list[tuple[type[Any], RelationshipProperty[Any]]] = []
     current = model

@@ -55,6 +55,7 @@ class SQLAlchemyOperatorRegistry:
     def __init__(self, *, fts_config: str = "english") -> None:
         self._functions: dict[tuple[Operator, str | None], OperatorFunction] = {}
         self._json: dict[str, JsonAccess] = {}
+        self._portable: dict[Operator, bool] = {}
         self.fts_config = fts_config
 
     @classmethod
@@ -93,6 +94,7 @@ class SQLAlchemyOperatorRegistry:
         if not isinstance(op, Operator):
             raise TypeError("operators are registered by Operator member")
         self._functions[(op, dialect)] = function
+        self._portable.clear()
 
     def set_json_access(self, dialect: str, access: JsonAccess) -> None:
         """Register how ``dialect`` reads inside JSON documents."""
@@ -100,9 +102,12 @@ class SQLAlchemyOperatorRegistry:
 
     def is_portable(self, op: Operator) -> bool:
         """Whether ``op`` compiles the same way on every dialect (no dialect overrides)."""
-        return (op, None) in self._functions and not any(
-            key_op is op and dialect is not None for key_op, dialect in self._functions
-        )
+        portable = self._portable.get(op)
+        if portable is None:  # memoised per operator; add() forgets the answers
+            portable = self._portable[op] = (op, None) in self._functions and not any(
+                key_op is op and dialect is not None for key_op, dialect in self._functions
+            )
+        return portable
 
     def lookup(self, op: Operator, dialect: str) -> OperatorFunction:
         """The function compiling ``op`` on ``dialect``."""

@@ -496,10 +496,7 @@ class SQLAlchemyProjectionStore:
             coll = await self._prepare(session, collection, uow)
             stmt = sa.select(coll.table)
             if spec is not None:
-                tree = spec.to_dict() if isinstance(spec, Specification) else dict(spec)
-                if coll.schema is None:
-                    tree = _into_document(tree, coll.columns)
-                stmt = stmt.where(build_sqla_filter(coll.model, tree))
+                stmt = stmt.where(_filter(session, coll, spec))
             opts = QueryOptions.from_dict(options) if isinstance(options, Mapping) else options
             if opts is not None:
                 stmt = apply_query_options(stmt, coll.model, opts)
@@ -520,11 +517,20 @@ class SQLAlchemyProjectionStore:
             coll = await self._prepare(session, collection, uow)
             stmt = sa.select(sa.func.count()).select_from(coll.table)
             if spec is not None:
-                tree = spec.to_dict() if isinstance(spec, Specification) else dict(spec)
-                if coll.schema is None:
-                    tree = _into_document(tree, coll.columns)
-                stmt = stmt.where(build_sqla_filter(coll.model, tree))
+                stmt = stmt.where(_filter(session, coll, spec))
             return int((await session.execute(stmt)).scalar_one())
+
+
+def _filter(
+    session: AsyncSession, coll: _Collection, spec: Specification | Mapping[str, Any]
+) -> sa.ColumnElement[bool]:
+    """``spec`` compiled for the dialect of ``session``: document fields are JSON paths, which
+    are dialect-specific, and only a filter built for its dialect is a cacheable statement (the
+    same query shape is compiled once, not on every call)."""
+    tree = spec.to_dict() if isinstance(spec, Specification) else dict(spec)
+    if coll.schema is None:
+        tree = _into_document(tree, coll.columns)
+    return build_sqla_filter(coll.model, tree, dialect=session.get_bind().dialect.name)
 
 
 def _existing_columns(conn: sa.Connection, name: str) -> frozenset[str] | None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
+from cqrs_ddd_core.errors import InvalidValueError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
 __all__ = [
@@ -58,9 +59,21 @@ class StoredEvent:
     def from_domain_event(
         cls, event: DomainEvent, *, version: int | None = None, tenant_id: str | None = None
     ) -> StoredEvent:
-        """Wrap a ``DomainEvent`` (its own fields become the payload)."""
+        """Wrap a ``DomainEvent`` (its own fields become the payload).
+
+        Raises:
+            InvalidValueError: the event has no ``aggregate_id`` (no stream to append it to).
+                It is the error tree's invalid-input class and also a ``ValueError``, so
+                callers catching either keep working.
+
+        Example:
+            >>> StoredEvent.from_domain_event(Deposited(amount=5, aggregate_id="acc-1"))
+        """
         if event.aggregate_id is None:
-            raise ValueError(f"{event.event_type} has no aggregate_id")
+            raise InvalidValueError(
+                f"{event.event_type} has no aggregate_id: it cannot be stored in a stream",
+                path="aggregate_id",
+            )
         return cls(
             event_id=event.event_id,
             event_type=event.event_type,

@@ -26,6 +26,7 @@ from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyUnitOfWork,
     events_table,
 )
+from cqrs_ddd_persistence_sqlalchemy.core.event_log import Cursor
 
 SF = async_sessionmaker[AsyncSession]
 
@@ -270,3 +271,59 @@ def test_channel_name_too_long_is_a_configuration_error(session_factory: SF, cha
     with pytest.raises(ConfigurationError, match="63 bytes"):
         SQLAlchemyEventStore(session_factory, channel=channel)
     SQLAlchemyEventStore(session_factory, channel="c" * 63)  # the longest accepted
+
+
+async def _visible(store: SQLAlchemyEventStore, events: list[StoredEvent]) -> None:
+    """Wait until global readers see ``events`` (the horizon may be held by other sessions)."""
+    seen, _ = await read_all_until(store, {e.event_id for e in events}, limit=1000)
+    assert {e.event_id for e in events} <= {e.event_id for e in seen}
+
+
+async def test_filtered_read_moves_the_cursor_past_rows_that_do_not_match(
+    store: SQLAlchemyEventStore,
+) -> None:
+    """A reader of rare event types does not rescan the log after its last match."""
+    rare = await store.append([_ev("rare-1", "EsRare") for _ in range(2)])
+    common = await store.append([_ev("common-1", "EsCommon") for _ in range(50)])
+    await _visible(store, rare + common)
+    page, cursor = await store.read_all(event_types=["EsRare"], limit=10)
+    assert [e.event_type for e in page] == ["EsRare", "EsRare"]
+    # The cursor is at the end of the readable log, not at the last match.
+    assert cursor is not None
+    assert Cursor.decode(cursor).position >= max(e.position or 0 for e in common)
+    empty, same = await store.read_all(after=cursor, event_types=["EsRare"], limit=10)
+    assert (empty, same) == ([], cursor)
+    more = await store.append([_ev("common-2", "EsCommon") for _ in range(5)])
+    await _visible(store, more)
+    empty, moved = await store.read_all(after=cursor, event_types=["EsRare"], limit=10)
+    assert empty == [] and moved != cursor
+    late = await store.append(_ev("rare-2", "EsRare"))
+    await _visible(store, late)
+    page, _ = await store.read_all(after=moved, event_types=["EsRare"], limit=10)
+    assert [e.event_id for e in page] == [late[0].event_id]
+    # A full page still stops at its last row.
+    page, full = await store.read_all(event_types=["EsCommon"], limit=3)
+    assert full is not None
+    assert len(page) == 3 and Cursor.decode(full).position == page[-1].position
+
+
+async def test_filtered_reader_never_skips_an_event_held_back_by_an_open_transaction(
+    store: SQLAlchemyEventStore, session_factory: SF, dialect_name: str
+) -> None:
+    """The tip comes from the same snapshot as the page: it never passes a late commit."""
+    if dialect_name == "sqlite":
+        pytest.skip("SQLite serialises writers: no transaction can commit late")
+    warm = await store.append(_ev("warm", "EsCommon"))
+    await _visible(store, warm)
+    _, cursor = await store.read_all(event_types=["EsRare"])
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        [held] = await store.append(_ev("held", "EsRare"), uow=uow)
+        after = await store.append([_ev("after-held", "EsCommon") for _ in range(20)])
+        for _ in range(5):  # however often it polls meanwhile, it must not pass ``held``
+            page, cursor = await store.read_all(after=cursor, event_types=["EsRare"])
+            assert page == []
+            await asyncio.sleep(0.02)
+        await uow.commit()
+    await _visible(store, [held, *after])
+    page, _ = await store.read_all(after=cursor, event_types=["EsRare"])
+    assert [e.event_id for e in page] == [held.event_id]

@@ -93,6 +93,14 @@ class GlobalFilter:
             parts.append(t.tenant_id == self.tenant_id)
         return and_(true(), *parts)
 
+    @property
+    def active(self) -> bool:
+        return (
+            self.event_types is not None
+            or self.aggregate_types is not None
+            or self.tenant_id is not None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class HorizonStatus:
@@ -200,9 +208,46 @@ def select_page(
     limit: int,
     flt: GlobalFilter,
 ) -> Select[Any]:
-    return (
-        select(*event_columns(), *extra)
-        .where(after_clause, flt.clause())
-        .order_by(*order_by)
-        .limit(limit)
+    """One page of the global log after ``after_clause`` (the readable region), in order.
+
+    With a filter the statement also returns the *tip* — the cursor of the last row of the
+    whole readable region, matching or not — as ``tip_0``, ``tip_1``… on every row, and one
+    row with only the tip when nothing matches. A reader whose page is not full has seen every
+    matching row up to the tip and moves its cursor there; otherwise a subscriber for rare
+    event types would rescan every non-matching row after its last match on each poll. Page
+    and tip come from one statement, so from one snapshot: a row the page could not see (not
+    yet below the horizon) cannot be behind the tip either.
+    """
+    page = select(*event_columns(), *extra).where(after_clause, flt.clause())
+    if not flt.active:
+        return page.order_by(*order_by).limit(limit)
+    rows = page.order_by(*order_by).limit(limit).subquery("page")
+    tip = (
+        select(*(c.label(f"tip_{i}") for i, c in enumerate(order_by)))
+        .where(after_clause)
+        .order_by(*(c.desc() for c in order_by))
+        .limit(1)
+        .subquery("tip")
     )
+    return (
+        select(rows, tip)
+        .select_from(tip.outerjoin(rows, true()))
+        .order_by(*(rows.c[c.name] for c in order_by))
+    )
+
+
+def page_cursor(
+    rows: Sequence[Row[Any]], limit: int, flt: GlobalFilter, cursor_of: Any
+) -> tuple[list[Row[Any]], Cursor | None]:
+    """The event rows of a :func:`select_page` result and the cursor to go on from."""
+    if not flt.active:
+        return list(rows), cursor_of(rows[-1]) if rows else None
+    events = [r for r in rows if r.position is not None]
+    if len(events) == limit:
+        return events, cursor_of(events[-1])
+    if not rows:
+        return events, None  # nothing readable after the cursor at all
+    tip = rows[0]
+    if "tip_1" in tip._fields:
+        return events, Cursor(int(tip.tip_0), int(tip.tip_1))
+    return events, Cursor(0, int(tip.tip_0))

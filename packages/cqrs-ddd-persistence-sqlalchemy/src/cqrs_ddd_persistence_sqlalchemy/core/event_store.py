@@ -34,6 +34,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
     Ordering,
     event_columns,
     not_tombstoned,
+    page_cursor,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import (
     UQ_EVENT_ID,
@@ -613,9 +614,8 @@ class SQLAlchemyEventStore:
         start = Cursor.decode(after)
         async with self._reading(uow) as (conn, log):
             rows = (await conn.execute(log.page_query(start, limit, flt))).all()
-        if not rows:
-            return [], after
-        return [_row_to_event(r) for r in rows], log.cursor_of(rows[-1]).encode()
+        events, cursor = page_cursor(rows, limit, flt, log.cursor_of)
+        return [_row_to_event(r) for r in events], cursor.encode() if cursor else after
 
     async def subscribe(
         self,

@@ -208,6 +208,10 @@ async def test_overlapping_appends_share_notifications_serial_ones_notify_each(
 ) -> None:
     channel = f"es_probe_{uuid.uuid4().hex[:8]}"
     store = SQLAlchemyEventStore(session_factory, listen=False, channel=channel)
+    # Only burst ends send (no time-based sends however slow the machine): the count below
+    # then depends on the rule, not on timing.
+    notifier = store._log_for("postgresql")._notifier  # type: ignore[attr-defined]
+    notifier.max_delay = 3600.0
     received: list[float] = []
     listener = await asyncpg.connect(pg_dsn())
     try:
@@ -235,6 +239,6 @@ async def test_overlapping_appends_share_notifications_serial_ones_notify_each(
             await asyncio.gather(*(writer(w) for w in range(8)))
             appends += 40
         shared = await settle()
-        assert 1 <= shared < appends // 2, (shared, appends)
+        assert 4 <= shared < appends // 4, (shared, appends)  # at least one per burst
     finally:
         await listener.close()

@@ -42,7 +42,7 @@ _NOTIFY = select(func.pg_notify(bindparam("channel", type_=String), ""))
 class NotifyCoalescer:
     """Decides per append whether it notifies in-statement, and sends owed notifications."""
 
-    def __init__(self, channel: str, *, max_delay: float = 0.05) -> None:
+    def __init__(self, channel: str, *, max_delay: float = 0.005) -> None:
         self.channel = channel
         self.max_delay = max_delay
         self._running = 0

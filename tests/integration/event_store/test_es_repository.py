@@ -188,3 +188,123 @@ async def test_load_reads_snapshot_plus_tail_only(
     loaded = await repo.load("big")
     assert store.read == 10  # the snapshot and 10 events, not 10,000
     assert (loaded.balance, loaded.version) == (9_999, 10_000)
+
+
+async def _latest(snaps: SQLAlchemySnapshotStore, account_id: str) -> int | None:
+    snap = await snaps.get_latest("EsAccount", account_id)
+    return None if snap is None else snap.version
+
+
+async def test_snapshots_every_n_events_since_the_last_one_whatever_the_batches(
+    parts: tuple[Any, Any, Any],
+) -> None:
+    _, snaps, repo = parts
+    account = EsAccount.open("acc-n", "nia")
+    seen: list[tuple[int, int | None]] = []
+    for batch in (2, 4, 5, 1, 1, 7, 1, 3, 6):
+        for _ in range(batch):
+            account.deposit(1)
+        await repo.save(account)
+        seen.append((account.version, await _latest(snaps, "acc-n")))
+    assert seen == [
+        (3, None),
+        (7, None),
+        (12, 12),  # one save of 5 events took the stream past 10 since "no snapshot"
+        (13, 12),
+        (14, 12),
+        (21, 12),  # crosses 20, but only 9 events since the snapshot at 12
+        (22, 22),
+        (25, 22),
+        (31, 22),
+    ]
+    snap = await snaps.get_latest("EsAccount", "acc-n")
+    assert snap is not None and snap.state["balance"] == 21
+
+
+async def test_snapshot_counting_resumes_from_the_snapshot_a_load_started_from(
+    parts: tuple[Any, Any, Any],
+) -> None:
+    store, snaps, repo = parts
+    account = EsAccount.open("acc-l", "lou")
+    for _ in range(14):
+        account.deposit(1)
+    await repo.save(account)  # 0 -> 15 in one save
+    assert await _latest(snaps, "acc-l") == 15
+    versions: list[tuple[int, int | None]] = []
+    for _ in range(11):  # one event per load + save, each load starting from the snapshot
+        loaded = await repo.load("acc-l")
+        loaded.deposit(1)
+        await repo.save(loaded)
+        versions.append((loaded.version, await _latest(snaps, "acc-l")))
+    # 20 is a multiple of 10 but only 5 events after the snapshot at 15: no snapshot there
+    assert versions[4] == (20, 15)
+    assert versions[9] == (25, 25) and versions[10] == (26, 25)
+    assert [v for v, s in versions if v == s] == [25]
+    store.read = 0
+    assert (await repo.load("acc-l")).balance == 25 and store.read == 1
+
+
+async def test_stream_without_snapshots_is_snapshotted_on_its_next_save(
+    parts: tuple[Any, Any, Any],
+) -> None:
+    store, snaps, repo = parts
+    batch = [StoredEvent.from_domain_event(EsOpened(owner="ola", aggregate_id="acc-o"))]
+    batch += [
+        StoredEvent.from_domain_event(EsDeposited(amount=1, aggregate_id="acc-o"))
+        for _ in range(24)
+    ]
+    await store.append(batch)  # written before snapshots were configured
+    loaded = await repo.load("acc-o")
+    loaded.deposit(1)
+    await repo.save(loaded)  # 25 -> 26 crosses no multiple of 10, but 26 events since none
+    assert await _latest(snaps, "acc-o") == 26
+
+
+async def test_a_rolled_back_snapshot_does_not_count(
+    parts: tuple[Any, Any, Any], session_factory: SF
+) -> None:
+    _, snaps, repo = parts
+    account = EsAccount.open("acc-r", "rae")
+    account.deposit(1)
+    await repo.save(account)  # v2
+    for _ in range(10):
+        account.deposit(1)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await repo.save(account, uow=uow)  # v12, snapshot in the transaction...
+        assert await _latest(snaps, "acc-r") == 12
+        await uow.rollback()  # ...which is rolled back
+    assert account.version == 2 and await _latest(snaps, "acc-r") is None
+    for _ in range(10):
+        account.deposit(1)
+    await repo.save(account)  # v12 for real: 12 events since "no snapshot"
+    assert await _latest(snaps, "acc-r") == 12
+
+
+class _FlakySnapshots(SQLAlchemySnapshotStore):
+    fail = True
+
+    async def save(self, snapshot: Snapshot, *, uow: Any = None) -> None:
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("snapshot store down")
+        await super().save(snapshot, uow=uow)
+
+
+async def test_a_failed_snapshot_is_caught_up_on_the_next_save(
+    library_tables: AsyncEngine, session_factory: SF
+) -> None:
+    snaps = _FlakySnapshots(session_factory)
+    repo = EventSourcedRepository(
+        EsAccount,
+        SQLAlchemyEventStore(session_factory),
+        snapshot_store=snaps,
+        snapshot_strategy=EveryNEvents(10),
+    )
+    account = EsAccount.open("acc-f", "fay")
+    for _ in range(9):
+        account.deposit(1)
+    await repo.save(account)  # v10: the snapshot fails (logged; the events are committed)
+    assert account.version == 10 and await _latest(snaps, "acc-f") is None
+    account.deposit(1)
+    await repo.save(account)  # v11: still 11 events since the last (missing) snapshot
+    assert await _latest(snaps, "acc-f") == 11

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.dialects import postgresql
 
 from cqrs_ddd_advanced_core.snapshots import EveryNEvents, NeverSnapshot
-from cqrs_ddd_core.errors import InvalidValueError
+from cqrs_ddd_core.errors import ConfigurationError, InvalidValueError
 from cqrs_ddd_persistence_sqlalchemy.core.event_log import Cursor, GlobalFilter, Ordering
 from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT, _INSERTS, PostgresEventLog
 
@@ -23,8 +23,48 @@ def test_every_n_catches_up_a_missed_snapshot() -> None:
     strategy = EveryNEvents(10)
     assert strategy.should_snapshot(previous_version=21, new_version=22, last_snapshot_version=9)
     assert not NeverSnapshot().should_snapshot(previous_version=0, new_version=100)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         EveryNEvents(0)
+
+
+@pytest.mark.parametrize(
+    ("last", "prev", "new", "expected"),
+    [
+        (0, 0, 9, False),  # 9 events, no snapshot yet
+        (0, 0, 10, True),
+        (0, 8, 12, True),  # one save adding several events
+        (12, 12, 20, False),  # crossing 20 does not count: 8 events since the snapshot at 12
+        (12, 20, 21, False),
+        (12, 20, 22, True),  # 10 events since the snapshot
+        (12, 12, 35, True),
+        (7, 7, 16, False),  # loaded from a snapshot at 7: counted from 7, not from 0 or 10
+        (7, 16, 17, True),
+        (30, 30, 30, False),  # nothing appended
+        (0, 5, 5, False),
+    ],
+)
+def test_every_n_counts_from_the_last_snapshot(
+    last: int, prev: int, new: int, expected: bool
+) -> None:
+    strategy = EveryNEvents(10)
+    decision = strategy.should_snapshot(
+        previous_version=prev, new_version=new, last_snapshot_version=last
+    )
+    assert decision is expected
+
+
+def test_every_n_snapshots_once_per_n_events_whatever_the_batch_sizes() -> None:
+    strategy, last, version, taken = EveryNEvents(10), 0, 0, []
+    for batch in [3, 4, 5, 1, 1, 12, 2, 9, 1, 30, 1]:
+        new = version + batch
+        if strategy.should_snapshot(
+            previous_version=version, new_version=new, last_snapshot_version=last
+        ):
+            taken.append(new)
+            last = new
+        version = new
+    assert taken == [12, 26, 37, 68]
+    assert all(b - a >= 10 for a, b in zip([0, *taken], taken, strict=False))
 
 
 def test_cursor_round_trip_and_bad_tokens() -> None:

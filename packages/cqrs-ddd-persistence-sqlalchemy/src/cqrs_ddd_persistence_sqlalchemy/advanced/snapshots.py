@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cqrs_ddd_advanced_core.snapshots import Snapshot
+from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.core.event_store import resolve_store_bind
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
 from cqrs_ddd_persistence_sqlalchemy.schema import metadata
@@ -55,7 +56,7 @@ class SQLAlchemySnapshotStore:
 
     def __init__(self, bind: Any = None, *, keep: int | None = 1) -> None:
         if keep is not None and keep < 1:
-            raise ValueError("keep must be >= 1 (or None to keep every snapshot)")
+            raise ConfigurationError("keep must be >= 1 (or None to keep every snapshot)")
         self._source = SessionSource(resolve_store_bind(bind))
         self.keep = keep
 

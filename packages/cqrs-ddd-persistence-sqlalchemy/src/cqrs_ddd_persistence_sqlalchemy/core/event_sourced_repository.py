@@ -3,11 +3,17 @@
 Load = the latest snapshot of the current state schema (if any) + the events after it.
 Save = append the aggregate's new events with the loaded version as expected version, then
 snapshot when the strategy says so — in the same unit of work.
+
+The strategy is told the version of the aggregate's last snapshot (the one it was loaded from,
+``0`` for a stream without one, or the one this repository took since), so ``EveryNEvents(n)``
+snapshots each time the stream grew by ``n`` events since that snapshot — whether one save adds
+one event or many, and right after a load from a snapshot.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
@@ -28,6 +34,37 @@ __all__ = ["EventSourcedRepository"]
 logger = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=AggregateRoot[Any])
+
+
+class _SnapshotMarks:
+    """The version of the last snapshot of each live aggregate object a repository handled.
+
+    Keyed by object identity (aggregates are unhashable pydantic models) with a weak reference,
+    so an entry goes away with its aggregate and a reused ``id()`` never inherits a mark.
+    """
+
+    def __init__(self) -> None:
+        self._marks: dict[int, tuple[weakref.ref[Any], int]] = {}
+
+    def get(self, aggregate: Any) -> int | None:
+        entry = self._marks.get(id(aggregate))
+        if entry is None or entry[0]() is not aggregate:
+            return None
+        return entry[1]
+
+    def set(self, aggregate: Any, version: int | None) -> None:
+        key = id(aggregate)
+        marks = self._marks
+        if version is None:
+            marks.pop(key, None)
+            return
+
+        def forget(ref: weakref.ref[Any]) -> None:
+            entry = marks.get(key)
+            if entry is not None and entry[0] is ref:
+                del marks[key]
+
+        marks[key] = (weakref.ref(aggregate, forget), version)
 
 
 class EventSourcedRepository(Generic[A]):
@@ -92,6 +129,7 @@ class EventSourcedRepository(Generic[A]):
         self.factory: Callable[[str], A] = factory or self._construct
         self.registry = registry if registry is not None else default_registry
         self.aggregate_type = aggregate_type or aggregate_cls.__name__
+        self._marks = _SnapshotMarks()
 
     def _construct(self, aggregate_id: str) -> A:
         # No validation: required fields are filled in by the replayed events.
@@ -134,6 +172,9 @@ class EventSourcedRepository(Generic[A]):
             aggregate.apply(self._typed(event))
         if events:
             set_persisted_version(aggregate, int(events[-1].version or 0))
+        if self.snapshot_store is not None:
+            # "every n events" counts from here: the snapshot loaded, or none (0)
+            self._marks.set(aggregate, snapshot.version if snapshot is not None else 0)
         return aggregate
 
     async def load(self, aggregate_id: str, *, uow: Any = None) -> A:
@@ -174,13 +215,31 @@ class EventSourcedRepository(Generic[A]):
             joined.register(aggregate, new_version=new_version)
         else:
             set_persisted_version(aggregate, new_version)
-        if self.snapshot_store is not None and self.snapshot_strategy.should_snapshot(
-            previous_version=base, new_version=new_version
-        ):
-            await self._snapshot(aggregate, new_version, uow=uow, own=joined is None)
+        if self.snapshot_store is not None:
+            await self._maybe_snapshot(aggregate, base, new_version, uow=uow, joined=joined)
         return stored
 
-    async def _snapshot(self, aggregate: A, version: int, *, uow: Any, own: bool) -> None:
+    async def _maybe_snapshot(
+        self, aggregate: A, base: int, new_version: int, *, uow: Any, joined: Any
+    ) -> None:
+        last = self._marks.get(aggregate)
+        if last is None and base == 0:
+            last = 0  # a new stream has no snapshot yet
+            self._marks.set(aggregate, last)
+        if not self.snapshot_strategy.should_snapshot(
+            previous_version=base, new_version=new_version, last_snapshot_version=last
+        ):
+            return
+        if not await self._snapshot(aggregate, new_version, uow=uow, own=joined is None):
+            return  # the mark stays at the last snapshot that exists: the next save catches up
+        self._marks.set(aggregate, new_version)
+        if isinstance(joined, SQLAlchemyUnitOfWork) and joined.active:
+            # the snapshot is part of the transaction: a rollback takes it (and the mark) back
+            joined.after_rollback(lambda: self._marks.set(aggregate, last))
+
+    async def _snapshot(self, aggregate: A, version: int, *, uow: Any, own: bool) -> bool:
+        """Save a snapshot at ``version``; ``False`` when a snapshot of an already committed
+        save failed (logged: the next save catches up)."""
         assert self.snapshot_store is not None
         snapshot = Snapshot(
             aggregate_type=self.aggregate_type,
@@ -191,7 +250,7 @@ class EventSourcedRepository(Generic[A]):
         )
         if not own:
             await self.snapshot_store.save(snapshot, uow=uow)
-            return
+            return True
         try:
             await self.snapshot_store.save(snapshot)
         except Exception:
@@ -200,3 +259,5 @@ class EventSourcedRepository(Generic[A]):
             logger.warning(
                 "snapshot of %s %s failed", self.aggregate_type, aggregate.id, exc_info=True
             )
+            return False
+        return True

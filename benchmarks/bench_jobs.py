@@ -5,8 +5,10 @@ Before every run the ``cqrs_background_jobs`` table is refilled with N due jobs 
 
 - ``ours``: ``SQLAlchemyBackgroundJobRepository.claim(batch)`` then ``complete(claimed,
   result)`` per job — the calls ``JobWorker`` makes, without its tasks and heartbeats;
-- ``ours, JobWorker``: 4 ``JobWorker(concurrency=batch).run_until_idle()`` (a task and a
-  heartbeat per job, as in production);
+- ``ours, repo.pinned()``: the same loop inside ``async with repo.pinned()`` (one connection
+  held per worker, as the raw loop does);
+- ``ours, JobWorker``: 4 ``JobWorker(concurrency=batch).run_until_idle()`` (a task per job,
+  claims on the worker's held connection, as in production);
 - ``raw asyncpg``: the same claim statement (``WITH … FOR UPDATE SKIP LOCKED … UPDATE …
   RETURNING``), the payloads decoded, and one fenced ``UPDATE … WHERE id = $1 AND lease_token =
   $2`` per job (results differ per job), each statement in autocommit on a connection held by
@@ -75,10 +77,12 @@ async def fill(repo: SQLAlchemyBackgroundJobRepository[Any], pool: asyncpg.Pool,
     await repo.enqueue_many(BenchJob(n=i, customer=f"c-{i % 13}") for i in range(n))
 
 
-async def run_ours(repo: SQLAlchemyBackgroundJobRepository[Any], batch: int) -> Counter[str]:
+async def run_ours(
+    repo: SQLAlchemyBackgroundJobRepository[Any], batch: int, *, pinned: bool = False
+) -> Counter[str]:
     done: Counter[str] = Counter()
 
-    async def worker() -> None:
+    async def drain() -> None:
         while True:
             claimed = await repo.claim(batch)
             if not claimed:
@@ -87,6 +91,13 @@ async def run_ours(repo: SQLAlchemyBackgroundJobRepository[Any], batch: int) -> 
                 assert c.job is not None
                 await repo.complete(c, {"n": c.job.n})
                 done[c.id] += 1
+
+    async def worker() -> None:
+        if pinned:
+            async with repo.pinned():  # one connection per worker, as the raw loop holds
+                await drain()
+        else:
+            await drain()
 
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
     return done
@@ -178,6 +189,7 @@ def _register(name: str, batch: int) -> None:
             variant("raw asyncpg", lambda: run_raw(db.pool, batch), baseline=True),
             variant("ours", lambda: run_ours(repo, batch)),
             variant("ours, pool_pre_ping=False", lambda: run_ours(repo_no_ping, batch)),
+            variant("ours, repo.pinned()", lambda: run_ours(repo, batch, pinned=True)),
             variant("ours, JobWorker", lambda: run_job_worker(repo, batch, db.pool)),
         ]
 

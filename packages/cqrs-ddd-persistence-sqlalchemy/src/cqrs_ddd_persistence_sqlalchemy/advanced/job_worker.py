@@ -20,6 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
     ClaimedJob,
     SQLAlchemyBackgroundJobRepository,
 )
+from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue
 
 __all__ = ["JobHandler", "JobWorker"]
 
@@ -94,44 +95,60 @@ class JobWorker:
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
         self._done: asyncio.Event | None = None
+        self._last_recover = 0.0
         self.processed = 0
 
     # -- loop ------------------------------------------------------------------------------
     async def run(self, *, until_idle: bool = False) -> None:
-        """Run until :meth:`stop` (or, with ``until_idle``, until no job is due)."""
+        """Run until :meth:`stop` (or, with ``until_idle``, until no job is due).
+
+        Claims (and the worker's own statements) run on one connection held for the loop, as
+        a hand-written ``SKIP LOCKED`` worker would; after a connection failure the loop waits
+        ``poll_interval`` and holds a new one. Running jobs use pool connections.
+        """
         self._done = asyncio.Event()
         loop = asyncio.get_running_loop()
-        last_recover = loop.time()
+        self._last_recover = loop.time()
         try:
             while not self._stopping.is_set():
-                free = self.concurrency - len(self._running)
                 try:
-                    every = self.recover_interval
-                    if every and loop.time() - last_recover >= every:
-                        last_recover = loop.time()
-                        await self.repository.recover_stalled()
-                    claimed = await self.repository.claim(free) if free > 0 else []
+                    async with self.repository.pinned():
+                        if await self._loop(until_idle=until_idle):
+                            return
                 except RetryableError:
                     # The database is briefly unavailable: say so, wait, try again.
                     logger.warning("claiming jobs failed; retrying", exc_info=True)
-                    claimed = []
                     await asyncio.sleep(self.poll_interval)
-                for job in claimed:
-                    task = asyncio.create_task(self._run_one(job))
-                    self._running[task] = job
-                    task.add_done_callback(self._running.pop)
-                if claimed:
-                    continue
-                if until_idle and not self._running:
-                    return
-                stop_wait = asyncio.ensure_future(self._stopping.wait())
-                waiters: list[asyncio.Future[Any]] = [stop_wait, *self._running]
-                timeout = self.poll_interval if free > 0 else None
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                stop_wait.cancel()
         finally:
             await self._drain()
             self._done.set()
+
+    async def _loop(self, *, until_idle: bool) -> bool:
+        """Claim and start jobs until stopped (``False``) or idle (``True``)."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            every = self.recover_interval
+            if every and loop.time() - self._last_recover >= every:
+                self._last_recover = loop.time()
+                await self.repository.recover_stalled()
+            claimed = await self.repository.claim(free) if free > 0 else []
+            if claimed:
+                # Jobs run and settle concurrently: they must not share the held connection.
+                with DurableQueue.unpinned():
+                    for job in claimed:
+                        task = asyncio.create_task(self._run_one(job))
+                        self._running[task] = job
+                        task.add_done_callback(self._running.pop)
+                continue
+            if until_idle and not self._running:
+                return True
+            stop_wait = asyncio.ensure_future(self._stopping.wait())
+            waiters: list[asyncio.Future[Any]] = [stop_wait, *self._running]
+            timeout = self.poll_interval if free > 0 else None
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+        return False
 
     async def run_until_idle(self) -> int:
         """Process due jobs until none is left; return how many were settled."""
@@ -175,7 +192,16 @@ class JobWorker:
             work = asyncio.ensure_future(
                 handler(job, ctx) if handler is not None else job.execute(ctx)
             )
-            beat = asyncio.create_task(self._heartbeat(ctx, work))
+            # The heartbeat task starts only once the first beat is due: most jobs finish
+            # before that and never pay for a second task.
+            beat: asyncio.Task[None] | None = None
+
+            def start_beat() -> None:
+                nonlocal beat
+                if not work.done():
+                    beat = asyncio.create_task(self._heartbeat(ctx, work))
+
+            timer = asyncio.get_running_loop().call_later(self.heartbeat_interval, start_beat)
             try:
                 result = await work
             except asyncio.CancelledError:
@@ -191,9 +217,11 @@ class JobWorker:
                 await repo.fail(claimed, f"{type(exc).__name__}: {exc}")
                 return
             finally:
-                beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
-                    await beat
+                timer.cancel()
+                if beat is not None:
+                    beat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
+                        await beat
             if ctx.cancelled:
                 await repo.mark_cancelled(claimed)
             else:
@@ -207,9 +235,9 @@ class JobWorker:
         finally:
             self.processed += 1
 
-    async def _heartbeat(self, ctx: _Context, work: asyncio.Task[Any]) -> None:
+    async def _heartbeat(self, ctx: _Context, work: asyncio.Future[Any]) -> None:
+        """Beat now (the first beat is due), then every ``heartbeat_interval``."""
         while not work.done():
-            await asyncio.sleep(self.heartbeat_interval)
             try:
                 alive = await ctx.heartbeat()
             except LeaseLostError:
@@ -219,7 +247,8 @@ class JobWorker:
             except RetryableError:
                 # One missed beat is harmless while the lease lasts; the next one retries.
                 logger.warning("job heartbeat failed; retrying", exc_info=True)
-                continue
-            if not alive:
-                work.cancel()  # cancellation requested: the job stops at its next await
-                return
+            else:
+                if not alive:
+                    work.cancel()  # cancellation requested: the job stops at its next await
+                    return
+            await asyncio.sleep(self.heartbeat_interval)

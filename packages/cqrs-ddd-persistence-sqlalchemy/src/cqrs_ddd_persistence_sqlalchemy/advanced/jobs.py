@@ -11,8 +11,10 @@ it is derived from the queue columns (``pending`` + live lease = RUNNING, ``done
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -25,7 +27,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     and_,
+    bindparam,
     case,
     false,
     func,
@@ -85,6 +89,53 @@ Index(
 )
 
 _NO_RETRY_LIMIT = 2**31 - 1  # the per-job ``max_attempts`` column decides, not the queue
+
+_t = jobs_table.c
+_NOW = bindparam("j_now", type_=UTCDateTime())
+_UNTIL = bindparam("j_until", type_=UTCDateTime())
+
+
+def _fenced_update(**values: Any) -> Update:
+    """A write only the lease holder may make, built once with bound parameters (SQLAlchemy's
+    compiled cache hits, and outside a unit of work it can run on the driver)."""
+    return (
+        update(jobs_table)
+        .where(
+            _t.id == bindparam("j_id", type_=_t.id.type),
+            _t.lease_token == bindparam("j_token", type_=String()),
+        )
+        .values(updated_at=_NOW, **values)
+        .returning(_t.cancel_requested, _t.attempts)
+    )
+
+
+_SETTLED = {"lease_token": None, "locked_until": None}
+_FENCED: dict[str, Update] = {
+    "heartbeat": _fenced_update(locked_until=_UNTIL),
+    "progress": _fenced_update(
+        progress=bindparam("j_progress", type_=Float()), locked_until=_UNTIL
+    ),
+    "progress_message": _fenced_update(
+        progress=bindparam("j_progress", type_=Float()),
+        progress_message=bindparam("j_message", type_=Text()),
+        locked_until=_UNTIL,
+    ),
+    "complete": _fenced_update(
+        status=DONE,
+        # Wrapped: a bare JSON string would be decoded twice on asyncpg (JSONType).
+        result=bindparam("j_result", type_=JSONType()),
+        progress=1.0,
+        attempts=_t.attempts + 1,
+        finished_at=_NOW,
+        **_SETTLED,
+    ),
+    "cancelled": _fenced_update(status=DONE, cancelled_at=_NOW, finished_at=_NOW, **_SETTLED),
+}
+
+
+def _fenced_builder(name: str) -> Callable[[ModuleType], Update]:
+    stmt = _FENCED[name]
+    return lambda _dialect: stmt
 
 
 @dataclass(frozen=True)
@@ -148,6 +199,22 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             order_by=(t.c.priority.desc(), t.c.id),
             clock=clock,
         )
+
+    def pinned(self) -> AbstractAsyncContextManager[None]:
+        """Run this task's claims and settles (outside a unit of work) on one connection held
+        for the block: a worker loop saves a pool checkout per statement, like a hand-written
+        worker holding its connection. Tasks created inside the block inherit the pin, so
+        wrap concurrent helpers in ``DurableQueue.unpinned()``; after a connection failure
+        (``ConnectionLostError``) leave the block and pin again. ``JobWorker`` does this.
+
+        Example::
+
+            async with jobs.pinned():
+                while claimed := await jobs.claim(50):
+                    for c in claimed:
+                        await jobs.complete(c, await run(c.job))
+        """
+        return self.queue.pinned()
 
     # -- types -----------------------------------------------------------------------------
     def job_types(self) -> dict[str, type[J]]:
@@ -256,7 +323,7 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         known = self.job_types()
         wanted = list(job_types) if job_types is not None else list(known)
         claims = await self.queue.claim(
-            limit, lease_seconds=lease_seconds, where=self.table.c.job_type.in_(wanted)
+            limit, lease_seconds=lease_seconds, only={"job_type": wanted}
         )
         # The queue re-sorts claims by plain columns only; restore "priority desc, id".
         claims.sort(key=lambda c: (-int(c["priority"]), c.id))
@@ -290,43 +357,42 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         )
 
     async def _fenced(
-        self, claimed: ClaimedJob[J], values: Mapping[Any, Any], uow: Any = None
+        self, claimed: ClaimedJob[J], name: str, params: dict[str, Any], uow: Any = None
     ) -> Mapping[Any, Any]:
-        """A write only the lease holder may make; returns the updated row."""
-        t = self.table
-        stmt = (
-            update(t)
-            .where(t.c.id == claimed.claim.id, t.c.lease_token == claimed.claim.token)
-            .values(updated_at=self.clock(), **values)
-            .returning(t.c.cancel_requested, t.c.attempts)
-        )
-        # One UPDATE … RETURNING is atomic on its own: outside a unit of work it runs in
-        # autocommit where the dialect allows (no BEGIN/COMMIT round trips per settled job).
-        async with self.queue.connection(uow, single_statement=True) as executor:
-            row = (await executor.execute(stmt)).mappings().first()
-        if row is None:
+        """A write only the lease holder may make (``_FENCED[name]``); returns the row.
+
+        One ``UPDATE … RETURNING`` is atomic on its own: outside a unit of work it runs in
+        autocommit (on asyncpg straight on the driver), with no BEGIN/COMMIT round trips.
+        """
+        params["j_id"] = claimed.claim.id
+        params["j_token"] = claimed.claim.token
+        params["j_now"] = self.clock()
+        rows = await self.queue.run(("job", name), _fenced_builder(name), params, uow=uow)
+        if not rows:
             raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
-        return row
+        return rows[0]
 
     async def heartbeat(
         self, claimed: ClaimedJob[J], *, lease_seconds: float | None = None
     ) -> bool:
         """Extend the lease; return whether cancellation was requested."""
         span = timedelta(seconds=lease_seconds) if lease_seconds else self.queue.lease
-        row = await self._fenced(claimed, {"locked_until": self.clock() + span})
+        row = await self._fenced(claimed, "heartbeat", {"j_until": self.clock() + span})
         return bool(row["cancel_requested"])
 
     async def progress(
         self, claimed: ClaimedJob[J], fraction: float, message: str | None = None
     ) -> bool:
         """Record progress (and extend the lease); return whether cancellation was requested."""
-        values: dict[str, Any] = {
-            "progress": max(0.0, min(1.0, float(fraction))),
-            "locked_until": self.clock() + self.queue.lease,
+        params: dict[str, Any] = {
+            "j_progress": max(0.0, min(1.0, float(fraction))),
+            "j_until": self.clock() + self.queue.lease,
         }
+        name = "progress"
         if message is not None:
-            values["progress_message"] = message
-        row = await self._fenced(claimed, values)
+            params["j_message"] = message
+            name = "progress_message"
+        row = await self._fenced(claimed, name, params)
         return bool(row["cancel_requested"])
 
     async def complete(
@@ -336,35 +402,11 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
 
         Raises ``LeaseLostError`` when another worker took the job over meanwhile.
         """
-        await self._fenced(
-            claimed,
-            {
-                "status": DONE,
-                # Wrapped: a bare JSON string would be decoded twice on asyncpg (JSONType).
-                "result": {"value": result},
-                "progress": 1.0,
-                "attempts": self.table.c.attempts + 1,
-                "finished_at": self.clock(),
-                "lease_token": None,
-                "locked_until": None,
-            },
-            uow,
-        )
+        await self._fenced(claimed, "complete", {"j_result": {"value": result}}, uow)
 
     async def mark_cancelled(self, claimed: ClaimedJob[J], *, uow: Any = None) -> None:
         """The running job stopped because cancellation was requested: CANCELLED."""
-        now = self.clock()
-        await self._fenced(
-            claimed,
-            {
-                "status": DONE,
-                "cancelled_at": now,
-                "finished_at": now,
-                "lease_token": None,
-                "locked_until": None,
-            },
-            uow,
-        )
+        await self._fenced(claimed, "cancelled", {}, uow)
 
     async def fail(
         self, claimed: ClaimedJob[J], error: str, *, retry: bool = True, uow: Any = None

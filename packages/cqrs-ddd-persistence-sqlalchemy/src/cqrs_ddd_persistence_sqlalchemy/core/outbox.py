@@ -69,6 +69,8 @@ class SQLAlchemyOutboxStorage:
             aggregate id for domain events) is claimable, so every key is published in order.
         notify: on PostgreSQL, ``save_messages`` sends ``pg_notify(channel)`` in the same
             transaction (relays wake at commit instead of at the next poll).
+        channel: the NOTIFY channel; on PostgreSQL at most 63 bytes (``ConfigurationError``
+            otherwise: here when built on an engine, else at the first save).
         table: an outbox table of your own (same columns as ``outbox_table``).
 
     Example::
@@ -111,6 +113,10 @@ class SQLAlchemyOutboxStorage:
             key_column="partition_key" if ordered_by_key else None,
             clock=clock,
         )
+        dialect = self.queue.dialect
+        if notify and dialect is not None and hasattr(dialect, "check_channel"):
+            # Refused here, not as a database error at the first save (63 bytes on PostgreSQL).
+            dialect.check_channel(channel)
         # Claims handed out by ``get_pending``: ``mark_*`` present their fencing tokens.
         self._leases: dict[str, Claim] = {}
 

@@ -24,7 +24,15 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -199,13 +207,22 @@ class DurableQueue:
             getattr(self._engine_dialect, "AUTOCOMMIT_SINGLE_STATEMENTS", False)
         )
         self._source = SessionSource(bind)
-        self._statements: dict[tuple[str, str], Any] = {}
+        self._statements: dict[tuple[str, Hashable], Any] = {}
+        # Statements the queue keeps alive run straight on asyncpg outside a unit of work.
+        self._driver: Any = (
+            self._engine_dialect.driver_cache() if self._engine_dialect is not None else None
+        )
 
     # -- plumbing --------------------------------------------------------------------------
     @property
     def engine(self) -> AsyncEngine | None:
         """The engine the queue was built with, if any (LISTEN needs one)."""
         return self._engine
+
+    @property
+    def dialect(self) -> ModuleType | None:
+        """The dialect module (``queue.postgres`` / ``queue.sqlite``) of :attr:`engine`."""
+        return self._engine_dialect
 
     @asynccontextmanager
     async def connection(
@@ -291,7 +308,7 @@ class DurableQueue:
         )
         return _dialect_module(name)
 
-    def _cached(self, dialect: ModuleType, name: str, build: Callable[[], Any]) -> Any:
+    def _cached(self, dialect: ModuleType, name: Hashable, build: Callable[[], Any]) -> Any:
         # Statements are built once per dialect with bound parameters: building and
         # cache-keying a claim statement costs more than executing it on a warm connection.
         key = (dialect.__name__, name)
@@ -299,6 +316,62 @@ class DurableQueue:
         if stmt is None:
             stmt = self._statements[key] = build()
         return stmt
+
+    async def run(
+        self,
+        name: Hashable,
+        build: Callable[[ModuleType], Any],
+        params: Mapping[str, Any],
+        *,
+        uow: Any = None,
+    ) -> Sequence[Mapping[Any, Any]]:
+        """Run one statement that is atomic on its own; return its rows as mappings.
+
+        ``build(dialect_module)`` makes the statement (with bound parameters only); it is
+        built once per dialect and kept under ``name``, so SQLAlchemy's compiled cache hits and,
+        outside a unit of work on asyncpg, the statement runs straight on the driver connection
+        (see ``queue/postgres/driver.py``) in autocommit: one round trip, none of SQLAlchemy's
+        per-execution work. In a unit of work it joins its transaction, as every write does.
+
+        Example::
+
+            rows = await queue.run(
+                "touch",
+                lambda d: update(t).where(t.c.id == bindparam("id")).returning(t.c.id),
+                {"id": 7},
+            )
+        """
+        if self._engine is not None and self._autocommits:
+            dialect: ModuleType = self._engine_dialect  # type: ignore[assignment]
+            if self._source.resolve_uow(uow) is None:
+                stmt = self._cached(dialect, name, lambda: build(dialect))
+                pinned = _PINNED.get()
+                with translating():
+                    if pinned is not None and pinned[0] is self._engine:
+                        return await self._run_bare(pinned[1], stmt, params)
+                    if self._driver is not None:
+                        records = await self._driver.fetch_pooled(self._engine, stmt, params)
+                        if records is not None:
+                            return records  # type: ignore[no-any-return]
+                    async with self._engine.connect() as bare:
+                        conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+                        return (await conn.execute(stmt, params)).mappings().all()
+        async with self.connection(uow, single_statement=True) as executor:
+            dialect = self.dialect_of(executor)
+            stmt = self._cached(dialect, name, lambda: build(dialect))
+            return (await executor.execute(stmt, params)).mappings().all()
+
+    async def _run_bare(
+        self, bare: AsyncConnection, stmt: Any, params: Mapping[str, Any]
+    ) -> Sequence[Mapping[Any, Any]]:
+        if self._driver is not None:
+            records = await self._driver.fetch(bare, stmt, params)
+            if records is not None:
+                return records  # type: ignore[no-any-return]
+        sync = bare.sync_connection
+        if sync is None or sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            bare = await bare.execution_options(isolation_level="AUTOCOMMIT")
+        return (await bare.execute(stmt, params)).mappings().all()
 
     def due_condition(self, now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
         """Pending, available, and not leased (or lease expired)."""
@@ -312,7 +385,7 @@ class DurableQueue:
     # -- enqueueing -------------------------------------------------------------------------
     async def enqueue(
         self,
-        rows: Sequence[Mapping[str, Any]],
+        rows: Sequence[Mapping[Any, Any]],
         *,
         ignore_conflicts_on: Sequence[str] | None = None,
         uow: Any = None,
@@ -338,25 +411,44 @@ class DurableQueue:
         *,
         lease_seconds: float | None = None,
         where: ColumnElement[bool] | None = None,
+        only: Mapping[str, Sequence[Any]] | None = None,
         uow: Any = None,
     ) -> list[Claim]:
         """Lease up to ``limit`` due rows (one statement); returned in claim order.
 
-        ``where`` narrows the candidates (e.g. ``jobs.c.queue == "emails"``).
+        ``only`` narrows the candidates to rows whose column holds one of the given values
+        (e.g. ``only={"job_type": ["send_email", "resize"]}``): the statement is built once and
+        the values travel as parameters. ``where`` narrows them by any expression (e.g.
+        ``jobs.c.queue == "emails"``), at the price of building the statement on every call.
         """
         if limit <= 0:
             return []
         now = self.clock()
         until = now + (timedelta(seconds=lease_seconds) if lease_seconds else self.lease)
         token = uuid.uuid4().hex
-        params = {"q_now": now, "q_limit": limit, "q_token": token, "q_until": until}
-        async with self.connection(uow, single_statement=True) as executor:
-            dialect = self.dialect_of(executor)
-            if where is None:
-                stmt = self._cached(dialect, "claim", lambda: self._claim_statement(dialect, None))
-            else:
-                stmt = self._claim_statement(dialect, where)
-            rows = (await executor.execute(stmt, params)).mappings().all()
+        params: dict[str, Any] = {
+            "q_now": now,
+            "q_limit": limit,
+            "q_token": token,
+            "q_until": until,
+        }
+        keys: tuple[str, ...] = ()
+        if only:
+            keys = tuple(sorted(only))
+            missing = [k for k in keys if k not in self.table.c]
+            if missing:
+                raise ConfigurationError(f"claim(only=...): no columns {missing} in the table")
+            for i, key in enumerate(keys):
+                params[f"q_only_{i}"] = list(only[key])
+        if where is None:
+            rows = await self.run(
+                ("claim", keys), lambda d: self._claim_statement(d, None, keys), params, uow=uow
+            )
+        else:
+            async with self.connection(uow, single_statement=True) as executor:
+                dialect = self.dialect_of(executor)
+                stmt = self._claim_statement(dialect, where, keys)
+                rows = (await executor.execute(stmt, params)).mappings().all()
         claims = [
             Claim(
                 id=row["id"],
@@ -370,12 +462,19 @@ class DurableQueue:
         claims.sort(key=self._sort_key)
         return claims
 
-    def _claim_statement(self, dialect: ModuleType, where: ColumnElement[bool] | None) -> Any:
+    def _claim_statement(
+        self,
+        dialect: ModuleType,
+        where: ColumnElement[bool] | None,
+        only: Sequence[str] = (),
+    ) -> Any:
         t = self.table
         due = self.due_condition(bindparam("q_now", type_=UTCDateTime()))
         candidates = select(t.c.id).where(due)
         if where is not None:
             candidates = candidates.where(where)
+        for i, name in enumerate(only):
+            candidates = candidates.where(dialect.one_of(t.c[name], f"q_only_{i}"))
         if self.key_column is not None:
             key = t.c[self.key_column]
             prior = t.alias("prior")
@@ -513,22 +612,28 @@ class DurableQueue:
         for claim in claims:
             by_token.setdefault(claim.token, []).append(claim.id)
 
-        def build() -> Any:
+        def build(dialect: ModuleType) -> Any:
             # ``IS NOT DISTINCT FROM``: a row taken over without a lease (token NULL) by an
             # administrative settle still matches; any other token never does.
             return (
                 update(t)
                 .where(
-                    t.c.id.in_(bindparam("q_ids", expanding=True)),
+                    dialect.one_of(t.c.id, "q_ids"),
                     t.c.lease_token.is_not_distinct_from(bindparam("q_fence", type_=String())),
                 )
                 .values(**values)
                 .returning(t.c.id)
             )
 
+        if len(by_token) == 1:
+            # The common case (one claim's batch): one statement, atomic on its own.
+            ((token, ids),) = by_token.items()
+            rows = await self.run(name, build, {**params, "q_ids": ids, "q_fence": token}, uow=uow)
+            return tuple(sorted(row["id"] for row in rows))
         written: list[int] = []
-        async with self.connection(uow, single_statement=len(by_token) == 1) as executor:
-            stmt = self._cached(self.dialect_of(executor), name, build)
+        async with self.connection(uow) as executor:
+            dialect = self.dialect_of(executor)
+            stmt = self._cached(dialect, name, lambda: build(dialect))
             for token, ids in by_token.items():
                 result = await executor.execute(stmt, {**params, "q_ids": ids, "q_fence": token})
                 written.extend(result.scalars().all())

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cqrs_ddd_persistence_sqlalchemy.queue.postgres.claim import check_channel
+
 __all__ = ["NotificationListener"]
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ class NotificationListener:
 
     def __init__(self, engine: AsyncEngine, channel: str) -> None:
         self.engine = engine
-        self.channel = channel
+        self.channel = check_channel(channel)
         self._event = asyncio.Event()
         self._conn: AsyncConnection | None = None
         self._driver: Any = None

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table, Update, update
+from sqlalchemy import ColumnElement, Select, Table, Update, bindparam, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["claim_statement", "insert_ignore"]
+__all__ = ["claim_statement", "driver_cache", "insert_ignore", "one_of"]
 
 
 def claim_statement(
@@ -30,6 +30,15 @@ def claim_statement(
         .values(**values)
         .returning(*table.c)
     )
+
+
+def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column IN (:name)`` (an expanding parameter: a list)."""
+    return column.in_(bindparam(name, expanding=True))
+
+
+def driver_cache() -> None:
+    """No driver path on SQLite (statements run through SQLAlchemy)."""
 
 
 def insert_ignore(table: Table, index_elements: Sequence[str]) -> Insert:

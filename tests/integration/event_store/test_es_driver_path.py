@@ -14,11 +14,12 @@ import contextvars
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert
+from sqlalchemy import Column, Integer, MetaData, Numeric, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tests.conftest import pg_dsn
 
@@ -83,15 +84,34 @@ async def test_driver_reads_return_what_the_uow_reads_return(
     assert outside[1:] == (5, True, False)
 
 
-def test_statements_whose_binds_convert_values_stay_on_sqlalchemy(
+def test_driver_form_converts_values_as_sqlalchemy_would_or_declines(
     library_tables: AsyncEngine,
 ) -> None:
     dialect = library_tables.sync_engine.dialect
-    t = Table("driver_probe", MetaData(), Column("id", Integer, primary_key=True))
-    for converting in (UTCDateTime(), JSONType()):
-        stmt = insert(t).values(id=bindparam("v", type_=converting))
-        assert DriverStatement.compile(stmt, dialect) is None
-    assert DriverStatement.compile(insert(t).values(id=bindparam("v", type_=Integer)), dialect)
+    t = Table(
+        "driver_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("amount", Numeric(10, 2, asdecimal=False)),
+    )
+    at = datetime(2024, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    timed = DriverStatement.compile(
+        insert(t).values(id=bindparam("v", type_=UTCDateTime())), dialect
+    )
+    assert timed is not None
+    [utc] = timed.args({"v": at})
+    assert utc == at and utc.utcoffset() == timedelta(0)  # UTCDateTime's own processor ran
+    with pytest.raises(ValueError, match="naive"):
+        timed.args({"v": datetime(2024, 1, 1)})
+    as_json = DriverStatement.compile(
+        insert(t).values(id=bindparam("v", type_=JSONType())), dialect
+    )
+    assert as_json is not None
+    assert as_json.args({"v": {"a": Decimal("1.5")}}) != [{"a": Decimal("1.5")}]  # encoded
+    # Per-execution rendering (expanding IN) or result conversion: SQLAlchemy's path.
+    assert DriverStatement.compile(select(t.c.id).where(t.c.id.in_([1, 2])), dialect) is None
+    assert DriverStatement.compile(select(t.c.amount), dialect) is None
+    assert DriverStatement.compile(select(t.c.id).where(t.c.id == bindparam("v")), dialect)
 
 
 async def test_driver_path_stores_what_the_uow_path_stores(

@@ -171,21 +171,21 @@ class EventLog(Protocol):
 
     async def insert_autocommit(
         self,
-        bare: AsyncConnection,
+        engine: AsyncEngine,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
         ids: Sequence[str],
     ) -> list[tuple[int, int]] | None:
-        """:meth:`insert_batch` (unguarded) as one autocommit statement on ``bare``, a pooled
-        connection with no transaction; only called when :attr:`autocommit_appends`."""
+        """:meth:`insert_batch` (unguarded) as one autocommit statement on a connection of
+        ``engine``'s pool; only called when :attr:`autocommit_appends`."""
         ...
 
     async def read_autocommit(
-        self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]
+        self, engine: AsyncEngine, stmt: Any, params: dict[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """Rows of a module-level read statement on ``bare`` (a pooled connection with no
-        transaction); only called when :attr:`autocommit_reads`."""
+        """Rows of a module-level read statement in autocommit on a connection of
+        ``engine``'s pool; only called when :attr:`autocommit_reads`."""
         ...
 
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:

@@ -286,8 +286,7 @@ class SQLAlchemyEventStore:
             log = self._log_for(engine.dialect.name)
             if log.autocommit_reads:
                 with translating():
-                    async with engine.connect() as bare:
-                        return await log.read_autocommit(bare, stmt, params)
+                    return await log.read_autocommit(engine, stmt, params)
         async with self._source.session(uow) as session:
             conn = await session.connection()
             return (await conn.execute(stmt, params)).all()
@@ -378,10 +377,10 @@ class SQLAlchemyEventStore:
             # Outside any unit of work the append is one statement, atomic on its own: run it
             # in autocommit on a bare connection (no ORM session, no BEGIN/COMMIT round trips).
             with translating(constraints=constraints):
-                async with engine.connect() as bare:
-                    log = self._log_for(engine.dialect.name)
-                    drawn = await log.insert_autocommit(bare, stream_id, batch, version_range, ids)
-                    if drawn is None:
+                log = self._log_for(engine.dialect.name)
+                drawn = await log.insert_autocommit(engine, stream_id, batch, version_range, ids)
+                if drawn is None:
+                    async with engine.connect() as bare:
                         conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
                         return await self._refused(conn, stream_id, batch, expected_version)
             return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]

@@ -288,40 +288,42 @@ class PostgresEventLog:
 
     async def insert_autocommit(
         self,
-        bare: AsyncConnection,
+        engine: AsyncEngine,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
         ids: Sequence[str],
     ) -> list[tuple[int, int]] | None:
-        """``insert_batch`` as one autocommit statement on a bare pooled connection.
+        """``insert_batch`` as one autocommit statement on a connection of ``engine``'s pool.
 
         On asyncpg the statement (compiled once per dialect) runs straight on the driver
-        connection: SQLAlchemy's execution path (execution context, greenlet hops, result
-        adaptation, the isolation-level switch) cost about as much client CPU as the whole
-        raw-asyncpg append. Unguarded: a conflict raises, so the batch is all or nothing.
+        connection (``postgres/driver.py``): SQLAlchemy's execution path cost about as much
+        client CPU as the whole raw-asyncpg append. Unguarded: a conflict raises, so the batch
+        is all or nothing.
         """
         notifier = self._notifier
         if notifier is None:
             return await self._insert_autocommit(
-                bare, stream_id, rows, version_range, ids, self.notify
+                engine, stream_id, rows, version_range, ids, self.notify
             )
         # Alone: NOTIFY in the statement; overlapping others: the coalescer sends it later.
         notify = notifier.begin()
         try:
-            drawn = await self._insert_autocommit(bare, stream_id, rows, version_range, ids, notify)
+            drawn = await self._insert_autocommit(
+                engine, stream_id, rows, version_range, ids, notify
+            )
         except BaseException:
             notifier.abandon()
             raise
         if drawn is None:
             notifier.abandon()  # nothing appended; owes at most a harmless extra NOTIFY
             return None
-        await notifier.end(bare.engine, notified=notify)
+        await notifier.end(engine, notified=notify)
         return drawn
 
     async def _insert_autocommit(
         self,
-        bare: AsyncConnection,
+        engine: AsyncEngine,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
@@ -333,26 +335,28 @@ class PostgresEventLog:
         records = (
             None
             if self.ordering is Ordering.LOCK_TABLE  # LOCK + INSERT need a transaction
-            else await driver_statements.fetch(bare, stmt, params)
+            else await driver_statements.fetch_pooled(engine, stmt, params)
         )
         if records is None:
-            conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
-            return await self.insert_batch(
-                conn, stream_id, rows, version_range, ids, guarded=False, notify=notify
-            )
+            async with engine.connect() as bare:
+                conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+                return await self.insert_batch(
+                    conn, stream_id, rows, version_range, ids, guarded=False, notify=notify
+                )
         if not records:
             return None
         return sorted(((int(r[0]), int(r[1])) for r in records), key=lambda pv: pv[1])
 
     async def read_autocommit(
-        self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]
+        self, engine: AsyncEngine, stmt: Any, params: dict[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """Rows of one read statement on ``bare`` (no transaction), on the driver if it can."""
-        records = await driver_statements.fetch(bare, stmt, params)
+        """Rows of one read statement in autocommit (no transaction), on the driver if it can."""
+        records = await driver_statements.fetch_pooled(engine, stmt, params)
         if records is not None:
             return records
-        conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
-        return (await conn.execute(stmt, params)).all()
+        async with engine.connect() as bare:
+            conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
+            return (await conn.execute(stmt, params)).all()
 
     def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
         t = events_table.c

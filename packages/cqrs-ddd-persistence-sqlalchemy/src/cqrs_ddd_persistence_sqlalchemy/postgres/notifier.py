@@ -77,9 +77,9 @@ class NotifyCoalescer:
         self._owed = False
         self._sent_at = now
         try:
-            async with engine.connect() as bare:
-                params = {"channel": self.channel}
-                if await driver_statements.fetch(bare, _NOTIFY, params) is None:
+            params = {"channel": self.channel}
+            if await driver_statements.fetch_pooled(engine, _NOTIFY, params) is None:
+                async with engine.connect() as bare:
                     conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
                     await conn.execute(_NOTIFY, params)
         except Exception as exc:  # a wake-up hint: subscribers fall back to polling

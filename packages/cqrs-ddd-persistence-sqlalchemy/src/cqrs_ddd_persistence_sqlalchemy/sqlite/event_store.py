@@ -47,7 +47,7 @@ class SerialEventLog:
 
     async def insert_autocommit(
         self,
-        bare: AsyncConnection,
+        engine: AsyncEngine,
         stream_id: str,
         rows: Sequence[StoredEvent],
         version_range: tuple[int, int],
@@ -56,7 +56,7 @@ class SerialEventLog:
         raise NotImplementedError("SQLite appends need the BEGIN IMMEDIATE transaction")
 
     async def read_autocommit(
-        self, bare: AsyncConnection, stmt: Any, params: dict[str, Any]
+        self, engine: AsyncEngine, stmt: Any, params: dict[str, Any]
     ) -> Sequence[Sequence[Any]]:
         raise NotImplementedError("SQLite reads run in the session's transaction")
 

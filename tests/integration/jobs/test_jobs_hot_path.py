@@ -82,6 +82,45 @@ async def test_pinned_loop_uses_one_connection_and_settles_every_job(
     assert job.result == {"echo": "3", "at": "2026-01-01T00:00:00+00:00"}
 
 
+async def test_pin_is_lent_one_task_at_a_time_and_not_after_the_block(
+    jobs: Repo, library_tables: AsyncEngine
+) -> None:
+    await jobs.enqueue_many([EchoJob(text=str(i)) for i in range(6)])
+    checkouts = count_checkouts(library_tables)
+    async with jobs.pinned() as pin:
+        assert pin is not None
+        claimed = await jobs.claim(6)
+
+        async def settle(c: Any) -> None:
+            with DurableQueue.unpinned():
+                async with pin.borrow():
+                    await jobs.complete(c, "ok")
+
+        await asyncio.gather(*(settle(c) for c in claimed))
+        assert checkouts() == 1
+    async with pin.borrow():  # the block is over: the pool serves the borrower
+        assert (await jobs.count_by_status())[JobStatus.COMPLETED] == 6
+    assert checkouts() == 2
+
+
+async def test_worker_claims_and_settles_on_its_held_connection(
+    jobs: Repo, library_tables: AsyncEngine
+) -> None:
+    await jobs.enqueue_many([EchoJob(text=str(i)) for i in range(30)])
+    checkouts = count_checkouts(library_tables)
+
+    async def handler(job: EchoJob, ctx: JobContext) -> str:
+        await asyncio.sleep(0)
+        return job.text  # no progress report: those use the pool (concurrent with settles)
+
+    worker = JobWorker(
+        jobs, handlers={EchoJob: handler}, concurrency=8, poll_interval=0.01, heartbeat_interval=30
+    )
+    assert await worker.run_until_idle() == 30
+    assert checkouts() == 1
+    assert (await jobs.count_by_status())[JobStatus.COMPLETED] == 30
+
+
 async def test_driver_and_unit_of_work_paths_store_the_same_values(
     jobs: Repo, session_factory: Factory
 ) -> None:
@@ -274,6 +313,13 @@ async def test_driver_path_connection_loss_is_retryable_then_recovers(
             await asyncio.sleep(0.2)
             with pytest.raises(RetryableError):
                 await jobs.claim(1)
+            for _ in range(2):  # then SQLAlchemy reconnects the pin, or says "retry"
+                try:
+                    claimed = await jobs.claim(1)
+                except RetryableError:
+                    continue
+                for c in claimed:
+                    await jobs.complete(c, "ok")
         # A fresh pin (and the pool) hand out live connections again.
         async with jobs.pinned():
             claimed = await jobs.claim(5)

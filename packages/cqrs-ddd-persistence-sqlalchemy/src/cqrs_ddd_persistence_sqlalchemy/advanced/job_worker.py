@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
@@ -20,7 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
     ClaimedJob,
     SQLAlchemyBackgroundJobRepository,
 )
-from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue
+from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, Pin
 
 __all__ = ["JobHandler", "JobWorker"]
 
@@ -96,15 +97,18 @@ class JobWorker:
         self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
         self._done: asyncio.Event | None = None
         self._last_recover = 0.0
+        self._pin: Pin | None = None
         self.processed = 0
 
     # -- loop ------------------------------------------------------------------------------
     async def run(self, *, until_idle: bool = False) -> None:
         """Run until :meth:`stop` (or, with ``until_idle``, until no job is due).
 
-        Claims (and the worker's own statements) run on one connection held for the loop, as
-        a hand-written ``SKIP LOCKED`` worker would; after a connection failure the loop waits
-        ``poll_interval`` and holds a new one. Running jobs use pool connections.
+        Claims and settles run on one connection held for the loop, one statement at a
+        time, as a hand-written ``SKIP LOCKED`` worker would (no pool checkout per settled
+        job, no pool overflow with many jobs finishing at once); after a connection failure
+        the loop waits ``poll_interval`` and holds a new one. Heartbeats and progress reports
+        of running jobs use pool connections.
         """
         self._done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -112,9 +116,16 @@ class JobWorker:
         try:
             while not self._stopping.is_set():
                 try:
-                    async with self.repository.pinned():
-                        if await self._loop(until_idle=until_idle):
-                            return
+                    async with self.repository.pinned() as pin:
+                        self._pin = pin
+                        try:
+                            # Jobs run and settle concurrently: nothing inherits the pin; the
+                            # loop and the settles borrow it one at a time.
+                            with DurableQueue.unpinned():
+                                if await self._loop(until_idle=until_idle):
+                                    return
+                        finally:
+                            self._pin = None
                 except RetryableError:
                     # The database is briefly unavailable: say so, wait, try again.
                     logger.warning("claiming jobs failed; retrying", exc_info=True)
@@ -132,14 +143,15 @@ class JobWorker:
             if every and loop.time() - self._last_recover >= every:
                 self._last_recover = loop.time()
                 await self.repository.recover_stalled()
-            claimed = await self.repository.claim(free) if free > 0 else []
+            claimed: list[ClaimedJob[Any]] = []
+            if free > 0:
+                async with self._held():
+                    claimed = await self.repository.claim(free)
             if claimed:
-                # Jobs run and settle concurrently: they must not share the held connection.
-                with DurableQueue.unpinned():
-                    for job in claimed:
-                        task = asyncio.create_task(self._run_one(job))
-                        self._running[task] = job
-                        task.add_done_callback(self._running.pop)
+                for job in claimed:
+                    task = asyncio.create_task(self._run_one(job))
+                    self._running[task] = job
+                    task.add_done_callback(self._running.pop)
                 continue
             if until_idle and not self._running:
                 return True
@@ -149,6 +161,11 @@ class JobWorker:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
         return False
+
+    def _held(self) -> AbstractAsyncContextManager[None]:
+        """The worker's held connection for this task's next statement (or the pool)."""
+        pin = self._pin
+        return pin.borrow() if pin is not None else contextlib.nullcontext()
 
     async def run_until_idle(self) -> int:
         """Process due jobs until none is left; return how many were settled."""
@@ -181,12 +198,14 @@ class JobWorker:
         repo = self.repository
         try:
             if claimed.cancel_requested:
-                await repo.mark_cancelled(claimed)
+                async with self._held():
+                    await repo.mark_cancelled(claimed)
                 return
             job = claimed.job
             handler = self.handlers.get(claimed.job_type)
             if job is None:
-                await repo.fail(claimed, f"unknown job type {claimed.job_type!r}", retry=False)
+                async with self._held():
+                    await repo.fail(claimed, f"unknown job type {claimed.job_type!r}", retry=False)
                 return
             ctx = _Context(repo, claimed)
             work = asyncio.ensure_future(
@@ -209,12 +228,14 @@ class JobWorker:
                 if current is not None and current.cancelling():
                     raise  # shutdown: the worker gives the job back
                 if ctx.cancelled:
-                    await repo.mark_cancelled(claimed)
+                    async with self._held():
+                        await repo.mark_cancelled(claimed)
                     return
                 raise LeaseLostError(f"job {claimed.id}: lease lost while running") from None
             except Exception as exc:
                 logger.warning("job %s (%s) failed", claimed.id, claimed.job_type, exc_info=True)
-                await repo.fail(claimed, f"{type(exc).__name__}: {exc}")
+                async with self._held():
+                    await repo.fail(claimed, f"{type(exc).__name__}: {exc}")
                 return
             finally:
                 timer.cancel()
@@ -222,10 +243,11 @@ class JobWorker:
                     beat.cancel()
                     with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
                         await beat
-            if ctx.cancelled:
-                await repo.mark_cancelled(claimed)
-            else:
-                await repo.complete(claimed, result)
+            async with self._held():
+                if ctx.cancelled:
+                    await repo.mark_cancelled(claimed)
+                else:
+                    await repo.complete(claimed, result)
         except LeaseLostError:
             logger.warning("job %s: lease lost; another worker owns it now", claimed.id)
         except Exception:

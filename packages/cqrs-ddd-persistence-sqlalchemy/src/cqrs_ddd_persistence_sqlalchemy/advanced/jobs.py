@@ -49,6 +49,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     PENDING,
     Claim,
     DurableQueue,
+    Pin,
     QueueStats,
     queue_columns,
     queue_indexes,
@@ -200,12 +201,14 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             clock=clock,
         )
 
-    def pinned(self) -> AbstractAsyncContextManager[None]:
+    def pinned(self) -> AbstractAsyncContextManager[Pin | None]:
         """Run this task's claims and settles (outside a unit of work) on one connection held
         for the block: a worker loop saves a pool checkout per statement, like a hand-written
         worker holding its connection. Tasks created inside the block inherit the pin, so
         wrap concurrent helpers in ``DurableQueue.unpinned()``; after a connection failure
-        (``ConnectionLostError``) leave the block and pin again. ``JobWorker`` does this.
+        (``ConnectionLostError``) leave the block and pin again. The block yields the
+        :class:`~..queue.Pin` (``None`` without an engine): other tasks share the connection
+        one at a time with ``async with pin.borrow():``. ``JobWorker`` does this.
 
         Example::
 

@@ -14,6 +14,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue.columns import queue_indexes as queue
 from cqrs_ddd_persistence_sqlalchemy.queue.durable import Claim as Claim
 from cqrs_ddd_persistence_sqlalchemy.queue.durable import DurableQueue as DurableQueue
 from cqrs_ddd_persistence_sqlalchemy.queue.durable import Outcome as Outcome
+from cqrs_ddd_persistence_sqlalchemy.queue.durable import Pin as Pin
 from cqrs_ddd_persistence_sqlalchemy.queue.durable import QueueStats as QueueStats
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Claim",
     "DurableQueue",
     "Outcome",
+    "Pin",
     "QueueStats",
     "queue_columns",
     "queue_indexes",

@@ -22,6 +22,7 @@ own. A claim should run in its own transaction so that the lease is visible at o
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import (
@@ -68,7 +69,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff
 from cqrs_ddd_persistence_sqlalchemy.queue.columns import DEAD, DONE, PENDING, PENDING_SQL
 from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
-__all__ = ["Claim", "DurableQueue", "Outcome", "QueueStats"]
+__all__ = ["Claim", "DurableQueue", "Outcome", "Pin", "QueueStats"]
 
 _REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "attempts",
              "last_error", "created_at", "finished_at")  # fmt: skip
@@ -88,6 +89,33 @@ def _dialect_module(name: str) -> ModuleType:
     if module is None:
         raise ConfigurationError(f"the durable queue does not support dialect {name!r}")
     return module
+
+
+class Pin:
+    """The connection a ``DurableQueue.pinned()`` block holds, lendable to other tasks.
+
+    ``async with pin.borrow():`` runs the borrowing task's own-transaction queue operations on
+    the held connection, one borrower at a time (the pinning task borrows too when others
+    may). Once the block has ended, a borrower gets pool connections instead.
+    """
+
+    def __init__(self, engine: AsyncEngine, conn: AsyncConnection) -> None:
+        self.value: tuple[AsyncEngine, AsyncConnection] | None = (engine, conn)
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def borrow(self) -> AsyncIterator[None]:
+        async with self._lock:
+            token = _PINNED.set(self.value)
+            try:
+                yield
+            finally:
+                _PINNED.reset(token)
+
+    async def close(self) -> None:
+        # Wait for a borrower still using the connection before it goes back to the pool.
+        async with self._lock:
+            self.value = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,27 +294,31 @@ class DurableQueue:
             yield session
 
     @asynccontextmanager
-    async def pinned(self) -> AsyncIterator[None]:
+    async def pinned(self) -> AsyncIterator[Pin | None]:
         """Run this task's own-transaction operations on one connection held for the block.
 
-        A worker loop (``OutboxRelay.run`` does this) saves a pool checkout — and the
-        ``pool_pre_ping`` round trip — per claim and per ack. Operations inside a unit of work
-        are unaffected; tasks created inside the block inherit the pin, so concurrent helpers
-        wrap themselves in :meth:`unpinned`. If the connection breaks, the operation raises
-        ``ConnectionLostError``; leave the block and pin again.
+        A worker loop (``OutboxRelay.run`` does this) saves a pool checkout per claim and per
+        ack. Operations inside a unit of work are unaffected; tasks created inside the block
+        inherit the pin, so concurrent helpers wrap themselves in :meth:`unpinned` — or, to
+        share the connection one at a time, ``async with pin.borrow():`` with the
+        :class:`Pin` the block yields (``None`` when the queue has no engine). If the
+        connection breaks, the operation raises ``ConnectionLostError``; leave the block and
+        pin again.
         """
         if self._engine is None:
-            yield
+            yield None
             return
         with translating():
             async with self._engine.connect() as conn:
                 if self._autocommits:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                token = _PINNED.set((self._engine, conn))
+                pin = Pin(self._engine, conn)
+                token = _PINNED.set(pin.value)
                 try:
-                    yield
+                    yield pin
                 finally:
                     _PINNED.reset(token)
+                    await pin.close()
 
     @staticmethod
     @contextmanager

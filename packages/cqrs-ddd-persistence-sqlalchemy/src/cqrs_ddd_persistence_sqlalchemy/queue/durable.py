@@ -34,8 +34,8 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
@@ -103,19 +103,33 @@ class Pin:
         self.value: tuple[AsyncEngine, AsyncConnection] | None = (engine, conn)
         self._lock = asyncio.Lock()
 
-    @asynccontextmanager
-    async def borrow(self) -> AsyncIterator[None]:
-        async with self._lock:
-            token = _PINNED.set(self.value)
-            try:
-                yield
-            finally:
-                _PINNED.reset(token)
+    def borrow(self) -> AbstractAsyncContextManager[None]:
+        """Hold the connection for the block (waiting for the current borrower, if any)."""
+        return _Borrow(self)
 
     async def close(self) -> None:
         # Wait for a borrower still using the connection before it goes back to the pool.
         async with self._lock:
             self.value = None
+
+
+class _Borrow:
+    # A class, not an ``@asynccontextmanager``: an async generator per settled job costs
+    # more (asyncio's first-iteration hook) than the lock itself.
+    __slots__ = ("_pin", "_token")
+
+    def __init__(self, pin: Pin) -> None:
+        self._pin = pin
+        self._token: Token[tuple[AsyncEngine, AsyncConnection] | None] | None = None
+
+    async def __aenter__(self) -> None:
+        await self._pin._lock.acquire()
+        self._token = _PINNED.set(self._pin.value)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _PINNED.reset(self._token)
+        self._pin._lock.release()
 
 
 @dataclass(frozen=True, slots=True)

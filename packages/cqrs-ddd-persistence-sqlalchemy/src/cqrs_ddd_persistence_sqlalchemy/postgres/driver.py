@@ -134,7 +134,9 @@ class DriverStatements:
         if call is None:
             return None
         sync = bare.sync_connection
-        if sync is None:
+        if sync is None or sync.invalidated:
+            # A connection invalidated by an earlier failure would reconnect on access, which
+            # needs SQLAlchemy's greenlet: its own path reconnects or raises (translated).
             return None
         options = sync.get_execution_options()
         if options.get("schema_translate_map"):

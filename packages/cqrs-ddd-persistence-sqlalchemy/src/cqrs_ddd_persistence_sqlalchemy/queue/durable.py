@@ -376,7 +376,7 @@ class DurableQueue:
         ``build(dialect_module)`` makes the statement (with bound parameters only); it is
         built once per dialect and kept under ``name``, so SQLAlchemy's compiled cache hits and,
         outside a unit of work on asyncpg, the statement runs straight on the driver connection
-        (see ``queue/postgres/driver.py``) in autocommit: one round trip, none of SQLAlchemy's
+        (see ``postgres/driver.py``) in autocommit: one round trip, none of SQLAlchemy's
         per-execution work. In a unit of work it joins its transaction, as every write does.
 
         Example::

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import Insert
 
 from cqrs_ddd_core.errors import ConfigurationError
-from cqrs_ddd_persistence_sqlalchemy.queue.postgres.driver import DriverCache
+from cqrs_ddd_persistence_sqlalchemy.postgres.driver import DriverStatements
 
 __all__ = [
     "MAX_CHANNEL_BYTES",
@@ -58,9 +58,9 @@ def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     return column == any_(param)
 
 
-def driver_cache() -> DriverCache:
+def driver_cache() -> DriverStatements:
     """Driver forms of a queue's statements (used only on asyncpg, outside a UoW)."""
-    return DriverCache()
+    return DriverStatements()
 
 
 def insert_ignore(table: Table, index_elements: Sequence[str]) -> Insert:

@@ -41,11 +41,14 @@ async def test_rel_service_survives_terminated_backends(pg_schema: str, target: 
             world.start()
             killed = rounds = 0
             faults_over = asyncio.Event()
+            produced = asyncio.Event()
 
             async def chaos() -> None:
                 nonlocal killed, rounds
                 started = time.monotonic()
                 while time.monotonic() - started < FAULT_SECONDS:
+                    if target == "writer" and produced.is_set():
+                        break  # the writer is done: its backends are gone, nothing to kill
                     killed += await terminate_backends(world.name(target))
                     rounds += 1
                     await asyncio.sleep(rng.uniform(0.02, 0.15))
@@ -59,6 +62,7 @@ async def test_rel_service_survives_terminated_backends(pg_schema: str, target: 
                 await world.write_batch(k)
                 k += 1
                 await asyncio.sleep(0.02)
+            produced.set()
             await monkey
             while k < BATCHES:
                 await world.write_batch(k)

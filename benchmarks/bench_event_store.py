@@ -17,6 +17,7 @@ Run: ``uv run python -m benchmarks.run 'es.*'``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 import uuid
@@ -222,7 +223,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
     stream = "read-stream"
     for _ in range(10):
         await store.append(_events(stream, 100))
-    reads = ctx.size(10)
+    reads = ctx.size(40)  # 20 replays per sample at --scale 0.5: one GC pause does not decide it
     raw_sql = (
         "SELECT event_id, event_type, version, schema_version, payload, metadata, occurred_at, "
         "aggregate_type, correlation_id, causation_id FROM cqrs_events WHERE stream_id = $1 "
@@ -230,6 +231,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
     )
 
     async def ours() -> float:
+        gc.collect()  # untimed: the previous variant's garbage is not this sample's cost
         start = time.perf_counter()
         for _ in range(reads):
             events = await store.load_events(stream)
@@ -238,6 +240,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
 
     async def raw() -> float:
         async with db.pool.acquire() as conn:
+            gc.collect()
             start = time.perf_counter()
             for _ in range(reads):
                 rows = await conn.fetch(raw_sql, stream)

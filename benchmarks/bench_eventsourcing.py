@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import itertools
 import json
 import time
@@ -308,6 +309,9 @@ async def _open(ctx: Context) -> tuple[BenchDb, EsSide | None]:
 
 def _rate(events: int, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[float]]:
     async def run() -> float:
+        # Untimed: a full collection left over from the previous variant's garbage (a replay
+        # builds thousands of pydantic models) would otherwise land in this variant's sample.
+        gc.collect()
         start = time.perf_counter()
         await fn()
         return events / (time.perf_counter() - start)
@@ -401,7 +405,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
     db, es = await _open(ctx)
     await seed_read_streams(db.pool, es, READ_LEN)
     store = our_store(db.engine)
-    reads = ctx.size(10)
+    reads = ctx.size(40)  # 20 replays per sample at --scale 0.5: one GC pause does not decide it
 
     async def raw() -> None:
         async with db.pool.acquire() as conn:

@@ -103,3 +103,46 @@ def test_commit_safe_page_uses_horizon_and_composite_cursor() -> None:
     )
     locked_sql = str(locked.compile(dialect=postgresql.dialect()))
     assert "pg_snapshot_xmin" not in locked_sql and "ORDER BY cqrs_events.position" in locked_sql
+
+
+def test_hydrate_row_matches_hydrate_and_upcasts_old_rows() -> None:
+    from datetime import UTC, datetime
+
+    from cqrs_ddd_core.domain.event_registry import EventTypeRegistry
+    from cqrs_ddd_core.domain.events import DomainEvent
+
+    class RowProbeV2(DomainEvent, schema_version=2):
+        amount: int
+        currency: str
+
+    registry = EventTypeRegistry()
+    registry.register(RowProbeV2)
+    registry.add_upcaster(RowProbeV2.__event_type__, 1, lambda d: {**d, "currency": "EUR"})
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    envelope = ("e-1", at, "agg-1", "Probe", {"m": 1}, "c-1", None)
+    current = registry.hydrate_row(
+        RowProbeV2.__event_type__, {"amount": 5, "currency": "USD"}, 2, *envelope
+    )
+    expected = registry.hydrate(
+        RowProbeV2.__event_type__,
+        {"amount": 5, "currency": "USD"},
+        schema_version=2,
+        envelope=dict(
+            zip(
+                (
+                    "event_id",
+                    "occurred_at",
+                    "aggregate_id",
+                    "aggregate_type",
+                    "metadata",
+                    "correlation_id",
+                    "causation_id",
+                ),
+                envelope,
+                strict=True,
+            )
+        ),
+    )
+    assert current == expected and current.version == 2
+    old = registry.hydrate_row(RowProbeV2.__event_type__, {"amount": 7}, 1, *envelope)
+    assert (old.currency, old.version, old.event_id) == ("EUR", 2, "e-1")  # type: ignore[attr-defined]

@@ -516,38 +516,14 @@ class SQLAlchemyEventStore:
     ) -> list[DomainEvent]:
         """Like :meth:`get_events`, as registered ``DomainEvent`` classes (upcast first)."""
         rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
-        hydrate = self.registry.hydrate
-        # Straight from the row to the typed event: no intermediate StoredEvent per event.
+        hydrate = self.registry.hydrate_row
+        # Straight from the row to the typed event: the freshly decoded payload dict becomes
+        # the field dict (no StoredEvent, envelope or merged dict per event). Indexing, not
+        # ``*rest`` unpacking: every container allocated per row brings the next garbage
+        # collection closer, and on a 1,000-event replay collections cost more than the work.
+        # Columns: see ``event_columns()``.
         return [
-            hydrate(
-                event_type,
-                payload,
-                schema_version=schema_version,
-                envelope={
-                    "event_id": event_id,
-                    "occurred_at": occurred_at,
-                    "aggregate_id": stream_id,
-                    "aggregate_type": aggregate_type,
-                    "metadata": metadata or {},
-                    "correlation_id": correlation_id,
-                    "causation_id": causation_id,
-                },
-            )
-            for (
-                _position,
-                event_id,
-                stream_id,
-                _version,
-                event_type,
-                aggregate_type,
-                schema_version,
-                payload,
-                metadata,
-                occurred_at,
-                correlation_id,
-                causation_id,
-                *_,
-            ) in rows
+            hydrate(r[4], r[7], r[6], r[1], r[9], r[2], r[5], r[8], r[10], r[11]) for r in rows
         ]
 
     async def _stream_rows(

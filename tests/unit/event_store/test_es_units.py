@@ -78,7 +78,7 @@ def test_cursor_round_trip_and_bad_tokens() -> None:
 def test_append_is_one_insert_select_with_preconditions() -> None:
     sql = str(_INSERT.compile(dialect=postgresql.dialect()))
     assert sql.startswith("INSERT INTO cqrs_events")
-    assert "json_to_recordset(" in sql and "payload JSONB" in sql  # one JSON batch parameter
+    assert "jsonb_to_recordset(" in sql and "payload JSONB" in sql  # one JSON batch parameter
     assert "BETWEEN" in sql  # expected version checked in the same statement
     assert "cqrs_event_stream_tombstones" in sql
     assert "RETURNING cqrs_events.position, cqrs_events.version" in sql

@@ -112,7 +112,7 @@ class EventTypeRegistry:
     def hydrate_row(
         self,
         event_type: str,
-        payload: dict[str, Any],
+        payload: Mapping[str, Any],
         schema_version: int,
         event_id: str,
         occurred_at: Any,
@@ -122,9 +122,9 @@ class EventTypeRegistry:
         correlation_id: str | None,
         causation_id: str | None,
     ) -> DomainEvent:
-        """:meth:`hydrate` for a row just read: ``payload`` is a dict nobody else holds, so it
-        becomes the field dict itself (no envelope or merged copies: on a 1,000-event replay the
-        extra dicts cost more in garbage collection than in copying)."""
+        """:meth:`hydrate` for a row just read, with the envelope as arguments: one field dict
+        per event and no envelope dict or payload copy in between (on a 1,000-event replay the
+        garbage collections extra containers trigger cost more than building them)."""
         cls = self.resolve(event_type)
         if schema_version < cls.__schema_version__:
             return self.hydrate(
@@ -141,15 +141,20 @@ class EventTypeRegistry:
                     "causation_id": causation_id,
                 },
             )
-        fields = payload
-        fields["event_id"] = event_id
-        fields["occurred_at"] = occurred_at
-        fields["aggregate_id"] = aggregate_id
-        fields["aggregate_type"] = aggregate_type
-        fields["metadata"] = metadata if metadata is not None else {}
-        fields["correlation_id"] = correlation_id
-        fields["causation_id"] = causation_id
-        fields["version"] = schema_version
+        # One short-lived dict. Writing into ``payload`` instead looks cheaper but makes the
+        # row's payload dict hold a container (metadata), so the garbage collector starts
+        # tracking every row of the page for as long as the page lives: measured slower.
+        fields = {
+            **payload,
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "aggregate_id": aggregate_id,
+            "aggregate_type": aggregate_type,
+            "metadata": metadata if metadata is not None else {},
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "version": schema_version,
+        }
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DomainEvent", "utc_now"]
+__all__ = ["DomainEvent", "new_id", "utc_now"]
 
 
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID in its canonical text form, e.g. for event and message ids.
+
+    Same format and randomness as ``str(uuid.uuid4())`` at less than half the cost (no
+    ``UUID`` object in between): it runs once per event appended.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class DomainEvent(BaseModel):
@@ -39,7 +52,7 @@ class DomainEvent(BaseModel):
     #: Current schema version of the class; new instances get it as ``version``.
     __schema_version__: ClassVar[int] = 1
 
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = Field(default_factory=new_id)
     occurred_at: datetime = Field(default_factory=utc_now)
     aggregate_id: str | None = None
     aggregate_type: str | None = None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from cqrs_ddd_core.domain.events import DomainEvent, utc_now
+from cqrs_ddd_core.domain.events import DomainEvent, new_id, utc_now
 from cqrs_ddd_core.errors import InvalidValueError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
@@ -44,7 +43,7 @@ class StoredEvent:
     event_type: str
     aggregate_id: str
     payload: dict[str, Any] = field(default_factory=dict)
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = field(default_factory=new_id)
     aggregate_type: str | None = None
     version: int | None = None
     schema_version: int = 1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from cqrs_ddd_core.domain.events import DomainEvent, utc_now
+from cqrs_ddd_core.domain.events import DomainEvent, new_id, utc_now
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
 __all__ = ["IOutboxStorage", "OutboxMessage"]
@@ -24,7 +23,7 @@ class OutboxMessage:
 
     event_type: str
     payload: dict[str, Any] = field(default_factory=dict)
-    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    message_id: str = field(default_factory=new_id)
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utc_now)
     published_at: datetime | None = None

@@ -214,6 +214,15 @@ async def layers(ctx: Context, n: int) -> None:
                 raw_conn = await conn.get_raw_connection()
                 await raw_conn.driver_connection.execute(sql, *row())  # type: ignore[union-attr]
 
+    async def pooled(k: int) -> None:
+        from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
+
+        for _ in range(k):
+            a, b, c, d, e, f, g = row()
+            await driver_statements.fetch_pooled(
+                engine, stmt, {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
+            )
+
     store = es.our_store(engine)
 
     async def append(k: int) -> None:
@@ -228,7 +237,8 @@ async def layers(ctx: Context, n: int) -> None:
         ("SQLAlchemy AsyncSession + text()", session),
         ("SQLAlchemy AsyncConnection + text()", connection),
         ("SQLAlchemy pool checkout + asyncpg execute", driver),
-        ("SQLAlchemyEventStore.append (no pre-ping)", append),
+        ("postgres/driver.py fetch_pooled (autocommit)", pooled),
+        ("SQLAlchemyEventStore.append (autocommit)", append),
     ):
         rt, cpu, _ = await measure(fn, n)
         print(f"{label:<42} {rt:>12.1f} {cpu:>14.0f}")

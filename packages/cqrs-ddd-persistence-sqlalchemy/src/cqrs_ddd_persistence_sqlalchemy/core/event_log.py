@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, exists, select, true
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, select, true
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -201,6 +201,19 @@ class EventLog(Protocol):
     async def horizon(self, session: AsyncSession) -> HorizonStatus: ...
 
 
+def event_text_columns() -> list[Any]:
+    """:func:`event_columns` with payload and metadata as JSON text (decoded by the caller).
+
+    The JSONB decoder SQLAlchemy installs on asyncpg connections is a Python call per value
+    made from asyncpg's C code; its allocations triggered ~60% more garbage collections on
+    bulk reads than decoding the text in Python (``serialization.json_loads``).
+    """
+    return [
+        cast(c, Text).label(c.name) if c.name in ("payload", "metadata") else c
+        for c in event_columns()
+    ]
+
+
 def select_page(
     after_clause: ColumnElement[bool],
     order_by: Sequence[Any],
@@ -218,7 +231,7 @@ def select_page(
     and tip come from one statement, so from one snapshot: a row the page could not see (not
     yet below the horizon) cannot be behind the tip either.
     """
-    page = select(*event_columns(), *extra).where(after_clause, flt.clause())
+    page = select(*event_text_columns(), *extra).where(after_clause, flt.clause())
     if not flt.active:
         return page.order_by(*order_by).limit(limit)
     rows = page.order_by(*order_by).limit(limit).subquery("page")

@@ -14,9 +14,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     String,
-    Text,
     bindparam,
-    cast,
     delete,
     exists,
     func,
@@ -45,6 +43,7 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
     HorizonStatus,
     Ordering,
     event_columns,
+    event_text_columns,
     not_tombstoned,
     page_cursor,
 )
@@ -110,13 +109,8 @@ def _version_range(
 _t = events_table.c
 # Built once with named parameters: SQLAlchemy's compiled cache and the asyncpg driver path
 # (``postgres/driver.py``) both key on the statement.
-# Payload and metadata come back as text and are decoded here (``json_loads``): the JSONB
-# decoder SQLAlchemy installs on asyncpg connections is a Python call per value made from
-# asyncpg's C code, whose allocations triggered ~1.3 extra garbage-collection passes per
-# 1,000 rows read; on a typed replay those collections cost more than the decoding itself.
-_STREAM_COLUMNS = [
-    cast(c, Text).label(c.name) if c.name in ("payload", "metadata") else c for c in event_columns()
-]
+# Payload and metadata come back as text and are decoded here (see ``event_text_columns``).
+_STREAM_COLUMNS = event_text_columns()
 _STREAM_READ = (
     select(*_STREAM_COLUMNS)
     .where(
@@ -651,7 +645,7 @@ class SQLAlchemyEventStore:
         async with self._reading(uow) as (conn, log):
             rows = (await conn.execute(log.page_query(start, limit, flt))).all()
         events, cursor = page_cursor(rows, limit, flt, log.cursor_of)
-        return [_row_to_event(r) for r in events], cursor.encode() if cursor else after
+        return [_text_row_to_event(r) for r in events], cursor.encode() if cursor else after
 
     async def subscribe(
         self,

@@ -42,7 +42,6 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_log import (
     GlobalFilter,
     HorizonStatus,
     Ordering,
-    event_columns,
     event_text_columns,
     not_tombstoned,
     page_cursor,
@@ -151,48 +150,14 @@ def _stored(e: StoredEvent, version: int, position: int) -> StoredEvent:
     )
 
 
-def _row_to_event(row: Sequence[Any]) -> StoredEvent:
-    # Positional unpacking (column order of ``event_columns()``): several times cheaper than
-    # attribute access by name on a 1,000-event replay.
-    (
-        position,
-        event_id,
-        stream_id,
-        version,
-        event_type,
-        aggregate_type,
-        schema_version,
-        payload,
-        metadata,
-        occurred_at,
-        correlation_id,
-        causation_id,
-        tenant_id,
-        *_,
-    ) = row
-    return StoredEvent(
-        event_type=event_type,
-        aggregate_id=stream_id,
-        payload=payload,
-        event_id=event_id,
-        aggregate_type=aggregate_type,
-        version=version,
-        schema_version=schema_version,
-        metadata=metadata or {},
-        occurred_at=occurred_at,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        tenant_id=tenant_id,
-        position=position,
-    )
-
-
 def _meta(text: str | None) -> dict[str, Any]:
     return json_loads(text) if text else {}
 
 
-def _text_row_to_event(row: Sequence[Any]) -> StoredEvent:
-    """``_row_to_event`` for ``_STREAM_READ`` rows (payload and metadata as JSON text)."""
+def _row_to_event(row: Sequence[Any]) -> StoredEvent:
+    """A stored event from a row of ``event_text_columns()`` (payload and metadata as JSON
+    text). Positional unpacking: several times cheaper than attribute access by name on a
+    1,000-event replay."""
     (
         position,
         event_id,
@@ -465,7 +430,7 @@ class SQLAlchemyEventStore:
         stored = [
             _row_to_event(r)
             for r in await conn.execute(
-                select(*event_columns()).where(t.event_id.in_(ids)).order_by(t.position)
+                select(*event_text_columns()).where(t.event_id.in_(ids)).order_by(t.position)
             )
         ]
         if len(stored) == len(batch) and all(s.aggregate_id == stream_id for s in stored):
@@ -557,7 +522,7 @@ class SQLAlchemyEventStore:
     ) -> list[StoredEvent]:
         """The events of one stream in version order (empty for a deleted stream)."""
         rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
-        return [_text_row_to_event(r) for r in rows]
+        return [_row_to_event(r) for r in rows]
 
     async def load_events(
         self,
@@ -575,7 +540,7 @@ class SQLAlchemyEventStore:
         # the field dict (no StoredEvent, envelope or merged dict per event). Indexing, not
         # ``*rest`` unpacking: every container allocated per row brings the next garbage
         # collection closer, and on a 1,000-event replay collections cost more than the work.
-        # Columns: see ``event_columns()``.
+        # Columns: see ``event_text_columns()``.
         return [
             hydrate(r[4], loads(r[7]), r[6], r[1], r[9], r[2], r[5], _meta(r[8]), r[10], r[11])
             for r in rows
@@ -645,7 +610,7 @@ class SQLAlchemyEventStore:
         async with self._reading(uow) as (conn, log):
             rows = (await conn.execute(log.page_query(start, limit, flt))).all()
         events, cursor = page_cursor(rows, limit, flt, log.cursor_of)
-        return [_text_row_to_event(r) for r in events], cursor.encode() if cursor else after
+        return [_row_to_event(r) for r in events], cursor.encode() if cursor else after
 
     async def subscribe(
         self,

@@ -24,14 +24,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
+from benchmarks._pg import BenchDb
 from benchmarks.harness import Context, Variant, workload
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_core import DomainEvent, StoredEvent, StreamState
-from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
 from cqrs_ddd_persistence_sqlalchemy.core import Ordering, SQLAlchemyEventStore
 
 WRITERS = 8
@@ -102,61 +100,25 @@ def _raw_rows(stream: str, n: int, start: int = 0) -> list[tuple[Any, ...]]:
     ]
 
 
-class _Db:
-    """A throw-away PostgreSQL schema with the library tables, an engine and an asyncpg pool."""
+async def _open(ctx: Context) -> _Db:
+    """A throw-away schema with the library tables (``BenchDb``) plus the plain baseline table."""
+    db = _Db(ctx, pool_size=WRITERS + 2)
+    await db.open()
+    async with db.pool.acquire() as conn:
+        await conn.execute(_PLAIN_TABLE)
+    # The library's checkout guard (postgres/pool.py) replaced SQLAlchemy's pre-ping, which
+    # costs 3 round trips per checkout on asyncpg (BEGIN; ; ROLLBACK); an engine with the
+    # pre-ping (the former default) shows what the guard saves.
+    db.engine_sa_ping = db.make_engine(pool_pre_ping=True)
+    return db
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.schema = f"bench_{uuid.uuid4().hex[:10]}"
-        self.dsn = make_url(ctx.pg_url).set(drivername="postgresql").render_as_string(False)
-        self.engine: AsyncEngine
-        self.pool: asyncpg.Pool
 
-    async def open(self) -> _Db:
-        admin = await asyncpg.connect(self.dsn)
-        try:
-            await admin.execute(f'CREATE SCHEMA "{self.schema}"')
-        finally:
-            await admin.close()
-        settings = {"search_path": self.schema}
-        self.engine = create_engine(
-            self.ctx.pg_url,
-            pool_size=WRITERS + 2,
-            connect_args={"server_settings": settings},
-        )
-        # The library's checkout guard (postgres/pool.py) replaced SQLAlchemy's pre-ping, which
-        # costs 3 round trips per checkout on asyncpg (BEGIN; ; ROLLBACK); a second engine with
-        # the pre-ping (the former default) shows what the guard saves.
-        self.engine_sa_ping = create_engine(
-            self.ctx.pg_url,
-            pool_size=WRITERS + 2,
-            pool_pre_ping=True,
-            connect_args={"server_settings": settings},
-        )
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        self.pool = await asyncpg.create_pool(
-            self.dsn, min_size=WRITERS, max_size=WRITERS + 1, server_settings=settings
-        )
-        async with self.pool.acquire() as conn:
-            await conn.execute(_PLAIN_TABLE)
-        self.ctx.cleanup.append(self.close)
-        return self
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-        await self.engine_sa_ping.dispose()
-        await self.pool.close()
-        admin = await asyncpg.connect(self.dsn)
-        try:
-            await admin.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
-        finally:
-            await admin.close()
+class _Db(BenchDb):
+    engine_sa_ping: AsyncEngine
 
     def store(self, *, sa_ping: bool = False, **kw: Any) -> SQLAlchemyEventStore:
         engine = self.engine_sa_ping if sa_ping else self.engine
-        factory = async_sessionmaker(engine, expire_on_commit=False)
-        return SQLAlchemyEventStore(factory, listen=False, **kw)
+        return SQLAlchemyEventStore(self.session_factory(engine), listen=False, **kw)
 
 
 _seq = itertools.count()
@@ -206,19 +168,19 @@ def _append_variants(db: _Db, batch: int, transactions: int) -> list[Variant]:
 
 @workload("es.append_1", "append one event per transaction", unit="events/s")
 async def append_1(ctx: Context) -> list[Variant]:
-    db = await _Db(ctx).open()
+    db = await _open(ctx)
     return _append_variants(db, 1, ctx.size(400))
 
 
 @workload("es.append_100", "append 100-event batches", unit="events/s")
 async def append_100(ctx: Context) -> list[Variant]:
-    db = await _Db(ctx).open()
+    db = await _open(ctx)
     return _append_variants(db, 100, ctx.size(40))
 
 
 @workload("es.read_1000", "read a 1,000-event stream into typed events", unit="events/s")
 async def read_1000(ctx: Context) -> list[Variant]:
-    db = await _Db(ctx).open()
+    db = await _open(ctx)
     store = db.store()
     stream = "read-stream"
     for _ in range(10):
@@ -277,7 +239,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
     ),
 )
 async def writers_8(ctx: Context) -> list[Variant]:
-    db = await _Db(ctx).open()
+    db = await _open(ctx)
     per_writer = ctx.size(40)
     batch = 5
 

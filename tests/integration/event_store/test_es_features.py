@@ -327,3 +327,74 @@ async def test_filtered_reader_never_skips_an_event_held_back_by_an_open_transac
     await _visible(store, [held, *after])
     page, _ = await store.read_all(after=cursor, event_types=["EsRare"])
     assert [e.event_id for e in page] == [held.event_id]
+
+
+@pytest.mark.parametrize("in_uow", [False, True], ids=["own-transaction", "in-uow"])
+async def test_batch_fields_shared_or_varying_round_trip(
+    store: SQLAlchemyEventStore, session_factory: SF, in_uow: bool
+) -> None:
+    """A batch whose events share some fields and differ in others (including None next to a
+    value, and equal-but-distinct metadata dicts) is stored field for field as given: the
+    PostgreSQL append sends a shared value once and the varying ones per event."""
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    shared_meta = {"source": "batch"}
+    mixed = [
+        StoredEvent(
+            event_type=kind,
+            aggregate_id="mixed",
+            aggregate_type=agg,
+            schema_version=schema,
+            payload={"i": i},
+            metadata=meta,
+            occurred_at=at + timedelta(microseconds=i),
+            correlation_id=corr,
+            causation_id="cause",
+            tenant_id=None,
+        )
+        for i, (kind, agg, schema, meta, corr) in enumerate(
+            [
+                ("A", "Thing", 1, {"k": 1}, None),
+                ("B", None, 2, {}, "c-1"),
+                ("A", "Thing", 1, dict(shared_meta), "c-2"),
+                ("C", "Other", 3, {"k": [1, "x"]}, None),
+            ]
+        )
+    ]
+    uniform = [
+        StoredEvent(
+            event_type="U",
+            aggregate_id="uniform",
+            aggregate_type="Thing",
+            payload={"i": i},
+            metadata=dict(shared_meta),  # equal, not the same object
+            occurred_at=at,
+            tenant_id="t-1",
+        )
+        for i in range(3)
+    ]
+    fields = (
+        "event_id",
+        "event_type",
+        "aggregate_type",
+        "schema_version",
+        "payload",
+        "metadata",
+        "occurred_at",
+        "correlation_id",
+        "causation_id",
+        "tenant_id",
+    )
+    for batch in (mixed, uniform):
+        if in_uow:
+            async with SQLAlchemyUnitOfWork(session_factory) as uow:
+                returned = await store.append(batch, expected_version=StreamState.NO_STREAM)
+                await uow.commit()
+        else:
+            returned = await store.append(batch, expected_version=StreamState.NO_STREAM)
+        stored = await store.get_events(batch[0].aggregate_id)
+        assert [e.version for e in stored] == list(range(1, len(batch) + 1))
+        assert [e.position for e in stored] == [e.position for e in returned]
+        for given, got in zip(batch, stored, strict=True):
+            assert {f: getattr(got, f) for f in fields} == {f: getattr(given, f) for f in fields}

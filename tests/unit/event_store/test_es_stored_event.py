@@ -34,3 +34,88 @@ def test_from_domain_event_without_aggregate_id_raises_the_library_error() -> No
     assert isinstance(error, CQRSDDDError)
     assert isinstance(error, ValueError)
     assert not error.retryable
+
+
+# -- the hand-written constructors: same record, same dataclass behaviour ------------------------
+_EVERY_FIELD = (
+    "event_type",
+    "aggregate_id",
+    "payload",
+    "event_id",
+    "aggregate_type",
+    "version",
+    "schema_version",
+    "metadata",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "tenant_id",
+    "position",
+)
+
+
+def test_defaults_are_fresh_per_record() -> None:
+    a = StoredEvent(event_type="T", aggregate_id="s")
+    b = StoredEvent(event_type="T", aggregate_id="s")
+    assert a.payload == {} and a.metadata == {}
+    assert a.payload is not b.payload and a.metadata is not b.metadata
+    assert a.event_id != b.event_id and len(a.event_id) == 36
+    assert a.occurred_at.utcoffset() is not None and a.occurred_at.utcoffset().total_seconds() == 0
+    assert (a.version, a.position, a.schema_version, a.aggregate_type) == (None, None, 1, None)
+    # None asks for the default, like leaving the argument out
+    c = StoredEvent(event_type="T", aggregate_id="s", payload=None, event_id=None, metadata=None)
+    assert c.payload == {} and c.metadata == {} and len(c.event_id) == 36
+
+
+def test_record_is_frozen_and_compares_by_value() -> None:
+    import dataclasses
+
+    a = StoredEvent(event_type="T", aggregate_id="s", payload={"x": 1}, event_id="e-1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.version = 3  # type: ignore[misc]
+    same = StoredEvent(
+        event_type="T",
+        aggregate_id="s",
+        payload={"x": 1},
+        event_id="e-1",
+        occurred_at=a.occurred_at,
+    )
+    assert a == same
+    assert dataclasses.replace(a, version=4) == StoredEvent(
+        event_type="T",
+        aggregate_id="s",
+        payload={"x": 1},
+        event_id="e-1",
+        occurred_at=a.occurred_at,
+        version=4,
+    )
+    assert tuple(f.name for f in dataclasses.fields(StoredEvent)) == _EVERY_FIELD
+    assert "version=None" in repr(a)
+
+
+def test_positioned_copies_every_field_and_sets_version_and_position() -> None:
+    a = StoredEvent(
+        event_type="T",
+        aggregate_id="s",
+        payload={"x": 1},
+        aggregate_type="A",
+        schema_version=2,
+        metadata={"m": 1},
+        correlation_id="c",
+        causation_id="k",
+        tenant_id="t",
+    )
+    b = a.positioned(7, 99)
+    assert (b.version, b.position) == (7, 99)
+    assert (a.version, a.position) == (None, None)  # the original is untouched
+    for name in _EVERY_FIELD[:-1]:
+        if name != "version":
+            assert getattr(b, name) == getattr(a, name), name
+
+
+def test_from_fields_takes_every_field_in_declaration_order() -> None:
+    a = StoredEvent(event_type="T", aggregate_id="s", payload={"x": 1}, version=2, position=5)
+    b = StoredEvent.from_fields(*(getattr(a, name) for name in _EVERY_FIELD))
+    assert b == a
+    with pytest.raises(TypeError):
+        StoredEvent.from_fields("T", "s")  # type: ignore[call-arg]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,12 +32,14 @@ class StreamState(enum.Enum):
 ExpectedVersion = StreamState | int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class StoredEvent:
     """An event as the event store keeps it.
 
     ``version`` is the event's position in its stream (1-based); ``None`` lets the store assign
-    the next one. ``position`` is the global position, set by the store.
+    the next one. ``position`` is the global position, set by the store. ``payload`` and
+    ``metadata`` default to new empty dicts, ``event_id`` to a new UUID4 text and
+    ``occurred_at`` to the current UTC time (``None`` for any of them means the same).
     """
 
     event_type: str
@@ -53,6 +55,100 @@ class StoredEvent:
     causation_id: str | None = None
     tenant_id: str | None = None
     position: int | None = None
+
+    # Hand-written: a frozen dataclass's generated __init__ pays ``object.__setattr__`` per
+    # field (~1.8 us per record); the slot descriptors' own setters cost a third less. Appends
+    # and reads build one record per event, so this is on every hot path of the store.
+    def __init__(
+        self,
+        *,
+        event_type: str,
+        aggregate_id: str,
+        payload: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        aggregate_type: str | None = None,
+        version: int | None = None,
+        schema_version: int = 1,
+        metadata: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        tenant_id: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        _set_event_type(self, event_type)
+        _set_aggregate_id(self, aggregate_id)
+        _set_payload(self, {} if payload is None else payload)
+        _set_event_id(self, new_id() if event_id is None else event_id)
+        _set_aggregate_type(self, aggregate_type)
+        _set_version(self, version)
+        _set_schema_version(self, schema_version)
+        _set_metadata(self, {} if metadata is None else metadata)
+        _set_occurred_at(self, utc_now() if occurred_at is None else occurred_at)
+        _set_correlation_id(self, correlation_id)
+        _set_causation_id(self, causation_id)
+        _set_tenant_id(self, tenant_id)
+        _set_position(self, position)
+
+    @classmethod
+    def from_fields(
+        cls,
+        event_type: str,
+        aggregate_id: str,
+        payload: dict[str, Any],
+        event_id: str,
+        aggregate_type: str | None,
+        version: int | None,
+        schema_version: int,
+        metadata: dict[str, Any],
+        occurred_at: datetime,
+        correlation_id: str | None,
+        causation_id: str | None,
+        tenant_id: str | None,
+        position: int | None,
+    ) -> StoredEvent:
+        """Every field, positionally, in declaration order, taken as given (no defaults).
+
+        For adapters turning rows into records on read paths (a 1,000-event replay builds
+        1,000 of them); applications use the keyword constructor.
+        """
+        self = _new(cls)
+        _set_event_type(self, event_type)
+        _set_aggregate_id(self, aggregate_id)
+        _set_payload(self, payload)
+        _set_event_id(self, event_id)
+        _set_aggregate_type(self, aggregate_type)
+        _set_version(self, version)
+        _set_schema_version(self, schema_version)
+        _set_metadata(self, metadata)
+        _set_occurred_at(self, occurred_at)
+        _set_correlation_id(self, correlation_id)
+        _set_causation_id(self, causation_id)
+        _set_tenant_id(self, tenant_id)
+        _set_position(self, position)
+        return self
+
+    def positioned(self, version: int, position: int) -> StoredEvent:
+        """A copy with the stream ``version`` and global ``position`` the store assigned.
+
+        Example:
+            >>> stored = event.positioned(1, 42)
+        """
+        new = _new(type(self))
+        _set_event_type(new, self.event_type)
+        _set_aggregate_id(new, self.aggregate_id)
+        _set_payload(new, self.payload)
+        _set_event_id(new, self.event_id)
+        _set_aggregate_type(new, self.aggregate_type)
+        _set_version(new, version)
+        _set_schema_version(new, self.schema_version)
+        _set_metadata(new, self.metadata)
+        _set_occurred_at(new, self.occurred_at)
+        _set_correlation_id(new, self.correlation_id)
+        _set_causation_id(new, self.causation_id)
+        _set_tenant_id(new, self.tenant_id)
+        _set_position(new, position)
+        return new
 
     @classmethod
     def from_domain_event(
@@ -99,6 +195,25 @@ class StoredEvent:
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
         }
+
+
+_new = object.__new__
+# The slots' own descriptors: they store without going through the frozen ``__setattr__``.
+(
+    _set_event_type,
+    _set_aggregate_id,
+    _set_payload,
+    _set_event_id,
+    _set_aggregate_type,
+    _set_version,
+    _set_schema_version,
+    _set_metadata,
+    _set_occurred_at,
+    _set_correlation_id,
+    _set_causation_id,
+    _set_tenant_id,
+    _set_position,
+) = (StoredEvent.__dict__[f.name].__set__ for f in fields(StoredEvent))
 
 
 class IEventStore(Protocol):

@@ -131,25 +131,6 @@ _STREAM_EXISTS = select(
 )
 
 
-def _stored(e: StoredEvent, version: int, position: int) -> StoredEvent:
-    # Explicit construction: ~2x cheaper than dataclasses.replace on the append hot path.
-    return StoredEvent(
-        event_type=e.event_type,
-        aggregate_id=e.aggregate_id,
-        payload=e.payload,
-        event_id=e.event_id,
-        aggregate_type=e.aggregate_type,
-        version=version,
-        schema_version=e.schema_version,
-        metadata=e.metadata,
-        occurred_at=e.occurred_at,
-        correlation_id=e.correlation_id,
-        causation_id=e.causation_id,
-        tenant_id=e.tenant_id,
-        position=position,
-    )
-
-
 def _meta(text: str | None) -> dict[str, Any]:
     return json_loads(text) if text else {}
 
@@ -174,20 +155,20 @@ def _row_to_event(row: Sequence[Any]) -> StoredEvent:
         tenant_id,
         *_,
     ) = row
-    return StoredEvent(
-        event_type=event_type,
-        aggregate_id=stream_id,
-        payload=json_loads(payload),
-        event_id=event_id,
-        aggregate_type=aggregate_type,
-        version=version,
-        schema_version=schema_version,
-        metadata=_meta(metadata),
-        occurred_at=occurred_at,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        tenant_id=tenant_id,
-        position=position,
+    return StoredEvent.from_fields(
+        event_type,
+        stream_id,
+        json_loads(payload),
+        event_id,
+        aggregate_type,
+        version,
+        schema_version,
+        _meta(metadata),
+        occurred_at,
+        correlation_id,
+        causation_id,
+        tenant_id,
+        position,
     )
 
 
@@ -401,7 +382,7 @@ class SQLAlchemyEventStore:
                     async with engine.connect() as bare:
                         conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
                         return await self._refused(conn, stream_id, batch, expected_version)
-            return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
+            return [e.positioned(v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
         async with self._source.session(uow, constraints=constraints) as session:
             log = self._log(session)
             conn = await session.connection()
@@ -415,7 +396,7 @@ class SQLAlchemyEventStore:
             )
             if drawn is None:
                 return await self._refused(conn, stream_id, batch, expected_version)
-        return [_stored(e, v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
+        return [e.positioned(v, p) for e, (p, v) in zip(batch, drawn, strict=True)]
 
     async def _refused(
         self,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -120,19 +121,29 @@ def _insert_statement(*, notify: bool, guarded: bool) -> Any:
         .scalar_subquery()
     )
     key = func.greatest(current_xact_id(), last_key, type_=Xid8())
+
+    def shared(name: str, type_: Any) -> Any:
+        # A value every event of the batch shares travels once, as a parameter, and its key
+        # is left out of the records: PostgreSQL converts each record field from JSON text
+        # (~150 us of server time per 100 events for these columns, measured). A field that
+        # varies is in the records and its parameter is NULL.
+        return func.coalesce(u.c[name], bindparam(f"shared_{name}", type_=type_), type_=type_)
+
     source = select(
         u.c.event_id,
         stream,
         base + u.c.n,
-        u.c.event_type,
-        u.c.aggregate_type,
-        u.c.schema_version,
+        shared("event_type", String),
+        shared("aggregate_type", String),
+        shared("schema_version", Integer),
         u.c.payload,
-        u.c.metadata,
+        func.coalesce(
+            u.c.metadata, cast(bindparam("shared_metadata", type_=Text), JSONB), type_=JSONB
+        ),
         u.c.occurred_at,
-        u.c.correlation_id,
-        u.c.causation_id,
-        u.c.tenant_id,
+        shared("correlation_id", String),
+        shared("causation_id", String),
+        shared("tenant_id", String),
         key,
     ).where(
         base.between(bindparam("lo", type_=BigInteger), bindparam("hi", type_=BigInteger)),
@@ -179,6 +190,20 @@ def _insert_statement(*, notify: bool, guarded: bool) -> Any:
     )
 
 
+#: Record fields sent once per batch when every event has the same value.
+_SHARABLE = tuple(
+    (name, attrgetter(name))
+    for name in (
+        "event_type",
+        "aggregate_type",
+        "schema_version",
+        "metadata",
+        "correlation_id",
+        "causation_id",
+        "tenant_id",
+    )
+)
+
 #: (notify, guarded) -> statement
 _INSERTS = {
     (notify, guarded): _insert_statement(notify=notify, guarded=guarded)
@@ -224,29 +249,34 @@ class PostgresEventLog:
         *,
         notify: bool,
     ) -> dict[str, Any]:
+        # Fields the whole batch shares (the usual case for all but occurred_at) go once, as
+        # parameters (see ``_insert_statement``); the others per record.
+        shared: dict[str, Any] = {}
+        varying: list[str] = []
+        for name, get in _SHARABLE:
+            values = list(map(get, rows))
+            head = values[0]
+            if values.count(head) == len(values):
+                shared[name] = head
+            else:
+                varying.append(name)
         records = []
         for n, r in enumerate(rows, 1):
             at = r.occurred_at
             record = {
                 "n": n,
                 "event_id": r.event_id,
-                "event_type": r.event_type,
-                "schema_version": r.schema_version,
                 "payload": r.payload,
-                "metadata": r.metadata,
                 # A naive time is UTC (as asyncpg and UTCDateTime read it), never the
                 # session's zone.
                 "occurred_at": at if at.tzinfo is not None else at.replace(tzinfo=UTC),
             }
-            # Absent keys are NULL: no ``null`` in the text keeps json_dumps off its NaN walk.
-            if r.aggregate_type is not None:
-                record["aggregate_type"] = r.aggregate_type
-            if r.correlation_id is not None:
-                record["correlation_id"] = r.correlation_id
-            if r.causation_id is not None:
-                record["causation_id"] = r.causation_id
-            if r.tenant_id is not None:
-                record["tenant_id"] = r.tenant_id
+            # Absent keys are NULL (and keep json_dumps off its NaN walk, which only a
+            # ``null`` in the text triggers).
+            for name in varying:
+                value = getattr(r, name)
+                if value is not None:
+                    record[name] = value
             records.append(record)
         params: dict[str, Any] = {
             "stream_id": stream_id,
@@ -255,6 +285,11 @@ class PostgresEventLog:
             "first_event_id": ids[0],
             "events": json_dumps(records),
         }
+        for name, _ in _SHARABLE:
+            value = shared.get(name)
+            if name == "metadata" and value is not None:
+                value = json_dumps(value)
+            params[f"shared_{name}"] = value
         if notify:
             params["channel"] = self.channel
         return params

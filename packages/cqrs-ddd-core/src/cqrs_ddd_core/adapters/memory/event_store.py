@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -68,9 +67,7 @@ class InMemoryEventStore:
         def apply() -> None:
             stream = self._streams.setdefault(stream_id, [])
             for event in batch:
-                stored = dataclasses.replace(
-                    event, version=len(stream) + 1, position=len(self._log) + 1
-                )
+                stored = event.positioned(len(stream) + 1, len(self._log) + 1)
                 stream.append(stored)
                 self._log.append(stored)
                 self._ids[stored.event_id] = stored

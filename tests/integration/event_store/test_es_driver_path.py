@@ -262,3 +262,50 @@ async def test_overlapping_appends_share_notifications_serial_ones_notify_each(
         assert 4 <= shared < appends // 4, (shared, appends)  # at least one per burst
     finally:
         await listener.close()
+
+
+async def test_sustained_load_carries_owed_notifications_in_append_statements(
+    library_tables: AsyncEngine, session_factory: SF, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With overlapping writers, an owed notification rides in the next append's statement
+    (here: every time one is owed, ``max_delay=0``); a separate ``NOTIFY`` transaction is sent
+    only when a burst ends. A listen-only subscriber (no polling) still sees every event."""
+    from cqrs_ddd_persistence_sqlalchemy.postgres import notifier as notifier_module
+
+    store = SQLAlchemyEventStore(session_factory, poll_interval=None)
+    notifier = store._log_for("postgresql")._notifier  # type: ignore[attr-defined]
+    notifier.max_delay = 0.0
+    separate: list[object] = []
+    fetch_pooled = notifier_module.driver_statements.fetch_pooled
+
+    async def spy(engine: AsyncEngine, stmt: Any, params: Any) -> Any:
+        if stmt is notifier_module._NOTIFY:
+            separate.append(stmt)
+        return await fetch_pooled(engine, stmt, params)
+
+    monkeypatch.setattr(notifier_module.driver_statements, "fetch_pooled", spy)
+    seen: list[str] = []
+    bursts, writers, appends = 4, 8, 5
+    expected = bursts * writers * appends
+
+    async def consume() -> None:
+        async with contextlib.aclosing(store.subscribe()) as events:
+            async for event in events:
+                seen.append(event.event_id)
+                if len(seen) == expected:
+                    return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)  # LISTENing and idle
+    written: list[str] = []
+
+    async def writer(burst: int, w: int) -> None:
+        for k in range(appends):
+            [e] = await store.append(StoredEvent(event_type="E", aggregate_id=f"p{burst}-{w}-{k}"))
+            written.append(e.event_id)
+
+    for burst in range(bursts):
+        await asyncio.gather(*(writer(burst, w) for w in range(writers)))
+    await asyncio.wait_for(task, 10)
+    assert sorted(seen) == sorted(written)
+    assert len(separate) <= bursts  # at most the end of each burst, never one per slot

@@ -342,7 +342,8 @@ class PostgresEventLog:
             return await self._insert_autocommit(
                 engine, stream_id, rows, version_range, ids, self.notify
             )
-        # Alone: NOTIFY in the statement; overlapping others: the coalescer sends it later.
+        # Alone or carrying an owed notification: NOTIFY in the statement; otherwise the
+        # coalescer sees it sent later (see postgres/notifier.py).
         notify = notifier.begin()
         try:
             drawn = await self._insert_autocommit(
@@ -351,10 +352,11 @@ class PostgresEventLog:
         except BaseException:
             notifier.abandon()
             raise
+        # Refused (nothing appended, so no NOTIFY in the statement even if it carried one):
+        # owes at most a harmless extra NOTIFY, sent if this call ends the burst.
+        await notifier.end(engine, notified=drawn is not None and notify)
         if drawn is None:
-            notifier.abandon()  # nothing appended; owes at most a harmless extra NOTIFY
             return None
-        await notifier.end(engine, notified=notify)
         return drawn
 
     async def _insert_autocommit(

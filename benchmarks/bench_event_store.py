@@ -116,8 +116,16 @@ async def _open(ctx: Context) -> _Db:
 class _Db(BenchDb):
     engine_sa_ping: AsyncEngine
 
-    def store(self, *, sa_ping: bool = False, **kw: Any) -> SQLAlchemyEventStore:
-        engine = self.engine_sa_ping if sa_ping else self.engine
+    def store(
+        self, *, sa_ping: bool = False, own_pool: bool = False, **kw: Any
+    ) -> SQLAlchemyEventStore:
+        """A store on the shared engine, the pre-ping engine, or (``own_pool``) an engine of
+        its own: variants measured side by side then share no pooled connection (and no
+        server-side state of those connections) with each other."""
+        if own_pool:
+            engine = self.make_engine(pool_pre_ping=True) if sa_ping else self.make_engine()
+        else:
+            engine = self.engine_sa_ping if sa_ping else self.engine
         return SQLAlchemyEventStore(self.session_factory(engine), listen=False, **kw)
 
 
@@ -240,7 +248,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
 )
 async def writers_8(ctx: Context) -> list[Variant]:
     db = await _open(ctx)
-    per_writer = ctx.size(40)
+    per_writer = ctx.size(80)  # 40 at --scale 0.5: samples of ~0.1 s, not ~40 ms
     batch = 5
 
     def ours(store: SQLAlchemyEventStore) -> Any:
@@ -268,20 +276,24 @@ async def writers_8(ctx: Context) -> list[Variant]:
         await asyncio.gather(*(writer(w) for w in range(WRITERS)))
         return WRITERS * per_writer * batch / (time.perf_counter() - start)
 
-    safe = ours(db.store())
-    quiet = ours(db.store(notify=False))
-    sa_ping = ours(db.store(sa_ping=True))
-    locked = ours(db.store(ordering=Ordering.LOCK_TABLE))
+    # Each configuration on a pool of its own, every one warmed before the first sample:
+    # with one shared pool, the LOCK TABLE variant's session-path appends (every one of them
+    # notifying) measurably slowed the next commit-safe samples that shared its connections.
+    safe = ours(db.store(own_pool=True))
+    quiet = ours(db.store(notify=False, own_pool=True))
+    sa_ping = ours(db.store(sa_ping=True, own_pool=True))
+    locked = ours(db.store(ordering=Ordering.LOCK_TABLE, own_pool=True))
 
-    async def warm() -> None:
-        await safe()
-        await locked()
-        await raw_plain()
+    def warmed(run: Any) -> Any:
+        async def warm() -> None:
+            await run()
+
+        return warm
 
     return [
-        Variant("ours commit-safe", safe, setup=warm),
-        Variant("ours commit-safe, no NOTIFY", quiet),
-        Variant("ours commit-safe, pool_pre_ping=True", sa_ping),
-        Variant("ours LOCK TABLE", locked),
-        Variant("raw asyncpg bigserial", raw_plain, baseline=True),
+        Variant("ours commit-safe", safe, setup=warmed(safe)),
+        Variant("ours commit-safe, no NOTIFY", quiet, setup=warmed(quiet)),
+        Variant("ours commit-safe, pool_pre_ping=True", sa_ping, setup=warmed(sa_ping)),
+        Variant("ours LOCK TABLE", locked, setup=warmed(locked)),
+        Variant("raw asyncpg bigserial", raw_plain, baseline=True, setup=warmed(raw_plain)),
     ]

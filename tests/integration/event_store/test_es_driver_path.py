@@ -42,13 +42,13 @@ SF = async_sessionmaker[AsyncSession]
 
 def test_append_statements_compile_for_the_driver(library_tables: AsyncEngine) -> None:
     dialect = library_tables.sync_engine.dialect
-    for notify in (False, True):
-        call = DriverStatement.compile(_INSERTS[(notify, False)], dialect)
+    for guarded in (False, True):
+        call = DriverStatement.compile(_INSERTS[guarded], dialect)
         assert call is not None
         assert call.sql.startswith(("INSERT", "WITH")) and "$1" in call.sql
         # Literal binds of the statement itself (coalesce(..., 0), LIMIT 1) are filled in.
         assert set(call.defaults) <= set(call.names)
-        assert {"stream_id", "events", "first_event_id", "lo", "hi"} <= set(call.names)
+        assert {"stream_id", "events", "first_event_id", "lo", "hi", "notify"} <= set(call.names)
 
 
 def test_stream_reads_compile_for_the_driver(library_tables: AsyncEngine) -> None:

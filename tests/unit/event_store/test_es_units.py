@@ -83,7 +83,8 @@ def test_append_is_one_insert_select_with_preconditions() -> None:
     assert "cqrs_event_stream_tombstones" in sql
     assert "RETURNING cqrs_events.position, cqrs_events.version" in sql
     assert "ON CONFLICT" not in sql  # the store's own transaction: an error is fine there
-    guarded = str(_INSERTS[(True, True)].compile(dialect=postgresql.dialect()))
+    assert sql.count("pg_notify(") == 1 and "CASE WHEN" in sql  # once, when asked to
+    guarded = str(_INSERTS[True].compile(dialect=postgresql.dialect()))
     assert "ON CONFLICT DO NOTHING" in guarded and "pg_notify(" in guarded
 
 

@@ -16,17 +16,34 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Random bytes drawn ahead, as 32-hex-digit strings (one ``os.urandom`` call per 128 ids).
+_random_hex: list[str] = []
+#: The hex digit at the variant position, with the RFC 4122 variant bits (10xx) set.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
+def _draw_random_hex() -> None:
+    digits = os.urandom(16 * 128).hex()
+    _random_hex.extend([digits[i : i + 32] for i in range(0, len(digits), 32)])
+
+
+# A forked child must never hand out its parent's ids: it starts with nothing drawn.
+os.register_at_fork(after_in_child=_random_hex.clear)
+
+
 def new_id() -> str:
     """A random (version 4) UUID in its canonical text form, e.g. for event and message ids.
 
-    Same format and randomness as ``str(uuid.uuid4())`` at less than half the cost (no
-    ``UUID`` object in between): it runs once per event appended.
+    Same format and randomness (``os.urandom``) as ``str(uuid.uuid4())`` at under a third of
+    the cost (no ``UUID`` object, the random bytes drawn 128 ids at a time): it runs once per
+    event appended.
     """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    try:
+        h = _random_hex.pop()  # atomic under the GIL: threads never share an id
+    except IndexError:
+        _draw_random_hex()
+        h = _random_hex.pop()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 class DomainEvent(BaseModel):

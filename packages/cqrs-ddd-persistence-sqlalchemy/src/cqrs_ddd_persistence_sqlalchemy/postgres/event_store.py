@@ -122,7 +122,8 @@ def _insert_statement(*, guarded: bool) -> Any:
         .limit(1)
         .scalar_subquery()
     )
-    key = func.greatest(current_xact_id(), last_key, type_=Xid8())
+    # Computed once per statement (an InitPlan), not once per appended row.
+    key = select(func.greatest(current_xact_id(), last_key, type_=Xid8())).scalar_subquery()
 
     def shared(name: str, type_: Any) -> Any:
         # A value every event of the batch shares travels once, as a parameter, and its key

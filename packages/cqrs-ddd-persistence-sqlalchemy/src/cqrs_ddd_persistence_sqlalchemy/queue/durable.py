@@ -23,6 +23,7 @@ own. A claim should run in its own transaction so that the lease is visible at o
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from collections.abc import (
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     BindParameter,
@@ -50,6 +52,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    event,
     exists,
     func,
     insert,
@@ -57,12 +60,16 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from cqrs_ddd_core.domain.events import utc_now
-from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
+from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError, LeaseLostError
 from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
-from cqrs_ddd_persistence_sqlalchemy.errors import translating
+from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import current_uow
+from cqrs_ddd_persistence_sqlalchemy.errors import translate, translating
 from cqrs_ddd_persistence_sqlalchemy.queue import postgres as _postgres
 from cqrs_ddd_persistence_sqlalchemy.queue import sqlite as _sqlite
 from cqrs_ddd_persistence_sqlalchemy.queue.backoff import Backoff
@@ -71,9 +78,12 @@ from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
 __all__ = ["Claim", "DurableQueue", "Outcome", "Pin", "QueueStats"]
 
+logger = logging.getLogger(__name__)
+
 _REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "attempts",
              "last_error", "created_at", "finished_at")  # fmt: skip
 _NOW = bindparam("q_now", type_=UTCDateTime())
+_UNKNOWN: Any = object()
 _DIALECTS: dict[str, ModuleType] = {"postgresql": _postgres, "sqlite": _sqlite}
 
 Executor = AsyncConnection | AsyncSession
@@ -89,6 +99,131 @@ def _dialect_module(name: str) -> ModuleType:
     if module is None:
         raise ConfigurationError(f"the durable queue does not support dialect {name!r}")
     return module
+
+
+class _Held:
+    """A pooled connection lent to queue statements: the pool's proxy and its asyncpg
+    connection, and the :class:`_Lender` generation (engine disposals) it was taken in."""
+
+    __slots__ = ("driver", "fairy", "generation")
+
+    def __init__(self, fairy: PoolProxiedConnection, generation: int) -> None:
+        self.fairy = fairy
+        self.driver: Any = fairy.driver_connection
+        self.generation = generation
+
+
+class _Lender:
+    """One engine's pooled connections for one-statement queue operations (asyncpg, outside a
+    unit of work and a pin), given back to the pool at the end of the event-loop step
+    rather than after every statement.
+
+    A task running statements back to back (a claim, then one fenced settle per job) runs
+    them on one connection, as a hand-written worker holding its connection does, instead of
+    paying a pool checkout and checkin per statement (two greenlet switches and the pool's
+    events: about as much client CPU as the statement itself). Nothing is held longer than
+    that: the step that parked a connection has already scheduled the flush, which runs at
+    the next iteration of the event loop and checks in every connection no statement took
+    again — i.e. as soon as the task awaits anything but its own statement. A connection
+    the driver failed on (no server error code) is never lent again but invalidated, and
+    ``engine.dispose()`` closes parked ones at once.
+    """
+
+    __slots__ = ("flusher", "generation", "idle", "loop", "stale")
+
+    def __init__(self) -> None:
+        self.idle: list[_Held] = []
+        self.stale: list[_Held] = []
+        self.flusher: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0
+
+    def take(self) -> _Held | None:
+        """A parked connection still good to use, or ``None``."""
+        idle = self.idle
+        if not idle:
+            return None
+        if self.loop is not asyncio.get_running_loop():
+            # Parked under another event loop (which stopped before its flush): unusable
+            # here, and closing it needs that loop. Let the pool's own clean-up have it.
+            self.idle = []
+            return None
+        while idle:
+            held = idle.pop()
+            if held.generation == self.generation and not held.driver.is_closed():
+                return held
+            self.discard(held)  # the server closed it, or the engine was disposed meanwhile
+        return None
+
+    async def checkout(self, engine: Engine) -> _Held:
+        """A connection from the pool (its checkout events run as usual)."""
+        return await greenlet_spawn(self._checkout, engine)
+
+    def _checkout(self, engine: Engine) -> _Held:
+        return _Held(engine.raw_connection(), self.generation)
+
+    def park(self, held: _Held) -> None:
+        """``held`` is free again: lend it until the end of this loop step."""
+        self.idle.append(held)
+        self._schedule_flush()
+
+    def discard(self, held: _Held) -> None:
+        """Never lend ``held`` again: it is invalidated (closed) at the flush."""
+        held.generation = -1
+        self.stale.append(held)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.flusher is None or self.loop is not loop:
+            self.loop = loop
+            # A task, not a callback: its first step runs in the next loop iteration, before
+            # ``asyncio.run()`` winds down after a main task that ends right here.
+            self.flusher = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        self.flusher = None
+        if not self.idle and not self.stale:
+            return  # the common case: every parked connection was taken again
+        items = self.idle + self.stale
+        self.idle = []
+        self.stale = []
+        await greenlet_spawn(_give_back, items, self.generation)
+
+    def on_dispose(self, _engine: Engine) -> None:
+        """``engine_disposed`` (in the greenlet of ``AsyncEngine.dispose()``): close parked
+        connections now; ones still running a statement are closed when they come back."""
+        self.generation += 1
+        items = self.idle + self.stale
+        self.idle = []
+        self.stale = []
+        _give_back(items, self.generation)
+
+
+def _give_back(items: Sequence[_Held], generation: int) -> None:
+    """Check connections in (inside a greenlet), invalidating stale ones."""
+    for held in items:
+        fairy = held.fairy
+        if fairy.dbapi_connection is None:
+            continue  # invalidated already, which returned it to the pool
+        try:
+            if held.generation == generation:
+                fairy.close()
+            else:
+                fairy.invalidate()
+        except Exception:  # the pool replaces a connection it could not take back
+            logger.warning("could not return a queue connection to the pool", exc_info=True)
+
+
+_LENDERS: WeakKeyDictionary[Engine, _Lender] = WeakKeyDictionary()
+
+
+def _lender_for(engine: Engine) -> _Lender:
+    lender = _LENDERS.get(engine)
+    if lender is None:
+        lender = _LENDERS[engine] = _Lender()
+        event.listen(engine, "engine_disposed", lender.on_dispose)
+    return lender
 
 
 class Pin:
@@ -254,6 +389,18 @@ class DurableQueue:
         self._driver: Any = (
             self._engine_dialect.driver_cache() if self._engine_dialect is not None else None
         )
+        # Their driver forms by name (``None``: the statement needs SQLAlchemy), and the
+        # engine's lent connections they run on when no pin applies.
+        self._calls: dict[Hashable, Any] = {}
+        self._lender: _Lender | None = None
+        if (
+            self._engine is not None
+            and self._driver is not None
+            and self._autocommits
+            and self._engine.dialect.driver == "asyncpg"
+            and not self._engine.get_execution_options().get("schema_translate_map")
+        ):
+            self._lender = _lender_for(self._engine.sync_engine)
 
     # -- plumbing --------------------------------------------------------------------------
     @property
@@ -387,6 +534,25 @@ class DurableQueue:
                 {"id": 7},
             )
         """
+        if uow is None and self._lender is not None and current_uow() is None:
+            call = self._calls.get(name, _UNKNOWN)
+            if call is _UNKNOWN:
+                dialect_module: ModuleType = self._engine_dialect  # type: ignore[assignment]
+                stmt = self._cached(dialect_module, name, lambda: build(dialect_module))
+                engine: AsyncEngine = self._engine  # type: ignore[assignment]
+                call = self._calls[name] = self._driver.compiled(stmt, engine.dialect)
+            if call is not None:
+                try:
+                    records = await self._fetch(call, params)
+                except CQRSDDDError:
+                    raise
+                except Exception as exc:
+                    error = translate(exc)
+                    if error is None:
+                        raise
+                    raise error from exc
+                if records is not None:
+                    return records
         if self._engine is not None and self._autocommits:
             dialect: ModuleType = self._engine_dialect  # type: ignore[assignment]
             if self._source.resolve_uow(uow) is None:
@@ -406,6 +572,36 @@ class DurableQueue:
             dialect = self.dialect_of(executor)
             stmt = self._cached(dialect, name, lambda: build(dialect))
             return (await executor.execute(stmt, params)).mappings().all()
+
+    async def _fetch(self, call: Any, params: Mapping[str, Any]) -> list[Any] | None:
+        """Rows of a driver statement on this task's pin or a lent connection (``None``: the
+        pin needs SQLAlchemy, e.g. to reconnect). Errors are the driver's."""
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] is self._engine:
+            bare = pinned[1]
+            sync = bare.sync_connection
+            if sync is None or sync.invalidated:
+                return None
+            records: list[Any] = await call.fetch(bare, params)
+            return records
+        args = call.args(params)
+        lender: _Lender = self._lender  # type: ignore[assignment]
+        held = lender.take()
+        if held is None:
+            engine: AsyncEngine = self._engine  # type: ignore[assignment]
+            held = await lender.checkout(engine.sync_engine)
+        try:
+            records = await held.driver.fetch(call.sql, *args)
+        except BaseException as exc:
+            if getattr(exc, "sqlstate", None) is None:
+                # Not an error the server reported (lost connection, cancellation mid-flight):
+                # the connection's state is unknown, never lend it again.
+                lender.discard(held)
+            else:
+                lender.park(held)
+            raise
+        lender.park(held)
+        return records
 
     async def _run_bare(
         self, bare: AsyncConnection, stmt: Any, params: Mapping[str, Any]

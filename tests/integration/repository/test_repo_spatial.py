@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
+from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, create_engine
 from cqrs_ddd_persistence_sqlalchemy.core import (
     ModelMapper,
@@ -42,21 +44,34 @@ class StoreModel(SpatialModelMixin, VersionMixin, GeoBase):
     name: Mapped[str] = mapped_column(String(50))
 
 
+def _unavailable(required_by: str, reason: str) -> None:
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{reason} ({required_by}=1)")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 async def geo_engine(
     dialect_name: str, engine: AsyncEngine, tmp_path: Path
 ) -> AsyncIterator[AsyncEngine]:
+    # CI installs both (REQUIRE_SPATIALITE=1, REQUIRE_POSTGRES=1): there a missing one fails.
     if dialect_name == "sqlite":
         from cqrs_ddd_persistence_sqlalchemy.types.spatialite import can_load_extensions
 
         if not can_load_extensions():
-            pytest.skip("this Python's sqlite3 cannot load extensions (SpatiaLite)")
+            _unavailable("REQUIRE_SPATIALITE", "this Python's sqlite3 cannot load extensions")
         eng = enable_spatialite(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'geo.db'}"))
+        try:
+            async with eng.connect():
+                pass
+        except ConfigurationError as exc:  # mod_spatialite is not installed
+            await eng.dispose()
+            _unavailable("REQUIRE_SPATIALITE", str(exc))
     else:
         from tests.conftest import has_postgis
 
         if not has_postgis():
-            pytest.skip("PostGIS is not installed")
+            _unavailable("REQUIRE_POSTGRES", "PostGIS is not installed")
         eng = engine
     async with eng.begin() as conn:
         await conn.run_sync(GeoBase.metadata.create_all)

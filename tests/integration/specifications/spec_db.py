@@ -43,14 +43,40 @@ async def _call(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
 
 
+def _with_spatialite(runner: asyncio.Runner, engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` with SpatiaLite loaded (``enable_spatialite``), or skip — fail under
+    ``REQUIRE_SPATIALITE=1`` (CI installs it) — when this Python or machine cannot load it."""
+    import pytest
+
+    from cqrs_ddd_core.errors import ConfigurationError
+    from cqrs_ddd_persistence_sqlalchemy.types import enable_spatialite
+
+    enable_spatialite(engine)
+
+    async def probe() -> None:
+        async with engine.connect():
+            pass
+
+    try:
+        runner.run(probe())
+    except ConfigurationError as exc:
+        runner.run(engine.dispose())
+        if os.environ.get("REQUIRE_SPATIALITE") == "1":
+            pytest.fail(f"SpatiaLite required (REQUIRE_SPATIALITE=1): {exc}")
+        pytest.skip(f"SpatiaLite unavailable: {exc}")
+    return engine
+
+
 @contextmanager
 def harness(
     dialect: str, tmp_path: Path, setup: Callable[[AsyncConnection], Awaitable[None]]
 ) -> Iterator[Harness]:
     with asyncio.Runner() as runner:
-        if dialect == "sqlite":
+        if dialect in ("sqlite", "spatialite"):
             engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'spec.db'}")
             schema = None
+            if dialect == "spatialite":
+                engine = _with_spatialite(runner, engine)
         else:
             schema = f"spec_{uuid.uuid4().hex[:12]}"
             admin = create_async_engine(PG_URL)

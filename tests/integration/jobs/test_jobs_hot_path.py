@@ -23,7 +23,12 @@ from sqlalchemy import Column, MetaData, String, Table, bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext, JobStatus
-from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError, RetryableError
+from cqrs_ddd_core.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    RetryableError,
+    SerializationError,
+)
 from cqrs_ddd_persistence_sqlalchemy.advanced import JobWorker, SQLAlchemyBackgroundJobRepository
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, queue_columns, queue_indexes
@@ -142,6 +147,28 @@ async def test_driver_and_unit_of_work_paths_store_the_same_values(
     assert a.finished_at is not None and a.finished_at.tzinfo is not None
     with pytest.raises(LeaseLostError):
         await jobs.complete(claimed[a_id], "again")  # fenced: the lease is gone
+
+
+async def test_result_encoding_is_the_same_on_every_path(
+    jobs: Repo, session_factory: Factory
+) -> None:
+    ids = [await jobs.enqueue(EchoJob(text=str(i))) for i in range(4)]
+    claimed = {c.id: c for c in await jobs.claim(4)}
+    text_result, nothing, nan = '{"looks": "like json"}', None, {"x": float("nan")}
+    await jobs.complete(claimed[ids[0]], text_result)  # own statement (driver on asyncpg)
+    await jobs.complete(claimed[ids[1]], nothing)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await jobs.complete(claimed[ids[2]], text_result, uow=uow)  # the caller's transaction
+        await uow.commit()
+    results = [getattr(await jobs.get(i), "result", "missing") for i in ids[:3]]
+    assert results == [text_result, None, text_result]  # a JSON string stays a string
+    with pytest.raises(SerializationError):
+        await jobs.complete(claimed[ids[3]], nan)  # refused before anything is written
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        with pytest.raises(SerializationError):
+            await jobs.complete(claimed[ids[3]], nan, uow=uow)
+    await jobs.complete(claimed[ids[3]], "fine")  # still leased to us: nothing was written
+    assert (await jobs.count_by_status())[JobStatus.COMPLETED] == 4
 
 
 async def test_cancel_request_reaches_the_heartbeat_on_every_path(jobs: Repo) -> None:

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
@@ -269,3 +269,40 @@ async def test_pinned_worker_uses_one_connection(
             assert (await q.stats()).done == 6
     assert checkouts == [1] * 6
     assert (await q.stats()).done == 6
+
+
+async def test_claims_come_back_in_the_claim_order_descending_columns_included(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    t = Table(
+        "ordered_items",
+        md,
+        *queue_columns(),
+        Column("name", String(50), nullable=False),
+        Column("rank", Integer(), nullable=False),
+        Column("lane", String(10), nullable=True),
+        *queue_indexes("ordered_items"),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    rows = [
+        {"name": "a", "rank": 1, "lane": "x"},
+        {"name": "b", "rank": 5, "lane": None},
+        {"name": "c", "rank": 3, "lane": "y"},
+        {"name": "d", "rank": 5, "lane": "x"},
+        {"name": "e", "rank": 3, "lane": None},
+        {"name": "f", "rank": 1, "lane": "y"},
+    ]
+    by_rank = make_queue(t, engine, clock, order_by=(t.c.rank.desc(), t.c.id))
+    await by_rank.enqueue(rows)
+    assert [c["name"] for c in await by_rank.claim(6)] == ["b", "d", "c", "e", "a", "f"]
+
+    by_lane = make_queue(t, engine, clock, order_by=(t.c.lane, t.c.rank.desc(), t.c.id))
+    clock.advance(60)  # the first leases expired: everything is claimable again
+    # NULLs last when ascending, as PostgreSQL sorts them
+    assert [c["name"] for c in await by_lane.claim(6)] == ["d", "a", "c", "f", "b", "e"]
+
+    by_id_desc = make_queue(t, engine, clock, order_by=(t.c.id.desc(),))
+    clock.advance(60)
+    assert [c["name"] for c in await by_id_desc.claim(6)] == ["f", "e", "d", "c", "b", "a"]

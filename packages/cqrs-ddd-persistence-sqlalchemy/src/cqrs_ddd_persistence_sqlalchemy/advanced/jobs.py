@@ -31,13 +31,17 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     false,
     func,
+    literal_column,
+    null,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobStatus
 from cqrs_ddd_core.domain.events import utc_now
@@ -55,6 +59,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     queue_indexes,
 )
 from cqrs_ddd_persistence_sqlalchemy.schema import metadata
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
 __all__ = ["ClaimedJob", "SQLAlchemyBackgroundJobRepository", "jobs_table"]
@@ -110,7 +115,9 @@ def _fenced_update(**values: Any) -> Update:
     )
 
 
-_SETTLED = {"lease_token": None, "locked_until": None}
+# Constants are written into the SQL, not sent as parameters with every settle.
+_SETTLED = {"lease_token": null(), "locked_until": null()}
+_DONE_SQL = literal_column(f"'{DONE}'", String())
 _FENCED: dict[str, Update] = {
     "heartbeat": _fenced_update(locked_until=_UNTIL),
     "progress": _fenced_update(
@@ -121,22 +128,36 @@ _FENCED: dict[str, Update] = {
         progress_message=bindparam("j_message", type_=Text()),
         locked_until=_UNTIL,
     ),
-    "complete": _fenced_update(
-        status=DONE,
-        # Wrapped: a bare JSON string would be decoded twice on asyncpg (JSONType).
-        result=bindparam("j_result", type_=JSONType()),
-        progress=1.0,
-        attempts=_t.attempts + 1,
-        finished_at=_NOW,
-        **_SETTLED,
-    ),
-    "cancelled": _fenced_update(status=DONE, cancelled_at=_NOW, finished_at=_NOW, **_SETTLED),
+    "cancelled": _fenced_update(status=_DONE_SQL, cancelled_at=_NOW, finished_at=_NOW, **_SETTLED),
 }
 
 
+def _complete_update(postgres: bool) -> Update:
+    # The result arrives as JSON text made by the library's codec (one encoding, whatever the
+    # engine's JSON codec): PostgreSQL parses it into the jsonb column, SQLite stores it.
+    text_ = bindparam("j_result", type_=Text())
+    return _fenced_update(
+        status=_DONE_SQL,
+        result=cast(text_, JSONB) if postgres else text_,
+        progress=literal_column("1.0", Float()),
+        attempts=_t.attempts + literal_column("1", Integer()),
+        finished_at=_NOW,
+        **_SETTLED,
+    )
+
+
+_COMPLETE = {True: _complete_update(postgres=True), False: _complete_update(postgres=False)}
+
+
 def _fenced_builder(name: str) -> Callable[[ModuleType], Update]:
+    if name == "complete":
+        return _build_complete
     stmt = _FENCED[name]
     return lambda _dialect: stmt
+
+
+def _build_complete(dialect: ModuleType) -> Update:
+    return _COMPLETE[dialect.__name__.endswith(".postgres")]
 
 
 @dataclass(frozen=True)
@@ -328,9 +349,7 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         claims = await self.queue.claim(
             limit, lease_seconds=lease_seconds, only={"job_type": wanted}
         )
-        # The queue re-sorts claims by plain columns only; restore "priority desc, id".
-        claims.sort(key=lambda c: (-int(c["priority"]), c.id))
-        return [self._claimed(c, known) for c in claims]
+        return [self._claimed(c, known) for c in claims]  # "priority desc, id" (the queue's)
 
     def _claimed(self, claim: Claim, known: Mapping[str, type[J]]) -> ClaimedJob[J]:
         cls = known.get(claim["job_type"])
@@ -405,7 +424,8 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
 
         Raises ``LeaseLostError`` when another worker took the job over meanwhile.
         """
-        await self._fenced(claimed, "complete", {"j_result": {"value": result}}, uow)
+        # Wrapped, so that a result that is itself a JSON string stays one.
+        await self._fenced(claimed, "complete", {"j_result": json_dumps({"value": result})}, uow)
 
     async def mark_cancelled(self, claimed: ClaimedJob[J], *, uow: Any = None) -> None:
         """The running job stopped because cancellation was requested: CANCELLED."""

@@ -63,6 +63,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnClause, UnaryExpression
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from cqrs_ddd_core.domain.events import utc_now
@@ -369,6 +371,8 @@ class DurableQueue:
         self.backoff = backoff or Backoff()
         self.key_column = key_column
         self.order_by: tuple[ColumnElement[Any], ...] = tuple(order_by or (table.c.id,))
+        self._sort_keys = _sort_keys(table, self.order_by)
+        self._only_checked: set[tuple[str, ...]] = set()
         self.clock = clock
         self._rng = rng or random.Random()
         self._engine = bind if isinstance(bind, AsyncEngine) else None
@@ -677,9 +681,11 @@ class DurableQueue:
         keys: tuple[str, ...] = ()
         if only:
             keys = tuple(sorted(only))
-            missing = [k for k in keys if k not in self.table.c]
-            if missing:
-                raise ConfigurationError(f"claim(only=...): no columns {missing} in the table")
+            if keys not in self._only_checked:
+                missing = [k for k in keys if k not in self.table.c]
+                if missing:
+                    raise ConfigurationError(f"claim(only=...): no columns {missing} in the table")
+                self._only_checked.add(keys)
             for i, key in enumerate(keys):
                 params[f"q_only_{i}"] = list(only[key])
         if where is None:
@@ -701,7 +707,7 @@ class DurableQueue:
             )
             for row in rows
         ]
-        claims.sort(key=self._sort_key)
+        self._sort(claims)
         return claims
 
     def _claim_statement(
@@ -736,15 +742,14 @@ class DurableQueue:
         }
         return dialect.claim_statement(t, candidates, due, values)
 
-    def _sort_key(self, claim: Claim) -> tuple[Any, ...]:
-        # RETURNING has no order; re-apply the claim order for plain columns (``id`` last).
-        parts: list[Any] = []
-        for col in self.order_by:
-            name = getattr(col, "name", None)
-            if isinstance(name, str) and name in claim.values:
-                parts.append(claim.values[name])
-        parts.append(claim.id)
-        return tuple(parts)
+    def _sort(self, claims: list[Claim]) -> None:
+        # RETURNING has no order: re-apply the claim order's leading plain columns (then
+        # ``id``), one stable sort per key from the last to the first.
+        if len(claims) < 2:
+            return
+        claims.sort(key=_claim_id)
+        for key, descending in self._sort_keys:
+            claims.sort(key=key, reverse=descending)
 
     # -- terminal writes (fenced) -----------------------------------------------------------
     async def ack(self, claims: Sequence[Claim], *, uow: Any = None) -> Outcome:
@@ -974,6 +979,50 @@ class DurableQueue:
             oldest_due_at=oldest,
             lag_seconds=lag,
         )
+
+
+def _claim_id(claim: Claim) -> int:
+    return claim.id
+
+
+def _sort_keys(
+    table: Table, order_by: Sequence[ColumnElement[Any]]
+) -> tuple[tuple[Callable[[Claim], Any], bool], ...]:
+    """Sort keys (last first) for the leading plain columns of ``order_by``, up to ``id``.
+
+    ``col`` / ``col.asc()`` / ``col.desc()`` of ``table`` qualify; the first other expression
+    ends the list (claims are then ordered by the columns before it, then ``id``). A nullable
+    column sorts NULLs as PostgreSQL does by default: last ascending, first descending.
+    """
+    keys: list[tuple[Callable[[Claim], Any], bool]] = []
+    for item in order_by:
+        element: Any = item
+        descending = False
+        if isinstance(item, UnaryExpression) and item.modifier in (
+            operators.asc_op,
+            operators.desc_op,
+        ):
+            descending = item.modifier is operators.desc_op
+            element = item.element
+        if not isinstance(element, ColumnClause):
+            break
+        name: str = element.name
+        if table.c.get(name) is not element:
+            break
+        if name == "id":
+            # Unique: later keys never matter. Claims are sorted by ``id`` ascending first.
+            if descending:
+                keys.append((_claim_id, True))
+            break
+        nullable = bool(getattr(element, "nullable", True))
+        keys.append((_column_key(name, nullable), descending))
+    return tuple(reversed(keys))
+
+
+def _column_key(name: str, nullable: bool) -> Callable[[Claim], Any]:
+    if nullable:
+        return lambda claim: (claim.values[name] is None, claim.values[name])
+    return lambda claim: claim.values[name]
 
 
 def _lost(claims: Sequence[Claim], written: Sequence[int]) -> tuple[int, ...]:

@@ -234,3 +234,33 @@ def count_builder(q: DurableQueue) -> Callable[[Any], Any]:
         return select(func.count(literal_column("1")).label("n")).select_from(q.table)
 
     return build
+
+
+async def test_a_connection_parked_by_the_last_step_of_a_run_is_checked_in_before_it_ends(
+    pg_schema: str,
+) -> None:
+    # asyncio.run() stops its loop one iteration after the main task ends, then cancels the
+    # tasks still pending: the parked connection must be back in the pool by then.
+    t = make_table()
+    state: dict[str, Any] = {}
+
+    async def main() -> None:
+        engine: AsyncEngine = conftest().pg_engine_for(pg_schema)
+        state["engine"] = engine
+        async with engine.begin() as conn:
+            await conn.run_sync(t.metadata.create_all)
+        q = DurableQueue(t, engine, lease_seconds=10)
+        await q.enqueue([{"name": "only"}])
+        [claim] = await q.claim(1)
+        assert (await q.ack([claim])).done == (claim.id,)
+        state["parked"] = checked_out(engine)  # main ends right here
+
+    def in_a_fresh_loop() -> None:
+        with asyncio.Runner() as runner:
+            runner.run(main())  # returns once the loop has stopped after main
+            state["after"] = checked_out(state["engine"])
+            runner.run(state["engine"].dispose())
+
+    await asyncio.to_thread(in_a_fresh_loop)
+    assert state["parked"] == 1
+    assert state["after"] == 0

@@ -51,6 +51,25 @@ class _Context:
         return self._cancelled
 
 
+class _Run:
+    """One running job's handler call: its task, whether the handler is still running, and
+    why the heartbeat stopped it (``"cancelled"``, ``"lost"``), if it did."""
+
+    __slots__ = ("beat", "running", "stopped", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.running = True
+        self.stopped: str | None = None
+        self.beat: asyncio.Task[None] | None = None
+
+    def stop(self, reason: str) -> None:
+        """Interrupt the handler (at its current ``await``) for ``reason``."""
+        if self.running and self.stopped is None:
+            self.stopped = reason
+            self.task.cancel()
+
+
 class JobWorker:
     """Claims and runs jobs from one repository.
 
@@ -95,7 +114,11 @@ class JobWorker:
         self.recover_interval = recover_interval
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
+        self._unsettled = 0  # claimed jobs not settled yet: the slots in use
         self._done: asyncio.Event | None = None
+        # The claim loop's sleep, ended early by stop() or by a job leaving a free slot.
+        self._wakeup: asyncio.Future[None] | None = None
+        self._woken = False
         self._last_recover = 0.0
         self._pin: Pin | None = None
         self.processed = 0
@@ -138,29 +161,51 @@ class JobWorker:
         """Claim and start jobs until stopped (``False``) or idle (``True``)."""
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
+            self._woken = False  # a job finishing from here on ends the sleep below
             every = self.recover_interval
             if every and loop.time() - self._last_recover >= every:
                 self._last_recover = loop.time()
                 await self.repository.recover_stalled()
             claimed: list[ClaimedJob[Any]] = []
+            free = self.concurrency - self._unsettled
             if free > 0:
                 async with self._held():
+                    # Counted again once the connection is ours: jobs that settled while the
+                    # claim waited for it left free slots too (one claim for all of them).
+                    free = self.concurrency - self._unsettled
                     claimed = await self.repository.claim(free)
             if claimed:
+                self._unsettled += len(claimed)
                 for job in claimed:
                     task = asyncio.create_task(self._run_one(job))
                     self._running[task] = job
                     task.add_done_callback(self._running.pop)
                 continue
-            if until_idle and not self._running:
+            if until_idle and not self._unsettled:
                 return True
-            stop_wait = asyncio.ensure_future(self._stopping.wait())
-            waiters: list[asyncio.Future[Any]] = [stop_wait, *self._running]
-            timeout = self.poll_interval if free > 0 else None
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
+            await self._sleep(self.poll_interval if free > 0 else None)
         return False
+
+    def _wake(self) -> None:
+        self._woken = True
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Until a job finishes, :meth:`stop`, or ``seconds`` pass (``None``: no limit)."""
+        if self._woken:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._wakeup = waiter
+        timer = loop.call_later(seconds, _resolve, waiter) if seconds is not None else None
+        try:
+            await waiter
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
 
     def _held(self) -> AbstractAsyncContextManager[None]:
         """The worker's held connection for this task's next statement (or the pool)."""
@@ -177,6 +222,7 @@ class JobWorker:
         """Stop claiming, let running jobs finish (up to ``shutdown_timeout``), give back the
         rest, and return once the loop has exited."""
         self._stopping.set()
+        self._wake()
         if self._done is not None:
             await self._done.wait()
 
@@ -208,41 +254,44 @@ class JobWorker:
                     await repo.fail(claimed, f"unknown job type {claimed.job_type!r}", retry=False)
                 return
             ctx = _Context(repo, claimed)
-            work = asyncio.ensure_future(
-                handler(job, ctx) if handler is not None else job.execute(ctx)
+            # The handler runs in this task (no task of its own): the heartbeat interrupts it
+            # by cancelling this task, saying why in ``run.stopped``. The heartbeat task
+            # starts only once the first beat is due: most jobs finish before that.
+            task = asyncio.current_task()
+            assert task is not None
+            run = _Run(task)
+            timer = asyncio.get_running_loop().call_later(
+                self.heartbeat_interval, self._start_beat, ctx, run
             )
-            # The heartbeat task starts only once the first beat is due: most jobs finish
-            # before that and never pay for a second task.
-            beat: asyncio.Task[None] | None = None
-
-            def start_beat() -> None:
-                nonlocal beat
-                if not work.done():
-                    beat = asyncio.create_task(self._heartbeat(ctx, work))
-
-            timer = asyncio.get_running_loop().call_later(self.heartbeat_interval, start_beat)
             try:
-                result = await work
+                result = await (handler(job, ctx) if handler is not None else job.execute(ctx))
             except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                run.running = False
+                if run.stopped is None or task.uncancel() > 0:
                     raise  # shutdown: the worker gives the job back
-                if ctx.cancelled:
+                if run.stopped == "cancelled":
                     async with self._held():
                         await repo.mark_cancelled(claimed)
                     return
                 raise LeaseLostError(f"job {claimed.id}: lease lost while running") from None
             except Exception as exc:
+                run.running = False
                 logger.warning("job %s (%s) failed", claimed.id, claimed.job_type, exc_info=True)
                 async with self._held():
                     await repo.fail(claimed, f"{type(exc).__name__}: {exc}")
                 return
             finally:
+                run.running = False
                 timer.cancel()
+                beat = run.beat
                 if beat is not None:
                     beat.cancel()
                     with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
                         await beat
+            if run.stopped is not None:
+                task.uncancel()  # the handler swallowed the heartbeat's cancellation
+                if run.stopped == "lost":
+                    raise LeaseLostError(f"job {claimed.id}: lease lost while running")
             async with self._held():
                 if ctx.cancelled:
                     await repo.mark_cancelled(claimed)
@@ -256,21 +305,32 @@ class JobWorker:
             logger.exception("job %s: could not record its outcome", claimed.id)
         finally:
             self.processed += 1
+            self._unsettled -= 1
+            self._wake()  # a free slot
 
-    async def _heartbeat(self, ctx: _Context, work: asyncio.Future[Any]) -> None:
+    def _start_beat(self, ctx: _Context, run: _Run) -> None:
+        if run.running:
+            run.beat = asyncio.create_task(self._heartbeat(ctx, run))
+
+    async def _heartbeat(self, ctx: _Context, run: _Run) -> None:
         """Beat now (the first beat is due), then every ``heartbeat_interval``."""
-        while not work.done():
+        while run.running:
             try:
                 alive = await ctx.heartbeat()
             except LeaseLostError:
                 logger.warning("job lease lost while running; stopping it")
-                work.cancel()
+                run.stop("lost")
                 raise
             except RetryableError:
                 # One missed beat is harmless while the lease lasts; the next one retries.
                 logger.warning("job heartbeat failed; retrying", exc_info=True)
             else:
                 if not alive:
-                    work.cancel()  # cancellation requested: the job stops at its next await
+                    run.stop("cancelled")  # requested: the job stops at its next await
                     return
             await asyncio.sleep(self.heartbeat_interval)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -25,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import types
 import uuid
 from collections.abc import (
     AsyncIterator,
     Callable,
+    Coroutine,
+    Generator,
     Hashable,
     Iterable,
     Iterator,
@@ -124,21 +127,23 @@ class _Lender:
     them on one connection, as a hand-written worker holding its connection does, instead of
     paying a pool checkout and checkin per statement (two greenlet switches and the pool's
     events: about as much client CPU as the statement itself). Nothing is held longer than
-    that: the step that parked a connection has already scheduled the flush, which runs at
-    the next iteration of the event loop and checks in every connection no statement took
-    again — i.e. as soon as the task awaits anything but its own statement. A connection
-    the driver failed on (no server error code) is never lent again but invalidated, and
-    ``engine.dispose()`` closes parked ones at once.
+    that: the step that parked a connection has already scheduled the flush, a callback that
+    runs at the next iteration of the event loop and checks in every connection no statement
+    took again — i.e. as soon as the task awaits anything but its own statement. The check-in
+    runs right in that callback (a pool check-in does no I/O); only closing a connection
+    continues in a task. A connection the driver failed on (no server error code) is never
+    lent again but invalidated, and ``engine.dispose()`` closes parked ones at once.
     """
 
-    __slots__ = ("flusher", "generation", "idle", "loop", "stale")
+    __slots__ = ("closing", "flush_due", "generation", "idle", "loop", "stale")
 
     def __init__(self) -> None:
         self.idle: list[_Held] = []
         self.stale: list[_Held] = []
-        self.flusher: asyncio.Task[None] | None = None
+        self.flush_due = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.generation = 0
+        self.closing: set[asyncio.Task[Any]] = set()
 
     def take(self) -> _Held | None:
         """A parked connection still good to use, or ``None``."""
@@ -177,20 +182,32 @@ class _Lender:
 
     def _schedule_flush(self) -> None:
         loop = asyncio.get_running_loop()
-        if self.flusher is None or self.loop is not loop:
+        if not self.flush_due or self.loop is not loop:
             self.loop = loop
-            # A task, not a callback: its first step runs in the next loop iteration, before
-            # ``asyncio.run()`` winds down after a main task that ends right here.
-            self.flusher = loop.create_task(self._flush())
+            self.flush_due = True
+            loop.call_soon(self._flush)
 
-    async def _flush(self) -> None:
-        self.flusher = None
+    def _flush(self) -> None:
+        self.flush_due = False
         if not self.idle and not self.stale:
             return  # the common case: every parked connection was taken again
         items = self.idle + self.stale
         self.idle = []
         self.stale = []
-        await greenlet_spawn(_give_back, items, self.generation)
+        # Driven by hand: without I/O (a check-in) it is over after this first step, even if
+        # the loop stops right after (``asyncio.run()`` ending); a task would not start then.
+        work = greenlet_spawn(_give_back, items, self.generation)
+        try:
+            awaiting = work.send(None)
+        except StopIteration:
+            return
+        except Exception:  # pragma: no cover - _give_back handles its own errors
+            logger.warning("could not return queue connections to the pool", exc_info=True)
+            return
+        # Closing an invalidated connection waits for the server: finish in a task.
+        task = asyncio.get_running_loop().create_task(_resume(work, awaiting))
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
 
     def on_dispose(self, _engine: Engine) -> None:
         """``engine_disposed`` (in the greenlet of ``AsyncEngine.dispose()``): close parked
@@ -200,6 +217,13 @@ class _Lender:
         self.idle = []
         self.stale = []
         _give_back(items, self.generation)
+
+
+@types.coroutine
+def _resume(work: Coroutine[Any, Any, Any], awaiting: Any) -> Generator[Any, Any, Any]:
+    """The rest of ``work``, whose first step was driven by hand and yielded ``awaiting``."""
+    yield awaiting  # the task waits for what ``work`` waits for, then resumes it
+    return (yield from work)
 
 
 def _give_back(items: Sequence[_Held], generation: int) -> None:

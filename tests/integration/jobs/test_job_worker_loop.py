@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from jobs_test_models import EchoJob, SlowJob
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext, JobStatus
+from cqrs_ddd_core.errors import SerializationError
 from cqrs_ddd_persistence_sqlalchemy.advanced import JobWorker, SQLAlchemyBackgroundJobRepository
 from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table
 
@@ -156,3 +157,78 @@ async def test_stop_wakes_a_loop_sleeping_for_its_poll_interval(jobs: Repo) -> N
     await wait_until(lambda: worker._wakeup is not None)  # asleep, nothing to do
     await asyncio.wait_for(worker.stop(), 10)
     await asyncio.wait_for(task, 10)
+
+
+async def test_complete_many_fences_each_job_and_joins_a_unit_of_work(
+    jobs: Repo, library_tables: AsyncEngine
+) -> None:
+    from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
+
+    ids = [await jobs.enqueue(EchoJob(text=str(i))) for i in range(4)]
+    claimed = {c.id: c for c in await jobs.claim(4)}
+    async with library_tables.begin() as conn:  # job 2 was taken over meanwhile
+        await conn.execute(
+            update(jobs_table).where(jobs_table.c.job_id == ids[2]).values(lease_token="other")
+        )
+    async with SQLAlchemyUnitOfWork(library_tables):  # ambient, rolled back on exit
+        assert await jobs.complete_many([(claimed[ids[0]], "rolled back")]) == []
+    lost = await jobs.complete_many(
+        [(claimed[i], {"n": n, "text": '"quoted"'}) for n, i in enumerate(ids[:3])]
+    )
+    assert [c.id for c in lost] == [ids[2]]
+    assert await jobs.complete_many([(claimed[ids[0]], "again")]) == [claimed[ids[0]]]
+    stored: list[Any] = [await jobs.get(i) for i in ids]
+    assert [j.status for j in stored] == [JobStatus.COMPLETED] * 2 + [JobStatus.RUNNING] * 2
+    assert [j.result for j in stored[:2]] == [
+        {"n": 0, "text": '"quoted"'},
+        {"n": 1, "text": '"quoted"'},
+    ]
+    assert [j.attempts for j in stored] == [1, 1, 0, 0]
+    with pytest.raises(SerializationError):  # refused before anything is written
+        await jobs.complete_many([(claimed[ids[3]], 1), (claimed[ids[3]], float("nan"))])
+    assert (await jobs.get(ids[3])).status is JobStatus.RUNNING  # type: ignore[union-attr]
+
+
+async def test_jobs_finishing_together_are_completed_in_one_statement(jobs: Repo) -> None:
+    await jobs.enqueue_many([EchoJob(text=str(i)) for i in range(20)])
+    batches: list[int] = []
+    complete_encoded = jobs._complete_encoded
+
+    async def recording(completed: Any, **kw: Any) -> Any:
+        batches.append(len(completed))
+        return await complete_encoded(completed, **kw)
+
+    jobs._complete_encoded = recording  # type: ignore[method-assign]
+
+    async def handler(job: EchoJob, ctx: JobContext) -> str:
+        return job.text  # no await: the 20 jobs finish in the same loop iteration
+
+    worker = JobWorker(jobs, handlers={EchoJob: handler}, concurrency=20, poll_interval=0.01)
+    assert await worker.run_until_idle() == 20
+    assert batches == [20]
+    stored: list[Any] = [await jobs.get(c) for c in await completed_ids(jobs)]
+    assert sorted(j.result for j in stored) == sorted(str(i) for i in range(20))
+
+
+async def test_an_unencodable_result_fails_only_its_own_job(jobs: Repo) -> None:
+    ids = [await jobs.enqueue(EchoJob(text=str(i))) for i in range(3)]
+
+    async def handler(job: EchoJob, ctx: JobContext) -> Any:
+        return float("nan") if job.text == "1" else job.text
+
+    worker = JobWorker(jobs, handlers={EchoJob: handler}, concurrency=3, poll_interval=0.01)
+    assert await worker.run_until_idle() == 3
+    stored: list[Any] = [await jobs.get(i) for i in ids]
+    assert [j.status for j in stored] == [
+        JobStatus.COMPLETED,
+        JobStatus.RUNNING,  # not recorded: its lease expires and it runs again
+        JobStatus.COMPLETED,
+    ]
+
+
+async def completed_ids(jobs: Repo) -> list[str]:
+    async with jobs.queue.connection() as executor:
+        rows = await executor.execute(
+            select(jobs_table.c.job_id).where(jobs_table.c.status == "done")
+        )
+        return [str(r[0]) for r in rows]

@@ -3,7 +3,9 @@
 The worker claims as many jobs as it has free slots, runs each in its own task with a heartbeat
 beside it (the heartbeat extends the lease and carries cancellation requests back), and settles
 every job exactly one way: completed, failed (retry / dead) or cancelled. It never swallows a
-failure silently: each one is stored on the job (``error``) and logged.
+failure silently: each one is stored on the job (``error``) and logged. Jobs that finish while
+a settle statement waits for the connection are completed together in the next one
+(``complete_many``), each fenced by its own lease.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cqrs_ddd_core.errors import LeaseLostError, RetryableError
 from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
     ClaimedJob,
     SQLAlchemyBackgroundJobRepository,
+    _encode_result,
 )
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, Pin
 
@@ -119,6 +122,10 @@ class JobWorker:
         # The claim loop's sleep, ended early by stop() or by a job leaving a free slot.
         self._wakeup: asyncio.Future[None] | None = None
         self._woken = False
+        # Completions waiting for the next settle statement, and the tasks running those.
+        self._completions: list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]] = []
+        self._settling: asyncio.Task[None] | None = None
+        self._settles: set[asyncio.Task[None]] = set()
         self._last_recover = 0.0
         self._pin: Pin | None = None
         self.processed = 0
@@ -129,9 +136,10 @@ class JobWorker:
 
         Claims and settles run on one connection held for the loop, one statement at a
         time, as a hand-written ``SKIP LOCKED`` worker would (no pool checkout per settled
-        job, no pool overflow with many jobs finishing at once); after a connection failure
-        the loop waits ``poll_interval`` and holds a new one. Heartbeats and progress reports
-        of running jobs use pool connections.
+        job, no pool overflow with many jobs finishing at once); completions that pile up
+        meanwhile share one statement. After a connection failure the loop waits
+        ``poll_interval`` and holds a new one. Heartbeats and progress reports of running
+        jobs use pool connections.
         """
         self._done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -227,8 +235,12 @@ class JobWorker:
             await self._done.wait()
 
     async def _drain(self) -> None:
-        if not self._running:
-            return
+        if self._running:
+            await self._drain_jobs()
+        # Settle statements still running for jobs cancelled meanwhile.
+        await asyncio.gather(*self._settles, return_exceptions=True)
+
+    async def _drain_jobs(self) -> None:
         tasks = list(self._running)
         _, late = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
         leftovers = [self._running[t] for t in late if t in self._running]
@@ -292,11 +304,11 @@ class JobWorker:
                 task.uncancel()  # the handler swallowed the heartbeat's cancellation
                 if run.stopped == "lost":
                     raise LeaseLostError(f"job {claimed.id}: lease lost while running")
-            async with self._held():
-                if ctx.cancelled:
+            if ctx.cancelled:
+                async with self._held():
                     await repo.mark_cancelled(claimed)
-                else:
-                    await repo.complete(claimed, result)
+            else:
+                await self._complete(claimed, result)
         except LeaseLostError:
             logger.warning("job %s: lease lost; another worker owns it now", claimed.id)
         except Exception:
@@ -307,6 +319,53 @@ class JobWorker:
             self.processed += 1
             self._unsettled -= 1
             self._wake()  # a free slot
+
+    async def _complete(self, claimed: ClaimedJob[Any], result: Any) -> None:
+        """Record ``claimed`` as completed with ``result`` in the worker's next settle
+        statement: the jobs that finish while one waits for the connection are completed
+        together (``complete_many``: one round trip and one commit on PostgreSQL), each
+        fenced by its own lease. Raises ``LeaseLostError`` if the lease was lost."""
+        # Encoded here: a result the codec refuses fails this job's settle, not the batch's.
+        encoded = _encode_result(result)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._completions.append((claimed, encoded, done))
+        if self._settling is None:
+            task = self._settling = asyncio.create_task(self._settle_completions())
+            self._settles.add(task)
+            task.add_done_callback(self._settles.discard)
+        await done
+
+    async def _settle_completions(self) -> None:
+        batch: list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]] = []
+        try:
+            async with self._held():
+                batch = self._take_completions()
+                lost = await self.repository._complete_encoded([(c, r) for c, r, _ in batch])
+        except Exception as exc:  # each job reports it (its outcome was not recorded)
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        except BaseException:
+            for _, _, done in batch or self._take_completions():
+                done.cancel()
+            raise
+        lost_ids = {c.claim.id for c in lost}
+        for claimed, _, done in batch:
+            if done.done():
+                continue  # the job's task was cancelled (shutdown) meanwhile
+            if claimed.claim.id in lost_ids:
+                done.set_exception(
+                    LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
+                )
+            else:
+                done.set_result(None)
+
+    def _take_completions(self) -> list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]]:
+        batch = self._completions
+        self._completions = []
+        self._settling = None  # completions from now on go to the next statement
+        return batch
 
     def _start_beat(self, ctx: _Context, run: _Run) -> None:
         if run.running:

@@ -117,15 +117,17 @@ class JobWorker:
         self.recover_interval = recover_interval
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
-        self._unsettled = 0  # claimed jobs not settled yet: the slots in use
+        # The jobs holding a slot (by object id): claimed, outcome not written yet.
+        self._slots: set[int] = set()
         self._done: asyncio.Event | None = None
         # The claim loop's sleep, ended early by stop() or by a job leaving a free slot.
         self._wakeup: asyncio.Future[None] | None = None
         self._woken = False
         # Completions waiting for the next settle statement, and the tasks running those.
         self._completions: list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]] = []
-        self._settling: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None  # will take the queued ones
         self._settles: set[asyncio.Task[None]] = set()
+        self._settling_alone = False  # a job is settling its own completion
         self._last_recover = 0.0
         self._pin: Pin | None = None
         self.processed = 0
@@ -175,21 +177,21 @@ class JobWorker:
                 self._last_recover = loop.time()
                 await self.repository.recover_stalled()
             claimed: list[ClaimedJob[Any]] = []
-            free = self.concurrency - self._unsettled
+            free = self.concurrency - len(self._slots)
             if free > 0:
                 async with self._held():
                     # Counted again once the connection is ours: jobs that settled while the
                     # claim waited for it left free slots too (one claim for all of them).
-                    free = self.concurrency - self._unsettled
+                    free = self.concurrency - len(self._slots)
                     claimed = await self.repository.claim(free)
             if claimed:
-                self._unsettled += len(claimed)
+                self._slots.update(map(id, claimed))
                 for job in claimed:
                     task = asyncio.create_task(self._run_one(job))
                     self._running[task] = job
                     task.add_done_callback(self._running.pop)
                 continue
-            if until_idle and not self._unsettled:
+            if until_idle and not self._slots:
                 return True
             await self._sleep(self.poll_interval if free > 0 else None)
         return False
@@ -317,23 +319,50 @@ class JobWorker:
             logger.exception("job %s: could not record its outcome", claimed.id)
         finally:
             self.processed += 1
-            self._unsettled -= 1
-            self._wake()  # a free slot
+            self._free(claimed)
 
     async def _complete(self, claimed: ClaimedJob[Any], result: Any) -> None:
-        """Record ``claimed`` as completed with ``result`` in the worker's next settle
-        statement: the jobs that finish while one waits for the connection are completed
-        together (``complete_many``: one round trip and one commit on PostgreSQL), each
-        fenced by its own lease. Raises ``LeaseLostError`` if the lease was lost."""
+        """Record ``claimed`` as completed with ``result``. Raises ``LeaseLostError`` if the
+        lease was lost.
+
+        With no settle under way the job settles alone, in its task. Jobs finishing while a
+        settle is under way queue their completions; one settle task takes every completion
+        queued by the time it holds the worker's connection and writes them in one statement
+        (``complete_many``: one round trip and one commit on PostgreSQL), each fenced by its
+        own lease.
+        """
         # Encoded here: a result the codec refuses fails this job's settle, not the batch's.
         encoded = _encode_result(result)
+        if not self._settling_alone and self._settling is None and not self._completions:
+            self._settling_alone = True
+            try:
+                async with self._held():
+                    lost = await self.repository._complete_encoded([(claimed, encoded)])
+                    # The completions queued meanwhile go next, then the claim for the
+                    # slots they free (the connection is handed over in request order).
+                    self._end_settling_alone()
+                    self._free(claimed)
+            finally:
+                self._end_settling_alone()
+            if lost:
+                raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._completions.append((claimed, encoded, done))
-        if self._settling is None:
-            task = self._settling = asyncio.create_task(self._settle_completions())
-            self._settles.add(task)
-            task.add_done_callback(self._settles.discard)
+        if self._settling is None and not self._settling_alone:
+            self._start_settle()
         await done
+
+    def _end_settling_alone(self) -> None:
+        if self._settling_alone:
+            self._settling_alone = False
+            if self._completions and self._settling is None:
+                self._start_settle()
+
+    def _start_settle(self) -> None:
+        task = self._settling = asyncio.create_task(self._settle_completions())
+        self._settles.add(task)
+        task.add_done_callback(self._settles.discard)
 
     async def _settle_completions(self) -> None:
         batch: list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]] = []
@@ -341,25 +370,34 @@ class JobWorker:
             async with self._held():
                 batch = self._take_completions()
                 lost = await self.repository._complete_encoded([(c, r) for c, r, _ in batch])
+                # Outcomes and free slots before the loop's claim can have the connection.
+                lost_ids = {c.claim.id for c in lost}
+                for claimed, _, done in batch:
+                    self._free(claimed)
+                    if done.done():
+                        continue  # the job's task was cancelled (shutdown) meanwhile
+                    if claimed.claim.id in lost_ids:
+                        done.set_exception(
+                            LeaseLostError(
+                                f"job {claimed.id}: the lease was lost to another worker"
+                            )
+                        )
+                    else:
+                        done.set_result(None)
         except Exception as exc:  # each job reports it (its outcome was not recorded)
             for _, _, done in batch:
                 if not done.done():
                     done.set_exception(exc)
-            return
         except BaseException:
             for _, _, done in batch or self._take_completions():
                 done.cancel()
             raise
-        lost_ids = {c.claim.id for c in lost}
-        for claimed, _, done in batch:
-            if done.done():
-                continue  # the job's task was cancelled (shutdown) meanwhile
-            if claimed.claim.id in lost_ids:
-                done.set_exception(
-                    LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
-                )
-            else:
-                done.set_result(None)
+
+    def _free(self, claimed: ClaimedJob[Any]) -> None:
+        """``claimed``'s outcome is written (or will not be): its slot is free."""
+        if id(claimed) in self._slots:
+            self._slots.discard(id(claimed))
+            self._wake()
 
     def _take_completions(self) -> list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]]:
         batch = self._completions

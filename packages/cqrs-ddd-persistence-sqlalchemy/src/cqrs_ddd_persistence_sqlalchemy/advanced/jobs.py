@@ -473,7 +473,8 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         to another worker (not written).
 
         On PostgreSQL this is one statement (one round trip and one commit for the lot), each
-        job fenced by its own lease token; elsewhere one :meth:`complete` per job. A result
+        job fenced by its own lease token; elsewhere (and for one job) one :meth:`complete`
+        per job. A result
         the JSON codec refuses raises ``SerializationError`` before anything is written.
         """
         return await self._complete_encoded(
@@ -487,7 +488,7 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         if not completed:
             return []
         dialect = self.queue.dialect
-        if dialect is None or not dialect.__name__.endswith(".postgres"):
+        if len(completed) == 1 or dialect is None or not dialect.__name__.endswith(".postgres"):
             lost: list[ClaimedJob[J]] = []
             for claimed, text_ in completed:
                 try:

@@ -571,7 +571,15 @@ class DurableQueue:
                 call = self._calls[name] = self._driver.compiled(stmt, engine.dialect)
             if call is not None:
                 try:
-                    records = await self._fetch(call, params)
+                    pinned = _PINNED.get()
+                    if pinned is None or pinned[0] is not self._engine:
+                        return await self._fetch_lent(call, params)
+                    bare = pinned[1]
+                    sync = bare.sync_connection
+                    if sync is not None and not sync.invalidated:
+                        records: list[Any] = await call.fetch(bare, params)
+                        return records
+                    # else: SQLAlchemy's path below reconnects the pin (or says why not)
                 except CQRSDDDError:
                     raise
                 except Exception as exc:
@@ -579,8 +587,6 @@ class DurableQueue:
                     if error is None:
                         raise
                     raise error from exc
-                if records is not None:
-                    return records
         if self._engine is not None and self._autocommits:
             dialect: ModuleType = self._engine_dialect  # type: ignore[assignment]
             if self._source.resolve_uow(uow) is None:
@@ -590,9 +596,9 @@ class DurableQueue:
                     if pinned is not None and pinned[0] is self._engine:
                         return await self._run_bare(pinned[1], stmt, params)
                     if self._driver is not None:
-                        records = await self._driver.fetch_pooled(self._engine, stmt, params)
-                        if records is not None:
-                            return records  # type: ignore[no-any-return]
+                        pooled = await self._driver.fetch_pooled(self._engine, stmt, params)
+                        if pooled is not None:
+                            return pooled  # type: ignore[no-any-return]
                     async with self._engine.connect() as bare:
                         conn = await bare.execution_options(isolation_level="AUTOCOMMIT")
                         return (await conn.execute(stmt, params)).mappings().all()
@@ -601,17 +607,8 @@ class DurableQueue:
             stmt = self._cached(dialect, name, lambda: build(dialect))
             return (await executor.execute(stmt, params)).mappings().all()
 
-    async def _fetch(self, call: Any, params: Mapping[str, Any]) -> list[Any] | None:
-        """Rows of a driver statement on this task's pin or a lent connection (``None``: the
-        pin needs SQLAlchemy, e.g. to reconnect). Errors are the driver's."""
-        pinned = _PINNED.get()
-        if pinned is not None and pinned[0] is self._engine:
-            bare = pinned[1]
-            sync = bare.sync_connection
-            if sync is None or sync.invalidated:
-                return None
-            records: list[Any] = await call.fetch(bare, params)
-            return records
+    async def _fetch_lent(self, call: Any, params: Mapping[str, Any]) -> list[Any]:
+        """Rows of a driver statement on a lent connection. Errors are the driver's."""
         args = call.args(params)
         lender: _Lender = self._lender  # type: ignore[assignment]
         held = lender.take()
@@ -619,7 +616,7 @@ class DurableQueue:
             engine: AsyncEngine = self._engine  # type: ignore[assignment]
             held = await lender.checkout(engine.sync_engine)
         try:
-            records = await held.driver.fetch(call.sql, *args)
+            records: list[Any] = await held.driver.fetch(call.sql, *args)
         except BaseException as exc:
             if getattr(exc, "sqlstate", None) is None:
                 # Not an error the server reported (lost connection, cancellation mid-flight):

@@ -215,6 +215,8 @@ _SHARABLE = tuple(
     )
 )
 
+_SHARED_PARAM = {name: f"shared_{name}" for name, _ in _SHARABLE}
+
 #: guarded -> statement
 _INSERTS = {guarded: _insert_statement(guarded=guarded) for guarded in (False, True)}
 _INSERT = _INSERTS[False]
@@ -260,9 +262,13 @@ class PostgresEventLog:
         # parameters (see ``_insert_statement``); the others per record.
         shared: dict[str, Any] = {}
         varying: list[str] = []
+        first = rows[0]
         for name, get in _SHARABLE:
+            head = get(first)
+            if len(rows) == 1:
+                shared[name] = head
+                continue
             values = list(map(get, rows))
-            head = values[0]
             if values.count(head) == len(values):
                 shared[name] = head
             else:
@@ -293,10 +299,10 @@ class PostgresEventLog:
             "events": json_dumps(records),
         }
         for name, _ in _SHARABLE:
-            value = shared.get(name)
-            if name == "metadata" and value is not None:
-                value = json_dumps(value)
-            params[f"shared_{name}"] = value
+            params[_SHARED_PARAM[name]] = shared.get(name)
+        metadata = params["shared_metadata"]
+        if metadata is not None:
+            params["shared_metadata"] = json_dumps(metadata) if metadata else "{}"
         params["notify"] = notify
         params["channel"] = self.channel if notify else None
         return params

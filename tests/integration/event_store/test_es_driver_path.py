@@ -187,6 +187,24 @@ async def test_cancelled_append_stores_nothing_and_spoils_no_pooled_connection(
     assert [e.version for e in await store.get_events("held")] == [1]
 
 
+async def _listening(
+    store: SQLAlchemyEventStore, seen: list[str], expected: int
+) -> asyncio.Task[None]:
+    """A subscriber task collecting event ids into ``seen`` until it has ``expected`` of them,
+    returned once it is LISTENing and idle."""
+
+    async def consume() -> None:
+        async with contextlib.aclosing(store.subscribe()) as events:
+            async for event in events:
+                seen.append(event.event_id)
+                if len(seen) == expected:
+                    return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    return task
+
+
 async def test_coalesced_notify_wakes_a_listen_only_subscriber_for_every_commit(
     library_tables: AsyncEngine, session_factory: SF
 ) -> None:
@@ -198,17 +216,7 @@ async def test_coalesced_notify_wakes_a_listen_only_subscriber_for_every_commit(
     """
     store = SQLAlchemyEventStore(session_factory, poll_interval=None)
     seen: list[str] = []
-    expected = 5 * 12
-
-    async def consume() -> None:
-        async with contextlib.aclosing(store.subscribe()) as events:
-            async for event in events:
-                seen.append(event.event_id)
-                if len(seen) == expected:
-                    return
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.3)  # LISTENing and idle
+    task = await _listening(store, seen, 5 * 12)
     written: list[str] = []
     for burst in range(5):
         results = await asyncio.gather(
@@ -286,17 +294,7 @@ async def test_sustained_load_carries_owed_notifications_in_append_statements(
     monkeypatch.setattr(notifier_module.driver_statements, "fetch_pooled", spy)
     seen: list[str] = []
     bursts, writers, appends = 4, 8, 5
-    expected = bursts * writers * appends
-
-    async def consume() -> None:
-        async with contextlib.aclosing(store.subscribe()) as events:
-            async for event in events:
-                seen.append(event.event_id)
-                if len(seen) == expected:
-                    return
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.3)  # LISTENing and idle
+    task = await _listening(store, seen, bursts * writers * appends)
     written: list[str] = []
 
     async def writer(burst: int, w: int) -> None:

@@ -34,6 +34,16 @@ async def wait_until(condition: Callable[[], bool], within: float = 20.0) -> Non
         await asyncio.sleep(0.01)
 
 
+async def _take_lease_away(engine: AsyncEngine, job_id: str) -> None:
+    """Another worker took the job over: its lease token is no longer ours."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(jobs_table)
+            .where(jobs_table.c.job_id == job_id)
+            .values(lease_token="someone-else")
+        )
+
+
 async def test_claims_take_every_slot_freed_while_waiting_for_the_connection(
     jobs: Repo,
 ) -> None:
@@ -79,12 +89,7 @@ async def test_a_lease_lost_while_running_stops_the_handler_and_writes_nothing(
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.wait_for(started.wait(), 10)
-        async with library_tables.begin() as conn:  # another worker took the job over
-            await conn.execute(
-                update(jobs_table)
-                .where(jobs_table.c.job_id == job_id)
-                .values(lease_token="someone-else")
-            )
+        await _take_lease_away(library_tables, job_id)
         await wait_until(lambda: worker.processed == 1)
     finally:
         await worker.stop()
@@ -114,12 +119,7 @@ async def test_a_handler_that_swallows_the_stop_is_not_completed_after_a_lost_le
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.wait_for(started.wait(), 10)
-        async with library_tables.begin() as conn:
-            await conn.execute(
-                update(jobs_table)
-                .where(jobs_table.c.job_id == job_id)
-                .values(lease_token="someone-else")
-            )
+        await _take_lease_away(library_tables, job_id)
         await wait_until(lambda: worker.processed == 1)
     finally:
         await worker.stop()

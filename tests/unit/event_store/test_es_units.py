@@ -147,3 +147,90 @@ def test_hydrate_row_matches_hydrate_and_upcasts_old_rows() -> None:
     assert current == expected and current.version == 2
     old = registry.hydrate_row(RowProbeV2.__event_type__, {"amount": 7}, 1, *envelope)
     assert (old.currency, old.version, old.event_id) == ("EUR", 2, "e-1")  # type: ignore[attr-defined]
+
+
+def test_hydrate_rows_matches_hydrate_row_row_by_row() -> None:
+    """The page loop gives the same events as ``hydrate_row``: current and old schema versions
+    mixed, JSON text decoded, every spelling of empty metadata left at its default, ids kept,
+    and a payload that does not validate raises ``SerializationError``."""
+    from datetime import UTC, datetime
+
+    import orjson
+    import pytest
+
+    from cqrs_ddd_core.domain.event_registry import EventTypeRegistry, RowLayout
+    from cqrs_ddd_core.domain.events import DomainEvent
+    from cqrs_ddd_core.errors import SerializationError, UnknownEventTypeError
+
+    class PageProbeV2(DomainEvent, schema_version=2):
+        amount: int
+        currency: str
+
+    class PageNote(DomainEvent):
+        text: str
+
+    registry = EventTypeRegistry()
+    registry.register(PageProbeV2)
+    registry.register(PageNote)
+    registry.add_upcaster(PageProbeV2.__event_type__, 1, lambda d: {**d, "currency": "EUR"})
+    at = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    # (event_type, payload text, schema_version, event_id, at, aggregate, type, metadata,
+    #  correlation, causation)
+    rows = [
+        (
+            "PageProbeV2",
+            '{"amount": 1, "currency": "USD"}',
+            2,
+            "e1",
+            at,
+            "a",
+            "T",
+            "{}",
+            None,
+            None,
+        ),
+        ("PageProbeV2", '{"amount": 2}', 1, "e2", at, "a", "T", '{"k": 1}', "c", "d"),
+        ("PageNote", '{"text": "hi"}', 1, "e3", at, "a", None, None, "c", None),
+        ("PageNote", '{"text": "yo"}', 1, "e4", at, "a", "T", "", None, "d"),
+        ("PageNote", '{"text": "x"}', 1, "e5", at, "a", "T", '{"m": [1]}', None, None),
+    ]
+    layout = RowLayout(
+        event_type=0,
+        payload=1,
+        schema_version=2,
+        event_id=3,
+        occurred_at=4,
+        aggregate_id=5,
+        aggregate_type=6,
+        metadata=7,
+        correlation_id=8,
+        causation_id=9,
+    )
+    page = registry.hydrate_rows(rows, layout, orjson.loads)
+    one_by_one = [
+        registry.hydrate_row(
+            r[0],
+            orjson.loads(r[1]),
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            orjson.loads(r[7]) if r[7] else None,
+            r[8],
+            r[9],
+        )
+        for r in rows
+    ]
+    assert page == one_by_one
+    assert [type(e) for e in page] == [PageProbeV2, PageProbeV2, PageNote, PageNote, PageNote]
+    assert [e.version for e in page] == [2, 2, 1, 1, 1]
+    assert page[1].currency == "EUR" and page[1].metadata == {"k": 1}  # type: ignore[attr-defined]
+    assert (page[1].correlation_id, page[1].causation_id) == ("c", "d")
+    assert page[0].metadata == {} and page[3].metadata == {} and page[2].metadata == {}
+    assert page[4].metadata == {"m": [1]} and page[3].causation_id == "d"
+    assert all(e.occurred_at == at for e in page)
+    with pytest.raises(SerializationError):
+        registry.hydrate_rows([("PageNote", '{"text": 5}', *rows[2][2:])], layout, orjson.loads)
+    with pytest.raises(UnknownEventTypeError):
+        registry.hydrate_rows([("Nope", "{}", *rows[2][2:])], layout, orjson.loads)

@@ -111,7 +111,8 @@ class DomainEvent(BaseModel):
     def _aware_utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("occurred_at must be timezone-aware")
-        return value.astimezone(UTC)
+        # Already UTC (every value read back from the store): no conversion, no new object.
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
 
     @property
     def event_type(self) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cqrs_ddd_core.adapters.memory.event_store import check_expected_version
-from cqrs_ddd_core.domain.event_registry import EventTypeRegistry, default_registry
+from cqrs_ddd_core.domain.event_registry import EventTypeRegistry, RowLayout, default_registry
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
 from cqrs_ddd_core.errors import (
     ConfigurationError,
@@ -133,6 +133,21 @@ _STREAM_EXISTS = select(
 
 def _meta(text: str | None) -> dict[str, Any]:
     return json_loads(text) if text else {}
+
+
+#: Columns of ``event_text_columns()`` by field, for ``EventTypeRegistry.hydrate_rows``.
+_TEXT_ROW_LAYOUT = RowLayout(
+    event_type=4,
+    payload=7,
+    schema_version=6,
+    event_id=1,
+    occurred_at=9,
+    aggregate_id=2,
+    aggregate_type=5,
+    metadata=8,
+    correlation_id=10,
+    causation_id=11,
+)
 
 
 def _row_to_event(row: Sequence[Any]) -> StoredEvent:
@@ -515,17 +530,10 @@ class SQLAlchemyEventStore:
     ) -> list[DomainEvent]:
         """Like :meth:`get_events`, as registered ``DomainEvent`` classes (upcast first)."""
         rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
-        hydrate = self.registry.hydrate_row
-        loads = json_loads
         # Straight from the row to the typed event: the freshly decoded payload dict becomes
-        # the field dict (no StoredEvent, envelope or merged dict per event). Indexing, not
-        # ``*rest`` unpacking: every container allocated per row brings the next garbage
-        # collection closer, and on a 1,000-event replay collections cost more than the work.
-        # Columns: see ``event_text_columns()``.
-        return [
-            hydrate(r[4], loads(r[7]), r[6], r[1], r[9], r[2], r[5], _meta(r[8]), r[10], r[11])
-            for r in rows
-        ]
+        # the field dict (no StoredEvent, envelope or merged dict per event), one loop in the
+        # registry (see ``EventTypeRegistry.hydrate_rows``).
+        return self.registry.hydrate_rows(rows, _TEXT_ROW_LAYOUT, json_loads)
 
     async def _stream_rows(
         self,

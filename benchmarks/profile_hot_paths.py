@@ -8,6 +8,10 @@ and measures the client process's CPU time per operation (``time.process_time``,
 code included). ``--cprofile NAME`` prints the top functions of one path (ours, default engine);
 ``--layers`` times one single-row ``INSERT`` transaction through each layer of the stack (raw
 asyncpg, SQLAlchemy session, connection, the asyncpg connection under SQLAlchemy, the store).
+``--append-split`` splits a one-event append (the ``es.append_1`` shape) into what each layer
+adds — the store, its in-statement NOTIFY, the pooled checkout, the statement itself on a
+pinned connection — against raw asyncpg, interleaved in rounds of 50 so that the machine's
+drift hits every row alike (medians of wall and client CPU per append).
 
 This explains the benchmark ratios: a gap is either extra round trips (fixable by sending fewer
 statements) or client CPU (Python work per operation, which on a 2-core machine shared with the
@@ -244,7 +248,82 @@ async def layers(ctx: Context, n: int) -> None:
         print(f"{label:<42} {rt:>12.1f} {cpu:>14.0f}")
 
 
-async def main(n: int, cprofile: str | None, with_layers: bool = False) -> None:
+async def append_split(ctx: Context, rounds: int) -> None:
+    """Wall and client CPU per one-event append, layer by layer, interleaved (medians)."""
+    import statistics
+
+    from benchmarks import bench_event_store as be
+
+    from cqrs_ddd_core import StreamState
+    from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
+    from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT
+
+    db = await be._open(ctx)
+    store, quiet = db.store(), db.store(notify=False)
+    log = quiet._log_for("postgresql")
+    call = driver_statements.compiled(_INSERT, db.engine.dialect)
+    assert call is not None
+    per_round = 50
+
+    def params() -> dict[str, Any]:
+        stream = be._stream()
+        batch = be._events(stream, 1)
+        return log._params(stream, batch, (0, 0), [batch[0].event_id], notify=False)
+
+    def appends(s: Any) -> Callable[[], Awaitable[None]]:
+        async def go() -> None:
+            for _ in range(per_round):
+                await s.append(be._events(be._stream(), 1), expected_version=StreamState.NO_STREAM)
+
+        return go
+
+    async def pooled() -> None:
+        for _ in range(per_round):
+            await driver_statements.fetch_pooled(db.engine, _INSERT, params())
+
+    async def pinned() -> None:
+        async with db.pool.acquire() as conn:
+            for _ in range(per_round):
+                await conn.fetch(call.sql, *call.args(params()))
+
+    async def raw() -> None:
+        async with db.pool.acquire() as conn:
+            for _ in range(per_round):
+                rows = be._raw_rows(be._stream(), 1)
+                async with conn.transaction():
+                    await conn.execute(be._RAW_INSERT, *rows[0])
+
+    rows: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("store.append (library defaults)", appends(store)),
+        ("store.append, notify=False", appends(quiet)),
+        ("its statement, pooled checkout", pooled),
+        ("its statement, pinned connection", pinned),
+        ("raw asyncpg BEGIN/INSERT/COMMIT", raw),
+    ]
+    for _, fn in rows:
+        for _ in range(4):
+            await fn()  # warm: connections, prepared statements, generic plans
+    wall: dict[str, list[float]] = {label: [] for label, _ in rows}
+    cpu: dict[str, list[float]] = {label: [] for label, _ in rows}
+    for r in range(rounds):
+        for label, fn in rows[r % len(rows) :] + rows[: r % len(rows)]:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            await fn()
+            wall[label].append((time.perf_counter() - wall0) / per_round * 1e6)
+            cpu[label].append((time.process_time() - cpu0) / per_round * 1e6)
+    raw_wall = statistics.median(wall[rows[-1][0]])
+    print(f"\n{'one-event append, split':<36} {'wall µs':>9} {'client CPU µs':>14} {'raw/this':>9}")
+    for label, _ in rows:
+        median = statistics.median(wall[label])
+        print(
+            f"{label:<36} {median:>9.0f} {statistics.median(cpu[label]):>14.0f}"
+            f" {raw_wall / median:>9.2f}"
+        )
+
+
+async def main(
+    n: int, cprofile: str | None, with_layers: bool = False, split_rounds: int = 0
+) -> None:
     ctx = Context(runs=3)
     selector_events._SelectorSocketTransport.write = _counting_write  # type: ignore[method-assign]
     try:
@@ -258,6 +337,9 @@ async def main(n: int, cprofile: str | None, with_layers: bool = False) -> None:
                 print(f"{path:<30} {label:<20} {rt:>12.1f} {cpu:>14.0f} {wall:>9.0f}")
         if with_layers:
             await layers(ctx, n)
+        if split_rounds:
+            selector_events._SelectorSocketTransport.write = _original_write  # type: ignore[method-assign]
+            await append_split(ctx, split_rounds)
         if cprofile:
             fn = paths[cprofile]["ours"]
             profiler = cProfile.Profile()
@@ -278,5 +360,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--layers", action="store_true", help="also: one INSERT through each layer of the stack"
     )
+    parser.add_argument(
+        "--append-split",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="also: a one-event append split layer by layer, ROUNDS interleaved rounds (40)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.cprofile, args.layers))
+    asyncio.run(main(args.n, args.cprofile, args.layers, args.append_split))

@@ -137,3 +137,28 @@ class CustomerModel(VersionMixin, AuditableModelMixin, ArchivableModelMixin, Bas
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     email: Mapped[str] = mapped_column(String(200))
+
+
+class BasketItem(Entity[str]):
+    id: str
+    tags: list[str] = []
+
+
+class Basket(AggregateRoot[str]):
+    id: str
+    items: list[BasketItem] = []
+
+
+class BasketModel(VersionMixin, Base):
+    __tablename__ = "baskets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    items: Mapped[list[BasketItemModel]] = relationship(order_by="BasketItemModel.id")
+
+
+class BasketItemModel(Base):
+    __tablename__ = "basket_items"
+
+    basket_id: Mapped[str] = mapped_column(ForeignKey("baskets.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tags: Mapped[Any] = mapped_column(JSONType())

@@ -2,67 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from repo_models import (
-    Address,
-    Kind,
-    Money,
-    OrderLine,
-    RichOrder,
-    RichOrderModel,
-)
-from sqlalchemy import event
+from repo_helpers import count_queries
+from repo_helpers import rich_order as _order
+from repo_helpers import rich_repo as _repo
+from repo_models import Kind, Money, OrderLine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cqrs_ddd_core.errors import OptimisticConcurrencyError
-from cqrs_ddd_persistence_sqlalchemy.core import (
-    ModelMapper,
-    SQLAlchemyRepository,
-    SQLAlchemyUnitOfWork,
-)
-
-
-def _repo() -> SQLAlchemyRepository[RichOrder]:
-    mapper = ModelMapper(RichOrder, RichOrderModel, field_map={"customer": "customer_id"})
-    return SQLAlchemyRepository(RichOrder, RichOrderModel, mapper)
-
-
-def _order(n: int = 0, lines: int = 3) -> RichOrder:
-    return RichOrder(
-        id=uuid.uuid4(),
-        customer=f"c{n}",
-        kind=Kind.WHOLESALE,
-        placed_at=dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
-        shipping=Address(street="1 Main St", city="Springfield"),
-        budget=Money(amount=Decimal("100.50"), currency="EUR"),
-        tags=["a", "b"],
-        lines=[
-            OrderLine(id=f"l{i}", sku=f"sku-{i}", qty=i + 1, price=Decimal(f"{i}.25"))
-            for i in range(lines)
-        ],
-    )
-
-
-@contextmanager
-def count_queries(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
-            statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before)
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
 
 
 async def test_rich_aggregate_round_trips(repo_engine: AsyncEngine) -> None:

@@ -46,19 +46,23 @@ def _link_filter(plan: ChildPlan, keys: Sequence[tuple[Any, ...]]) -> Any:
 
 async def _children_of(
     session: AsyncSession, plan: ChildPlan, rows: Sequence[Any]
-) -> dict[tuple[Any, ...], list[Any]]:
+) -> tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]]:
+    """Child entities and their rows' mappings, both grouped by the parent's link values."""
     keys = list(dict.fromkeys(tuple(r._mapping[p] for p, _ in plan.link) for r in rows))
     grouped: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    mappings: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
     if not keys:
-        return grouped
+        return grouped, mappings
     base = column_select(plan.mapper)
     for chunk in _chunks(keys):
         stmt = base.where(_link_filter(plan, chunk)).order_by(*plan.order_by)
         child_rows = (await session.execute(stmt)).all()
         entities = await hydrate(session, plan.mapper, child_rows)
         for row, entity in zip(child_rows, entities, strict=True):
-            grouped[tuple(row._mapping[c] for _, c in plan.link)].append(entity)
-    return grouped
+            parent = tuple(row._mapping[c] for _, c in plan.link)
+            grouped[parent].append(entity)
+            mappings[parent].append(row._mapping)
+    return grouped, mappings
 
 
 async def hydrate(
@@ -67,16 +71,26 @@ async def hydrate(
     rows: Sequence[Any],
     *,
     version_key: str | None = None,
+    child_rows: list[dict[str, list[Any]]] | None = None,
 ) -> list[Any]:
-    """Entities of ``rows`` (from :func:`column_select`), children loaded by IN queries."""
+    """Entities of ``rows`` (from :func:`column_select`), children loaded by IN queries.
+
+    ``child_rows`` (a list to fill) receives, per row, the mappings of its direct child rows
+    by relationship field, as read (what ``core/child_rows.py`` compares a save with).
+    """
     if not rows:
         return []
     datas = [mapper.field_values(row) for row in rows]
+    if child_rows is not None:
+        child_rows.extend({} for _ in rows)
     for plan in mapper.children:
-        grouped = await _children_of(session, plan, rows)
-        for row, data in zip(rows, datas, strict=True):
-            found = grouped.get(tuple(row._mapping[p] for p, _ in plan.link), [])
+        grouped, mappings = await _children_of(session, plan, rows)
+        for index, (row, data) in enumerate(zip(rows, datas, strict=True)):
+            parent = tuple(row._mapping[p] for p, _ in plan.link)
+            found = grouped.get(parent, [])
             data[plan.field] = found if plan.many else (found[0] if found else None)
+            if child_rows is not None:
+                child_rows[index][plan.field] = mappings.get(parent, [])
     if version_key is None:
         return [mapper.build(data) for data in datas]
     return [

@@ -9,7 +9,9 @@ still usable (reload and retry in the same unit of work). The aggregate's ``vers
 when the unit of work commits.
 
 Reads select columns (no ORM identity map) and load child tables with one ``IN`` query per
-relationship, so loading N aggregates costs ``1 + relationships`` queries.
+relationship, so loading N aggregates costs ``1 + relationships`` queries. Saving a loaded
+aggregate writes only the child rows that changed where that is safe (``core/child_rows.py``),
+else rewrites them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cqrs_ddd_core.errors import (
     OptimisticConcurrencyError,
     SerializationFailureError,
 )
+from cqrs_ddd_persistence_sqlalchemy.core.child_rows import ChildRowMemo
 from cqrs_ddd_persistence_sqlalchemy.core.loader import (
     IN_CHUNK,
     column_select,
@@ -130,6 +133,8 @@ class SQLAlchemyRepository(Generic[A]):
             name: getattr(db_model_cls, target).expression for name, target in self._renamed.items()
         } or None
         self._select = column_select(self.mapper)
+        # Saves write only the child rows that changed where that is safe (core/child_rows.py).
+        self._children = ChildRowMemo(self.mapper, versioned=self._version is not None)
 
     @property
     def archivable(self) -> bool:
@@ -198,7 +203,15 @@ class SQLAlchemyRepository(Generic[A]):
             set_persisted_version(entity, version)
 
     async def _hydrate(self, session: AsyncSession, rows: Sequence[Any]) -> list[A]:
-        return await hydrate(session, self.mapper, rows, version_key=self._version_key)
+        if not self._children.enabled or self._version_key is None:
+            return await hydrate(session, self.mapper, rows, version_key=self._version_key)
+        child_rows: list[dict[str, list[Any]]] = []
+        entities: list[A] = await hydrate(
+            session, self.mapper, rows, version_key=self._version_key, child_rows=child_rows
+        )
+        for row, entity, children in zip(rows, entities, child_rows, strict=True):
+            self._children.loaded(entity, children, row._mapping[self._version_key])
+        return entities
 
     # -- writes ----------------------------------------------------------------------------
     async def add(self, entity: A, *, uow: Any = None) -> A:
@@ -222,11 +235,18 @@ class SQLAlchemyRepository(Generic[A]):
         async with self._source.session(joined) as session:
             if loaded == 0:
                 await self._insert(session, entity, values, key)
+                await insert_children(session, self.mapper, entity, values)
             else:
                 await self._update(session, entity, values, key, loaded, new_version)
-                await delete_children(session, self.mapper, values)
-            await insert_children(session, self.mapper, entity, values)
+                # The root's UPDATE checked ``loaded`` and holds its row lock: the children
+                # remembered at ``loaded`` are the database's, so only changes are written.
+                if not await self._children.save(session, entity, values, loaded):
+                    await delete_children(session, self.mapper, values)
+                    await insert_children(session, self.mapper, entity, values)
         self._finish(entity, joined, new_version)
+        # Tagged with the version this save gives the aggregate: trusted by the next save
+        # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
+        self._children.saved(entity, values, new_version)
         return entity
 
     async def _insert(

@@ -189,9 +189,7 @@ class ChildRowMemo:
             before[plan.field] = keyed
         for plan, pk in self._plans:
             await _write_changes(session, plan, pk, before[plan.field], after[plan.field])
-        # The caller's ``saved`` call computes these rows again; keep them now instead.
-        self._rows[id(entity)] = (entry[0], entry[1], dict(after))
-        return True
+        return True  # the caller then records the rows written (``saved``)
 
 
 async def _write_changes(

@@ -32,8 +32,8 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.domain.entity import Entity
 from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.core.repository import SQLAlchemyRepository
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
+from cqrs_ddd_persistence_sqlalchemy.repository import SQLAlchemyRepository
 from cqrs_ddd_specifications import QueryOptions, SpecificationBuilder
 
 LINES = 10

@@ -1,5 +1,6 @@
-"""Saving a loaded aggregate writes only the child rows that changed (core/child_rows.py), and
-falls back to rewriting them whenever the rows remembered might not be the database's."""
+"""Saving a loaded aggregate writes only the child rows that changed
+(repository/child_rows.py), and falls back to rewriting them whenever the rows remembered might
+not be the database's."""
 
 from __future__ import annotations
 

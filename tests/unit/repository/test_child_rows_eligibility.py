@@ -1,5 +1,5 @@
-"""Which aggregates get only-what-changed child writes (``core/child_rows.py``), decided from the
-tables alone: everything else keeps the full rewrite."""
+"""Which aggregates get only-what-changed child writes (``repository/child_rows.py``), decided
+from the tables alone: everything else keeps the full rewrite."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
 from cqrs_ddd_core.domain.entity import Entity
 from cqrs_ddd_persistence_sqlalchemy.core import ModelMapper
-from cqrs_ddd_persistence_sqlalchemy.core.child_rows import ChildRowMemo
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
+from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildRowMemo
 
 
 class Base(DeclarativeBase):

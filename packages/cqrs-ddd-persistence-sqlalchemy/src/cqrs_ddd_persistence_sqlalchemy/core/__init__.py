@@ -2,27 +2,27 @@
 
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding as Binding
 from cqrs_ddd_persistence_sqlalchemy.binding import SessionSource as SessionSource
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter as FieldConverter
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim as OutboxClaim
 from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
     SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics
-from cqrs_ddd_persistence_sqlalchemy.core.repository import (
-    SQLAlchemyRepository as SQLAlchemyRepository,
-)
-from cqrs_ddd_persistence_sqlalchemy.core.search_result import ResultList as ResultList
-from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
-    SQLAlchemySearchResult as SQLAlchemySearchResult,
-)
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering as Ordering
 from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     EventSourcedRepository as EventSourcedRepository,
 )
 from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.repository import FieldConverter as FieldConverter
+from cqrs_ddd_persistence_sqlalchemy.repository import ModelMapper as ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.repository import ResultList as ResultList
+from cqrs_ddd_persistence_sqlalchemy.repository import (
+    SQLAlchemyRepository as SQLAlchemyRepository,
+)
+from cqrs_ddd_persistence_sqlalchemy.repository import (
+    SQLAlchemySearchResult as SQLAlchemySearchResult,
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table as events_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import String, event
 from sqlalchemy.orm import Mapped, Mapper, declared_attr, mapped_column
 
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import managed
+from cqrs_ddd_persistence_sqlalchemy.mixins.managed import managed
 from cqrs_ddd_persistence_sqlalchemy.types.datetime import UTCDateTime
 
 __all__ = ["ArchivableModelMixin"]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import managed
+from cqrs_ddd_persistence_sqlalchemy.mixins.managed import managed
 from cqrs_ddd_persistence_sqlalchemy.types.clock import utcnow
 from cqrs_ddd_persistence_sqlalchemy.types.datetime import UTCDateTime
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from cqrs_ddd_core.errors import ConfigurationError
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter
+from cqrs_ddd_persistence_sqlalchemy.types.converter import FieldConverter
 
 __all__ = [
     "SHAPELY_CONVERTER",

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import managed
+from cqrs_ddd_persistence_sqlalchemy.mixins.managed import managed
 
 __all__ = ["VersionMixin"]
 

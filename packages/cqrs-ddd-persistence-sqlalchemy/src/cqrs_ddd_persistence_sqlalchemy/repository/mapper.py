@@ -26,141 +26,32 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import types
 import typing
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
 from cqrs_ddd_core.errors import ConfigurationError, MappingError, suggest
+from cqrs_ddd_persistence_sqlalchemy.repository.plans import (
+    MANAGED_INFO_KEY,
+    ChildPlan,
+    ColumnPlan,
+    EmbeddedPlan,
+    FieldConverter,
+    auto_to_db,
+    field_error,
+    is_model_type,
+    list_item,
+    unwrap_optional,
+)
 
-__all__ = ["ChildPlan", "ColumnPlan", "EmbeddedPlan", "FieldConverter", "ModelMapper", "managed"]
+__all__ = ["FieldConverter", "ModelMapper"]
 
 E = TypeVar("E", bound=BaseModel)
-
-#: ``Column.info`` key marking a column the database (or the library) manages.
-MANAGED_INFO_KEY = "cqrs_ddd_managed"
-
-
-def managed(info: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``info=`` for a column that is never written from the entity (audit/archive/version)."""
-    return {**(info or {}), MANAGED_INFO_KEY: True}
-
-
-@dataclass(frozen=True)
-class FieldConverter:
-    """Custom conversion of one field (or every field of one type) to and from the column."""
-
-    to_db: Callable[[Any], Any]
-    from_db: Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class ColumnPlan:
-    field: str
-    attr: str  # model attribute key
-    key: str  # Column.key (what Core statements and selected rows use)
-    column: sa.Column[Any]
-    to_db: Callable[[Any], Any]
-    from_db: Callable[[Any], Any] | None
-    writable: bool
-
-
-@dataclass(frozen=True)
-class EmbeddedPlan:
-    field: str
-    keys: tuple[tuple[str, str, str], ...]  # (sub-field, attribute key, Column.key)
-    vo_cls: type[BaseModel]
-
-
-@dataclass
-class ChildPlan:
-    field: str
-    relationship: RelationshipProperty[Any]
-    mapper: ModelMapper[Any]
-    many: bool
-    #: (parent Column.key, child Column.key) pairs of the foreign key.
-    link: tuple[tuple[str, str], ...] = ()
-    order_by: tuple[Any, ...] = dataclasses.field(default_factory=tuple)
-
-
-def _field_error(entity_cls: type[Any], name: str, message: str) -> MappingError:
-    return MappingError(f"{entity_cls.__name__}.{name}: {message}", field=name)
-
-
-def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return annotation, False
-
-
-def _is_model_type(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _list_item(annotation: Any) -> Any | None:
-    origin = typing.get_origin(annotation)
-    if origin in (list, tuple, set, frozenset) or origin is typing.Sequence:
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        return args[0] if args else None
-    return None
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _auto_to_db(column: sa.Column[Any], annotation: Any) -> Callable[[Any], Any]:
-    """A converter from the entity's value to what ``column``'s type binds."""
-    col_type = column.type
-    if isinstance(col_type, sa.types.TypeDecorator):
-        impl: Any = col_type.impl_instance
-    else:
-        impl = col_type
-    is_json = isinstance(impl, sa.JSON) or type(col_type).__name__ == "JSONType"
-    is_string = isinstance(impl, sa.String) and not is_json
-    native_enum = isinstance(impl, sa.Enum) and impl.enum_class is not None
-    inner, _ = _unwrap_optional(annotation)
-    if is_json:
-        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-
-        def to_json(value: Any) -> Any:
-            return None if value is None else adapter.dump_python(value, mode="json")
-
-        return to_json
-    if is_string and (_is_model_type(inner) or _list_item(inner) is not None):
-        adapter_s: TypeAdapter[Any] = TypeAdapter(annotation)
-
-        def to_text(value: Any) -> Any:
-            return None if value is None else adapter_s.dump_json(value).decode()
-
-        return to_text
-    if _is_model_type(inner):
-        raise ConfigurationError(
-            f"column {column.name!r} holds a {inner.__name__}: use a JSON column, embedded "
-            "columns or a converter"
-        )
-
-    def scalar(value: Any) -> Any:
-        if isinstance(value, enum.Enum) and not native_enum:
-            return value.value
-        if is_string and isinstance(value, uuid.UUID | Decimal):
-            return str(value)
-        return value
-
-    return scalar
 
 
 class ModelMapper(Generic[E]):
@@ -232,7 +123,7 @@ class ModelMapper(Generic[E]):
             target = self.field_map.get(name, name)
             annotation = info.annotation
             if isinstance(annotation, typing.ForwardRef | str):
-                raise _field_error(
+                raise field_error(
                     self.entity_cls,
                     name,
                     f"annotation {annotation!r} is not resolved: define the types it names "
@@ -252,7 +143,7 @@ class ModelMapper(Generic[E]):
             else:
                 hints = suggest(target, list(attrs) + list(mm.relationships.keys()))
                 hint = f" (did you mean {', '.join(map(repr, hints))}?)" if hints else ""
-                raise _field_error(
+                raise field_error(
                     self.entity_cls,
                     name,
                     f"no column or relationship {target!r} on {self.db_model_cls.__name__}{hint}"
@@ -262,7 +153,7 @@ class ModelMapper(Generic[E]):
     def _converter_for(self, name: str, annotation: Any) -> FieldConverter | None:
         if name in self.converters:
             return self.converters[name]
-        inner, _ = _unwrap_optional(annotation)
+        inner, _ = unwrap_optional(annotation)
         inner = typing.get_origin(inner) or inner  # set[str] -> set
         for tp, conv in self.type_converters.items():
             if inner is tp or (isinstance(inner, type) and issubclass(inner, tp)):
@@ -276,14 +167,14 @@ class ModelMapper(Generic[E]):
         conv = self._converter_for(name, annotation)
         if conv is not None:
             return ColumnPlan(name, attr, column.key, column, conv.to_db, conv.from_db, writable)
-        to_db = _auto_to_db(column, annotation)
+        to_db = auto_to_db(column, annotation)
         return ColumnPlan(name, attr, column.key, column, to_db, None, writable)
 
     def _embedded_plan(
         self, name: str, target: str, annotation: Any, attrs: Mapping[str, Any]
     ) -> EmbeddedPlan | None:
-        inner, _ = _unwrap_optional(annotation)
-        if not _is_model_type(inner):
+        inner, _ = unwrap_optional(annotation)
+        if not is_model_type(inner):
             return None
         prefix = self._embedded_prefixes.get(name, f"{target}_")
         names = [(sub, f"{prefix}{sub}") for sub in inner.model_fields]
@@ -294,18 +185,18 @@ class ModelMapper(Generic[E]):
 
     def _child_plan(self, name: str, rel: RelationshipProperty[Any], annotation: Any) -> ChildPlan:
         if rel.direction is not RelationshipDirection.ONETOMANY:
-            raise _field_error(
+            raise field_error(
                 self.entity_cls,
                 name,
                 f"relationship {rel.key!r} is {rel.direction.name}: only one-to-many child "
                 "tables are part of an aggregate (reference other aggregates by id)",
             )
-        inner, _ = _unwrap_optional(annotation)
-        item = _list_item(inner)
+        inner, _ = unwrap_optional(annotation)
+        item = list_item(inner)
         many = item is not None
         child_type = item if many else inner
-        if child_type is None or not _is_model_type(child_type):
-            raise _field_error(
+        if child_type is None or not is_model_type(child_type):
+            raise field_error(
                 self.entity_cls, name, f"a relationship needs entity types, got {annotation!r}"
             )
         child_mapper = self._child_mappers.get(name) or ModelMapper(child_type, rel.mapper.class_)
@@ -330,7 +221,7 @@ class ModelMapper(Generic[E]):
             except MappingError:
                 raise
             except Exception as exc:
-                raise _field_error(self.entity_cls, plan.field, f"cannot store: {exc}") from exc
+                raise field_error(self.entity_cls, plan.field, f"cannot store: {exc}") from exc
         for emb in self.embedded:
             vo = getattr(entity, emb.field)
             for sub, _, key in emb.keys:
@@ -388,7 +279,7 @@ class ModelMapper(Generic[E]):
                 try:
                     raw = plan.from_db(raw)
                 except Exception as exc:
-                    raise _field_error(self.entity_cls, plan.field, f"cannot load: {exc}") from exc
+                    raise field_error(self.entity_cls, plan.field, f"cannot load: {exc}") from exc
             data[plan.field] = raw
         for emb in self.embedded:
             parts = {sub: get(attr if orm else key) for sub, attr, key in emb.keys}
@@ -403,7 +294,7 @@ class ModelMapper(Generic[E]):
             first = exc.errors()[0]
             loc = first.get("loc") or ("?",)
             name = str(loc[0])
-            raise _field_error(
+            raise field_error(
                 self.entity_cls, name, f"{first.get('msg')} (got {first.get('input')!r})"
             ) from exc
         if version is not None and isinstance(entity, AggregateRoot):

@@ -1,9 +1,10 @@
-"""Child rows of loaded aggregates, remembered so that saving one writes only what changed.
+"""Child rows: written in full (:func:`insert_children`, :func:`delete_children`), or, for a
+loaded aggregate whose rows are remembered (:class:`ChildRowMemo`), only what changed.
 
-Without it, saving an aggregate rewrites its child tables (``DELETE`` every row, ``INSERT``
+Without the memo, saving an aggregate rewrites its child tables (``DELETE`` every row, ``INSERT``
 them again): a one-line change of a 10-line order cost 2 statements and 11 row writes, and the
 child rows' identity churned (anything referencing a line, or a trigger on it, saw a delete).
-With it, the save compares the rows the aggregate would write now with the rows it had when it
+With it, a save compares the rows the aggregate would write now with the rows it had when it
 was loaded (or last saved) and sends ``DELETE`` for rows gone, ``UPDATE`` for rows changed and
 ``INSERT`` for rows new — one ``executemany`` each, none when nothing changed.
 
@@ -40,9 +41,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import ChildPlan, ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select
+from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.repository.plans import ChildPlan
 
-__all__ = ["ChildRowMemo"]
+__all__ = ["ChildRowMemo", "delete_children", "insert_children"]
 
 #: One relationship's rows: primary key values -> column values.
 Keyed = dict[tuple[Any, ...], Mapping[str, Any]]
@@ -223,3 +226,41 @@ async def _write_changes(
         await session.execute(stmt, params_list)
     if new:
         await session.execute(sa.insert(table), new)
+
+
+async def delete_children(
+    session: AsyncSession, mapper: ModelMapper[Any], parent: dict[str, Any]
+) -> None:
+    """Delete the child rows (deepest first) of the aggregate whose root values are ``parent``."""
+    for plan in mapper.children:
+        table = plan.mapper.table
+        where = [table.c[c] == parent[p] for p, c in plan.link]
+        if plan.mapper.children:
+            sub_rows = (await session.execute(column_select(plan.mapper).where(*where))).all()
+            for row in sub_rows:
+                await delete_children(session, plan.mapper, dict(row._mapping))
+        await session.execute(sa.delete(plan.mapper.table).where(*where))
+
+
+async def insert_children(
+    session: AsyncSession, mapper: ModelMapper[Any], entity: Any, parent: dict[str, Any]
+) -> None:
+    """Insert the child rows of ``entity`` (one ``executemany`` per relationship and level)."""
+    for plan in mapper.children:
+        pairs = mapper.child_values(entity, plan, parent)
+        if not pairs:
+            continue
+        if plan.mapper.children:
+            for child, row in pairs:
+                result = await session.execute(
+                    sa.insert(plan.mapper.table)
+                    .values(row)
+                    .returning(*plan.mapper.table.primary_key)
+                )
+                pk = result.one()._mapping
+                merged = {**row}
+                for column in plan.mapper.table.primary_key:
+                    merged[column.key] = pk[column.key]
+                await insert_children(session, plan.mapper, child, merged)
+        else:
+            await session.execute(sa.insert(plan.mapper.table), [row for _, row in pairs])

@@ -1,5 +1,5 @@
-"""Aggregate I/O on Core statements: select rows, load child tables in one IN query per
-relationship (per batch), and write child rows with ``executemany``.
+"""Loading aggregates on Core statements: select rows, load child tables in one IN query per
+relationship (per batch).
 
 No ORM identity map is involved: rows go straight through the :class:`ModelMapper`, so a load is
 ``1 + number of child relationships`` queries whatever the number of aggregates.
@@ -14,9 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cqrs_ddd_persistence_sqlalchemy.core.mapper import ChildPlan, ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.repository.plans import ChildPlan
 
-__all__ = ["IN_CHUNK", "column_select", "delete_children", "hydrate", "insert_children"]
+__all__ = ["IN_CHUNK", "column_select", "hydrate"]
 
 #: Largest IN list per query (well under PostgreSQL's 32767 and SQLite's bind limits).
 IN_CHUNK = 1000
@@ -76,7 +77,7 @@ async def hydrate(
     """Entities of ``rows`` (from :func:`column_select`), children loaded by IN queries.
 
     ``child_rows`` (a list to fill) receives, per row, the mappings of its direct child rows
-    by relationship field, as read (what ``core/child_rows.py`` compares a save with).
+    by relationship field, as read (what ``repository/child_rows.py`` compares a save with).
     """
     if not rows:
         return []
@@ -97,41 +98,3 @@ async def hydrate(
         mapper.build(data, version=row._mapping[version_key])
         for row, data in zip(rows, datas, strict=True)
     ]
-
-
-async def delete_children(
-    session: AsyncSession, mapper: ModelMapper[Any], parent: dict[str, Any]
-) -> None:
-    """Delete the child rows (deepest first) of the aggregate whose root values are ``parent``."""
-    for plan in mapper.children:
-        table = plan.mapper.table
-        where = [table.c[c] == parent[p] for p, c in plan.link]
-        if plan.mapper.children:
-            sub_rows = (await session.execute(column_select(plan.mapper).where(*where))).all()
-            for row in sub_rows:
-                await delete_children(session, plan.mapper, dict(row._mapping))
-        await session.execute(sa.delete(plan.mapper.table).where(*where))
-
-
-async def insert_children(
-    session: AsyncSession, mapper: ModelMapper[Any], entity: Any, parent: dict[str, Any]
-) -> None:
-    """Insert the child rows of ``entity`` (one ``executemany`` per relationship and level)."""
-    for plan in mapper.children:
-        pairs = mapper.child_values(entity, plan, parent)
-        if not pairs:
-            continue
-        if plan.mapper.children:
-            for child, row in pairs:
-                result = await session.execute(
-                    sa.insert(plan.mapper.table)
-                    .values(row)
-                    .returning(*plan.mapper.table.primary_key)
-                )
-                pk = result.one()._mapping
-                merged = {**row}
-                for column in plan.mapper.table.primary_key:
-                    merged[column.key] = pk[column.key]
-                await insert_children(session, plan.mapper, child, merged)
-        else:
-            await session.execute(sa.insert(plan.mapper.table), [row for _, row in pairs])

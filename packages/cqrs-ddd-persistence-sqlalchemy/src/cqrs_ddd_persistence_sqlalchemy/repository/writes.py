@@ -1,0 +1,131 @@
+"""Writing aggregates: version-checked Core statements, checked by row count.
+
+A new aggregate (loaded version 0) is one ``INSERT … ON CONFLICT (pk) DO NOTHING``; an existing
+one is one ``UPDATE … WHERE id = :id AND version = :loaded`` setting ``version = :loaded + 1``.
+No row written means somebody else got there first (or deleted the row): the conflict is raised
+as :class:`~cqrs_ddd_core.errors.OptimisticConcurrencyError` with the transaction still usable.
+Child rows follow the root (:mod:`.child_rows`). Deletes archive archivable rows instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from cqrs_ddd_core.errors import SerializationFailureError
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.mixins.auditable import current_actor
+from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import delete_children, insert_children
+from cqrs_ddd_persistence_sqlalchemy.repository.root import RootTable
+from cqrs_ddd_persistence_sqlalchemy.types.clock import utcnow
+
+__all__ = ["delete", "restore", "save"]
+
+
+async def save(
+    root: RootTable,
+    session: AsyncSession,
+    entity: Any,
+    values: dict[str, Any],
+    loaded: int,
+    new_version: int,
+) -> None:
+    """Insert ``entity`` (``loaded == 0``) or update it from version ``loaded``, children too.
+
+    Raises:
+        OptimisticConcurrencyError: the id is taken, or the row changed or went since ``loaded``.
+    """
+    key = values[root.pk_key]
+    if loaded == 0:
+        await _insert(root, session, entity.id, values, key)
+        await insert_children(session, root.mapper, entity, values)
+        return
+    await _update(root, session, entity.id, values, key, loaded, new_version)
+    # The root's UPDATE checked ``loaded`` and holds its row lock: the children remembered at
+    # ``loaded`` are the database's, so only changes are written.
+    if not await root.children.save(session, entity, values, loaded):
+        await delete_children(session, root.mapper, values)
+        await insert_children(session, root.mapper, entity, values)
+
+
+async def _insert(
+    root: RootTable, session: AsyncSession, entity_id: Any, values: dict[str, Any], key: Any
+) -> None:
+    row = dict(values)
+    if root.version_key is not None:
+        row[root.version_key] = 1
+    stmt = dialect_for(session).insert_ignore(root.table, [root.pk]).values(row)
+    if (await session.execute(stmt)).rowcount == 0:  # type: ignore[attr-defined]
+        actual = await root.actual_version(session, key)
+        raise root.conflict(entity_id, 0, actual, "a row with this id already exists")
+
+
+async def _update(
+    root: RootTable,
+    session: AsyncSession,
+    entity_id: Any,
+    values: dict[str, Any],
+    key: Any,
+    loaded: int,
+    new_version: int,
+) -> None:
+    changes = {k: v for k, v in values.items() if k != root.pk_key}
+    stmt = sa.update(root.table).where(root.pk == key)
+    if root.version is not None:
+        stmt = stmt.where(root.version == loaded)
+        changes[root.version.key] = new_version
+    if root.archived_at is not None:
+        stmt = stmt.where(root.archived_at.is_(None))
+    if not changes:  # nothing but the key: still check the row is there
+        changes = {root.pk.key: key}
+    try:
+        rowcount = (await session.execute(stmt.values(changes))).rowcount  # type: ignore[attr-defined]
+    except SerializationFailureError as exc:  # REPEATABLE READ / SERIALIZABLE loser
+        raise root.conflict(entity_id, loaded, None, "concurrent update") from exc
+    if rowcount == 0:
+        actual = await root.actual_version(session, key)
+        raise root.conflict(entity_id, loaded, actual, "changed or deleted concurrently")
+
+
+async def delete(root: RootTable, session: AsyncSession, key: Any, expected: int | None) -> int:
+    """Delete (or archive) the row with ``key``, at version ``expected`` when given.
+
+    Returns the number of rows deleted or archived (0 or 1).
+    """
+    where: list[ColumnElement[bool]] = [root.pk == key]
+    if expected is not None and root.version is not None:
+        where.append(root.version == expected)
+    if root.archived_at is not None:
+        return await _archive(root, session, where)
+    if root.mapper.children:
+        found = (await session.execute(root.select.where(*where).with_for_update())).first()
+        if found is not None:
+            await delete_children(session, root.mapper, dict(found._mapping))
+    result = await session.execute(sa.delete(root.table).where(*where))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _archive(root: RootTable, session: AsyncSession, where: list[ColumnElement[bool]]) -> int:
+    changes: dict[str, Any] = {root.archived_at.key: utcnow()}
+    if root.archived_by is not None:
+        changes[root.archived_by.key] = current_actor()
+    if root.version is not None:
+        changes[root.version.key] = root.version + 1
+    stmt = sa.update(root.table).where(*where, root.archived_at.is_(None)).values(changes)
+    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def restore(root: RootTable, session: AsyncSession, key: Any) -> None:
+    """Un-archive the archived row with ``key`` (a no-op for a live row)."""
+    changes: dict[str, Any] = {root.archived_at.key: None}
+    if root.archived_by is not None:
+        changes[root.archived_by.key] = None
+    if root.version is not None:
+        changes[root.version.key] = root.version + 1
+    stmt = (
+        sa.update(root.table).where(root.pk == key, root.archived_at.is_not(None)).values(changes)
+    )
+    await session.execute(stmt)

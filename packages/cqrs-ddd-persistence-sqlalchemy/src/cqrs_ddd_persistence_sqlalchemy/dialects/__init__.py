@@ -18,7 +18,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.interface import DialectSupport as
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import PostgresDialect
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import SqliteDialect
 
-__all__ = ["SUPPORTED", "DialectSupport", "dialect_for"]
+__all__ = ["SUPPORTED", "DialectSupport", "dialect_for", "support_named"]
 
 #: SQLAlchemy dialect name -> the library's support for it.
 SUPPORTED: dict[str, DialectSupport] = {
@@ -46,6 +46,20 @@ def dialect_for(obj: Any) -> DialectSupport:
             )
         support = _RESOLVED[dialect] = found
     return support
+
+
+def support_named(name: str) -> DialectSupport:
+    """The dialect support of the SQLAlchemy dialect called ``name`` (``"postgresql"``,
+    ``"sqlite"``): for user-facing settings that name a dialect
+    (``build_sqla_filter(..., dialect="postgresql")``, ``registry.add(op, fn, dialect="sqlite")``).
+
+    Raises:
+        ConfigurationError: the library supports no dialect of that name.
+    """
+    found = SUPPORTED.get(name)
+    if found is None:
+        raise ConfigurationError(f"the library supports {sorted(SUPPORTED)}, not {name!r}")
+    return found
 
 
 def _dialect_of(obj: Any) -> Dialect:

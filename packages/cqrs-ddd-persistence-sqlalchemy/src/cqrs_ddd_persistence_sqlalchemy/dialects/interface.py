@@ -25,7 +25,9 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
     HorizonStatus,
     Ordering,
 )
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import JsonAccess, OperatorFn
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_specifications import Operator
 
 if TYPE_CHECKING:
     from cqrs_ddd_core.ports.event_store import StoredEvent
@@ -168,3 +170,11 @@ class DialectSupport(Protocol):
     def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
         """Leadership of the singleton worker ``name`` on ``engine``'s database."""
         ...
+
+    # -- specifications --------------------------------------------------------------------
+    #: The dialect's own specification operators (JSON, full text, geometry, text), by
+    #: operator: the compiler takes them after a registry's overrides for this dialect and
+    #: before the registry's portable ones.
+    spec_operators: Mapping[Operator, OperatorFn]
+    #: How the dialect reads inside JSON documents (JSON fields of specifications).
+    json_access: JsonAccess

@@ -71,11 +71,7 @@ def search(
     if spec is not None:
         if not isinstance(spec, Specification | Mapping):
             raise InvalidSpecificationError(f"expected a specification, got {type(spec).__name__}")
-        base = base.where(
-            build_sqla_filter(
-                model, spec, root.hooks, dialect=built_for.name if built_for else None
-            )
-        )
+        base = base.where(build_sqla_filter(model, spec, root.hooks, dialect=built_for))
     paged = apply_query_options(base, model, options, root.hooks)
     count = sa.select(sa.func.count()).select_from(base.order_by(None).subquery())
     opts: QueryOptions | None = options

@@ -9,6 +9,9 @@ Example:
 
 from __future__ import annotations
 
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import CompileContext as CompileContext
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import Target as Target
+
 from .compiler import build_sqla_filter as build_sqla_filter
 from .deferred import DialectPredicate as DialectPredicate
 from .fields import Hooks as Hooks
@@ -21,8 +24,6 @@ from .options import keyset as keyset
 from .registry import JsonAccess as JsonAccess
 from .registry import OperatorFunction as OperatorFunction
 from .registry import SQLAlchemyOperatorRegistry as SQLAlchemyOperatorRegistry
-from .target import CompileContext as CompileContext
-from .target import Target as Target
 
 __all__ = [
     "CompileContext",

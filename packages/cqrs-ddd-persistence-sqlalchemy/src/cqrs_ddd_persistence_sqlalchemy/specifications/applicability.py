@@ -1,10 +1,11 @@
 """Which operators apply to which kinds of field, checked for every leaf before SQL is built.
 
 A field's :data:`FieldKind` comes from its column type (``python_type``, JSON, GeoAlchemy2's
-``geometry`` / ``geography``). :data:`RULES` gives, per :class:`Operator`, the kinds it applies to;
-anything else is refused at compile time with a :class:`SpecificationError`, so an operator never
-reaches SQLAlchemy or the database with an operand it cannot take (``>`` on a boolean column,
-``contains`` on a number, ``st_within`` on a string, ``@>`` on a date ...).
+``geometry`` / ``geography``: :func:`field_kind`, in the specification kernel). :data:`RULES`
+gives, per :class:`Operator`, the kinds it applies to; anything else is refused at compile time
+with a :class:`SpecificationError`, so an operator never reaches SQLAlchemy or the database with
+an operand it cannot take (``>`` on a boolean column, ``contains`` on a number, ``st_within`` on a
+string, ``@>`` on a date ...).
 
 The value's own shape is checked earlier, when the leaf is built
 (:mod:`cqrs_ddd_specifications.values`: e.g. no booleans for ordering operators), and converted
@@ -25,14 +26,11 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-import uuid
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Literal, get_args
+from typing import get_args
 
 from cqrs_ddd_core.errors import InvalidSpecificationError, InvalidValueError, SpecificationError
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import FieldKind, Target, field_kind
 from cqrs_ddd_specifications import Operator
 from cqrs_ddd_specifications.operators import (
     FTS_OPERATORS,
@@ -42,42 +40,7 @@ from cqrs_ddd_specifications.operators import (
     NULL_OPERATORS,
 )
 
-from .target import Target
-
 __all__ = ["RULES", "FieldKind", "Rule", "check_operator", "field_kind"]
-
-FieldKind = Literal[
-    "text", "number", "boolean", "date/time", "UUID", "JSON", "geometry", "other", "untyped"
-]
-
-#: GeoAlchemy2 type names (``Geometry.name``) of spatial columns; no import of GeoAlchemy2 needed.
-_SPATIAL_TYPE_NAMES = frozenset({"geometry", "geography"})
-_BY_PYTHON_TYPE: tuple[tuple[type | tuple[type, ...], FieldKind], ...] = (
-    (bool, "boolean"),  # before int: bool is an int subclass
-    ((int, float, Decimal), "number"),
-    ((str, enum.Enum), "text"),
-    ((dt.datetime, dt.date, dt.time), "date/time"),
-    (uuid.UUID, "UUID"),
-)
-
-
-def field_kind(target: Target) -> FieldKind:
-    """The kind of the resolved field ``target``."""
-    if target.is_json:
-        return "JSON"
-    type_ = target.type
-    if getattr(type_, "name", None) in _SPATIAL_TYPE_NAMES:
-        return "geometry"
-    try:
-        python_type = type_.python_type
-    except NotImplementedError:
-        return "untyped"
-    if python_type is object:
-        return "untyped"
-    for types, kind in _BY_PYTHON_TYPE:
-        if isinstance(python_type, type) and issubclass(python_type, types):
-            return kind
-    return "other"
 
 
 @dataclass(frozen=True)

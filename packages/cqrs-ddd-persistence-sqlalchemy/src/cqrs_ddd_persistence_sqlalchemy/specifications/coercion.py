@@ -16,9 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from cqrs_ddd_core.errors import InvalidValueError
-
-from .applicability import field_kind
-from .target import Target
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import Target
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import is_text as is_text
 
 __all__ = ["coerce", "is_text"]
 
@@ -36,11 +35,6 @@ def _python_type(target: Target) -> type[Any] | None:
         return target.type.python_type
     except NotImplementedError:
         return None
-
-
-def is_text(target: Target) -> bool:
-    """Whether the target holds text (string operators apply): a text or JSON field."""
-    return field_kind(target) in ("text", "JSON")
 
 
 def _int(value: Any, target: Target) -> int:

@@ -10,10 +10,12 @@ into JSON columns read the key path with the dialect's JSON functions.
 
 Dialect: without ``dialect=``, dialect-specific leaves are compiled when the statement is compiled
 (see :mod:`.deferred`) and make the statement uncacheable (SQLAlchemy compiles it again on every
-execution); with ``dialect="postgresql"`` / ``"sqlite"`` they are built at once and the statement
-goes through SQLAlchemy's compiled cache like a hand-written one (values are bound parameters,
-so specifications of one shape share one compiled form). Pass the dialect of the session the
-statement runs on whenever it is known (the repository and the projection store do).
+execution); with ``dialect="postgresql"`` / ``"sqlite"`` (or the ``DialectSupport`` of
+``dialect_for(session)``) they are built at once and the statement goes through SQLAlchemy's
+compiled cache like a hand-written one (values are bound parameters, so specifications of one
+shape share one compiled form). Pass the dialect of the session the statement runs on whenever it
+is known (the repository and the projection store do). Dialect-specific operators come from the
+dialect's ``DialectSupport.spec_operators`` unless the registry overrides them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import InvalidSpecificationError
+from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED, DialectSupport
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import CompileContext, Target
 from cqrs_ddd_specifications import (
     AndSpecification,
     Condition,
@@ -39,8 +43,7 @@ from cqrs_ddd_specifications.specification import DEFAULT_LIMITS, Limits
 from .applicability import check_operator
 from .deferred import DialectPredicate, Parenthesized
 from .fields import Hooks, Resolved, resolve_field
-from .registry import SQLAlchemyOperatorRegistry
-from .target import CompileContext, Target
+from .registry import DialectKey, SQLAlchemyOperatorRegistry, resolve
 
 __all__ = ["build_sqla_filter"]
 
@@ -54,7 +57,7 @@ def build_sqla_filter(
     hooks: Hooks | None = None,
     *,
     registry: SQLAlchemyOperatorRegistry | None = None,
-    dialect: str | None = None,
+    dialect: DialectKey | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> ColumnElement[bool]:
     """Compile ``spec`` (a specification or its JSON AST) against the mapped class ``model``.
@@ -64,11 +67,13 @@ def build_sqla_filter(
         spec: a :class:`Specification` or its ``to_dict()`` form.
         hooks: resolution hooks for custom fields (see :mod:`.fields`).
         registry: operator registry (default: :meth:`SQLAlchemyOperatorRegistry.default`).
-        dialect: the dialect name, to build dialect-specific SQL now instead of at compile time.
+        dialect: the dialect (its name, ``"postgresql"`` / ``"sqlite"``, or its
+            ``DialectSupport``), to build dialect-specific SQL now instead of at compile time.
         limits: nesting/size limits applied to dict input.
 
     Raises:
         SpecificationError: unknown field/operator, bad value, or unsupported operator.
+        ConfigurationError: ``dialect`` names a dialect the library does not support.
 
     Example:
         >>> stmt = select(OrderModel).where(build_sqla_filter(OrderModel, spec.to_dict()))
@@ -79,7 +84,8 @@ def build_sqla_filter(
         raise InvalidSpecificationError(
             f"expected a specification or its dict form, got {type(spec).__name__}"
         )
-    walker = _Walker(model, hooks, registry or SQLAlchemyOperatorRegistry.default(), dialect)
+    support = resolve(dialect) if dialect is not None else None
+    walker = _Walker(model, hooks, registry or SQLAlchemyOperatorRegistry.default(), support)
     return walker.node(spec, negate=False, depth=1, limit=limits.max_depth)
 
 
@@ -89,15 +95,15 @@ class _Walker:
         model: type[Any],
         hooks: Hooks | None,
         registry: SQLAlchemyOperatorRegistry,
-        dialect: str | None,
+        dialect: DialectSupport | None,
     ) -> None:
         self.model = model
         self.hooks = hooks
         self.registry = registry
         self.dialect = dialect
-        self._contexts: dict[str, CompileContext] = {}
+        self._contexts: dict[DialectSupport | None, CompileContext] = {}
 
-    def context(self, dialect: str) -> CompileContext:
+    def context(self, dialect: DialectSupport | None) -> CompileContext:
         ctx = self._contexts.get(dialect)
         if ctx is None:
             ctx = self._contexts[dialect] = CompileContext(dialect, self.registry)
@@ -146,16 +152,21 @@ class _Walker:
     def predicate(
         self, target: Target, op: Operator, value: Any, *, negated: bool, negate: bool
     ) -> ColumnElement[bool]:
-        def build(dialect: str) -> ColumnElement[bool]:
+        def build(dialect: DialectSupport | None) -> ColumnElement[bool]:
             raw = self.registry.lookup(op, dialect)(self.context(dialect), target, value)
             return _polarity(target, op, raw, negated=negated, negate=negate)
 
         if self.dialect is not None:
             return build(self.dialect)
         if self.registry.is_portable(op) and not target.is_json:
-            return build("default")
-        # validate now (unknown-operator or bad-value errors surface at build time)
-        build("postgresql")
+            return build(None)
+        # validate now, on every dialect that compiles the operator: unknown-operator and
+        # bad-value errors surface at build time, wherever the statement is run later
+        compiling = [s for s in SUPPORTED.values() if self.registry.find(op, s) is not None]
+        if not compiling:
+            self.registry.lookup(op, None)  # raises: no dialect compiles it
+        for support in compiling:
+            build(support)
         return DialectPredicate(build, target.expr)
 
 

@@ -1,8 +1,10 @@
 """A predicate whose SQL is chosen when the statement is compiled for a concrete dialect.
 
 ``build_sqla_filter`` without ``dialect=`` wraps dialect-specific leaves (JSON, full text,
-geometry, SQLite's case-sensitive LIKE ...) in :class:`DialectPredicate`; SQLAlchemy's compiler
-calls back with its dialect name, and the registry's function for that dialect produces the SQL.
+geometry, SQLite's case-sensitive LIKE ...) in :class:`DialectPredicate`; when SQLAlchemy compiles
+it, the compiler's dialect is resolved to its ``DialectSupport`` (``dialect_for``) and the
+function for that dialect produces the SQL. A dialect the library does not support (the default
+one of ``str(statement)``) gets the portable form where there is one.
 Such statements are not put in SQLAlchemy's compiled cache (``inherit_cache = False``); pass
 ``dialect=`` to get fully cacheable expressions.
 """
@@ -18,17 +20,24 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from cqrs_ddd_core.errors import ConfigurationError
+from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
+
 __all__ = ["DialectPredicate", "Parenthesized"]
 
 
 class DialectPredicate(ColumnElement[bool]):
-    """A boolean expression produced by ``build(dialect_name)`` at compile time."""
+    """A boolean expression produced by ``build(dialect)`` at compile time (``dialect``: the
+    ``DialectSupport`` of the compiler's dialect, ``None`` for one the library does not support).
+    """
 
     inherit_cache = False
     type = sa.Boolean()
 
     def __init__(
-        self, build: Callable[[str], ColumnElement[bool]], anchor: ColumnElement[Any]
+        self,
+        build: Callable[[DialectSupport | None], ColumnElement[bool]],
+        anchor: ColumnElement[Any],
     ) -> None:
         self.build = build
         self.anchor = anchor
@@ -40,8 +49,12 @@ class DialectPredicate(ColumnElement[bool]):
 
 @compiles(DialectPredicate)
 def _compile(element: DialectPredicate, compiler: SQLCompiler, **kw: Any) -> str:
+    try:
+        support: DialectSupport | None = dialect_for(compiler.dialect)
+    except ConfigurationError:  # e.g. str(statement): SQLAlchemy's default dialect
+        support = None
     # parenthesised: the element may sit under NOT or beside OR in the enclosing statement
-    return "(" + compiler.process(element.build(compiler.dialect.name), **kw) + ")"
+    return "(" + compiler.process(element.build(support), **kw) + ")"
 
 
 class Parenthesized(ColumnElement[bool]):

@@ -27,8 +27,7 @@ from cqrs_ddd_core.errors import (
     FieldNotFoundError,
     InvalidSpecificationError,
 )
-
-from .target import Target, is_json_type
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import Target, is_json_type
 
 __all__ = [
     "CACHE_SIZE",

@@ -12,12 +12,17 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import InvalidSpecificationError, InvalidValueError
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import (
+    CompileContext,
+    Target,
+    is_text,
+    scalar_kind,
+)
 from cqrs_ddd_specifications import Operator
 from cqrs_ddd_specifications.text import escape_like
 
-from .coercion import coerce, is_text
+from .coercion import coerce
 from .registry import SQLAlchemyOperatorRegistry
-from .target import CompileContext, Target, scalar_kind
 
 __all__ = ["ESCAPE", "register"]
 

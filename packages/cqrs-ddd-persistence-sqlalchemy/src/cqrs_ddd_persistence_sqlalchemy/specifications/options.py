@@ -25,13 +25,13 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import InvalidSpecificationError
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import Target
 from cqrs_ddd_specifications import OrderField, QueryOptions
 from cqrs_ddd_specifications import decode_cursor as decode
 from cqrs_ddd_specifications import encode_cursor as encode
 
 from .coercion import coerce
 from .fields import Hooks, attribute_key, resolve_field
-from .target import Target
 
 __all__ = ["apply_query_options", "encode_cursor", "keyset"]
 

@@ -21,7 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     RunnerLock,
     UpsertInsert,
 )
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import dml, queue
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import dml, queue, specs
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import PostgresEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     NotificationListener,
@@ -42,6 +42,9 @@ class PostgresDialect:
     #: Array parameters (``= ANY(:ids)``, ``unnest(:a, :b)``): many rows in one statement.
     supports_arrays = True
     supports_listen = True
+    #: Specification operators and JSON access (``specs/``).
+    spec_operators = specs.OPERATORS
+    json_access = specs.JSON_ACCESS
 
     def insert(self, table: Table) -> UpsertInsert:
         return dml.insert(table)

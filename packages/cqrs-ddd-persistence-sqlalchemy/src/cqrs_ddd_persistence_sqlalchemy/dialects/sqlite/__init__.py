@@ -21,7 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     RunnerLock,
     UpsertInsert,
 )
-from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue
+from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue, specs
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
 
@@ -43,6 +43,9 @@ class SqliteDialect:
     #: Array parameters (``= ANY(:ids)``, ``unnest(:a, :b)``): many rows in one statement.
     supports_arrays = False
     supports_listen = False
+    #: Specification operators and JSON access (``specs/``).
+    spec_operators = specs.OPERATORS
+    json_access = specs.JSON_ACCESS
 
     def insert(self, table: Table) -> UpsertInsert:
         return dml.insert(table)

@@ -1,20 +1,19 @@
-"""What a leaf's field resolves to, and the context operator functions compile in."""
+"""What a leaf's field resolves to: an SQL expression, optionally keys into a JSON document."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from decimal import Decimal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import InvalidSpecificationError, InvalidValueError
 
-if TYPE_CHECKING:
-    from .registry import JsonAccess, SQLAlchemyOperatorRegistry
+__all__ = ["ScalarKind", "Target", "is_json_type", "require_json", "scalar_kind"]
 
-__all__ = ["CompileContext", "ScalarKind", "Target", "is_json_type", "require_json", "scalar_kind"]
-
+#: The kind of JSON scalar a comparison reads (the comparison value's kind).
 ScalarKind = Literal["str", "number", "bool"]
 
 
@@ -50,36 +49,14 @@ class Target:
         return self.info.get(key) if isinstance(self.info, dict) else None
 
 
-@dataclass(frozen=True)
-class CompileContext:
-    """Passed to operator functions: the dialect being compiled for and the registry."""
-
-    dialect: str
-    registry: SQLAlchemyOperatorRegistry
-
-    def json(self, target: Target) -> JsonAccess:
-        """The dialect's reader of JSON documents."""
-        return self.registry.json_access(self.dialect, target)
-
-    def scalar(self, target: Target, kind: ScalarKind) -> ColumnElement[Any]:
-        """The target as a comparable scalar (JSON values of another kind become NULL)."""
-        if not target.is_json:
-            return target.expr
-        return self.json(target).scalar(target.expr, target.json_path, kind)
-
-
 def scalar_kind(value: Any, target: Target) -> ScalarKind:
     """The JSON kind matching a Python comparison value."""
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return "number"
     if isinstance(value, str):
         return "str"
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return "number"
     raise InvalidValueError(
         f"JSON values compare with strings, numbers or booleans, not {type(value).__name__}",
         path=target.path,

@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import (
     CompileContext,
+    OperatorFn,
     ScalarKind,
     Target,
     require_json,
@@ -24,7 +24,7 @@ from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
 )
 from cqrs_ddd_specifications import Operator
 
-__all__ = ["SqliteJson", "register"]
+__all__ = ["OPERATORS", "SqliteJson", "json_path"]
 
 _TYPES: dict[ScalarKind, tuple[str, ...]] = {
     "str": ("text",),
@@ -235,16 +235,13 @@ def all_(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]
     )
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the JSON1 operators and JSON access for ``sqlite``."""
-    registry.set_json_access("sqlite", SqliteJson())
-    for op, function in {
-        Operator.JSON_CONTAINS: json_contains,
-        Operator.JSON_CONTAINED_BY: json_contained_by,
-        Operator.JSON_HAS_KEY: json_has_key,
-        Operator.JSON_HAS_ANY: json_has_any,
-        Operator.JSON_HAS_ALL: json_has_all,
-        Operator.JSON_PATH_EXISTS: json_path_exists,
-        Operator.ALL: all_,
-    }.items():
-        registry.add(op, function, dialect="sqlite")
+#: The JSON1 equivalents of the JSONB operators (``all`` reads a JSON array).
+OPERATORS: dict[Operator, OperatorFn] = {
+    Operator.JSON_CONTAINS: json_contains,
+    Operator.JSON_CONTAINED_BY: json_contained_by,
+    Operator.JSON_HAS_KEY: json_has_key,
+    Operator.JSON_HAS_ANY: json_has_any,
+    Operator.JSON_HAS_ALL: json_has_all,
+    Operator.JSON_PATH_EXISTS: json_path_exists,
+    Operator.ALL: all_,
+}

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, JSONPATH
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import (
     CompileContext,
+    OperatorFn,
     ScalarKind,
     Target,
     require_json,
@@ -25,7 +25,7 @@ from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
 from cqrs_ddd_persistence_sqlalchemy.types.json import JSONType
 from cqrs_ddd_specifications import Operator
 
-__all__ = ["PostgresJson", "register"]
+__all__ = ["OPERATORS", "PostgresJson", "document"]
 
 _TYPEOF = {"str": "string", "number": "number", "bool": "boolean"}
 _CAST: dict[ScalarKind, sa.types.TypeEngine[Any]] = {
@@ -121,16 +121,13 @@ def all_(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]
     )
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the JSONB operators and JSON access for ``postgresql``."""
-    registry.set_json_access("postgresql", PostgresJson())
-    for op, function in {
-        Operator.JSON_CONTAINS: json_contains,
-        Operator.JSON_CONTAINED_BY: json_contained_by,
-        Operator.JSON_HAS_KEY: json_has_key,
-        Operator.JSON_HAS_ANY: json_has_any,
-        Operator.JSON_HAS_ALL: json_has_all,
-        Operator.JSON_PATH_EXISTS: json_path_exists,
-        Operator.ALL: all_,
-    }.items():
-        registry.add(op, function, dialect="postgresql")
+#: The JSONB operators (``all`` reads a JSON array).
+OPERATORS: dict[Operator, OperatorFn] = {
+    Operator.JSON_CONTAINS: json_contains,
+    Operator.JSON_CONTAINED_BY: json_contained_by,
+    Operator.JSON_HAS_KEY: json_has_key,
+    Operator.JSON_HAS_ANY: json_has_any,
+    Operator.JSON_HAS_ALL: json_has_all,
+    Operator.JSON_PATH_EXISTS: json_path_exists,
+    Operator.ALL: all_,
+}

@@ -9,23 +9,21 @@ SRID 4326 (or ``Column(info={"geographic": True})``), metres on the spheroid thr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_persistence_sqlalchemy.specifications.geometry_values import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import CompileContext, OperatorFn, Target
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel.geometry import (
     column_srid,
     is_geographic,
     is_geography,
     split_value,
 )
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import CompileContext, Target
 from cqrs_ddd_specifications import Operator
 
-__all__ = ["register"]
+__all__ = ["OPERATORS", "geometry_value"]
 
 
 def geometry_value(target: Target, value: Any) -> ColumnElement[Any]:
@@ -47,7 +45,7 @@ def geometry_value(target: Target, value: Any) -> ColumnElement[Any]:
     return geom
 
 
-def _predicate(name: str) -> Callable[[CompileContext, Target, Any], ColumnElement[bool]]:
+def _predicate(name: str) -> OperatorFn:
     function = getattr(sa.func, name)
 
     def compile_(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
@@ -87,19 +85,22 @@ def dwithin(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bo
     return result
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the PostGIS operators for ``postgresql``."""
-    for op, name in {
-        Operator.INTERSECTS: "ST_Intersects",
-        Operator.WITHIN: "ST_Within",
-        Operator.CONTAINS_GEOM: "ST_Contains",
-        Operator.TOUCHES: "ST_Touches",
-        Operator.CROSSES: "ST_Crosses",
-        Operator.OVERLAPS: "ST_Overlaps",
-        Operator.DISJOINT: "ST_Disjoint",
-        Operator.GEOM_EQUALS: "ST_Equals",
-    }.items():
-        registry.add(op, _predicate(name), dialect="postgresql")
-    registry.add(Operator.BBOX_INTERSECTS, bbox_intersects, dialect="postgresql")
-    registry.add(Operator.DISTANCE_LT, distance_lt, dialect="postgresql")
-    registry.add(Operator.DWITHIN, dwithin, dialect="postgresql")
+#: The PostGIS operators.
+OPERATORS: dict[Operator, OperatorFn] = {
+    **{
+        op: _predicate(name)
+        for op, name in {
+            Operator.INTERSECTS: "ST_Intersects",
+            Operator.WITHIN: "ST_Within",
+            Operator.CONTAINS_GEOM: "ST_Contains",
+            Operator.TOUCHES: "ST_Touches",
+            Operator.CROSSES: "ST_Crosses",
+            Operator.OVERLAPS: "ST_Overlaps",
+            Operator.DISJOINT: "ST_Disjoint",
+            Operator.GEOM_EQUALS: "ST_Equals",
+        }.items()
+    },
+    Operator.BBOX_INTERSECTS: bbox_intersects,
+    Operator.DISTANCE_LT: distance_lt,
+    Operator.DWITHIN: dwithin,
+}

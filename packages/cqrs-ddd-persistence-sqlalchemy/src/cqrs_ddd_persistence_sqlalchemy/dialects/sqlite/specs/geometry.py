@@ -7,22 +7,20 @@ SpatiaLite loaded these functions do not exist: geometry columns on SQLite need 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_persistence_sqlalchemy.specifications.geometry_values import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import CompileContext, OperatorFn, Target
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel.geometry import (
     column_srid,
     is_geographic,
     split_value,
 )
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import CompileContext, Target
 from cqrs_ddd_specifications import Operator
 
-__all__ = ["register"]
+__all__ = ["OPERATORS", "geometry_value"]
 
 
 def geometry_value(target: Target, value: Any) -> ColumnElement[Any]:
@@ -40,7 +38,7 @@ def geometry_value(target: Target, value: Any) -> ColumnElement[Any]:
     return geom
 
 
-def _predicate(name: str) -> Callable[[CompileContext, Target, Any], ColumnElement[bool]]:
+def _predicate(name: str) -> OperatorFn:
     function = getattr(sa.func, name)
 
     def compile_(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
@@ -67,19 +65,22 @@ def dwithin(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bo
     return _distance(target, value) <= sa.literal(value["distance"], sa.Float)
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the SpatiaLite operators for ``sqlite``."""
-    for op, name in {
-        Operator.INTERSECTS: "ST_Intersects",
-        Operator.WITHIN: "ST_Within",
-        Operator.CONTAINS_GEOM: "ST_Contains",
-        Operator.TOUCHES: "ST_Touches",
-        Operator.CROSSES: "ST_Crosses",
-        Operator.OVERLAPS: "ST_Overlaps",
-        Operator.DISJOINT: "ST_Disjoint",
-        Operator.GEOM_EQUALS: "ST_Equals",
-        Operator.BBOX_INTERSECTS: "MbrIntersects",
-    }.items():
-        registry.add(op, _predicate(name), dialect="sqlite")
-    registry.add(Operator.DISTANCE_LT, distance_lt, dialect="sqlite")
-    registry.add(Operator.DWITHIN, dwithin, dialect="sqlite")
+#: The SpatiaLite operators.
+OPERATORS: dict[Operator, OperatorFn] = {
+    **{
+        op: _predicate(name)
+        for op, name in {
+            Operator.INTERSECTS: "ST_Intersects",
+            Operator.WITHIN: "ST_Within",
+            Operator.CONTAINS_GEOM: "ST_Contains",
+            Operator.TOUCHES: "ST_Touches",
+            Operator.CROSSES: "ST_Crosses",
+            Operator.OVERLAPS: "ST_Overlaps",
+            Operator.DISJOINT: "ST_Disjoint",
+            Operator.GEOM_EQUALS: "ST_Equals",
+            Operator.BBOX_INTERSECTS: "MbrIntersects",
+        }.items()
+    },
+    Operator.DISTANCE_LT: distance_lt,
+    Operator.DWITHIN: dwithin,
+}

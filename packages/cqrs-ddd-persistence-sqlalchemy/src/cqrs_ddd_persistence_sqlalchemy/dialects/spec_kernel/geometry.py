@@ -10,11 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel.target import Target
 from cqrs_ddd_specifications.geometry import split_ewkt
 
-from .target import Target
-
-__all__ = ["GeometryValue", "column_srid", "is_geography", "split_value"]
+__all__ = ["GeometryValue", "column_srid", "is_geographic", "is_geography", "split_value"]
 
 
 @dataclass(frozen=True)

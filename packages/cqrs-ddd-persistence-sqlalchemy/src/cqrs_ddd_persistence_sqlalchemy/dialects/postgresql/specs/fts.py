@@ -19,12 +19,15 @@ from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import ConfigurationError
-from cqrs_ddd_persistence_sqlalchemy.specifications.coercion import is_text
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import CompileContext, Target
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import (
+    CompileContext,
+    OperatorFn,
+    Target,
+    is_text,
+)
 from cqrs_ddd_specifications import Operator
 
-__all__ = ["register"]
+__all__ = ["OPERATORS"]
 
 _CONFIG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -58,7 +61,5 @@ def fts_phrase(ctx: CompileContext, target: Target, value: Any) -> ColumnElement
     return _vector(ctx, target).op("@@", return_type=sa.Boolean)(query)
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the full text operators for ``postgresql``."""
-    registry.add(Operator.FTS, fts, dialect="postgresql")
-    registry.add(Operator.FTS_PHRASE, fts_phrase, dialect="postgresql")
+#: The full text operators on PostgreSQL.
+OPERATORS: dict[Operator, OperatorFn] = {Operator.FTS: fts, Operator.FTS_PHRASE: fts_phrase}

@@ -14,12 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import CompileContext, Target
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import CompileContext, OperatorFn, Target
 from cqrs_ddd_specifications import Operator
 from cqrs_ddd_specifications.text import tokenize
 
-__all__ = ["register"]
+__all__ = ["OPERATORS"]
 
 _SEP = "[^a-z0-9]"
 
@@ -50,7 +49,5 @@ def fts_phrase(ctx: CompileContext, target: Target, value: Any) -> ColumnElement
     return _padded(ctx, target).op("GLOB", return_type=sa.Boolean)(sa.literal(pattern, sa.Text))
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the full text fallback for ``sqlite``."""
-    registry.add(Operator.FTS, fts, dialect="sqlite")
-    registry.add(Operator.FTS_PHRASE, fts_phrase, dialect="sqlite")
+#: The full text fallback on SQLite.
+OPERATORS: dict[Operator, OperatorFn] = {Operator.FTS: fts, Operator.FTS_PHRASE: fts_phrase}

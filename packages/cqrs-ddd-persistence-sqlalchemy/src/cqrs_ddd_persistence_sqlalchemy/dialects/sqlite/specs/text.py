@@ -12,13 +12,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from cqrs_ddd_persistence_sqlalchemy.specifications.coercion import is_text
-from cqrs_ddd_persistence_sqlalchemy.specifications.registry import SQLAlchemyOperatorRegistry
-from cqrs_ddd_persistence_sqlalchemy.specifications.target import CompileContext, Target
+from cqrs_ddd_core.errors import InvalidValueError
+from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import (
+    CompileContext,
+    OperatorFn,
+    Target,
+    is_text,
+)
 from cqrs_ddd_specifications import Operator
 from cqrs_ddd_specifications.text import escape_like
 
-__all__ = ["like_to_glob", "register"]
+__all__ = ["OPERATORS", "like_to_glob"]
 
 
 def like_to_glob(pattern: str, escape: str = "\\") -> str:
@@ -42,8 +46,6 @@ def like_to_glob(pattern: str, escape: str = "\\") -> str:
 
 def _glob(ctx: CompileContext, target: Target, pattern: str) -> ColumnElement[bool]:
     if not is_text(target):
-        from cqrs_ddd_core.errors import InvalidValueError
-
         raise InvalidValueError(
             f"{target.name}: string operators need a text field", path=target.path
         )
@@ -73,10 +75,11 @@ def iregex(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[boo
     return operand.regexp_match(sa.literal(f"(?i){value}", sa.Text))
 
 
-def register(registry: SQLAlchemyOperatorRegistry) -> None:
-    """Register the GLOB-based operators for ``sqlite``."""
-    registry.add(Operator.LIKE, like, dialect="sqlite")
-    registry.add(Operator.CONTAINS, contains, dialect="sqlite")
-    registry.add(Operator.STARTSWITH, startswith, dialect="sqlite")
-    registry.add(Operator.ENDSWITH, endswith, dialect="sqlite")
-    registry.add(Operator.IREGEX, iregex, dialect="sqlite")
+#: Case-sensitive LIKE-family operators (GLOB) and ``iregex`` on SQLite.
+OPERATORS: dict[Operator, OperatorFn] = {
+    Operator.LIKE: like,
+    Operator.CONTAINS: contains,
+    Operator.STARTSWITH: startswith,
+    Operator.ENDSWITH: endswith,
+    Operator.IREGEX: iregex,
+}

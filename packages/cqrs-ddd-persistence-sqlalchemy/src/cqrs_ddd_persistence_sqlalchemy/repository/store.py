@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
 from cqrs_ddd_core.errors import ConfigurationError
+from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
@@ -56,6 +57,9 @@ class SQLAlchemyRepository(Generic[A]):
             work or a factory of them); without it, every call needs ``uow=`` or an ambient
             ``async with uow:``.
         version_column: attribute of the optimistic-lock column (``"version"``).
+
+    Every operation takes ``uow=`` (typed as the core port, which this repository implements):
+    a :class:`SQLAlchemyUnitOfWork`; any other unit of work is a ``ConfigurationError``.
 
     Raises:
         ConfigurationError: the third argument is neither a mapper nor a bind, a bind is given
@@ -128,7 +132,7 @@ class SQLAlchemyRepository(Generic[A]):
         return entities
 
     # -- writes ----------------------------------------------------------------------------
-    async def add(self, entity: A, *, uow: SQLAlchemyUnitOfWork | None = None) -> A:
+    async def add(self, entity: A, *, uow: IUnitOfWork | None = None) -> A:
         """Insert a new aggregate or update a loaded one (version-checked).
 
         Raises:
@@ -153,7 +157,7 @@ class SQLAlchemyRepository(Generic[A]):
         self._root.children.saved(entity, values, new_version)
         return entity
 
-    async def delete(self, entity: Any, *, uow: SQLAlchemyUnitOfWork | None = None) -> None:
+    async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
         """Delete (or archive, for archivable models) by entity or by id.
 
         Given an aggregate, its loaded version is checked and a mismatch raises
@@ -175,7 +179,7 @@ class SQLAlchemyRepository(Generic[A]):
         if is_entity and expected is not None and root.archived_at is not None:
             self._finish(entity, joined, expected + 1)
 
-    async def restore(self, entity: Any, *, uow: SQLAlchemyUnitOfWork | None = None) -> None:
+    async def restore(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
         """Un-archive an archived aggregate (by entity or id); a no-op for live rows."""
         if self._root.archived_at is None:
             raise ConfigurationError(f"{self.db_model_cls.__name__} is not archivable")
@@ -192,7 +196,7 @@ class SQLAlchemyRepository(Generic[A]):
         self,
         entity_id: Any,
         *,
-        uow: SQLAlchemyUnitOfWork | None = None,
+        uow: IUnitOfWork | None = None,
         include_archived: bool = False,
     ) -> A | None:
         """The aggregate with ``entity_id`` (children loaded), or ``None``."""
@@ -210,7 +214,7 @@ class SQLAlchemyRepository(Generic[A]):
         self,
         entity_ids: Sequence[Any],
         *,
-        uow: SQLAlchemyUnitOfWork | None = None,
+        uow: IUnitOfWork | None = None,
         include_archived: bool = False,
     ) -> list[A]:
         """The existing aggregates among ``entity_ids``, in the order of the ids given."""
@@ -227,7 +231,7 @@ class SQLAlchemyRepository(Generic[A]):
         return [found[k] for k in keys if k in found]
 
     async def list_all(
-        self, *, uow: SQLAlchemyUnitOfWork | None = None, include_archived: bool = False
+        self, *, uow: IUnitOfWork | None = None, include_archived: bool = False
     ) -> list[A]:
         """Every aggregate (ordered by id). Prefer ``search(...).stream()`` for big tables."""
         result = self.search(
@@ -242,7 +246,7 @@ class SQLAlchemyRepository(Generic[A]):
         self,
         entity_id: Any,
         *,
-        uow: SQLAlchemyUnitOfWork | None = None,
+        uow: IUnitOfWork | None = None,
         include_archived: bool = False,
     ) -> bool:
         root = self._root
@@ -260,7 +264,7 @@ class SQLAlchemyRepository(Generic[A]):
         spec_or_options: Any = None,
         options: Any = None,
         *,
-        uow: SQLAlchemyUnitOfWork | None = None,
+        uow: IUnitOfWork | None = None,
         include_archived: bool = False,
     ) -> SQLAlchemySearchResult[A]:
         """Aggregates matching a specification, with query options; all in SQL.

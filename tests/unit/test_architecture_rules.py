@@ -102,9 +102,9 @@ def _layer_of(module: str) -> tuple[int, str]:
     best: tuple[int, str, int] | None = None  # (layer index, prefix, prefix length)
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if module == prefix or module.startswith(prefix + "."):
-                if best is None or len(prefix) > best[2]:
-                    best = (index, prefix, len(prefix))
+            matches = module == prefix or module.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > best[2]):
+                best = (index, prefix, len(prefix))
     if best is None:
         # The package's own ``__init__`` (``create_engine``, ``metadata``, the errors, the
         # facades): an application-level entry point.

@@ -216,8 +216,8 @@ def configure_kwargs(*, include_object: IncludeObject | None = None) -> dict[str
     Returns ``include_object`` (the library's :data:`include_object`, or yours, combined with
     GeoAlchemy2's when it is installed), :func:`render_item`, ``compare_type=True`` and, with
     GeoAlchemy2, its ``process_revision_directives`` (creates a spatial index once, with the
-    operations GeoAlchemy2 registers). To add your own ``process_revision_directives``, chain
-    it: ``kwargs["process_revision_directives"].chain(...)`` takes an Alembic ``Rewriter``.
+    operations GeoAlchemy2 registers). That one is an Alembic ``Rewriter``: to add your own
+    rewriter, pass ``geoalchemy2.alembic_helpers.writer.chain(yours)`` instead.
 
     Args:
         include_object: your hook instead of the library's default one (for instance

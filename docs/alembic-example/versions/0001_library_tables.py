@@ -7,7 +7,7 @@ are rendered as the library's functions, which compile for the database the migr
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-06 05:32:00.548914
+Create Date: 2026-12-06 06:14:44.031409
 """
 
 from collections.abc import Sequence
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import cqrs_ddd_persistence_sqlalchemy.core.event_tables
 import cqrs_ddd_persistence_sqlalchemy.types.datetime
 import cqrs_ddd_persistence_sqlalchemy.types.json
+import cqrs_ddd_persistence_sqlalchemy.types.xid8
 
 # revision identifiers, used by Alembic.
 revision: str = "0001"
@@ -150,8 +150,8 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=255), nullable=True),
         sa.Column(
             "txid",
-            cqrs_ddd_persistence_sqlalchemy.core.event_tables.Xid8(),
-            server_default=cqrs_ddd_persistence_sqlalchemy.core.event_tables.current_xact_id(),
+            cqrs_ddd_persistence_sqlalchemy.types.xid8.Xid8(),
+            server_default=cqrs_ddd_persistence_sqlalchemy.types.xid8.current_xact_id(),
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("position", name=op.f("pk_cqrs_events")),

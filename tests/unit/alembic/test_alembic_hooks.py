@@ -126,14 +126,12 @@ def test_alembic_rendered_event_log_is_portable() -> None:
 def test_alembic_render_imports_library_types_and_server_defaults() -> None:
     code, imports = _rendered(metadata.tables["cqrs_events"])
     assert imports == {
-        "import cqrs_ddd_persistence_sqlalchemy.core.event_tables",
         "import cqrs_ddd_persistence_sqlalchemy.types.datetime",
         "import cqrs_ddd_persistence_sqlalchemy.types.json",
+        "import cqrs_ddd_persistence_sqlalchemy.types.xid8",
     }
     # the function, compiled per dialect when the migration runs, not PostgreSQL's SQL text
-    assert "server_default=cqrs_ddd_persistence_sqlalchemy.core.event_tables.current_xact_id()" in (
-        code
-    )
+    assert "server_default=cqrs_ddd_persistence_sqlalchemy.types.xid8.current_xact_id()" in code
     assert "pg_current_xact_id" not in code
 
 

@@ -256,11 +256,11 @@ async def append_split(ctx: Context, rounds: int) -> None:
     import statistics
 
     from benchmarks import bench_event_store as be
+
+    from cqrs_ddd_core import StreamState
     from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import _INSERTS
     from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import compiled_for
     from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
-
-    from cqrs_ddd_core import StreamState
 
     db = await be._open(ctx)
     store, quiet = db.store(), db.store(notify=False)

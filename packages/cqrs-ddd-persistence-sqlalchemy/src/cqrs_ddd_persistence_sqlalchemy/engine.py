@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
+from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import (
     DEFAULT_PING_AFTER,
     install_checkout_guard,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
+from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
 
 __all__ = ["configure_engine", "create_engine"]
 
@@ -35,6 +38,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
       off for the whole process).
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
+    - Inside an entered ``SQLAlchemyUnitOfWork`` a failing statement raises the library's
+      error at once (see :func:`configure_engine`).
 
     Example::
 
@@ -78,7 +83,26 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def configure_engine(engine: AsyncEngine) -> AsyncEngine:
-    """Apply dialect set-up to an engine the application created itself."""
+    """Apply dialect set-up to an engine the application created itself.
+
+    Also makes statements that fail inside an entered ``SQLAlchemyUnitOfWork`` raise the
+    library's error (``UniqueViolationError``, ``ConnectionLostError``...) chained to the
+    driver's, where they fail: ``uow.session.execute(...)`` included. Outside a unit of work,
+    SQLAlchemy's own exceptions are left as they are (migrations, the application's own use of
+    the engine). Without this set-up the error is translated when it leaves the unit of work.
+    """
     if engine.dialect.name == "sqlite":
         configure_sqlite_engine(engine)
+    sync_engine = engine.sync_engine
+    if not event.contains(sync_engine, "handle_error", _translate_in_unit_of_work):
+        event.listen(sync_engine, "handle_error", _translate_in_unit_of_work)
     return engine
+
+
+def _translate_in_unit_of_work(context: ExceptionContext) -> BaseException | None:
+    # A pre-ping failure must stay SQLAlchemy's: the pool reads it to replace the connection.
+    # Only wrapped driver errors are translated (not a bind processor's error, nor a library
+    # error raised in one, which the stores translate themselves).
+    if context.is_pre_ping or context.sqlalchemy_exception is None or current_uow() is None:
+        return None
+    return database_error(context.sqlalchemy_exception)

@@ -28,10 +28,12 @@ from cqrs_ddd_core.errors import (
     UniqueViolationError,
 )
 from cqrs_ddd_persistence_sqlalchemy.core import (
+    SessionSource,
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
     current_uow,
 )
+from cqrs_ddd_persistence_sqlalchemy.errors import register_metadata_for_sqlite_constraints
 
 counters = CounterModel.__table__
 
@@ -184,6 +186,43 @@ async def test_driver_error_is_translated_when_it_leaves_the_block_on_any_engine
             await _insert(uow, "x")
             raise error
     assert raised.value is error
+
+
+codes_md = sa.MetaData()
+codes = sa.Table(
+    "uow_exit_codes",
+    codes_md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(20), nullable=False),
+    sa.UniqueConstraint("code", name="uq_uow_exit_codes_code"),
+)
+register_metadata_for_sqlite_constraints(codes_md)
+
+
+class CodeTaken(DomainError):
+    pass
+
+
+async def test_a_stores_constraint_meaning_applies_inside_a_unit_of_work(
+    repo_engine: AsyncEngine, factory: async_sessionmaker[Any]
+) -> None:
+    """The statement already raised ``UniqueViolationError``; the store's ``constraints=``
+    still turn it into what the constraint means to the store."""
+    async with repo_engine.begin() as conn:
+        await conn.run_sync(codes_md.create_all)
+    source = SessionSource()
+    meaning = {"uq_uow_exit_codes_code": lambda error: CodeTaken(f"code taken: {error}")}
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        await uow.session.execute(sa.insert(codes).values(id=1, code="a"))
+        with pytest.raises(CodeTaken):
+            async with uow.savepoint():
+                async with source.session(uow, constraints=meaning) as session:
+                    await session.execute(sa.insert(codes).values(id=2, code="a"))
+        with pytest.raises(UniqueViolationError):  # the other constraint: no meaning given
+            async with uow.savepoint():
+                async with source.session(uow, constraints=meaning) as session:
+                    await session.execute(sa.insert(codes).values(id=1, code="b"))
+        await uow.commit()
 
 
 async def test_statements_outside_a_unit_of_work_keep_sqlalchemy_exceptions(

@@ -10,11 +10,13 @@ from another connection; the test waits until the backend is gone. Then:
   block);
 - a statement on the dead connection raises ``ConnectionLostError`` chained to the driver's
   exception, where it failed (library engine) and when it leaves the block (any engine);
-- a commit on it raises ``ConnectionLostError``.
+- a commit on it raises ``ConnectionLostError``;
+- an unreachable server is ``ConnectionLostError`` as well.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -239,5 +241,23 @@ async def test_rel_any_engine_translates_when_the_error_leaves_the_block(
             killed = await kill_backend(uow)
         assert note is not None
         await _next_works(factory, killed)
+    finally:
+        await engine.dispose()
+
+
+async def test_rel_unreachable_database_is_connection_lost(driver: str) -> None:
+    """Nothing listens on the port: the driver's refusal (asyncpg raises the socket's own
+    ``ConnectionRefusedError``) is ``ConnectionLostError`` chained to it, not an ``OSError``
+    that an application could not tell from its own."""
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = make_url(PG_URL).set(drivername=f"postgresql+{driver}", host="127.0.0.1", port=port)
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        with pytest.raises(ConnectionLostError) as info:
+            async with SQLAlchemyUnitOfWork(engine) as uow:
+                await uow.session.execute(sa.select(1))
+        _assert_chained_to_driver(info.value)
     finally:
         await engine.dispose()

@@ -165,6 +165,9 @@ def translate(
         error = ConnectionLostError(f"the connection was lost in the transaction: {message}")
     elif isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         error = ConnectionLostError(message)
+    elif isinstance(exc, sa_exc.OperationalError):
+        # No SQLSTATE: the server never answered (psycopg's "connection failed: ... refused").
+        error = ConnectionLostError(f"cannot reach the database: {message}")
     elif isinstance(driver, ConnectionError | OSError | asyncio.TimeoutError):
         error = ConnectionLostError(f"cannot reach the database: {message}")
     elif type(driver).__name__ in {
@@ -222,8 +225,26 @@ _DATABASE_PACKAGES = frozenset(
 )
 
 
+def _package(module: object) -> str:
+    return str(module).partition(".")[0]
+
+
+def _raised_by_database(exc: BaseException) -> bool:
+    if _package(type(exc).__module__) in _DATABASE_PACKAGES:
+        return True
+    # A driver's connect failure is the socket's own OSError / TimeoutError (asyncpg raises
+    # them unwrapped): it comes from the database when the driver's code raised it.
+    tb = exc.__traceback__
+    while tb is not None:
+        if _package(tb.tb_frame.f_globals.get("__name__")) in _DATABASE_PACKAGES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def database_error(exc: BaseException) -> CQRSDDDError | None:
-    """The library error for an exception raised by SQLAlchemy or a database driver.
+    """The library error for an exception raised by SQLAlchemy or a database driver (its own
+    exception class, or any exception raised from their code).
 
     ``None`` for every other exception, library errors included (nothing to translate). Unlike
     :func:`translate`, this is safe on exceptions raised by application code: an application's
@@ -231,7 +252,7 @@ def database_error(exc: BaseException) -> CQRSDDDError | None:
     """
     if isinstance(exc, CQRSDDDError) or not isinstance(exc, Exception):
         return None
-    if type(exc).__module__.partition(".")[0] not in _DATABASE_PACKAGES:
+    if not _raised_by_database(exc):
         return None
     return translate(exc)
 

@@ -27,8 +27,8 @@ from cqrs_ddd_core.errors import (
     MissingSchemaError,
     UniqueViolationError,
 )
+from cqrs_ddd_persistence_sqlalchemy.binding import Binding
 from cqrs_ddd_persistence_sqlalchemy.core import (
-    SessionSource,
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
     current_uow,
@@ -210,7 +210,7 @@ async def test_a_stores_constraint_meaning_applies_inside_a_unit_of_work(
     still turn it into what the constraint means to the store."""
     async with repo_engine.begin() as conn:
         await conn.run_sync(codes_md.create_all)
-    source = SessionSource()
+    source = Binding()
     meaning = {"uq_uow_exit_codes_code": lambda error: CodeTaken(f"code taken: {error}")}
     async with SQLAlchemyUnitOfWork(factory) as uow:
         await uow.session.execute(sa.insert(codes).values(id=1, code="a"))

@@ -163,14 +163,8 @@ class SQLAlchemyUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Roll back unless committed; re-raise what the block raised, translated if database.
-
-        - The rollback never raises a database error: a connection that cannot roll back has
-          lost its transaction with it; it is discarded (the pool replaces it).
-        - An exception of the block propagates as it is, unless SQLAlchemy or a driver raised
-          it: then as the library error (``ConnectionLostError`` for a lost connection), chained
-          to it (``__cause__``).
-        """
+        """Roll back unless committed (never raising for the database, see the module's
+        docstring); what the block raised propagates, a database exception translated."""
         self._depth -= 1
         if self._tokens:
             _current.reset(self._tokens.pop())

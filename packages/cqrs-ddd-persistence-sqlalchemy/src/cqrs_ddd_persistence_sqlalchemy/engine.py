@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for, support_for_url
+from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import DEFAULT_PING_AFTER
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import pool_checks, set_fast_path
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
+from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
 
 __all__ = ["configure_engine", "create_engine"]
 
@@ -36,6 +39,8 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
       (``dialects/postgresql/url.py``).
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
+    - Inside an entered ``SQLAlchemyUnitOfWork`` a failing statement raises the library's
+      error at once (see :func:`configure_engine`).
 
     Example::
 
@@ -61,10 +66,29 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     if not fast_path:
         set_fast_path(engine, False)
     support.configure_engine(engine, lock_timeout_ms=lock_timeout)
-    return engine
+    return configure_engine(engine)
 
 
 def configure_engine(engine: AsyncEngine) -> AsyncEngine:
-    """Apply the dialect set-up to an engine the application created itself."""
+    """Apply dialect set-up to an engine the application created itself.
+
+    Also makes statements that fail inside an entered ``SQLAlchemyUnitOfWork`` raise the
+    library's error (``UniqueViolationError``, ``ConnectionLostError``...) chained to the
+    driver's, where they fail: ``uow.session.execute(...)`` included. Outside a unit of work,
+    SQLAlchemy's own exceptions are left as they are (migrations, the application's own use of
+    the engine). Without this set-up the error is translated when it leaves the unit of work.
+    """
     dialect_for(engine).configure_engine(engine, lock_timeout_ms=None)
+    sync_engine = engine.sync_engine
+    if not event.contains(sync_engine, "handle_error", _translate_in_unit_of_work):
+        event.listen(sync_engine, "handle_error", _translate_in_unit_of_work)
     return engine
+
+
+def _translate_in_unit_of_work(context: ExceptionContext) -> BaseException | None:
+    # A pre-ping failure must stay SQLAlchemy's: the pool reads it to replace the connection.
+    # Only wrapped driver errors are translated (not a bind processor's error, nor a library
+    # error raised in one, which the stores translate themselves).
+    if context.is_pre_ping or context.sqlalchemy_exception is None or current_uow() is None:
+        return None
+    return database_error(context.sqlalchemy_exception)

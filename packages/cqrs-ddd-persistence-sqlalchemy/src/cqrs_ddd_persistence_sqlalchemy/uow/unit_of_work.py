@@ -1,6 +1,8 @@
 """``SQLAlchemyUnitOfWork``: the one transaction model of the library.
 
-The unit of work owns one ``AsyncSession`` and its transaction. It rolls back on exit unless
+The unit of work owns one transaction: a pooled connection the library's stores run their
+statements on, and an ``AsyncSession`` joined to it when something asks for ``uow.session``
+(see :mod:`.transaction`). It rolls back on exit unless
 :meth:`~SQLAlchemyUnitOfWork.commit` was awaited. While it is entered it is the *ambient* unit of
 work (a context variable), so every store finds it without ``uow=``. Aggregates saved through it
 get their new version only after the commit succeeded, and with ``event_sinks=`` their pending
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -28,21 +30,22 @@ from sqlalchemy.ext.asyncio import (
     AsyncSessionTransaction,
     async_sessionmaker,
 )
-from sqlalchemy.orm.exc import StaleDataError
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
 from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.errors import (
     ConfigurationError,
-    CQRSDDDError,
-    OptimisticConcurrencyError,
-    PersistenceError,
     UnitOfWorkError,
 )
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
-from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
-from cqrs_ddd_persistence_sqlalchemy.execution.resolve import executor_for
+from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
+    describe,
+    is_database_failure,
+    library_error,
+    translating,
+)
+from cqrs_ddd_persistence_sqlalchemy.uow.transaction import UowTransaction
 
 __all__ = ["EventSink", "SQLAlchemyUnitOfWork", "current_uow"]
 
@@ -52,34 +55,6 @@ _current: ContextVar[SQLAlchemyUnitOfWork | None] = ContextVar("cqrs_ddd_uow", d
 
 SessionFactory = Callable[[], AsyncSession]
 BeforeCommitHook = Callable[["SQLAlchemyUnitOfWork"], Awaitable[None]]
-
-
-def _library_error(exc: BaseException) -> CQRSDDDError | None:
-    """The library error for a database exception; ``None`` for any other exception.
-
-    ``StaleDataError`` is what the ORM raises when a ``version_id_col`` UPDATE/DELETE matched no
-    row (models with ``VersionMixin`` used through the ORM directly): the same conflict the
-    repository reports at ``add``.
-    """
-    if isinstance(exc, StaleDataError):
-        return OptimisticConcurrencyError(f"stale write detected at flush: {exc}")
-    return database_error(exc)
-
-
-@contextmanager
-def _translating() -> Iterator[None]:
-    """Re-raise database exceptions as library errors; anything else passes untouched."""
-    try:
-        yield
-    except Exception as exc:
-        error = _library_error(exc)
-        if error is None:
-            raise
-        raise error from exc
-
-
-def _is_database_failure(exc: BaseException) -> bool:
-    return isinstance(exc, PersistenceError) or _library_error(exc) is not None
 
 
 def current_uow() -> SQLAlchemyUnitOfWork | None:
@@ -137,7 +112,7 @@ class SQLAlchemyUnitOfWork:
             )
         self._borrowed = session
         self._factory = session_factory
-        self._session: AsyncSession | None = None
+        self._txn: UowTransaction | None = None
         self._tokens: list[Token[SQLAlchemyUnitOfWork | None]] = []
         self._depth = 0
         self.event_sinks: list[EventSink] = list(event_sinks)
@@ -151,7 +126,7 @@ class SQLAlchemyUnitOfWork:
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
         if self._depth == 0:
-            self._session = self._borrowed if self._borrowed is not None else self._open()
+            self._txn = UowTransaction(self._factory, self._borrowed)
             self.committed = False
         self._depth += 1
         self._tokens.append(_current.set(self))
@@ -171,46 +146,40 @@ class SQLAlchemyUnitOfWork:
         if self._depth == 0:
             await self._end(failed=exc is not None)
         if exc is not None:
-            error = _library_error(exc)
+            error = library_error(exc)
             if error is not None:
                 raise error from exc
 
     async def _end(self, *, failed: bool) -> None:
         """Roll back and release the session. With the block ``failed``, nothing is raised here:
         the block's exception is the one the caller must see."""
-        session = self._session
+        txn = self._txn
         try:
             try:
                 await self.rollback()
             finally:
-                if session is not None and self._borrowed is None:
-                    await _close(session)
+                if txn is not None:
+                    await txn.close()
         except Exception:
             if not failed:
                 raise
             logger.exception("ending a failed unit of work failed; the block's error propagates")
         finally:
-            self._session = None
-
-    def _open(self) -> AsyncSession:
-        assert self._factory is not None
-        session = self._factory()
-        if not isinstance(session, AsyncSession):
-            raise ConfigurationError(
-                f"session_factory returned {type(session).__name__}, expected AsyncSession"
-            )
-        return session
+            self._txn = None
 
     @property
     def session(self) -> AsyncSession:
-        """The session of the current transaction (the unit of work must be entered)."""
-        if self._session is None:
+        """The ORM session of the current transaction (the unit of work must be entered).
+
+        Created on first use and bound to the unit of work's connection: the caller's own ORM
+        work and the library's stores share one transaction."""
+        if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
-        return self._session
+        return self._txn.session
 
     @property
     def active(self) -> bool:
-        return self._session is not None
+        return self._txn is not None
 
     @property
     def session_factory(self) -> SessionFactory | None:
@@ -225,7 +194,9 @@ class SQLAlchemyUnitOfWork:
 
     async def executor(self) -> Executor:
         """The executor of this unit of work's transaction (the execution seam)."""
-        return executor_for(await self.session.connection())
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        return await self._txn.executor()
 
     # -- tracking --------------------------------------------------------------------------
     def register(self, aggregate: AggregateRoot[Any], *, new_version: int | None = None) -> None:
@@ -272,17 +243,17 @@ class SQLAlchemyUnitOfWork:
                     raised = exc
                     raise
         except Exception as exc:
-            if raised is None or exc is raised or not _is_database_failure(exc):
-                error = _library_error(exc)
+            if raised is None or exc is raised or not is_database_failure(exc):
+                error = library_error(exc)
                 if error is None:
                     raise
                 raise error from exc
             # Rolling back to the savepoint failed: the connection is gone, and the block's
             # exception is what the caller must see; it is raised below, outside this handler,
             # so that nothing is chained onto it.
-            logger.info("rollback to a savepoint failed (%s)", _describe(exc))
+            logger.info("rollback to a savepoint failed (%s)", describe(exc))
         if raised is not None:
-            error = _library_error(raised)
+            error = library_error(raised)
             if error is not None:
                 raise error from raised
             raise raised
@@ -290,8 +261,10 @@ class SQLAlchemyUnitOfWork:
     async def flush(self) -> None:
         """Flush ORM changes made on :attr:`session` (a stale version raises
         ``OptimisticConcurrencyError``, constraint violations their library errors)."""
-        with _translating():
-            await self.session.flush()
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        with translating():
+            await self._txn.flush()
 
     # -- commit / rollback -----------------------------------------------------------------
     async def commit(self) -> None:
@@ -302,10 +275,12 @@ class SQLAlchemyUnitOfWork:
                 failure as its library error. ``ConnectionLostError`` (retryable) means the
                 connection broke: the commit may or may not have happened.
         """
-        session = self.session
+        txn = self._txn
+        if txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
         pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
         try:
-            with _translating():
+            with translating():
                 for hook in list(self._before_commit):
                     await hook(self)
                 if self.event_sinks:
@@ -314,7 +289,7 @@ class SQLAlchemyUnitOfWork:
                     if events:
                         for sink in self.event_sinks:
                             await sink.write_events(events, uow=self)
-                await session.commit()
+                await txn.commit()
         except BaseException:
             for agg, evs in pulled:  # give the events back: nothing was written
                 agg._events[:0] = evs
@@ -344,8 +319,8 @@ class SQLAlchemyUnitOfWork:
         """
         hooks = self._after_rollback
         self._reset_tracking()
-        if self._session is not None:
-            await _rollback_or_discard(self._session)
+        if self._txn is not None:
+            await self._txn.rollback()
         for hook in hooks:
             try:
                 hook()
@@ -358,38 +333,3 @@ class SQLAlchemyUnitOfWork:
         self._before_commit = []
         self._after_commit = []
         self._after_rollback = []
-
-
-def _describe(exc: BaseException) -> str:
-    error = _library_error(exc) or exc
-    return f"{type(error).__name__}: {error}"
-
-
-async def _rollback_or_discard(session: AsyncSession) -> None:
-    try:
-        await session.rollback()
-    except Exception as exc:
-        if not _is_database_failure(exc):
-            raise
-        logger.info("rollback failed, the connection is discarded (%s)", _describe(exc))
-        await _discard(session)
-
-
-async def _close(session: AsyncSession) -> None:
-    try:
-        await session.close()
-    except Exception as exc:
-        if not _is_database_failure(exc):
-            raise
-        logger.info("closing a session failed, the connection is discarded (%s)", _describe(exc))
-        await _discard(session)
-
-
-async def _discard(session: AsyncSession) -> None:
-    """Close ``session`` invalidating its connections: the pool never hands them out again."""
-    try:
-        await session.invalidate()
-    except Exception as exc:
-        if not _is_database_failure(exc):
-            raise
-        logger.debug("invalidating a lost connection failed (%s)", _describe(exc))

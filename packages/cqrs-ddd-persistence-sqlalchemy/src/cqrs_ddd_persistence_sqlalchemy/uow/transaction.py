@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.errors import ConfigurationError
@@ -45,6 +46,13 @@ class UowTransaction:
         self._execution: Execution | None = (
             execution_for(engine) if isinstance(engine, AsyncEngine) else None
         )
+
+    @property
+    def dialect(self) -> Dialect:
+        """The SQLAlchemy dialect of the transaction's database (no session created)."""
+        if self._execution is not None:
+            return self._execution.dialect
+        return self.session.get_bind().dialect
 
     @property
     def session(self) -> AsyncSession:

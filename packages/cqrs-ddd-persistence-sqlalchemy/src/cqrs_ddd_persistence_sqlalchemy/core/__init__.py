@@ -1,4 +1,4 @@
-"""Core persistence: unit of work, repository, event store, outbox, mapper."""
+"""Core persistence: unit of work, repository, event store, outbox, inbox, mapper."""
 
 from cqrs_ddd_persistence_sqlalchemy.core.event_log import Ordering as Ordering
 from cqrs_ddd_persistence_sqlalchemy.core.event_sourced_repository import (
@@ -8,6 +8,8 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
 )
 from cqrs_ddd_persistence_sqlalchemy.core.event_tables import events_table as events_table
+from cqrs_ddd_persistence_sqlalchemy.core.inbox import SQLAlchemyInbox as SQLAlchemyInbox
+from cqrs_ddd_persistence_sqlalchemy.core.inbox_table import inbox_table as inbox_table
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim as OutboxClaim

@@ -111,15 +111,15 @@ class NatsInboxConsumer(InboxConsumer):
             while not self.stopping:
                 try:
                     batch = await subscription.fetch(self.batch_size, timeout=self.poll_timeout)
+                    for message in batch:
+                        await self._handle(message)
+                    failures = 0
                 except TimeoutError:
                     continue  # nothing arrived within poll_timeout (nats' and asyncio's)
                 except NatsError as exc:
+                    # An unacked message comes back after ack_wait and is skipped by the inbox.
                     failures += 1
                     await self.pause(self.loop_error(exc, failures))
-                    continue
-                failures = 0
-                for message in batch:
-                    await self._handle(message)
         finally:
             # Not drain(): fetched but unhandled messages are redelivered after ack_wait anyway,
             # and draining waits on the pull request still open at the server.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractQueueIterator
+from aio_pika.exceptions import AMQPError
 
 from cqrs_ddd_core.ports.inbox import IInbox
 from cqrs_ddd_persistence_sqlalchemy.consumers.base import (
@@ -109,7 +110,21 @@ class RabbitMQInboxConsumer(InboxConsumer):
         self._failures = 0
 
     async def run(self) -> None:
-        """Consume until :meth:`stop` (the message in flight is finished and acknowledged)."""
+        """Consume until :meth:`stop` (the message in flight is finished and acknowledged).
+
+        A lost connection or channel is logged and consumption starts again after a backoff;
+        the broker redelivers what was not acknowledged and the inbox skips what was handled.
+        """
+        failures = 0
+        while not self.stopping:
+            try:
+                await self._consume()
+                failures = 0
+            except (AMQPError, ConnectionError) as exc:
+                failures += 1
+                await self.pause(self.loop_error(exc, failures))
+
+    async def _consume(self) -> None:
         connection = await aio_pika.connect_robust(self.url)
         try:
             channel = await connection.channel()

@@ -123,15 +123,15 @@ class RedisStreamInboxConsumer(InboxConsumer):
             failures = 0
             while not self.stopping:
                 try:
-                    entries = await self._next_entries()
+                    for entry_id, fields in await self._next_entries():
+                        if not await self._handle(entry_id, fields) or self.stopping:
+                            break
                     failures = 0
                 except RedisError as exc:
+                    # An entry handled but not acked stays pending: re-read and skipped.
+                    self._backlog = True
                     failures += 1
                     await self.pause(self.loop_error(exc, failures))
-                    continue
-                for entry_id, fields in entries:
-                    if not await self._handle(entry_id, fields) or self.stopping:
-                        break
         finally:
             if self._owns_client:
                 await self.client.aclose()

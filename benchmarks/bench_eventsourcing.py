@@ -178,7 +178,7 @@ async def seed_read_streams(pool: asyncpg.Pool, es: EsSide | None, length: int) 
 # our store
 # ---------------------------------------------------------------------------------------------
 def our_store(engine: AsyncEngine) -> Any:
-    from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+    from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
     return SQLAlchemyEventStore(async_sessionmaker(engine, expire_on_commit=False), listen=False)
 

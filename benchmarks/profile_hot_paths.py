@@ -253,10 +253,10 @@ async def append_split(ctx: Context, rounds: int) -> None:
     import statistics
 
     from benchmarks import bench_event_store as be
-
-    from cqrs_ddd_core import StreamState
     from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
     from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT
+
+    from cqrs_ddd_core import StreamState
 
     db = await be._open(ctx)
     store, quiet = db.store(), db.store(notify=False)

@@ -98,10 +98,10 @@ async def count_effect(message: ReceivedMessage, uow: SQLAlchemyUnitOfWork) -> N
 class LoggedOutbox(SQLAlchemyOutboxStorage):
     claim_log: int | None = None
 
-    async def claim_batch(
+    async def claim(
         self, limit: int = 100, *, lease_seconds: float | None = None
     ) -> list[OutboxClaim]:
-        claimed = await super().claim_batch(limit, lease_seconds=lease_seconds)
+        claimed = await super().claim(limit, lease_seconds=lease_seconds)
         if claimed and self.claim_log is not None:
             append(self.claim_log, ",".join(c.message_id for c in claimed))
         return claimed

@@ -97,7 +97,7 @@ class ErrorCounter(logging.Handler):
 
 async def close_leaked_listeners(engines: Any) -> int:
     """Close LISTEN connections of ``engines`` that a dropped listener still holds."""
-    from cqrs_ddd_persistence_sqlalchemy.queue.postgres.listen import NotificationListener
+    from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import NotificationListener
 
     mine = {id(e) for e in engines}
     leaked = [

@@ -34,13 +34,13 @@ from cqrs_ddd_core.errors import ConnectionLostError, CQRSDDDError, RetryableErr
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, metadata
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
+from cqrs_ddd_persistence_sqlalchemy.binding import Binding as SessionSource
 from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyEventStore,
     SQLAlchemyOutboxStorage,
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
 from cqrs_ddd_persistence_sqlalchemy.errors import is_retryable
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from cqrs_ddd_core.errors import CQRSDDDError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
-from cqrs_ddd_persistence_sqlalchemy.core.event_tables import events_table
+from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table
 
 SQL = "'; DROP TABLE cqrs_events; --"
 

@@ -147,6 +147,6 @@ async def test_rel_notify_channels_are_data(library_tables: AsyncEngine, channel
         # PostgreSQL limits channel names to 63 bytes: refused, as a library error
         assert len(channel.encode()) > 63 and library_tables.dialect.name == "postgresql"
         return
-    claimed = await outbox.claim_batch(10)
+    claimed = await outbox.claim(10)
     assert [c.message.message_id for c in claimed] == ["m-1"]
     assert "cqrs_events" in await _tables(library_tables)

@@ -43,9 +43,9 @@ from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.event_tables import events_table
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_table import outbox_table
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
+from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table
+from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table
 
 TASKS = 50
 ACCOUNTS = 6  # few and hot: plenty of conflicts

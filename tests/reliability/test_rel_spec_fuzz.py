@@ -1,9 +1,11 @@
 """Hypothesis fuzzing of the specification JSON form and of ``QueryOptions`` on real databases.
 
-Complements ``specifications/test_spec_hostile.py`` (fixed hostile cases) with generated ones:
-random operators (valid, aliases, garbage), field names (mapped, JSON paths, dunders, other
-tables, SQL fragments), values (quotes, backslashes, LIKE wildcards, NUL, unicode, huge numbers,
-NaN, nested JSON, big lists) and nesting. Every example either
+Complements ``specifications/test_spec_hostile.py`` (fixed hostile cases) and
+``specifications/test_spec_operator_matrix.py`` (every operator x every column kind x every JSON
+value kind, exhaustively) with generated ones: random operators (valid, aliases, garbage), field
+names (mapped, JSON paths, dunders, other tables, SQL fragments), values (quotes, backslashes,
+LIKE wildcards, NUL, unicode, huge numbers, NaN, nested JSON, big lists), every operator spelling
+on every column kind with a value of every JSON kind, and nesting. Every example either
 
 - raises an error from the library's tree (a ``SpecificationError`` at compile time), or
 - compiles to SQL with every value bound (no user text inside the SQL string), selecting from the
@@ -19,6 +21,7 @@ import datetime as dt
 import math
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,7 @@ class FuzzThing(Base):
     name: Mapped[str | None] = mapped_column(sa.String(300))
     n: Mapped[int | None] = mapped_column(sa.Integer)
     score: Mapped[float | None] = mapped_column(sa.Float)
+    amount: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2))
     flag: Mapped[bool | None] = mapped_column(sa.Boolean)
     created: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     meta: Mapped[Any] = mapped_column(JSONType(), nullable=True)
@@ -77,16 +81,38 @@ ROWS = [
         "name": text,
         "n": i * 7 - 20,
         "score": i / 3,
+        "amount": Decimal(i * 125) / 100 - 3,
         "flag": i % 2 == 0,
         "created": T0 + dt.timedelta(hours=i),
         "meta": {"k": text, "n": i, "tags": [text, "t"], "nested": {"a": i}},
     }
     for i, text in enumerate(SEED_TEXTS)
 ] + [
-    {"id": 100, "name": None, "n": None, "score": None, "flag": None, "created": None, "meta": None}
+    {
+        "id": 100,
+        "name": None,
+        "n": None,
+        "score": None,
+        "amount": None,
+        "flag": None,
+        "created": None,
+        "meta": None,
+    }
 ]
 
-FIELDS = ["id", "name", "n", "score", "flag", "created", "meta", "meta.k", "meta.n", "meta.tags"]
+FIELDS = [
+    "id",
+    "name",
+    "n",
+    "score",
+    "amount",
+    "flag",
+    "created",
+    "meta",
+    "meta.k",
+    "meta.n",
+    "meta.tags",
+]
 HOSTILE_TEXT = [
     "'",
     "''",
@@ -253,12 +279,36 @@ _typed_leaves = st.one_of(
 )
 
 
+#: every operator spelling x every column kind x a value of every JSON kind (null, bool, int,
+#: float, str, list, dict), the values drawn so that each operator meets values it accepts
+_value_kinds = st.one_of(
+    st.none(),
+    st.booleans(),
+    _int32,
+    st.floats(allow_nan=False, allow_infinity=False),
+    _clean_text,
+    st.sampled_from(["2026-01-01T00:00:00+00:00", "$.k", "$.tags[0]", "POINT(0 0)", "a b"]),
+    st.lists(st.one_of(st.none(), st.booleans(), _int32, _clean_text), max_size=3),
+    _docs,
+    st.sampled_from(
+        [{"geometry": "POINT(0 0)", "distance": 1}, {"type": "Point", "coordinates": [0, 0]}]
+    ),
+)
+_every_operator_leaves = st.fixed_dictionaries(
+    {
+        "op": st.sampled_from(sorted({*(op.value for op in Operator), *ALIASES})),
+        "attr": st.sampled_from(FIELDS),
+        "val": _value_kinds,
+    }
+)
+
+
 def _leaf() -> st.SearchStrategy[Any]:
     return st.one_of(
         _typed_leaves,
         _typed_leaves,
-        _typed_leaves,
-        _typed_leaves,
+        _every_operator_leaves,
+        _every_operator_leaves,
         st.fixed_dictionaries({"op": _ops, "attr": _fields, "val": _values}),
         st.fixed_dictionaries({"op": st.sampled_from(OPS), "attr": st.sampled_from(FIELDS)}),
         st.dictionaries(st.sampled_from(["op", "attr", "val", "x", "conditions"]), _json),
@@ -293,7 +343,7 @@ _counts = st.one_of(
     st.sampled_from(["1", 1.5, True]),
 )
 _order = st.one_of(
-    st.sampled_from(["id", "-id", "name", "-n", "+score", "created", "-flag"]),
+    st.sampled_from(["id", "-id", "name", "-n", "+score", "-amount", "created", "-flag"]),
     _fields,
     _fields.map(lambda f: f"-{f}"),
 )
@@ -558,6 +608,7 @@ class RelFuzzAccount(AggregateRoot[int]):
     name: str | None = None
     n: int | None = None
     score: float | None = None
+    amount: Decimal | None = None
     flag: bool | None = None
     created: dt.datetime | None = None
     meta: Any = None

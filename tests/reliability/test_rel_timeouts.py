@@ -25,8 +25,8 @@ from cqrs_ddd_core.errors import (
     StatementTimeoutError,
 )
 from cqrs_ddd_persistence_sqlalchemy import create_engine
+from cqrs_ddd_persistence_sqlalchemy.binding import Binding as SessionSource
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
 
 md = sa.MetaData()
 counters = sa.Table(

@@ -21,8 +21,8 @@ from cqrs_ddd_core.errors import (
     UnitOfWorkError,
 )
 from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.binding import Binding as SessionSource
 from cqrs_ddd_persistence_sqlalchemy.core import current_uow
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
 from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
 

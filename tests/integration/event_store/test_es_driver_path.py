@@ -26,13 +26,13 @@ from tests.conftest import pg_dsn
 from cqrs_ddd_core import StoredEvent, StreamState
 from cqrs_ddd_core.errors import WrongExpectedVersionError
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore, SQLAlchemyUnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import _INSERTS
+from cqrs_ddd_persistence_sqlalchemy.eventstore.store import (
     _STREAM_EXISTS,
     _STREAM_READ,
     _STREAM_VERSION,
 )
-from cqrs_ddd_persistence_sqlalchemy.postgres.driver import DriverStatement
-from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERTS
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import DriverStatement
 from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
 pytestmark = pytest.mark.postgres_only
@@ -238,7 +238,7 @@ async def test_overlapping_appends_share_notifications_serial_ones_notify_each(
     store = SQLAlchemyEventStore(session_factory, listen=False, channel=channel)
     # Only burst ends send (no time-based sends however slow the machine): the count below
     # then depends on the rule, not on timing.
-    notifier = store._log_for("postgresql")._notifier  # type: ignore[attr-defined]
+    notifier = store.log_for()._notifier  # type: ignore[attr-defined]
     notifier.max_delay = 3600.0
     received: list[float] = []
     listener = await asyncpg.connect(pg_dsn())
@@ -278,20 +278,22 @@ async def test_sustained_load_carries_owed_notifications_in_append_statements(
     """With overlapping writers, an owed notification rides in the next append's statement
     (here: every time one is owed, ``max_delay=0``); a separate ``NOTIFY`` transaction is sent
     only when a burst ends. A listen-only subscriber (no polling) still sees every event."""
-    from cqrs_ddd_persistence_sqlalchemy.postgres import notifier as notifier_module
+    from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.queue import NOTIFY
+    from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
 
     store = SQLAlchemyEventStore(session_factory, poll_interval=None)
-    notifier = store._log_for("postgresql")._notifier  # type: ignore[attr-defined]
+    notifier = store.log_for()._notifier  # type: ignore[attr-defined]
     notifier.max_delay = 0.0
     separate: list[object] = []
-    fetch_pooled = notifier_module.driver_statements.fetch_pooled
+    execution = execution_for(library_tables)
+    fetch = execution.fetch
 
-    async def spy(engine: AsyncEngine, stmt: Any, params: Any) -> Any:
-        if stmt is notifier_module._NOTIFY:
+    async def spy(stmt: Any, params: Any = None) -> Any:
+        if stmt is NOTIFY:
             separate.append(stmt)
-        return await fetch_pooled(engine, stmt, params)
+        return await fetch(stmt, params)
 
-    monkeypatch.setattr(notifier_module.driver_statements, "fetch_pooled", spy)
+    monkeypatch.setattr(execution, "fetch", spy)
     seen: list[str] = []
     bursts, writers, appends = 4, 8, 5
     task = await _listening(store, seen, bursts * writers * appends)

@@ -26,7 +26,7 @@ from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyUnitOfWork,
     events_table,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.event_log import Cursor
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Cursor
 
 SF = async_sessionmaker[AsyncSession]
 

@@ -229,8 +229,8 @@ async def test_an_unencodable_result_fails_only_its_own_job(jobs: Repo) -> None:
 
 
 async def completed_ids(jobs: Repo) -> list[str]:
-    async with jobs.queue.connection() as executor:
-        rows = await executor.execute(
+    async with jobs.queue.transaction() as executor:
+        rows = await executor.fetch(
             select(jobs_table.c.job_id).where(jobs_table.c.status == "done")
         )
         return [str(r[0]) for r in rows]

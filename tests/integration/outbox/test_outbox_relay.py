@@ -82,7 +82,7 @@ async def test_relay_publishes_and_acks(
     assert (stats.done, stats.pending, stats.dead) == (25, 0, 0)
     await relay.refresh_stats()
     assert relay.metrics.lag_seconds == 0.0
-    assert await outbox.purge_published(0) == 25
+    assert await outbox.purge(0) == 25
 
 
 async def test_refusing_broker_backs_off_dead_letters_and_requeue_recovers(

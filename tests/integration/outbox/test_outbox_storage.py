@@ -99,6 +99,6 @@ async def test_stats_report_lag_of_the_oldest_due_message(
     clock[0] = now + timedelta(seconds=42)
     stats = await outbox.stats()
     assert stats.pending == 2 and stats.lag_seconds == 42.0
-    await outbox.claim_batch(1)
+    await outbox.claim(1)
     stats = await outbox.stats()
     assert stats.leased == 1 and stats.lag_seconds == 42.0

@@ -34,7 +34,7 @@ from cqrs_ddd_persistence_sqlalchemy.advanced import (
     SQLAlchemyProjectionPositionStore,
     SQLAlchemyProjectionStore,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
 Factory = async_sessionmaker[AsyncSession]
 

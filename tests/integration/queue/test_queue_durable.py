@@ -75,7 +75,7 @@ async def test_claim_leases_and_ack_finishes(
     second = await q.claim(10)
     assert [c["name"] for c in second] == ["n3", "n4"]
     assert await q.claim(10) == []
-    outcome = await q.ack(first)
+    outcome = await q.complete(first)
     assert outcome.done == tuple(c.id for c in first) and not outcome.lost
     stats = await q.stats()
     assert (stats.pending, stats.leased, stats.done) == (2, 2, 3)
@@ -92,14 +92,14 @@ async def test_expired_lease_is_reclaimed_and_old_token_is_fenced(
     clock.advance(2)
     [new] = await q.claim(1)
     assert new.id == old.id and new.token != old.token
-    lost = await q.ack([old])
+    lost = await q.complete([old])
     assert lost.lost == (old.id,) and not lost.done
     with pytest.raises(LeaseLostError):
         lost.raise_if_lost()
-    assert (await q.nack([old], error="x")).lost == (old.id,)
+    assert (await q.fail([old], error="x")).lost == (old.id,)
     assert (await q.heartbeat([old])).lost == (old.id,)
     assert (await q.release([old])).lost == (old.id,)
-    assert (await q.ack([new])).done == (new.id,)
+    assert (await q.complete([new])).done == (new.id,)
 
 
 async def test_heartbeat_extends_the_lease(table: Table, engine: AsyncEngine, clock: Clock) -> None:
@@ -120,19 +120,19 @@ async def test_nack_backs_off_then_dead_letters_then_requeue(
     q = make_queue(table, engine, clock)
     await q.enqueue([{"name": "poison"}])
     [c1] = await q.claim(1)
-    assert (await q.nack([c1], error="e1")).retried == (c1.id,)
+    assert (await q.fail([c1], error="e1")).retried == (c1.id,)
     assert await q.claim(1) == []  # not immediately
     clock.advance(1.9)
     assert await q.claim(1) == []
     clock.advance(0.2)  # first delay: 2s
     [c2] = await q.claim(1)
     assert c2.attempts == 1
-    await q.nack([c2], error="e2")
+    await q.fail([c2], error="e2")
     clock.advance(3.9)
     assert await q.claim(1) == []  # second delay: 4s
     clock.advance(0.2)
     [c3] = await q.claim(1)
-    outcome = await q.nack([c3], error="e3")
+    outcome = await q.fail([c3], error="e3")
     assert outcome.dead == (c3.id,)
     clock.advance(3600)
     assert await q.claim(1) == []
@@ -150,7 +150,7 @@ async def test_dead_letter_explicitly_and_requeue_by_id(
     q = make_queue(table, engine, clock)
     await q.enqueue([{"name": "a"}, {"name": "b"}])
     a, b = await q.claim(2)
-    await q.dead_letter([a, b], error="unknown type")
+    await q.fail([a, b], error="unknown type", retry=False)
     assert [r["name"] for r in await q.dead_letters()] == ["a", "b"]
     assert await q.requeue([b.id]) == 1
     assert [c["name"] for c in await q.claim(5)] == ["b"]
@@ -173,8 +173,8 @@ async def test_purge_deletes_old_done_rows_only(
     q = make_queue(table, engine, clock)
     await q.enqueue([{"name": n} for n in "abc"])
     a, b, _c = await q.claim(3)
-    await q.ack([a])
-    await q.dead_letter([b], error="x")
+    await q.complete([a])
+    await q.fail([b], error="x", retry=False)
     clock.advance(100)
     assert await q.purge(timedelta(seconds=50)) == 1
     stats = await q.stats()
@@ -195,8 +195,8 @@ async def test_per_key_ordering_only_head_is_claimable(
     assert sorted(c["name"] for c in first) == ["free", "x0", "y0"]
     assert await q.claim(10) == []
     x0 = next(c for c in first if c["name"] == "x0")
-    await q.nack([x0], error="retry")  # a backing-off head still blocks its key
-    await q.ack([c for c in first if c is not x0])
+    await q.fail([x0], error="retry")  # a backing-off head still blocks its key
+    await q.complete([c for c in first if c is not x0])
     assert [c["name"] for c in await q.claim(10)] == ["y1"]
     clock.advance(5)
     assert [c["name"] for c in await q.claim(10)] == ["x0"]
@@ -211,11 +211,11 @@ async def test_claim_where_and_ack_inside_a_unit_of_work(
     assert b["name"] == "b"
     sf = async_sessionmaker(engine, expire_on_commit=False)
     async with SQLAlchemyUnitOfWork(sf) as uow:
-        await q.ack([b], uow=uow)
+        await q.complete([b], uow=uow)
         await uow.rollback()  # the ack rolls back with the caller's transaction
     assert (await q.stats()).done == 0
     async with SQLAlchemyUnitOfWork(sf) as uow:
-        await q.ack([b])  # ambient unit of work
+        await q.complete([b])  # ambient unit of work
         await uow.commit()
     async with engine.connect() as conn:
         status = (await conn.execute(select(table.c.status).where(table.c.id == b.id))).scalar()
@@ -239,7 +239,7 @@ async def test_concurrent_claimers_never_share(
         got: list[int] = []
         while batch := await q.claim(7):
             got.extend(c.id for c in batch)
-            assert not (await q.ack(batch)).lost
+            assert not (await q.complete(batch)).lost
         return got
 
     results = await asyncio.gather(*(worker() for _ in range(6)))
@@ -263,7 +263,7 @@ async def test_pinned_worker_uses_one_connection(
         for _ in range(3):
             batch = await q.claim(2)
             checkouts.append(engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
-            assert (await q.ack(batch)).done == tuple(c.id for c in batch)
+            assert (await q.complete(batch)).done == tuple(c.id for c in batch)
             checkouts.append(engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
         with q.unpinned():
             assert (await q.stats()).done == 6

@@ -136,13 +136,13 @@ async def test_back_to_back_statements_share_one_checkout_until_the_task_awaits(
     checkouts = count_checkouts(engine)
     claims = await q.claim(6)
     for c in claims:  # no await but the statements: one connection for all seven
-        assert not (await q.ack([c])).lost
+        assert not (await q.complete([c])).lost
     assert checkouts() == 1
     assert checked_out(engine) == 1  # parked until the end of this loop step
     await asyncio.sleep(0)  # the task awaits something else: the flush runs first
     assert checked_out(engine) == 0
     for c in claims:
-        assert (await q.ack([c])).lost  # fenced: settled once only
+        assert (await q.complete([c])).lost  # fenced: settled once only
     assert checkouts() == 2
 
 
@@ -156,7 +156,7 @@ async def test_dispose_closes_a_parked_connection(
     await engine.dispose()
     assert await backends(app_name) == 0
     # The queue keeps working on the engine's new pool.
-    assert (await q.ack([claim])).done == (claim.id,)
+    assert (await q.complete([claim])).done == (claim.id,)
 
 
 async def test_a_refused_statement_is_translated_and_keeps_the_connection(
@@ -208,9 +208,9 @@ async def test_a_connection_the_server_closed_fails_retryably_then_recovers(
         await admin.close()
     await asyncio.sleep(0.2)
     try:
-        outcome = await q.ack([first])  # the pool's checkout guard may replace it first
+        outcome = await q.complete([first])  # the pool's checkout guard may replace it first
     except ConnectionLostError:
-        outcome = await q.ack([first])
+        outcome = await q.complete([first])
     assert outcome.done == (first.id,)
     assert [c["name"] for c in await q.claim(5)] == ["n1"]
 
@@ -252,7 +252,7 @@ async def test_a_connection_parked_by_the_last_step_of_a_run_is_checked_in_befor
         q = DurableQueue(t, engine, lease_seconds=10)
         await q.enqueue([{"name": "only"}])
         [claim] = await q.claim(1)
-        assert (await q.ack([claim])).done == (claim.id,)
+        assert (await q.complete([claim])).done == (claim.id,)
         state["parked"] = checked_out(engine)  # main ends right here
 
     def in_a_fresh_loop() -> None:

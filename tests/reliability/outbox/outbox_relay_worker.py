@@ -40,10 +40,10 @@ class SlowPublisher:
 class LoggingOutbox(SQLAlchemyOutboxStorage):
     claim_log: str = ""
 
-    async def claim_batch(
+    async def claim(
         self, limit: int = 100, *, lease_seconds: float | None = None
     ) -> list[OutboxClaim]:
-        claimed = await super().claim_batch(limit, lease_seconds=lease_seconds)
+        claimed = await super().claim(limit, lease_seconds=lease_seconds)
         if claimed and self.claim_log:
             _append_line(self.claim_log, ",".join(c.message_id for c in claimed))
         return claimed

@@ -47,9 +47,9 @@ async def test_stalled_workers_never_double_ack(engine: AsyncEngine) -> None:
             # Some workers stall beyond the lease: their rows are re-claimed meanwhile.
             await asyncio.sleep(rng.choice([0.0, 0.0, 0.0, 0.3]))
             if rng.random() < 0.1:
-                outcome = await queue.nack(batch, error="flaky")
+                outcome = await queue.fail(batch, error="flaky")
             else:
-                outcome = await queue.ack(batch)
+                outcome = await queue.complete(batch)
                 acked.update(outcome.done)
             lost += len(outcome.lost)
 

@@ -21,7 +21,7 @@ from cqrs_ddd_advanced_core.projections import ProjectionContext
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
 
 async def main(url: str, schema: str, signal_at: int) -> None:

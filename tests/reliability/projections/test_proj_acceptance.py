@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.ports.event_store import StreamState
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
 SOAK = 4 if os.environ.get("CQRS_SOAK") == "1" else 1
 WRITERS = 4

@@ -20,8 +20,8 @@ from tests.conftest import schema_of
 from cqrs_ddd_advanced_core.projections import ProjectionContext
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections.postgres import lock_key
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import lock_key
 
 Factory = async_sessionmaker[AsyncSession]
 

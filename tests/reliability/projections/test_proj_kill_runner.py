@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tests.conftest import PG_URL, schema_of
 
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import SQLAlchemyEventStore
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
 CHILD = Path(__file__).with_name("proj_kill_child.py")
 SOAK = os.environ.get("CQRS_SOAK") == "1"

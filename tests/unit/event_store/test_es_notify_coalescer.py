@@ -3,7 +3,7 @@ database: the sends themselves are covered by the PostgreSQL integration tests."
 
 from __future__ import annotations
 
-from cqrs_ddd_persistence_sqlalchemy.postgres.notifier import NotifyCoalescer
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.notify import NotifyCoalescer
 
 
 def test_a_lone_append_notifies_in_its_statement() -> None:

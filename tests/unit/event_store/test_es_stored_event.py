@@ -3,6 +3,8 @@ bare ``ValueError``) for an event that names no stream."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cqrs_ddd_core.domain.events import DomainEvent
@@ -113,9 +115,19 @@ def test_positioned_copies_every_field_and_sets_version_and_position() -> None:
             assert getattr(b, name) == getattr(a, name), name
 
 
-def test_from_fields_takes_every_field_in_declaration_order() -> None:
-    a = StoredEvent(event_type="T", aggregate_id="s", payload={"x": 1}, version=2, position=5)
-    b = StoredEvent.from_fields(*(getattr(a, name) for name in _EVERY_FIELD))
-    assert b == a
-    with pytest.raises(TypeError):
-        StoredEvent.from_fields("T", "s")  # type: ignore[call-arg]
+def test_rows_map_to_records_by_field_name() -> None:
+    """A row of ``event_text_columns()`` becomes the record with each value under its own
+    field (the mapping is derived from the column names, not written out by position)."""
+    from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import FIELD_INDEX, row_to_event
+
+    a = StoredEvent(
+        event_type="T", aggregate_id="s", payload={"x": 1}, version=2, position=5,
+        metadata={"m": 1}, correlation_id="c", causation_id="d", tenant_id="t",
+        aggregate_type="A", schema_version=3,
+    )  # fmt: skip
+    row: list[object] = [None] * len(FIELD_INDEX)
+    for name, i in FIELD_INDEX.items():
+        value = getattr(a, name)
+        row[i] = json.dumps(value) if name in ("payload", "metadata") else value
+    assert row_to_event(row) == a
+    assert set(FIELD_INDEX) == set(_EVERY_FIELD)

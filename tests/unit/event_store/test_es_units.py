@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy.dialects import postgresql
 
 from cqrs_ddd_advanced_core.snapshots import EveryNEvents, NeverSnapshot
 from cqrs_ddd_core.errors import ConfigurationError, InvalidValueError
-from cqrs_ddd_persistence_sqlalchemy.core.event_log import Cursor, GlobalFilter, Ordering
-from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT, _INSERTS, PostgresEventLog
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Cursor, GlobalFilter, Ordering
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import (
+    _INSERTS,
+    PostgresEventLog,
+)
+
+_INSERT = _INSERTS[False]
 
 
 @pytest.mark.parametrize(
@@ -158,9 +165,10 @@ def test_hydrate_rows_matches_hydrate_row_row_by_row() -> None:
     import orjson
     import pytest
 
-    from cqrs_ddd_core.domain.event_registry import EventTypeRegistry, RowLayout
+    from cqrs_ddd_core.domain.event_registry import EventTypeRegistry
     from cqrs_ddd_core.domain.events import DomainEvent
     from cqrs_ddd_core.errors import SerializationError, UnknownEventTypeError
+    from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import hydrate_rows
 
     class PageProbeV2(DomainEvent, schema_version=2):
         amount: int
@@ -194,19 +202,7 @@ def test_hydrate_rows_matches_hydrate_row_row_by_row() -> None:
         ("PageNote", '{"text": "yo"}', 1, "e4", at, "a", "T", "", None, "d"),
         ("PageNote", '{"text": "x"}', 1, "e5", at, "a", "T", '{"m": [1]}', None, None),
     ]
-    layout = RowLayout(
-        event_type=0,
-        payload=1,
-        schema_version=2,
-        event_id=3,
-        occurred_at=4,
-        aggregate_id=5,
-        aggregate_type=6,
-        metadata=7,
-        correlation_id=8,
-        causation_id=9,
-    )
-    page = registry.hydrate_rows(rows, layout, orjson.loads)
+    page = hydrate_rows(registry, [_event_row(r) for r in rows])
     one_by_one = [
         registry.hydrate_row(
             r[0],
@@ -231,6 +227,28 @@ def test_hydrate_rows_matches_hydrate_row_row_by_row() -> None:
     assert page[4].metadata == {"m": [1]} and page[3].causation_id == "d"
     assert all(e.occurred_at == at for e in page)
     with pytest.raises(SerializationError):
-        registry.hydrate_rows([("PageNote", '{"text": 5}', *rows[2][2:])], layout, orjson.loads)
+        hydrate_rows(registry, [_event_row(("PageNote", '{"text": 5}', *rows[2][2:]))])
     with pytest.raises(UnknownEventTypeError):
-        registry.hydrate_rows([("Nope", "{}", *rows[2][2:])], layout, orjson.loads)
+        hydrate_rows(registry, [_event_row(("Nope", "{}", *rows[2][2:]))])
+
+
+def _event_row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of ``event_text_columns()`` (by field name) from the short tuples above."""
+    from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import FIELD_INDEX
+
+    names = (
+        "event_type",
+        "payload",
+        "schema_version",
+        "event_id",
+        "occurred_at",
+        "aggregate_id",
+        "aggregate_type",
+        "metadata",
+        "correlation_id",
+        "causation_id",
+    )
+    row: list[Any] = [None] * len(FIELD_INDEX)
+    for name, value in zip(names, r, strict=True):
+        row[FIELD_INDEX[name]] = value
+    return tuple(row)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from types import ModuleType
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table
@@ -12,15 +11,17 @@ from sqlalchemy.engine import Dialect
 
 from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
 from cqrs_ddd_persistence_sqlalchemy.core import outbox_table
+from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED, DialectSupport
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff, DurableQueue, Outcome, queue_columns
-from cqrs_ddd_persistence_sqlalchemy.queue import postgres as pg_queue
-from cqrs_ddd_persistence_sqlalchemy.queue import sqlite as sqlite_queue
+
+pg_queue = SUPPORTED["postgresql"]
+sqlite_queue = SUPPORTED["sqlite"]
 
 PG: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 SQLITE: Dialect = sqlite.dialect()
 
 
-def compiled(queue: DurableQueue, module: ModuleType, dialect: Dialect) -> str:
+def compiled(queue: DurableQueue, module: DialectSupport, dialect: Dialect) -> str:
     stmt = queue._claim_statement(module, None)
     return " ".join(str(stmt.compile(dialect=dialect)).split())
 
@@ -58,10 +59,11 @@ def test_sqlite_claim_is_a_guarded_update() -> None:
 
 
 def test_dialect_flags() -> None:
-    assert pg_queue.AUTOCOMMIT_SINGLE_STATEMENTS is True
-    assert sqlite_queue.AUTOCOMMIT_SINGLE_STATEMENTS is False
-    notify = str(pg_queue.notify_statement("chan").compile(dialect=PG))
-    assert "pg_notify" in notify
+    assert pg_queue.autocommit_statements is True
+    assert sqlite_queue.autocommit_statements is False
+    notify = pg_queue.notify_statement("chan")
+    assert notify is not None and "pg_notify" in str(notify.compile(dialect=PG))
+    assert sqlite_queue.notify_statement("chan") is None
 
 
 def test_queue_table_validation() -> None:
@@ -83,10 +85,10 @@ def test_queue_columns_are_fresh_per_call() -> None:
 
 def test_backoff_grows_caps_and_jitters() -> None:
     plain = Backoff(base=1.0, factor=2.0, maximum=10.0, jitter=0.0)
-    assert [plain.delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 10.0]
+    assert [plain.seconds(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 10.0]
     jittered = Backoff(base=1.0, factor=2.0, maximum=100.0, jitter=0.2)
     rng = random.Random(1)
-    samples = [jittered.delay(3, rng=rng) for _ in range(200)]
+    samples = [jittered.seconds(3, rng=rng) for _ in range(200)]
     assert all(3.2 <= s <= 4.8 for s in samples)
     assert len(set(samples)) > 100  # spread, so failures retried together do not retry together
     assert jittered.upper_bound(3) == pytest.approx(4.8)

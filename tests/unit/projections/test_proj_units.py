@@ -24,9 +24,12 @@ from cqrs_ddd_core import DomainEvent
 from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections import postgres as pg_mod
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections import sqlite as sqlite_mod
 from cqrs_ddd_persistence_sqlalchemy.advanced.projections.store import _into_document, _plan
+from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import lock_key
+
+pg_mod = SUPPORTED["postgresql"]
+sqlite_mod = SUPPORTED["sqlite"]
 
 
 class ProjUnitOrderPlaced(DomainEvent):
@@ -304,10 +307,10 @@ def test_typed_table_columns() -> None:
 
 
 def test_lock_keys() -> None:
-    a = pg_mod.lock_key("public", "orders")
-    assert a == pg_mod.lock_key("public", "orders")
-    assert a != pg_mod.lock_key("tenant_a", "orders")
-    assert a != pg_mod.lock_key("public", "orders2")
+    a = lock_key("public", "orders")
+    assert a == lock_key("public", "orders")
+    assert a != lock_key("tenant_a", "orders")
+    assert a != lock_key("public", "orders2")
     assert -(2**63) <= a < 2**63
 
 

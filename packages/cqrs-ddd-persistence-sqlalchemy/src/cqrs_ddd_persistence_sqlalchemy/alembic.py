@@ -60,7 +60,7 @@ def _teach_reflection() -> None:
     """
     from sqlalchemy.dialects.postgresql import base as pg_base
 
-    from cqrs_ddd_persistence_sqlalchemy.core.event_tables import Xid8
+    from cqrs_ddd_persistence_sqlalchemy.types.xid8 import Xid8
 
     pg_base.ischema_names.setdefault("xid8", Xid8)
 

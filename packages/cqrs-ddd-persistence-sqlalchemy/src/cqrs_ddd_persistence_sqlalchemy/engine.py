@@ -8,12 +8,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
-from cqrs_ddd_persistence_sqlalchemy.postgres.pool import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import (
     DEFAULT_PING_AFTER,
     install_checkout_guard,
 )
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
-from cqrs_ddd_persistence_sqlalchemy.sqlite.engine import configure_sqlite_engine
 
 __all__ = ["configure_engine", "create_engine"]
 
@@ -29,6 +30,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
       SQLAlchemy's ``pool_pre_ping``, which costs three round trips on every checkout. Pass
       ``pool_pre_ping=True`` to get SQLAlchemy's ping back, ``pool_pre_ping=False`` to never
       ping (closed sockets are still caught). Other PostgreSQL drivers keep ``pool_pre_ping``.
+      ``fast_path=False`` sends every statement through SQLAlchemy (the asyncpg fast path of
+      ``execution/asyncpg`` is otherwise used where it applies; ``CQRS_FAST_PATH=0`` turns it
+      off for the whole process).
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
 
@@ -43,6 +47,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     statement_timeout = kwargs.pop("statement_timeout_ms", None)
     lock_timeout = kwargs.pop("lock_timeout_ms", None)
     ping_after = kwargs.pop("pool_ping_after", DEFAULT_PING_AFTER)
+    fast_path = bool(kwargs.pop("fast_path", True))
     guard = False
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
@@ -65,6 +70,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = _sa_create_async_engine(url, **kwargs)
     if guard:
         install_checkout_guard(engine, ping_after=ping_after)
+    if not fast_path:
+        set_fast_path(engine, False)
     if engine.dialect.name == "sqlite" and lock_timeout is not None:
         configure_sqlite_engine(engine, busy_timeout_ms=int(lock_timeout))
     return configure_engine(engine)

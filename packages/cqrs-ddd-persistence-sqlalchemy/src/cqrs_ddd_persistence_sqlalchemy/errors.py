@@ -198,7 +198,12 @@ def translating(*, constraints: ConstraintErrors | None = None) -> Iterator[None
     """Re-raise database errors raised in the block as library errors."""
     try:
         yield
-    except CQRSDDDError:
+    except CQRSDDDError as exc:
+        # Already translated (at the execution seam): give a known constraint its meaning.
+        if constraints and isinstance(exc, PersistenceError):
+            constraint = exc.constraint
+            if constraint is not None and constraint in constraints:
+                raise constraints[constraint](exc) from exc
         raise
     except Exception as exc:
         error = translate(exc, constraints=constraints)

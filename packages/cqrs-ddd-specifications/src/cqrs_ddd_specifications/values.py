@@ -124,11 +124,21 @@ def _plain_json(value: Any) -> Any:
     return value
 
 
+def _ordered(value: Any, *, path: str | None) -> Any:
+    # Booleans have no order in SQL (SQLAlchemy refuses ``bool > bool``, JSON booleans are not
+    # numbers): refused for every backend alike, the in-memory evaluator included.
+    if isinstance(value, bool):
+        raise InvalidValueError(
+            "ordering operators (>, <, >=, <=, between) do not apply to booleans", path=path
+        )
+    return check_scalar(value, path=path)
+
+
 def _between(value: Any, *, path: str | None) -> list[Any]:
     items = _scalar_list(value, path=path, what="between", non_empty=True)
     if len(items) != 2:
         raise InvalidValueError("between needs exactly two bounds [low, high]", path=path)
-    return items
+    return [_ordered(item, path=path) for item in items]
 
 
 def _regex(value: Any, *, path: str | None) -> str:
@@ -176,10 +186,10 @@ _Normalizer = Callable[..., Any]
 _BY_OPERATOR: dict[Operator, _Normalizer] = {
     Operator.EQ: lambda v, path: check_scalar(v, path=path, allow_none=True),
     Operator.NE: lambda v, path: check_scalar(v, path=path, allow_none=True),
-    Operator.GT: check_scalar,
-    Operator.LT: check_scalar,
-    Operator.GTE: check_scalar,
-    Operator.LTE: check_scalar,
+    Operator.GT: _ordered,
+    Operator.LT: _ordered,
+    Operator.GTE: _ordered,
+    Operator.LTE: _ordered,
     Operator.IN: lambda v, path: _scalar_list(v, path=path, what="in", non_empty=False),
     Operator.NOT_IN: lambda v, path: _scalar_list(v, path=path, what="not_in", non_empty=False),
     Operator.ALL: lambda v, path: _scalar_list(v, path=path, what="all", non_empty=True),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,31 +15,10 @@ from cqrs_ddd_core.errors import (
     UnknownEventTypeError,
 )
 
-__all__ = ["EventTypeRegistry", "RowLayout", "Upcaster", "default_registry"]
+__all__ = ["EventTypeRegistry", "Upcaster", "default_registry"]
 
 #: Turns a payload of schema version N into one of version N + 1.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class RowLayout:
-    """Where each field of a stored event sits in a row read back (column indexes), for
-    :meth:`EventTypeRegistry.hydrate_rows`."""
-
-    event_type: int
-    payload: int
-    schema_version: int
-    event_id: int
-    occurred_at: int
-    aggregate_id: int
-    aggregate_type: int
-    metadata: int
-    correlation_id: int
-    causation_id: int
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 class EventTypeRegistry:
@@ -188,95 +166,6 @@ class EventTypeRegistry:
             return cls.model_validate(fields)
         except ValidationError as exc:
             raise SerializationError(f"cannot rebuild event {event_type!r}: {exc}") from exc
-
-    def hydrate_rows(
-        self,
-        rows: Iterable[Sequence[Any]],
-        layout: RowLayout,
-        decode: Callable[[Any], Any] = _same,
-    ) -> list[DomainEvent]:
-        """:meth:`hydrate_row` for every row of a page read back (a stream replay).
-
-        ``payload`` and ``metadata`` columns go through ``decode`` (e.g. a JSON text decoder);
-        an empty metadata (``None``, ``""``, ``"{}"``, ``{}``) is never decoded. One loop with
-        the classes resolved once per type: on a 1,000-event replay the per-row method call,
-        its ten arguments and the lookups were ~6 % of the time, and typed replay is bounded
-        by pydantic's validation, not by the database.
-        """
-        (
-            type_i,
-            payload_i,
-            version_i,
-            id_i,
-            at_i,
-            aggregate_i,
-            aggregate_type_i,
-            metadata_i,
-            correlation_i,
-            causation_i,
-        ) = (
-            layout.event_type,
-            layout.payload,
-            layout.schema_version,
-            layout.event_id,
-            layout.occurred_at,
-            layout.aggregate_id,
-            layout.aggregate_type,
-            layout.metadata,
-            layout.correlation_id,
-            layout.causation_id,
-        )
-        classes: dict[str, tuple[type[DomainEvent], int]] = {}
-        events: list[DomainEvent] = []
-        append = events.append
-        for r in rows:
-            event_type = r[type_i]
-            known = classes.get(event_type)
-            if known is None:
-                cls = self.resolve(event_type)
-                known = classes[event_type] = (cls, cls.__schema_version__)
-            cls, current = known
-            schema_version = r[version_i]
-            metadata = r[metadata_i]
-            if metadata == "{}" or not metadata:
-                metadata = None
-            if schema_version != current:  # to upcast (or newer than this code): the long way
-                append(
-                    self.hydrate_row(
-                        event_type,
-                        decode(r[payload_i]),
-                        schema_version,
-                        r[id_i],
-                        r[at_i],
-                        r[aggregate_i],
-                        r[aggregate_type_i],
-                        None if metadata is None else decode(metadata),
-                        r[correlation_i],
-                        r[causation_i],
-                    )
-                )
-                continue
-            # The fields as in ``hydrate_row``: defaults left out, ``version`` set by the class.
-            fields = {
-                **decode(r[payload_i]),
-                "event_id": r[id_i],
-                "occurred_at": r[at_i],
-                "aggregate_id": r[aggregate_i],
-                "aggregate_type": r[aggregate_type_i],
-            }
-            if metadata is not None:
-                fields["metadata"] = decode(metadata)
-            correlation_id = r[correlation_i]
-            if correlation_id is not None:
-                fields["correlation_id"] = correlation_id
-            causation_id = r[causation_i]
-            if causation_id is not None:
-                fields["causation_id"] = causation_id
-            try:
-                append(cls.model_validate(fields))
-            except ValidationError as exc:
-                raise SerializationError(f"cannot rebuild event {event_type!r}: {exc}") from exc
-        return events
 
 
 def _origin(cls: type) -> str:

@@ -90,44 +90,6 @@ class StoredEvent:
         _set_tenant_id(self, tenant_id)
         _set_position(self, position)
 
-    @classmethod
-    def from_fields(
-        cls,
-        event_type: str,
-        aggregate_id: str,
-        payload: dict[str, Any],
-        event_id: str,
-        aggregate_type: str | None,
-        version: int | None,
-        schema_version: int,
-        metadata: dict[str, Any],
-        occurred_at: datetime,
-        correlation_id: str | None,
-        causation_id: str | None,
-        tenant_id: str | None,
-        position: int | None,
-    ) -> StoredEvent:
-        """Every field, positionally, in declaration order, taken as given (no defaults).
-
-        For adapters turning rows into records on read paths (a 1,000-event replay builds
-        1,000 of them); applications use the keyword constructor.
-        """
-        self = _new(cls)
-        _set_event_type(self, event_type)
-        _set_aggregate_id(self, aggregate_id)
-        _set_payload(self, payload)
-        _set_event_id(self, event_id)
-        _set_aggregate_type(self, aggregate_type)
-        _set_version(self, version)
-        _set_schema_version(self, schema_version)
-        _set_metadata(self, metadata)
-        _set_occurred_at(self, occurred_at)
-        _set_correlation_id(self, correlation_id)
-        _set_causation_id(self, causation_id)
-        _set_tenant_id(self, tenant_id)
-        _set_position(self, position)
-        return self
-
     def positioned(self, version: int, position: int) -> StoredEvent:
         """A copy with the stream ``version`` and global ``position`` the store assigned.
 

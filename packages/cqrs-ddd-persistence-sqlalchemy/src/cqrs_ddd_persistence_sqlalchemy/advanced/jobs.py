@@ -14,40 +14,32 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
-    Boolean,
-    Column,
     ColumnElement,
     Float,
-    Index,
     Integer,
     String,
-    Table,
     Text,
     Update,
     and_,
     bindparam,
     case,
-    cast,
-    false,
     func,
     literal_column,
     null,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobStatus
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
-from cqrs_ddd_persistence_sqlalchemy.core.session import StoreBind
+from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DEAD,
     DONE,
@@ -56,46 +48,15 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     DurableQueue,
     Pin,
     QueueStats,
-    queue_columns,
-    queue_indexes,
 )
-from cqrs_ddd_persistence_sqlalchemy.schema import metadata
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
-from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table
+from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
 __all__ = ["ClaimedJob", "SQLAlchemyBackgroundJobRepository", "jobs_table"]
 
 J = TypeVar("J", bound=BackgroundJob)
 
-jobs_table = Table(
-    "cqrs_background_jobs",
-    metadata,
-    *queue_columns(),
-    Column("job_id", String(64), nullable=False, unique=True),
-    Column("job_type", String(255), nullable=False),
-    Column("payload", JSONType(), nullable=False),
-    Column("priority", Integer(), nullable=False, default=0, server_default=text("0")),
-    Column("max_attempts", Integer(), nullable=False),
-    # Unique while the row exists: enqueueing the same key again is a no-op (purge frees it).
-    Column("dedupe_key", String(255), nullable=True, unique=True),
-    Column("progress", Float(), nullable=True),
-    Column("progress_message", Text(), nullable=True),
-    Column("result", JSONType(), nullable=True),
-    Column("cancel_requested", Boolean(), nullable=False, default=False, server_default=false()),
-    Column("cancelled_at", UTCDateTime(), nullable=True),
-    Column("updated_at", UTCDateTime(), nullable=False),
-    *queue_indexes("cqrs_background_jobs"),
-)
-_pending = text(f"status = '{PENDING}'")
-Index(
-    "ix_cqrs_background_jobs_claim_order",
-    jobs_table.c.priority.desc(),
-    jobs_table.c.id,
-    postgresql_where=_pending,
-    sqlite_where=_pending,
-)
-
-_NO_RETRY_LIMIT = 2**31 - 1  # the per-job ``max_attempts`` column decides, not the queue
 
 _t = jobs_table.c
 _NOW = bindparam("j_now", type_=UTCDateTime())
@@ -133,13 +94,13 @@ _FENCED: dict[str, Update] = {
 }
 
 
-def _complete_update(postgres: bool) -> Update:
+def _build_complete(dialect: DialectSupport) -> Update:
     # The result arrives as JSON text made by the library's codec (one encoding, whatever the
     # engine's JSON codec): PostgreSQL parses it into the jsonb column, SQLite stores it.
     text_ = bindparam("j_result", type_=Text())
     return _fenced_update(
         status=_DONE_SQL,
-        result=cast(text_, JSONB) if postgres else text_,
+        result=dialect.json_from_text(text_),
         progress=literal_column("1.0", Float()),
         attempts=_t.attempts + literal_column("1", Integer()),
         finished_at=_NOW,
@@ -147,11 +108,9 @@ def _complete_update(postgres: bool) -> Update:
     )
 
 
-_COMPLETE = {True: _complete_update(postgres=True), False: _complete_update(postgres=False)}
-
-
-def _complete_many_update() -> Update:
-    """PostgreSQL: complete many jobs in one statement, each fenced by its own token."""
+def _build_complete_many(dialect: DialectSupport) -> Update:
+    """Complete many jobs in one statement, each fenced by its own token (a database with
+    array parameters: ``dialect.supports_arrays``)."""
     batch = (
         func.unnest(
             bindparam("j_ids", type_=ARRAY(BigInteger())),
@@ -166,7 +125,7 @@ def _complete_many_update() -> Update:
         .where(_t.id == batch.c.id, _t.lease_token == batch.c.token)
         .values(
             status=_DONE_SQL,
-            result=cast(batch.c.result, JSONB),
+            result=dialect.json_from_text(batch.c.result),
             progress=literal_column("1.0", Float()),
             attempts=_t.attempts + literal_column("1", Integer()),
             finished_at=_NOW,
@@ -177,10 +136,7 @@ def _complete_many_update() -> Update:
     )
 
 
-_COMPLETE_MANY = _complete_many_update()
-
-
-def _fenced_builder(name: str) -> Callable[[ModuleType], Update]:
+def _fenced_builder(name: str) -> Callable[[DialectSupport], Update]:
     if name == "complete":
         return _build_complete
     stmt = _FENCED[name]
@@ -193,14 +149,6 @@ def _encode_result(result: Any) -> str:
 
 
 _COMPLETE_NAME = ("job", "complete")
-
-
-def _build_complete_many(_dialect: ModuleType) -> Update:
-    return _COMPLETE_MANY
-
-
-def _build_complete(dialect: ModuleType) -> Update:
-    return _COMPLETE[dialect.__name__.endswith(".postgres")]
 
 
 @dataclass(frozen=True)
@@ -244,9 +192,9 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
     def __init__(
         self,
         job_cls: type[J],
-        bind: StoreBind = None,
+        bind: Any = None,
         *,
-        session_factory: StoreBind = None,
+        session_factory: Any = None,
         lease_seconds: float = 60.0,
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -260,7 +208,6 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             t,
             bind if bind is not None else session_factory,
             lease_seconds=lease_seconds,
-            max_attempts=_NO_RETRY_LIMIT,
             order_by=(t.c.priority.desc(), t.c.id),
             clock=clock,
         )
@@ -357,13 +304,13 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             await self.queue.enqueue([row], uow=uow)
             return job.id
         t = self.table
-        async with self.queue.connection(uow) as executor:
-            stmt = self.queue.dialect_of(executor).insert_ignore(t, ["dedupe_key"])
+        async with self.queue.binding.transaction(uow) as executor:
+            stmt = dialect_for(executor.dialect).insert_ignore(t, ["dedupe_key"])
             await executor.execute(stmt, [row])
-            existing = (
-                await executor.execute(select(t.c.job_id).where(t.c.dedupe_key == job.dedupe_key))
-            ).scalar_one()
-        return str(existing)
+            existing = await executor.fetch(
+                select(t.c.job_id).where(t.c.dedupe_key == job.dedupe_key)
+            )
+        return str(existing[0][0])
 
     async def enqueue_many(self, jobs: Iterable[J], *, uow: Any = None) -> int:
         """Store many jobs in one ``executemany`` (dedupe keys skip existing ones)."""
@@ -499,8 +446,7 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         """:meth:`complete_many` with results already encoded (``_encode_result``)."""
         if not completed:
             return []
-        dialect = self.queue.dialect
-        if len(completed) == 1 or dialect is None or not dialect.__name__.endswith(".postgres"):
+        if len(completed) == 1 or not self.queue.dialect(uow).supports_arrays:
             lost: list[ClaimedJob[J]] = []
             for claimed, text_ in completed:
                 try:
@@ -530,18 +476,14 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         """Count a failed attempt: PENDING again after the backoff, or DEAD after the last
         attempt (or at once with ``retry=False``). Raises ``LeaseLostError`` if not ours."""
         attempts = claimed.claim.attempts + 1
-        max_attempts = int(claimed.claim["max_attempts"])
-        if not retry or attempts >= max_attempts:
-            outcome = await self.queue.dead_letter([claimed.claim], error=error, uow=uow)
-            outcome.raise_if_lost()
-            return JobStatus.DEAD
         cls = self.job_types().get(claimed.job_type, self.job_cls)
         backoff = self.backoff or cls.__backoff__
-        outcome = await self.queue.nack(
-            [claimed.claim], error=error, delay=backoff.seconds(attempts), uow=uow
+        # The job's own ``max_attempts`` column is the queue's per-row attempt limit.
+        outcome = await self.queue.fail(
+            [claimed.claim], error=error, delay=backoff.seconds(attempts), retry=retry, uow=uow
         )
         outcome.raise_if_lost()
-        return JobStatus.PENDING
+        return JobStatus.DEAD if outcome.dead else JobStatus.PENDING
 
     async def release(self, claimed: Sequence[ClaimedJob[J]]) -> None:
         """Give jobs back without counting an attempt (graceful shutdown)."""
@@ -555,10 +497,11 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
         stmt = select(t, self.status_expression(now).label("job_status")).where(
             t.c.job_id == str(job_id)
         )
-        async with self.queue.connection(uow) as executor:
-            row = (await executor.execute(stmt)).mappings().first()
-        if row is None:
+        async with self.queue.transaction(uow) as executor:
+            rows = await executor.fetch_mappings(stmt)
+        if not rows:
             return None
+        row = rows[0]
         cls = self.job_types().get(row["job_type"])
         if cls is None:
             raise ConfigurationError(
@@ -591,24 +534,22 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             .values(cancel_requested=True, updated_at=now)
             .returning(t.c.id)
         )
-        async with self.queue.connection(uow) as executor:
-            if (await executor.execute(at_once)).first() is not None:
+        async with self.queue.transaction(uow) as executor:
+            if await executor.fetch(at_once):
                 return JobStatus.CANCELLED
-            if (await executor.execute(request)).first() is not None:
+            if await executor.fetch(request):
                 return JobStatus.RUNNING
-            current = (
-                await executor.execute(
-                    select(self.status_expression(now)).where(t.c.job_id == str(job_id))
-                )
-            ).scalar_one_or_none()
-        return JobStatus(current) if current is not None else None
+            current = await executor.fetch(
+                select(self.status_expression(now)).where(t.c.job_id == str(job_id))
+            )
+        return JobStatus(current[0][0]) if current else None
 
     async def count_by_status(self, *, uow: Any = None) -> dict[JobStatus, int]:
         """Number of jobs per status (every status present, zeros included)."""
         expr = self.status_expression().label("s")
         stmt = select(expr, func.count()).group_by(expr)
-        async with self.queue.connection(uow) as executor:
-            rows = (await executor.execute(stmt)).all()
+        async with self.queue.transaction(uow) as executor:
+            rows = await executor.fetch(stmt)
         counts = dict.fromkeys(JobStatus, 0)
         counts.update({JobStatus(r[0]): int(r[1]) for r in rows})
         return counts
@@ -644,9 +585,9 @@ class SQLAlchemyBackgroundJobRepository(Generic[J]):
             .values(attempts=t.c.attempts + 1, last_error=error, available_at=now, **common)
             .returning(t.c.id)
         )
-        async with self.queue.connection(uow) as executor:
-            dead = len((await executor.execute(to_dead)).all())
-            retried = len((await executor.execute(to_retry)).all())
+        async with self.queue.transaction(uow) as executor:
+            dead = len(await executor.fetch(to_dead))
+            retried = len(await executor.fetch(to_retry))
         return dead + retried
 
     async def dead_jobs(self, limit: int = 100, *, uow: Any = None) -> list[J]:

@@ -25,13 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
-    Column,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     func,
     insert,
     select,
@@ -49,17 +42,18 @@ from cqrs_ddd_core.errors import (
     PersistenceError,
     RetryableError,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DONE,
     PENDING,
     DurableQueue,
-    queue_columns,
-    queue_indexes,
 )
-from cqrs_ddd_persistence_sqlalchemy.schema import metadata
-from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+from cqrs_ddd_persistence_sqlalchemy.tables.sagas import (
+    UQ_SAGA_CORRELATION,
+    UQ_SAGA_ID,
+    sagas_table,
+)
 
 __all__ = ["SQLAlchemySagaRepository", "SagaRecoveryWorker", "sagas_table"]
 
@@ -70,28 +64,9 @@ S = TypeVar("S", bound=SagaState)
 #: ``available_at`` of a saga nobody needs to look at (waiting without a timeout, not started).
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
-sagas_table = Table(
-    "cqrs_sagas",
-    metadata,
-    *queue_columns(),
-    Column("saga_id", String(64), nullable=False, unique=True),
-    Column("saga_type", String(255), nullable=False),
-    Column("correlation_id", String(255), nullable=True),
-    Column("saga_status", String(16), nullable=False),
-    Column("version", Integer(), nullable=False),
-    Column("waiting_for", String(255), nullable=True),
-    Column("timeout_at", UTCDateTime(), nullable=True),
-    Column("error", Text(), nullable=True),
-    Column("state", JSONType(), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-    # One saga per (type, correlation id); the same correlation id may start sagas of other types.
-    UniqueConstraint("saga_type", "correlation_id"),
-    Index("ix_cqrs_sagas_saga_type_saga_status", "saga_type", "saga_status"),
-    *queue_indexes("cqrs_sagas"),
-)
 
-_UQ_ID = "uq_cqrs_sagas_saga_id"
-_UQ_CORRELATION = "uq_cqrs_sagas_saga_type_correlation_id"
+_UQ_ID = UQ_SAGA_ID
+_UQ_CORRELATION = UQ_SAGA_CORRELATION
 
 
 def _conflict(kind: str) -> Any:
@@ -126,15 +101,15 @@ class SQLAlchemySagaRepository(Generic[S]):
     def __init__(
         self,
         saga_cls: type[S],
-        bind: StoreBind = None,
+        bind: Bind = None,
         *,
-        session_factory: StoreBind = None,
+        session_factory: Bind = None,
         stall_after: timedelta = timedelta(minutes=5),
     ) -> None:
         self.saga_cls = saga_cls
         self.saga_type = saga_cls.saga_type()
         self.stall_after = stall_after
-        self.source = SessionSource(bind if bind is not None else session_factory)
+        self.source = Binding(bind if bind is not None else session_factory)
         self.table = sagas_table
 
     # -- writes ----------------------------------------------------------------------------
@@ -175,7 +150,7 @@ class SQLAlchemySagaRepository(Generic[S]):
         """Push an active saga's stall deadline ``stall_after`` ahead without a new version
         (the orchestrator calls this during long steps). False if the saga was saved by
         someone else meanwhile."""
-        factory = self.source.factory
+        factory = self.source.session_factory
         if factory is None or self.source.resolve_uow(None) is not None:
             # Inside a caller's transaction nothing is visible to recovery workers yet.
             return False
@@ -344,7 +319,7 @@ class SagaRecoveryWorker:
     def __init__(
         self,
         orchestrators: Iterable[SagaOrchestrator[Any]],
-        bind: StoreBind,
+        bind: Bind,
         *,
         lease_seconds: float = 300.0,
         batch_size: int = 10,
@@ -385,7 +360,7 @@ class SagaRecoveryWorker:
                 logger.info("saga %s was advanced by another process meanwhile", saga.id)
             except Exception as exc:
                 logger.exception("recovering saga %s failed", saga.id)
-                await self.queue.nack([claim], error=f"{type(exc).__name__}: {exc}", delay=60.0)
+                await self.queue.fail([claim], error=f"{type(exc).__name__}: {exc}", delay=60.0)
                 continue
             await self.queue.release([claim])
         return len(claims)

@@ -23,11 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import (
-    Column,
     ColumnElement,
-    Integer,
-    String,
-    Table,
     and_,
     case,
     func,
@@ -45,7 +41,8 @@ from cqrs_ddd_advanced_core.scheduling import (
 )
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_core.errors import ConfigurationError, RetryableError
-from cqrs_ddd_persistence_sqlalchemy.core.session import StoreBind
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DEAD,
     DONE,
@@ -53,11 +50,8 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     Claim,
     DurableQueue,
     QueueStats,
-    queue_columns,
-    queue_indexes,
 )
-from cqrs_ddd_persistence_sqlalchemy.schema import metadata
-from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+from cqrs_ddd_persistence_sqlalchemy.tables.scheduled import scheduled_commands_table
 
 __all__ = [
     "SQLAlchemyCommandScheduler",
@@ -67,18 +61,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-scheduled_commands_table = Table(
-    "cqrs_scheduled_commands",
-    metadata,
-    *queue_columns(),
-    Column("command_type", String(255), nullable=False),
-    Column("payload", JSONType(), nullable=False),
-    # Idempotent scheduling and once-per-period firing (purge frees keys).
-    Column("key", String(255), nullable=True, unique=True),
-    Column("max_attempts", Integer(), nullable=False),
-    Column("cancelled_at", UTCDateTime(), nullable=True),
-    *queue_indexes("cqrs_scheduled_commands"),
-)
 
 #: ``async def dispatch(command) -> None`` — sends the command to its handler.
 Dispatcher = Callable[[Any], Awaitable[Any]]
@@ -109,9 +91,9 @@ class SQLAlchemyCommandScheduler:
 
     def __init__(
         self,
-        bind: StoreBind = None,
+        bind: Bind = None,
         *,
-        session_factory: StoreBind = None,
+        session_factory: Bind = None,
         lease_seconds: float = 60.0,
         max_attempts: int = 5,
         backoff: Backoff | None = None,
@@ -127,7 +109,6 @@ class SQLAlchemyCommandScheduler:
             self.table,
             bind if bind is not None else session_factory,
             lease_seconds=lease_seconds,
-            max_attempts=2**31 - 1,  # the per-row max_attempts column decides
             clock=clock,
         )
 
@@ -170,14 +151,14 @@ class SQLAlchemyCommandScheduler:
             "created_at": now,
         }
         t = self.table
-        async with self.queue.connection(uow) as executor:
+        async with self.queue.binding.transaction(uow) as executor:
             if key is None:
-                result = await executor.execute(insert(t).values(**row).returning(t.c.id))
-                return int(result.scalar_one())
-            stmt = self.queue.dialect_of(executor).insert_ignore(t, ["key"])
+                inserted = await executor.fetch(insert(t).values(**row).returning(t.c.id))
+                return int(inserted[0][0])
+            stmt = dialect_for(executor.dialect).insert_ignore(t, ["key"])
             await executor.execute(stmt, [row])
-            found = await executor.execute(select(t.c.id).where(t.c.key == key))
-            return int(found.scalar_one())
+            found = await executor.fetch(select(t.c.id).where(t.c.key == key))
+            return int(found[0][0])
 
     async def fire_periodic(
         self,
@@ -227,8 +208,8 @@ class SQLAlchemyCommandScheduler:
             )
             .returning(t.c.id)
         )
-        async with self.queue.connection(uow) as executor:
-            return (await executor.execute(stmt)).first() is not None
+        async with self.queue.transaction(uow) as executor:
+            return bool(await executor.fetch(stmt))
 
     # -- claiming (used by SchedulerWorker) --------------------------------------------------
     async def claim_due(self, limit: int = 100) -> list[Claim]:
@@ -237,12 +218,10 @@ class SQLAlchemyCommandScheduler:
 
     async def settle_failure(self, claim: Claim, error: str, *, retry: bool = True) -> bool:
         """Count a failed dispatch; return True if the row is now dead."""
-        attempts = claim.attempts + 1
-        if not retry or attempts >= int(claim["max_attempts"]):
-            await self.queue.dead_letter([claim], error=error)
-            return True
-        await self.queue.nack([claim], error=error, delay=self.backoff.seconds(attempts))
-        return False
+        # The row's own ``max_attempts`` column is the queue's attempt limit for it.
+        delay = self.backoff.seconds(claim.attempts + 1)
+        outcome = await self.queue.fail([claim], error=error, delay=delay, retry=retry)
+        return bool(outcome.dead)
 
     # -- inspection ------------------------------------------------------------------------
     def status_expression(self, now: datetime | None = None) -> ColumnElement[str]:
@@ -275,14 +254,14 @@ class SQLAlchemyCommandScheduler:
     async def get(self, command_id: int, *, uow: Any = None) -> ScheduledCommand | None:
         t = self.table
         stmt = select(t, self.status_expression().label("cmd_status")).where(t.c.id == command_id)
-        async with self.queue.connection(uow) as executor:
-            row = (await executor.execute(stmt)).mappings().first()
-        return self._record(row, row["cmd_status"]) if row is not None else None
+        async with self.queue.transaction(uow) as executor:
+            rows = await executor.fetch_mappings(stmt)
+        return self._record(rows[0], rows[0]["cmd_status"]) if rows else None
 
     async def count_by_status(self, *, uow: Any = None) -> dict[ScheduledCommandStatus, int]:
         expr = self.status_expression().label("s")
-        async with self.queue.connection(uow) as executor:
-            rows = (await executor.execute(select(expr, func.count()).group_by(expr))).all()
+        async with self.queue.transaction(uow) as executor:
+            rows = await executor.fetch(select(expr, func.count()).group_by(expr))
         counts = dict.fromkeys(ScheduledCommandStatus, 0)
         counts.update({ScheduledCommandStatus(r[0]): int(r[1]) for r in rows})
         return counts
@@ -378,7 +357,7 @@ class SchedulerWorker:
                 await self.scheduler.settle_failure(claim, f"{type(exc).__name__}: {exc}")
                 continue
             # Acknowledged one by one: a crash re-dispatches at most the command in flight.
-            outcome = await self.scheduler.queue.ack([claim])
+            outcome = await self.scheduler.queue.complete([claim])
             if outcome.lost:
                 logger.warning("scheduled command %s: lease lost before ack", claim.id)
         return len(claims)

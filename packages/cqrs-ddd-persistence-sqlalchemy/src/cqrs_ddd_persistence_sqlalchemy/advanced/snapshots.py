@@ -9,35 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cqrs_ddd_advanced_core.snapshots import Snapshot
 from cqrs_ddd_core.errors import ConfigurationError
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import resolve_store_bind
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource
-from cqrs_ddd_persistence_sqlalchemy.schema import metadata
-from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+from cqrs_ddd_persistence_sqlalchemy.binding import Binding
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.tables.snapshots import snapshots_table
 
 __all__ = ["SQLAlchemySnapshotStore", "snapshots_table"]
-
-snapshots_table = Table(
-    "cqrs_snapshots",
-    metadata,
-    Column("aggregate_type", String(255), primary_key=True),
-    Column("aggregate_id", String(255), primary_key=True),
-    Column("version", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("schema_version", Integer, nullable=False, default=1),
-    Column("state", JSONType(), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
 
 
 def _upsert(session: AsyncSession) -> Any:
     # Generic code picks the dialect module; both spell the upsert ``on_conflict_do_update``.
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(snapshots_table)
+    return dialect_for(session).insert(snapshots_table)
 
 
 class SQLAlchemySnapshotStore:
@@ -57,7 +43,7 @@ class SQLAlchemySnapshotStore:
     def __init__(self, bind: Any = None, *, keep: int | None = 1) -> None:
         if keep is not None and keep < 1:
             raise ConfigurationError("keep must be >= 1 (or None to keep every snapshot)")
-        self._source = SessionSource(resolve_store_bind(bind))
+        self._source = Binding(bind, owner="SQLAlchemySnapshotStore")
         self.keep = keep
 
     async def save(self, snapshot: Snapshot, *, uow: Any = None) -> None:

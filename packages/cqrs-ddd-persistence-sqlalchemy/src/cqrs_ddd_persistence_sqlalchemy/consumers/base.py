@@ -10,8 +10,6 @@ the broker redeliver, and the inbox turns the redelivery into a no-op.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,10 +19,11 @@ from typing import Any
 
 from cqrs_ddd_core.errors import ConfigurationError, MissingSchemaError
 from cqrs_ddd_core.ports.inbox import MAX_INBOX_KEY_LENGTH, IInbox
-from cqrs_ddd_persistence_sqlalchemy.core.inbox import SQLAlchemyInbox
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.inbox import SQLAlchemyInbox
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_loads
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.workers import WorkerLifecycle
 
 __all__ = [
     "ConsumerMetrics",
@@ -119,8 +118,13 @@ def inbox_key(message_id: str) -> str:
     return "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
 
 
-class InboxConsumer:
+class InboxConsumer(WorkerLifecycle):
     """Base of the broker loops: runs a handler exactly once per message id.
+
+    The life cycle is the library's one (:class:`~cqrs_ddd_persistence_sqlalchemy.workers.
+    WorkerLifecycle`): ``await consumer.run()`` until ``consumer.stop()`` (``await
+    consumer.stop()`` also waits until ``run()`` returned); the message in flight is finished
+    and acknowledged first.
 
     Args:
         handler: ``await handler(message, uow)``; raise to leave the message unacknowledged
@@ -145,6 +149,7 @@ class InboxConsumer:
     ) -> None:
         if not consumer:
             raise ConfigurationError("an inbox consumer needs a consumer name")
+        super().__init__()
         self.handler = handler
         self.consumer = consumer
         self.uow_factory = uow_factory
@@ -152,15 +157,14 @@ class InboxConsumer:
         self.error_backoff = error_backoff or Backoff(base=0.5, maximum=30.0)
         self.name = name or f"inbox-consumer-{consumer}"
         self.metrics = ConsumerMetrics()
-        self._stop = asyncio.Event()
 
-    def stop(self) -> None:
-        """Ask ``run()`` to return after the message in flight (handled and acknowledged)."""
-        self._stop.set()
+    async def run(self) -> None:
+        """Consume until :meth:`stop` (see the broker loop's ``_run``)."""
+        async with self.running():
+            await self._run()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+    async def _run(self) -> None:
+        raise NotImplementedError
 
     async def process(self, message: ReceivedMessage) -> Outcome:
         """Run the handler in a new unit of work with the inbox record; commit both."""
@@ -194,16 +198,9 @@ class InboxConsumer:
         """Count and log a broker/loop error; the delay before the loop tries again."""
         self.metrics.errors += 1
         self.metrics.last_error = repr(exc)
-        delay = self.error_backoff.delay(failures)
+        delay = self.error_backoff.seconds(failures)
         logger.exception("%s: broker error, retrying in %.1fs", self.name, delay)
         return delay
-
-    async def pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if :meth:`stop` is called meanwhile."""
-        if self._stop.is_set():
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
 
 def decode_headers(pairs: Any) -> dict[str, str]:

@@ -21,8 +21,8 @@ from cqrs_ddd_persistence_sqlalchemy.consumers.base import (
     ReceivedMessage,
     decode_headers,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["KafkaInboxConsumer", "received_from_record"]
 
@@ -119,7 +119,7 @@ class KafkaInboxConsumer(InboxConsumer):
         self.consumer_options = options
         self._failures: dict[TopicPartition, int] = {}
 
-    async def run(self) -> None:
+    async def _run(self) -> None:
         """Consume until :meth:`stop`; the group is left cleanly on the way out."""
         client = AIOKafkaConsumer(
             *self.topics,
@@ -143,7 +143,7 @@ class KafkaInboxConsumer(InboxConsumer):
                     failures = 0
                 except KafkaError as exc:
                     failures += 1
-                    await self.pause(self.loop_error(exc, failures))
+                    await self.sleep(self.loop_error(exc, failures))
         finally:
             await client.stop()
 
@@ -157,7 +157,7 @@ class KafkaInboxConsumer(InboxConsumer):
                 # wait, so its order holds.
                 client.seek(tp, record.offset)
                 attempt = self._failures[tp] = self._failures.get(tp, 0) + 1
-                await self.pause(self.error_backoff.delay(attempt))
+                await self.sleep(self.error_backoff.seconds(attempt))
                 break
             self._failures.pop(tp, None)
             next_offset = record.offset + 1

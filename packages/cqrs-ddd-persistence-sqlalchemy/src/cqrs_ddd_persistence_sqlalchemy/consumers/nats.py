@@ -19,8 +19,8 @@ from cqrs_ddd_persistence_sqlalchemy.consumers.base import (
     ReceivedMessage,
     decode_headers,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["NatsInboxConsumer", "received_from_nats"]
 
@@ -99,7 +99,7 @@ class NatsInboxConsumer(InboxConsumer):
         self.poll_timeout = poll_timeout
         self._failures = 0
 
-    async def run(self) -> None:
+    async def _run(self) -> None:
         """Consume until :meth:`stop` (the fetched batch is finished first)."""
         nc = await nats.connect(self.servers)
         try:
@@ -119,7 +119,7 @@ class NatsInboxConsumer(InboxConsumer):
                 except NatsError as exc:
                     # An unacked message comes back after ack_wait and is skipped by the inbox.
                     failures += 1
-                    await self.pause(self.loop_error(exc, failures))
+                    await self.sleep(self.loop_error(exc, failures))
         finally:
             # Not drain(): fetched but unhandled messages are redelivered after ack_wait anyway,
             # and draining waits on the pull request still open at the server.
@@ -129,7 +129,7 @@ class NatsInboxConsumer(InboxConsumer):
         outcome = await self.process(received_from_nats(message))
         if outcome is Outcome.FAILED:
             self._failures += 1
-            await message.nak(delay=self.error_backoff.delay(self._failures))
+            await message.nak(delay=self.error_backoff.seconds(self._failures))
             return
         self._failures = 0
         await message.ack()

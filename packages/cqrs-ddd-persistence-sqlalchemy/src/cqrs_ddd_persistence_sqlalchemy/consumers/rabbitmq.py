@@ -21,8 +21,8 @@ from cqrs_ddd_persistence_sqlalchemy.consumers.base import (
     ReceivedMessage,
     decode_headers,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["RabbitMQInboxConsumer", "received_from_amqp"]
 
@@ -109,7 +109,7 @@ class RabbitMQInboxConsumer(InboxConsumer):
         self.prefetch = prefetch
         self._failures = 0
 
-    async def run(self) -> None:
+    async def _run(self) -> None:
         """Consume until :meth:`stop` (the message in flight is finished and acknowledged).
 
         A lost connection or channel is logged and consumption starts again after a backoff;
@@ -122,7 +122,7 @@ class RabbitMQInboxConsumer(InboxConsumer):
                 failures = 0
             except (AMQPError, ConnectionError) as exc:
                 failures += 1
-                await self.pause(self.loop_error(exc, failures))
+                await self.sleep(self.loop_error(exc, failures))
 
     async def _consume(self) -> None:
         connection = await aio_pika.connect_robust(self.url)
@@ -152,7 +152,7 @@ class RabbitMQInboxConsumer(InboxConsumer):
             await connection.close()
 
     async def _close_on_stop(self, deliveries: AbstractQueueIterator) -> None:
-        await self._stop.wait()
+        await self._stop_requested.wait()
         await deliveries.close()
 
     async def _handle(self, delivery: AbstractIncomingMessage) -> None:
@@ -169,7 +169,7 @@ class RabbitMQInboxConsumer(InboxConsumer):
         outcome = await self.process(message)
         if outcome is Outcome.FAILED:
             self._failures += 1
-            await self.pause(self.error_backoff.delay(self._failures))
+            await self.sleep(self.error_backoff.seconds(self._failures))
             await delivery.nack(requeue=True)
             return
         self._failures = 0

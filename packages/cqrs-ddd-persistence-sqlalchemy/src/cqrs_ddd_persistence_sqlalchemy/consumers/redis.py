@@ -22,8 +22,8 @@ from cqrs_ddd_persistence_sqlalchemy.consumers.base import (
     ReceivedMessage,
     decode_headers,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["RedisStreamInboxConsumer", "received_from_entry"]
 
@@ -116,7 +116,7 @@ class RedisStreamInboxConsumer(InboxConsumer):
         self._last_claim = 0.0
         self._failures = 0
 
-    async def run(self) -> None:
+    async def _run(self) -> None:
         """Consume until :meth:`stop` (the entry in flight is finished and acknowledged)."""
         try:
             await self._ensure_group()
@@ -131,7 +131,7 @@ class RedisStreamInboxConsumer(InboxConsumer):
                     # An entry handled but not acked stays pending: re-read and skipped.
                     self._backlog = True
                     failures += 1
-                    await self.pause(self.loop_error(exc, failures))
+                    await self.sleep(self.loop_error(exc, failures))
         finally:
             if self._owns_client:
                 await self.client.aclose()
@@ -177,7 +177,7 @@ class RedisStreamInboxConsumer(InboxConsumer):
             # Left pending; re-read from our pending list after the pause, in order.
             self._failures += 1
             self._backlog = True
-            await self.pause(self.error_backoff.delay(self._failures))
+            await self.sleep(self.error_backoff.seconds(self._failures))
             return False
         self._failures = 0
         await self.client.xack(self.stream, self.group, entry_id)

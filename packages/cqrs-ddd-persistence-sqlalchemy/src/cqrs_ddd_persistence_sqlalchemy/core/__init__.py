@@ -1,15 +1,7 @@
 """Core persistence: unit of work, repository, event store, outbox, inbox, mapper."""
 
-from cqrs_ddd_persistence_sqlalchemy.core.event_log import Ordering as Ordering
-from cqrs_ddd_persistence_sqlalchemy.core.event_sourced_repository import (
-    EventSourcedRepository as EventSourcedRepository,
-)
-from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
-    SQLAlchemyEventStore as SQLAlchemyEventStore,
-)
-from cqrs_ddd_persistence_sqlalchemy.core.event_tables import events_table as events_table
-from cqrs_ddd_persistence_sqlalchemy.core.inbox import SQLAlchemyInbox as SQLAlchemyInbox
-from cqrs_ddd_persistence_sqlalchemy.core.inbox_table import inbox_table as inbox_table
+from cqrs_ddd_persistence_sqlalchemy.binding import Binding as Binding
+from cqrs_ddd_persistence_sqlalchemy.binding import SessionSource as SessionSource
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim as OutboxClaim
@@ -18,7 +10,6 @@ from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_table import outbox_table as outbox_table
 from cqrs_ddd_persistence_sqlalchemy.core.repository import (
     SQLAlchemyRepository as SQLAlchemyRepository,
 )
@@ -26,9 +17,19 @@ from cqrs_ddd_persistence_sqlalchemy.core.search_result import ResultList as Res
 from cqrs_ddd_persistence_sqlalchemy.core.search_result import (
     SQLAlchemySearchResult as SQLAlchemySearchResult,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource as SessionSource
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import EventSink as EventSink
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import (
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering as Ordering
+from cqrs_ddd_persistence_sqlalchemy.eventstore import (
+    EventSourcedRepository as EventSourcedRepository,
+)
+from cqrs_ddd_persistence_sqlalchemy.eventstore import (
+    SQLAlchemyEventStore as SQLAlchemyEventStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.inbox import SQLAlchemyInbox as SQLAlchemyInbox
+from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table as events_table
+from cqrs_ddd_persistence_sqlalchemy.tables.inbox import inbox_table as inbox_table
+from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table
+from cqrs_ddd_persistence_sqlalchemy.uow import EventSink as EventSink
+from cqrs_ddd_persistence_sqlalchemy.uow import (
     SQLAlchemyUnitOfWork as SQLAlchemyUnitOfWork,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import current_uow as current_uow
+from cqrs_ddd_persistence_sqlalchemy.uow import current_uow as current_uow

@@ -21,8 +21,7 @@ from sqlalchemy import Table, select
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.outbox import OutboxMessage
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_table import outbox_table
-from cqrs_ddd_persistence_sqlalchemy.core.session import StoreBind
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DONE,
     PENDING,
@@ -32,6 +31,8 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     Outcome,
     QueueStats,
 )
+from cqrs_ddd_persistence_sqlalchemy.queue.durable import _renamed
+from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table
 
 __all__ = ["DEFAULT_CHANNEL", "OutboxClaim", "SQLAlchemyOutboxStorage"]
 
@@ -89,7 +90,7 @@ class SQLAlchemyOutboxStorage:
 
     def __init__(
         self,
-        bind: StoreBind = None,
+        bind: Any = None,
         *,
         lease_seconds: float = 30.0,
         max_attempts: int = 10,
@@ -113,10 +114,10 @@ class SQLAlchemyOutboxStorage:
             key_column="partition_key" if ordered_by_key else None,
             clock=clock,
         )
-        dialect = self.queue.dialect
-        if notify and dialect is not None and hasattr(dialect, "check_channel"):
+        engine = self.queue.binding.engine
+        if notify and engine is not None:
             # Refused here, not as a database error at the first save (63 bytes on PostgreSQL).
-            dialect.check_channel(channel)
+            dialect_for(engine).notify_statement(channel)
         # Claims handed out by ``get_pending``: ``mark_*`` present their fencing tokens.
         self._leases: dict[str, Claim] = {}
 
@@ -128,11 +129,12 @@ class SQLAlchemyOutboxStorage:
             return
         now = self.queue.clock()
         rows = [_to_row(m, now) for m in messages]
-        async with self.queue.connection(uow, join_session=True) as executor:
-            dialect = self.queue.dialect_of(executor)
+        async with self.queue.binding.transaction(uow) as executor:
+            dialect = dialect_for(executor.dialect)
             await executor.execute(dialect.insert_ignore(self.table, ["message_id"]), rows)
-            if self.notify and hasattr(dialect, "notify_statement"):
-                await executor.execute(dialect.notify_statement(self.channel))
+            notify = dialect.notify_statement(self.channel) if self.notify else None
+            if notify is not None:
+                await executor.execute(notify)
 
     async def write_events(self, events: Sequence[DomainEvent], *, uow: Any) -> None:
         """``EventSink`` hook: the unit of work hands over its aggregates' events at commit."""
@@ -145,7 +147,7 @@ class SQLAlchemyOutboxStorage:
     async def get_pending(self, limit: int = 100) -> list[OutboxMessage]:
         """Claim up to ``limit`` due messages and lease them to this caller (concurrent callers
         never get the same message; an unacknowledged message comes back after the lease)."""
-        claimed = await self.claim_batch(limit)
+        claimed = await self.claim(limit)
         if len(self._leases) > _MAX_REMEMBERED:
             self._forget_stale_leases()
         for c in claimed:
@@ -163,7 +165,7 @@ class SQLAlchemyOutboxStorage:
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         """Mark messages published (fenced by the lease ``get_pending`` took, when known)."""
         claims = await self._claims_for(message_ids)
-        outcome = await self.queue.ack(claims)
+        outcome = await self.queue.complete(claims)
         if outcome.lost:
             logger.warning(
                 "outbox: %d message(s) were marked published after their lease was taken over; "
@@ -174,7 +176,7 @@ class SQLAlchemyOutboxStorage:
     async def mark_failed(self, message_id: str, error: str) -> None:
         """Record a failed attempt: due again after the backoff, dead after ``max_attempts``."""
         claims = await self._claims_for([message_id])
-        await self.queue.nack(claims, error=error)
+        await self.queue.fail(claims, error=error)
 
     async def _claims_for(self, message_ids: Sequence[str]) -> list[Claim]:
         claims: list[Claim] = []
@@ -192,38 +194,32 @@ class SQLAlchemyOutboxStorage:
             stmt = select(t.c.id, t.c.lease_token, t.c.attempts, t.c.locked_until).where(
                 t.c.message_id.in_(unknown), t.c.status == PENDING
             )
-            async with self.queue.connection() as executor:
-                rows = (await executor.execute(stmt)).all()
+            async with self.queue.transaction() as executor:
+                rows = await executor.fetch(stmt)
             now = self.queue.clock()
             claims.extend(
-                Claim(
-                    id=r.id,
-                    token=r.lease_token,
-                    attempts=r.attempts,
-                    locked_until=r.locked_until or now,
-                    values={},
-                )
-                for r in rows
+                Claim(id=id_, token=token, attempts=attempts, locked_until=until or now, values={})
+                for id_, token, attempts, until in rows
             )
         return claims
 
-    # -- the claim API (relays) ----------------------------------------------------------------
-    async def claim_batch(
+    # -- the claim API (relays): the queue vocabulary ------------------------------------------
+    async def claim(
         self, limit: int = 100, *, lease_seconds: float | None = None
     ) -> list[OutboxClaim]:
         """Lease up to ``limit`` due messages in one statement, oldest first."""
         claims = await self.queue.claim(limit, lease_seconds=lease_seconds)
         return [OutboxClaim(_to_message(c.values), c) for c in claims]
 
-    async def ack(self, claimed: Sequence[OutboxClaim]) -> Outcome:
+    async def complete(self, claimed: Sequence[OutboxClaim]) -> Outcome:
         """Mark published (only where the lease is still ours; see ``Outcome.lost``)."""
-        return await self.queue.ack([c.claim for c in claimed])
+        return await self.queue.complete([c.claim for c in claimed])
 
-    async def nack(
+    async def fail(
         self, claimed: Sequence[OutboxClaim], *, error: str, delay: float | None = None
     ) -> Outcome:
         """Retry later (backoff) or dead-letter after ``max_attempts``."""
-        return await self.queue.nack([c.claim for c in claimed], error=error, delay=delay)
+        return await self.queue.fail([c.claim for c in claimed], error=error, delay=delay)
 
     async def release(self, claimed: Sequence[OutboxClaim]) -> Outcome:
         """Give messages back unpublished, without counting an attempt (shutdown)."""
@@ -245,7 +241,7 @@ class SQLAlchemyOutboxStorage:
         where = None if message_ids is None else self.table.c.message_id.in_(list(message_ids))
         return await self.queue.requeue(where=where)
 
-    async def purge_published(self, older_than: timedelta | float) -> int:
+    async def purge(self, older_than: timedelta | float) -> int:
         """Delete published messages older than the retention (``timedelta`` or seconds)."""
         if not isinstance(older_than, timedelta):
             older_than = timedelta(seconds=older_than)
@@ -254,6 +250,31 @@ class SQLAlchemyOutboxStorage:
     async def stats(self) -> QueueStats:
         """Pending / leased / scheduled / done / dead counts and the lag of the oldest due one."""
         return await self.queue.stats()
+
+    # -- the earlier names (deprecated) --------------------------------------------------------
+    async def claim_batch(
+        self, limit: int = 100, *, lease_seconds: float | None = None
+    ) -> list[OutboxClaim]:
+        """Deprecated: :meth:`claim`."""
+        _renamed("SQLAlchemyOutboxStorage.claim_batch", "claim")
+        return await self.claim(limit, lease_seconds=lease_seconds)
+
+    async def ack(self, claimed: Sequence[OutboxClaim]) -> Outcome:
+        """Deprecated: :meth:`complete`."""
+        _renamed("SQLAlchemyOutboxStorage.ack", "complete")
+        return await self.complete(claimed)
+
+    async def nack(
+        self, claimed: Sequence[OutboxClaim], *, error: str, delay: float | None = None
+    ) -> Outcome:
+        """Deprecated: :meth:`fail`."""
+        _renamed("SQLAlchemyOutboxStorage.nack", "fail")
+        return await self.fail(claimed, error=error, delay=delay)
+
+    async def purge_published(self, older_than: timedelta | float) -> int:
+        """Deprecated: :meth:`purge`."""
+        _renamed("SQLAlchemyOutboxStorage.purge_published", "purge")
+        return await self.purge(older_than)
 
 
 def _tenant_of(metadata: Mapping[str, Any]) -> str | None:

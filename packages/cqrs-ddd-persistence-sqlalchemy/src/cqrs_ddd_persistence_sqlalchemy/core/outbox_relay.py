@@ -19,6 +19,7 @@ from typing import Any
 from cqrs_ddd_core.errors import ConfigurationError, MissingSchemaError
 from cqrs_ddd_core.ports.publisher import IMessagePublisher
 from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim, SQLAlchemyOutboxStorage
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 
 __all__ = ["OutboxRelay", "RelayMetrics"]
@@ -143,7 +144,7 @@ class OutboxRelay:
                     failures += 1
                     self.metrics.errors += 1
                     self.metrics.last_error = repr(exc)
-                    delay = self.error_backoff.delay(failures)
+                    delay = self.error_backoff.seconds(failures)
                     logger.exception("%s: batch failed, retrying in %.1fs", self.name, delay)
                     await self._sleep(delay, listener)
         finally:
@@ -152,11 +153,11 @@ class OutboxRelay:
 
     async def _start_listener(self) -> Any:
         engine = self.outbox.queue.engine
-        if not self.listen or engine is None or engine.dialect.name != "postgresql":
+        if not self.listen or engine is None:
             return None
-        from cqrs_ddd_persistence_sqlalchemy.queue.postgres.listen import NotificationListener
-
-        listener = NotificationListener(engine, self.outbox.channel)
+        listener = dialect_for(engine).listener(engine, self.outbox.channel)
+        if listener is None:
+            return None  # no LISTEN on this database / driver: polling only
         try:
             await listener.start()
         except Exception:
@@ -192,7 +193,7 @@ class OutboxRelay:
     # -- one batch -------------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Claim one batch, publish it, settle it. Returns the number of messages claimed."""
-        claimed = await self.outbox.claim_batch(self.batch_size)
+        claimed = await self.outbox.claim(self.batch_size)
         if not claimed:
             return 0
         self.metrics.claimed += len(claimed)
@@ -260,7 +261,7 @@ class OutboxRelay:
         failed: Sequence[tuple[OutboxClaim, BaseException]],
     ) -> None:
         if confirmed:
-            outcome = await self.outbox.ack(confirmed)
+            outcome = await self.outbox.complete(confirmed)
             self.metrics.published += len(outcome.done)
             if outcome.lost:
                 self.metrics.lost += len(outcome.lost)
@@ -275,7 +276,7 @@ class OutboxRelay:
             text = f"{type(exc).__name__}: {exc}"[:2000]
             by_error.setdefault(text, []).append(item)
         for text, items in by_error.items():
-            outcome = await self.outbox.nack(items, error=text)
+            outcome = await self.outbox.fail(items, error=text)
             self.metrics.failed += len(items)
             self.metrics.dead += len(outcome.dead)
             self.metrics.lost += len(outcome.lost)
@@ -302,6 +303,6 @@ class OutboxRelay:
         self, confirmed: Sequence[OutboxClaim], rest: Sequence[OutboxClaim]
     ) -> None:
         if confirmed:
-            self.metrics.published += len((await self.outbox.ack(confirmed)).done)
+            self.metrics.published += len((await self.outbox.complete(confirmed)).done)
         if rest:
             self.metrics.released += len((await self.outbox.release(rest)).released)

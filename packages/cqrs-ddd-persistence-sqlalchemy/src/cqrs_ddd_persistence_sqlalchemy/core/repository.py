@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
@@ -33,6 +32,7 @@ from cqrs_ddd_core.errors import (
     OptimisticConcurrencyError,
     SerializationFailureError,
 )
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
 from cqrs_ddd_persistence_sqlalchemy.core.child_rows import ChildRowMemo
 from cqrs_ddd_persistence_sqlalchemy.core.loader import (
     IN_CHUNK,
@@ -43,17 +43,14 @@ from cqrs_ddd_persistence_sqlalchemy.core.loader import (
 )
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.search_result import SQLAlchemySearchResult
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.postgres import dml as postgres_dml
-from cqrs_ddd_persistence_sqlalchemy.sqlite import dml as sqlite_dml
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.types.clock import utcnow
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["SQLAlchemyRepository"]
 
 A = TypeVar("A", bound=AggregateRoot[Any])
 
-_DML: dict[str, ModuleType] = {"postgresql": postgres_dml, "sqlite": sqlite_dml}
 
 #: An id that cannot be a key of the table (wrong type): matches no row.
 _NO_ROW: Any = object()
@@ -90,16 +87,24 @@ class SQLAlchemyRepository(Generic[A]):
         self,
         entity_cls: type[A],
         db_model_cls: type[Any],
-        mapper: ModelMapper[A] | None = None,
+        mapper: ModelMapper[A] | Bind = None,
         *,
-        bind: StoreBind = None,
+        bind: Bind = None,
         version_column: str = "version",
     ) -> None:
+        if mapper is not None and not isinstance(mapper, ModelMapper):
+            # ``SQLAlchemyRepository(Order, OrderModel, engine)``: every store takes its bind
+            # positionally; the third argument is the bind unless it is a mapper.
+            if bind is not None or not is_bind(mapper):
+                raise ConfigurationError(
+                    f"SQLAlchemyRepository's third argument must be a ModelMapper or a bind, "
+                    f"got {type(mapper).__name__}"
+                )
+            mapper, bind = None, mapper
         self.entity_cls = entity_cls
         self.db_model_cls = db_model_cls
         self.mapper: ModelMapper[A] = mapper or ModelMapper(entity_cls, db_model_cls)
-        self._source = SessionSource(bind)
-        self._bind = bind
+        self._source = Binding(bind, owner=f"SQLAlchemyRepository({entity_cls.__name__})")
         mm = self.mapper.model_mapper
         self.table = self.mapper.table
         pk = list(mm.primary_key)
@@ -160,16 +165,13 @@ class SQLAlchemyRepository(Generic[A]):
         session, a unit of work, an engine or an ``async_sessionmaker`` bound to an engine);
         ``None`` for a plain factory callable (the filter is then compiled per execution).
         """
-        bind: Any = joined if joined is not None else self._bind
-        if isinstance(bind, SQLAlchemyUnitOfWork):
-            bind = bind.session if bind.active else None
-        if isinstance(bind, async_sessionmaker):
-            bind = bind.kw.get("bind")
-        if isinstance(bind, AsyncSession):
-            bind = bind.bind
-        if isinstance(bind, AsyncEngine):
-            return str(bind.dialect.name)
-        return None
+        if joined is not None:
+            return dialect_for(joined.session).name
+        source = self._source
+        if source.bound_session is not None:
+            return dialect_for(source.bound_session).name
+        engine = source.engine
+        return dialect_for(engine).name if engine is not None else None
 
     def _live(self, stmt: Any, include_archived: bool) -> Any:
         if self._archived_at is None or include_archived:
@@ -255,11 +257,7 @@ class SQLAlchemyRepository(Generic[A]):
         row = dict(values)
         if self._version_key is not None:
             row[self._version_key] = 1
-        dml = _DML.get(session.get_bind().dialect.name)
-        if dml is None:  # other dialects: plain INSERT, a duplicate key is an integrity error
-            await session.execute(sa.insert(self.table).values(row))
-            return
-        stmt = dml.insert_if_absent(self.table, [self._pk]).values(row)
+        stmt = dialect_for(session).insert_ignore(self.table, [self._pk]).values(row)
         if (await session.execute(stmt)).rowcount == 0:  # type: ignore[attr-defined]
             actual = await self._actual_version(session, key)
             raise self._conflict(entity.id, 0, actual, "a row with this id already exists")
@@ -494,11 +492,12 @@ class SQLAlchemyRepository(Generic[A]):
         async with self._source.session(
             joined if joined is not None and joined.active else None
         ) as session:
-            if dialect is not None and session.get_bind().dialect.name != dialect:
+            found = dialect_for(session).name
+            if dialect is not None and found != dialect:
                 raise ConfigurationError(
-                    f"this search was built for {dialect!r} but is consumed on a "
-                    f"{session.get_bind().dialect.name!r} session: consume it in the unit of "
-                    "work it was created in, or create it where it is consumed"
+                    f"this search was built for {dialect!r} but is consumed on a {found!r} "
+                    "session: consume it in the unit of work it was created in, or create it "
+                    "where it is consumed"
                 )
             yield session
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from cqrs_ddd_core.errors import InvalidValueError
 
+from .applicability import field_kind
 from .target import Target
 
 __all__ = ["coerce", "is_text"]
@@ -38,11 +39,8 @@ def _python_type(target: Target) -> type[Any] | None:
 
 
 def is_text(target: Target) -> bool:
-    """Whether the target holds text (string operators apply)."""
-    if target.is_json:
-        return True
-    python_type = _python_type(target)
-    return python_type is None or issubclass(python_type, str | enum.Enum)
+    """Whether the target holds text (string operators apply): a text or JSON field."""
+    return field_kind(target) in ("text", "JSON")
 
 
 def _int(value: Any, target: Target) -> int:

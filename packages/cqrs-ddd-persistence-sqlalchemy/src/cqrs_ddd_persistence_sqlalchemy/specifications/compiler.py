@@ -36,6 +36,7 @@ from cqrs_ddd_specifications import (
 from cqrs_ddd_specifications.operators import NEGATIONS
 from cqrs_ddd_specifications.specification import DEFAULT_LIMITS, Limits
 
+from .applicability import check_operator
 from .deferred import DialectPredicate, Parenthesized
 from .fields import Hooks, Resolved, resolve_field
 from .registry import SQLAlchemyOperatorRegistry
@@ -121,6 +122,7 @@ class _Walker:
 
     def leaf(self, cond: Condition, *, negate: bool) -> ColumnElement[bool]:
         resolved = resolve_field(self.model, cond.attr, self.hooks)
+        check_operator(cond.op, resolved.target, through_relationship=bool(resolved.hops))
         op, value = cond.op, cond.val
         positive = NEGATIONS.get(op)
         leaf_negated = positive is not None

@@ -13,6 +13,7 @@ from cqrs_ddd_persistence_sqlalchemy.types.spatialite import (
     load_spatialite as load_spatialite,
 )
 from cqrs_ddd_persistence_sqlalchemy.types.uuid import UUIDType as UUIDType
+from cqrs_ddd_persistence_sqlalchemy.types.xid8 import Xid8 as Xid8
 
 #: Alias: an aware UTC datetime column.
 UTCDateTimeType = UTCDateTime
@@ -22,6 +23,7 @@ __all__ = [
     "UTCDateTime",
     "UTCDateTimeType",
     "UUIDType",
+    "Xid8",
     "enable_spatialite",
     "init_spatial_metadata",
     "load_spatialite",

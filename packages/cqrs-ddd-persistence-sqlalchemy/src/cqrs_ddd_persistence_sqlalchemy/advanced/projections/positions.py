@@ -20,7 +20,7 @@ from sqlalchemy.engine import RowMapping
 
 from cqrs_ddd_advanced_core.projections import Checkpoint
 from cqrs_ddd_core.errors import ConcurrencyError, InvalidValueError
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
 
 from .store import _dialect
 from .tables import projection_positions_table
@@ -53,8 +53,8 @@ class SQLAlchemyProjectionPositionStore:
         42
     """
 
-    def __init__(self, session_factory: StoreBind = None) -> None:
-        self._source = SessionSource(session_factory)
+    def __init__(self, session_factory: Bind = None) -> None:
+        self._source = Binding(session_factory)
 
     async def get(self, projection: str, *, uow: Any = None) -> Checkpoint | None:
         """The checkpoint of ``projection`` (``None`` before its first event)."""

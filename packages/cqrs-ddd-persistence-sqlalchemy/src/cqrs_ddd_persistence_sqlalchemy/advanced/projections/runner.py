@@ -38,10 +38,9 @@ from cqrs_ddd_advanced_core.projections import (
 )
 from cqrs_ddd_core.errors import ConcurrencyError, ConfigurationError, RetryableError
 from cqrs_ddd_core.ports.event_store import IEventStore, StoredEvent
-from cqrs_ddd_persistence_sqlalchemy.core.unit_of_work import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-from . import postgres as _postgres
-from . import sqlite as _sqlite
 from .positions import SQLAlchemyProjectionPositionStore
 from .store import SQLAlchemyProjectionStore
 
@@ -155,12 +154,7 @@ class ProjectionRunner:
         return self.projection.name
 
     def _make_lock(self) -> _Lock:
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            return _postgres.AdvisoryLock(self.engine, self.name)
-        if dialect == "sqlite":
-            return _sqlite.LocalLock(self.engine, self.name)
-        raise ConfigurationError(f"projections support PostgreSQL and SQLite, not {dialect!r}")
+        return dialect_for(self.engine).runner_lock(self.engine, self.name)
 
     # -- public API --------------------------------------------------------------------------
     async def status(self) -> Checkpoint | None:

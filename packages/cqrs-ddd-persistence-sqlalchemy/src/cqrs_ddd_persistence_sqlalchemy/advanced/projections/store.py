@@ -23,7 +23,6 @@ import copy
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,14 +39,13 @@ from cqrs_ddd_core.errors import (
     PersistenceError,
     suggest,
 )
-from cqrs_ddd_persistence_sqlalchemy.core.session import SessionSource, StoreBind
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
+from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.specifications import apply_query_options, build_sqla_filter
 from cqrs_ddd_specifications import QueryOptions, Specification
 
-from . import postgres as _postgres
-from . import sqlite as _sqlite
 from .tables import collection_metadata, document_table, typed_table
 
 __all__ = ["SQLAlchemyProjectionStore"]
@@ -56,13 +54,8 @@ __all__ = ["SQLAlchemyProjectionStore"]
 _CHUNK = 5_000
 
 
-def _dialect(session: AsyncSession) -> ModuleType:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return _postgres
-    if name == "sqlite":
-        return _sqlite
-    raise ConfigurationError(f"projections support PostgreSQL and SQLite, not {name!r}")
+def _dialect(session: AsyncSession) -> DialectSupport:
+    return dialect_for(session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +96,12 @@ class SQLAlchemyProjectionStore:
 
     def __init__(
         self,
-        session_factory: StoreBind = None,
+        session_factory: Bind = None,
         *,
         allow_auto_ddl: bool = True,
         schemas: Mapping[str, ProjectionSchema] | None = None,
     ) -> None:
-        self._source = SessionSource(session_factory)
+        self._source = Binding(session_factory)
         self.allow_auto_ddl = allow_auto_ddl
         self.metadata = collection_metadata()
         self._registry = orm_registry(metadata=self.metadata)
@@ -318,7 +311,7 @@ class SQLAlchemyProjectionStore:
     async def _write(
         self,
         session: AsyncSession,
-        dialect: ModuleType,
+        dialect: DialectSupport,
         coll: _Collection,
         rows: list[dict[str, Any]],
         versioned: bool,
@@ -329,9 +322,9 @@ class SQLAlchemyProjectionStore:
         result = await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
         return len(result.all())
 
-    def _upsert_statement(self, dialect: ModuleType, coll: _Collection, versioned: bool) -> Any:
+    def _upsert_statement(self, dialect: DialectSupport, coll: _Collection, versioned: bool) -> Any:
         """The guarded upsert of ``coll``, built once (compiled-statement cache friendly)."""
-        cache_key = (coll.name, versioned, dialect.__name__)
+        cache_key = (coll.name, versioned, dialect.name)
         cached = self._statements.get(cache_key)
         if cached is not None:
             return cached
@@ -530,7 +523,7 @@ def _filter(
     tree = spec.to_dict() if isinstance(spec, Specification) else dict(spec)
     if coll.schema is None:
         tree = _into_document(tree, coll.columns)
-    return build_sqla_filter(coll.model, tree, dialect=session.get_bind().dialect.name)
+    return build_sqla_filter(coll.model, tree, dialect=dialect_for(session).name)
 
 
 def _existing_columns(conn: sa.Connection, name: str) -> frozenset[str] | None:

@@ -20,6 +20,7 @@ from cqrs_ddd_advanced_core.projections.schema import validate_identifier
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.schema import NAMING_CONVENTION, metadata
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
+from cqrs_ddd_persistence_sqlalchemy.tables.projections import projection_positions_table
 from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
 
 __all__ = [
@@ -70,17 +71,6 @@ def document_json() -> TypeEngine[Any]:
     """
     return _CodecJSON().with_variant(_CodecJSONB(), "postgresql")
 
-
-projection_positions_table = sa.Table(
-    "projection_positions",
-    metadata,
-    sa.Column("projection", sa.String(200), primary_key=True),
-    sa.Column("cursor", sa.Text(), nullable=True),
-    sa.Column("position", sa.BigInteger(), nullable=True),
-    sa.Column("events_processed", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    comment="One checkpoint per projection (cursor into the global event log).",
-)
 
 #: Bookkeeping columns of every collection table.
 BOOKKEEPING = ("_version", "_last_event_id", "_last_position", "_updated_at")

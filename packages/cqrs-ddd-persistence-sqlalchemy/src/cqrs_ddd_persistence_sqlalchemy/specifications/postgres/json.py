@@ -20,6 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
     ScalarKind,
     Target,
     require_json,
+    scalar_kind,
 )
 from cqrs_ddd_persistence_sqlalchemy.types.json import JSONType
 from cqrs_ddd_specifications import Operator
@@ -75,12 +76,20 @@ def _doc(target: Target) -> ColumnElement[Any]:
     return document(target.expr, target.json_path)
 
 
+def _present(doc: ColumnElement[Any], predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+    # A JSON null is a null value (``is_null`` holds): like a missing one it satisfies no other
+    # operator, although ``'null' @> 'null'`` and ``jsonb_path_exists('null', '$')`` are true.
+    return sa.and_(sa.func.jsonb_typeof(doc) != "null", predicate)
+
+
 def json_contains(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    return _doc(target).op("@>", return_type=sa.Boolean)(sa.literal(value, JSONB))
+    doc = _doc(target)
+    return _present(doc, doc.op("@>", return_type=sa.Boolean)(sa.literal(value, JSONB)))
 
 
 def json_contained_by(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    return _doc(target).op("<@", return_type=sa.Boolean)(sa.literal(value, JSONB))
+    doc = _doc(target)
+    return _present(doc, doc.op("<@", return_type=sa.Boolean)(sa.literal(value, JSONB)))
 
 
 def json_has_key(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
@@ -97,13 +106,14 @@ def json_has_all(ctx: CompileContext, target: Target, value: Any) -> ColumnEleme
 
 def json_path_exists(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
     path = sa.cast(sa.literal(f"strict {value}", sa.Text), JSONPATH)
-    found = sa.func.jsonb_path_exists(
-        _doc(target), path, sa.literal({}, JSONB), sa.true(), type_=sa.Boolean
-    )
-    return sa.func.coalesce(found, sa.false())
+    doc = _doc(target)
+    found = sa.func.jsonb_path_exists(doc, path, sa.literal({}, JSONB), sa.true(), type_=sa.Boolean)
+    return sa.func.coalesce(_present(doc, found), sa.false())
 
 
 def all_(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
+    for item in value:
+        scalar_kind(item, target)  # JSON holds no dates, UUIDs ...: refused, not sent
     doc = _doc(target)
     return sa.and_(
         sa.func.jsonb_typeof(doc) == "array",

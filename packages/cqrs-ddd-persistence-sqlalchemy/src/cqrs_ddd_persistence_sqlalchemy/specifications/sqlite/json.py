@@ -20,6 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.specifications.target import (
     ScalarKind,
     Target,
     require_json,
+    scalar_kind,
 )
 from cqrs_ddd_specifications import Operator
 
@@ -50,7 +51,13 @@ class _Node:
         return cls(sa.func.json_extract(column, path), sa.func.json_type(column, path))
 
     def children(self) -> Any:
-        return sa.func.json_each(self.value).table_valued("key", "value", "type").alias()
+        # json_extract() returns a JSON string unquoted, and json_each() of text that is not JSON
+        # fails ("malformed JSON"). The type tests guarding each walk do not stop SQLite from
+        # evaluating it, so only arrays and objects are walked; anything else is an empty array.
+        walked = sa.case(
+            (self.type.in_(["array", "object"]), self.value), else_=sa.literal("[]", sa.Text)
+        )
+        return sa.func.json_each(walked).table_valued("key", "value", "type").alias()
 
 
 def _scalar_match(node: _Node, value: Any) -> ColumnElement[bool]:
@@ -181,12 +188,20 @@ def _node(target: Target) -> _Node:
     return _Node.at(target.expr, target.json_path)
 
 
+def _present(node: _Node, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+    # A JSON null is a null value (``is_null`` holds): like a missing one it satisfies no other
+    # operator (PostgreSQL's ``'null' @> 'null'`` is true; the compiler keeps both false).
+    return sa.and_(node.type != "null", predicate)
+
+
 def json_contains(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    return contains(_node(target), value)
+    node = _node(target)
+    return _present(node, contains(node, value))
 
 
 def json_contained_by(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    return contained_by(_node(target), value)
+    node = _node(target)
+    return _present(node, contained_by(node, value))
 
 
 def json_has_key(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
@@ -204,12 +219,15 @@ def json_has_all(ctx: CompileContext, target: Target, value: Any) -> ColumnEleme
 
 
 def json_path_exists(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
-    require_json(target)
+    node = _node(target)
     path = json_path(target.json_path) + value[1:]
-    return sa.func.json_type(target.expr, sa.literal(path, sa.Text)).is_not(None)
+    found = sa.func.json_type(target.expr, sa.literal(path, sa.Text)).is_not(None)
+    return _present(node, found)
 
 
 def all_(ctx: CompileContext, target: Target, value: Any) -> ColumnElement[bool]:
+    for item in value:
+        scalar_kind(item, target)  # JSON holds no dates, UUIDs ...: refused, not compared
     node = _node(target)
     return sa.and_(
         node.type == "array",

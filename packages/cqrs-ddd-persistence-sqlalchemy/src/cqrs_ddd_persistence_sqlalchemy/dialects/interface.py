@@ -1,0 +1,170 @@
+"""What the library asks of a database dialect: one typed interface.
+
+Generic code never looks at ``dialect.name``: it asks :func:`~.dialect_for` for the
+:class:`DialectSupport` of its connection or engine (resolved once per SQLAlchemy dialect
+instance) and uses the pieces below. Where only the SQL text differs, types and constructs use
+``@compiles`` instead (``JSONType``, ``Xid8``, ``utcnow``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import ColumnElement, Select, Table, Update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
+
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
+    Cursor,
+    GlobalFilter,
+    HorizonStatus,
+    Ordering,
+)
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+
+if TYPE_CHECKING:
+    from cqrs_ddd_core.ports.event_store import StoredEvent
+
+#: The ``INSERT`` of a dialect with ``ON CONFLICT``: ``excluded``, ``on_conflict_do_update``,
+#: ``on_conflict_do_nothing``.
+UpsertInsert = postgresql.Insert | sqlite.Insert
+
+__all__ = [
+    "DialectSupport",
+    "EventLogSql",
+    "Listener",
+    "RunnerLock",
+    "UpsertInsert",
+]
+
+
+class Listener(Protocol):
+    """A LISTEN connection: ``await wait(timeout)`` returns early on a notification."""
+
+    channel: str
+
+    async def start(self) -> None: ...
+
+    @property
+    def listening(self) -> bool: ...
+
+    def wake(self) -> None: ...
+
+    async def wait(self, seconds: float) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class RunnerLock(Protocol):
+    """Leadership of one singleton worker (one projection runner at a time)."""
+
+    @property
+    def held(self) -> bool: ...
+
+    async def try_acquire(self) -> bool: ...
+
+    async def check(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class EventLogSql(Protocol):
+    """The dialect-specific half of the event store (appends, global pages, horizon)."""
+
+    ordering: Ordering
+    #: Whether an append outside a unit of work is one statement that may run in autocommit.
+    single_statement_append: bool
+
+    async def append(
+        self,
+        runner: StatementRunner,
+        stream_id: str,
+        rows: Sequence[StoredEvent],
+        version_range: tuple[int, int],
+        ids: Sequence[str],
+        *,
+        guarded: bool,
+        autocommit: bool,
+    ) -> list[tuple[int, int]] | None:
+        """Insert ``rows`` if the stream version is within ``version_range`` (inclusive), no
+        event id is stored yet and the stream is not tombstoned (and wake subscribers, where
+        supported). Returns ``(position, version)`` per row in order, or ``None`` when a
+        precondition failed (nothing drawn). ``guarded``: a lost race must not spoil the
+        (caller's) transaction. ``autocommit``: ``runner`` is an ``Execution`` running the
+        append as one statement of its own (only when :attr:`single_statement_append`)."""
+        ...
+
+    def page_query(self, after: Cursor, limit: int, flt: GlobalFilter) -> Select[Any]:
+        """One page of the global log after ``after`` (see ``eventlog.select_page``)."""
+        ...
+
+    #: How many ordering columns a page has (the cursor's parts): 2 for ``(txid, position)``.
+    cursor_width: int
+
+    async def horizon(self, runner: StatementRunner) -> HorizonStatus: ...
+
+
+class DialectSupport(Protocol):
+    """Everything dialect-specific the library needs, for one dialect."""
+
+    #: SQLAlchemy's dialect name (``postgresql``, ``sqlite``).
+    name: str
+    #: Whether one statement may run outside a transaction (autocommit) and still be atomic.
+    autocommit_statements: bool
+    #: Whether the dialect can LISTEN for notifications.
+    supports_listen: bool
+    #: Whether array parameters work (``= ANY(:ids)``, ``unnest(:a, :b)``).
+    supports_arrays: bool
+
+    # -- DML -----------------------------------------------------------------------------
+    def insert(self, table: Table) -> UpsertInsert:
+        """The dialect's ``INSERT`` (with ``on_conflict_do_update`` / ``_do_nothing``)."""
+        ...
+
+    def insert_ignore(self, table: Table, conflict_columns: Sequence[Any]) -> Insert:
+        """``INSERT … ON CONFLICT (conflict_columns) DO NOTHING``: only that conflict is
+        swallowed (rowcount 0); any other violation still raises."""
+        ...
+
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        """``column`` is one of the list bound as parameter ``name``."""
+        ...
+
+    def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A JSON column value from JSON text (PostgreSQL: ``CAST(… AS JSONB)``)."""
+        ...
+
+    # -- durable queue -------------------------------------------------------------------
+    def claim_statement(
+        self, table: Table, candidates: Select[Any], due: Any, values: Mapping[str, Any]
+    ) -> Update:
+        """Lease the ``candidates`` rows that are still ``due`` (one statement)."""
+        ...
+
+    # -- event log -----------------------------------------------------------------------
+    def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql: ...
+
+    # -- notifications and singletons ----------------------------------------------------
+    def notify_statement(self, channel: str) -> Executable | None:
+        """A statement that sends a wake-up on ``channel`` at commit (``None``: no NOTIFY)."""
+        ...
+
+    def listener(self, engine: AsyncEngine, channel: str) -> Listener | None:
+        """A LISTEN connection for ``channel`` (``None``: the dialect or driver has none)."""
+        ...
+
+    def listen_event(
+        self, engine: AsyncEngine, channel: str
+    ) -> AbstractAsyncContextManager[asyncio.Event | None]:
+        """An ``asyncio.Event`` set on every notification of ``channel`` for the block
+        (``None``: unavailable, poll)."""
+        ...
+
+    def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
+        """Leadership of the singleton worker ``name`` on ``engine``'s database."""
+        ...

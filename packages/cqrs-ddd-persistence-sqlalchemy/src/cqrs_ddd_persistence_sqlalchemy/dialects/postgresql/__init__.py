@@ -1,0 +1,80 @@
+"""PostgreSQL: ``SKIP LOCKED`` claims, the commit-safe ``xid8`` event log, LISTEN/NOTIFY,
+advisory locks, ``ON CONFLICT`` DML (and, in ``specs``, the JSONB / full-text / PostGIS
+specification operators)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, Update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
+
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
+from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
+    EventLogSql,
+    Listener,
+    RunnerLock,
+    UpsertInsert,
+)
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import dml, queue
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import PostgresEventLog
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
+    NotificationListener,
+    listen_event,
+)
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
+
+__all__ = ["PostgresDialect"]
+
+
+class PostgresDialect:
+    """:class:`~..interface.DialectSupport` for PostgreSQL (asyncpg or psycopg 3)."""
+
+    name = "postgresql"
+    # One statement is atomic on its own: single-statement operations run in autocommit
+    # (no BEGIN/COMMIT round trips).
+    autocommit_statements = True
+    #: Array parameters (``= ANY(:ids)``, ``unnest(:a, :b)``): many rows in one statement.
+    supports_arrays = True
+    supports_listen = True
+
+    def insert(self, table: Table) -> UpsertInsert:
+        return dml.insert(table)
+
+    def insert_ignore(self, table: Table, conflict_columns: Sequence[Any]) -> Insert:
+        return dml.insert_ignore(table, conflict_columns)
+
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return dml.one_of(column, name)
+
+    def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return dml.json_from_text(value)
+
+    def claim_statement(
+        self, table: Table, candidates: Select[Any], due: Any, values: Mapping[str, Any]
+    ) -> Update:
+        return queue.claim_statement(table, candidates, due, values)
+
+    def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql:
+        return PostgresEventLog(ordering=ordering, channel=channel, notify=notify)
+
+    def notify_statement(self, channel: str) -> Executable | None:
+        return queue.notify_statement(channel)
+
+    def listener(self, engine: AsyncEngine, channel: str) -> Listener | None:
+        if engine.dialect.driver != "asyncpg":
+            return None  # LISTEN through asyncpg only; other drivers poll
+        return NotificationListener(engine, channel)
+
+    def listen_event(
+        self, engine: AsyncEngine, channel: str
+    ) -> AbstractAsyncContextManager[asyncio.Event | None]:
+        return listen_event(engine, channel)
+
+    def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
+        return AdvisoryLock(engine, name)

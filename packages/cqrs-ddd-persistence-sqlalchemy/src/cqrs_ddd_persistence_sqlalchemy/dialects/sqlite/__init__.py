@@ -1,0 +1,80 @@
+"""SQLite (aiosqlite): serialised writers (``BEGIN IMMEDIATE``), the guarded-UPDATE claim, a
+position-ordered event log, ``ON CONFLICT`` DML, an in-process runner lock (and, in ``specs``,
+the JSON1 / FTS5 / SpatiaLite specification operators)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, Update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
+
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
+from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
+    EventLogSql,
+    Listener,
+    RunnerLock,
+    UpsertInsert,
+)
+from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue
+from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
+from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
+
+__all__ = ["SqliteDialect"]
+
+
+@asynccontextmanager
+async def _no_listen() -> AsyncIterator[asyncio.Event | None]:
+    yield None
+
+
+class SqliteDialect:
+    """:class:`~..interface.DialectSupport` for SQLite."""
+
+    name = "sqlite"
+    # The library's engine issues BEGIN IMMEDIATE on every transaction start; single
+    # statements keep explicit transactions (autocommit would leave that one open).
+    autocommit_statements = False
+    #: Array parameters (``= ANY(:ids)``, ``unnest(:a, :b)``): many rows in one statement.
+    supports_arrays = False
+    supports_listen = False
+
+    def insert(self, table: Table) -> UpsertInsert:
+        return dml.insert(table)
+
+    def insert_ignore(self, table: Table, conflict_columns: Sequence[Any]) -> Insert:
+        return dml.insert_ignore(table, conflict_columns)
+
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return dml.one_of(column, name)
+
+    def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return dml.json_from_text(value)
+
+    def claim_statement(
+        self, table: Table, candidates: Select[Any], due: Any, values: Mapping[str, Any]
+    ) -> Update:
+        return queue.claim_statement(table, candidates, due, values)
+
+    def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql:
+        # One writer at a time: positions are commit-ordered whatever ``ordering`` says.
+        return SerialEventLog()
+
+    def notify_statement(self, channel: str) -> Executable | None:
+        return None
+
+    def listener(self, engine: AsyncEngine, channel: str) -> Listener | None:
+        return None
+
+    def listen_event(
+        self, engine: AsyncEngine, channel: str
+    ) -> AbstractAsyncContextManager[asyncio.Event | None]:
+        return _no_listen()
+
+    def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
+        return LocalLock(engine, name)

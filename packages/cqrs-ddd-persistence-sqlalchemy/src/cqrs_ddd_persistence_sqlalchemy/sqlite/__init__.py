@@ -1,1 +1,0 @@
-"""SQLite-specific pieces (engine set-up, SpatiaLite, JSON1 operators)."""

@@ -1,0 +1,43 @@
+"""The background jobs table: the standard queue columns plus the job's fields.
+
+A job's status is never stored twice: it is derived from the queue columns (``pending`` + a
+live lease = running, ``done`` + ``cancelled_at`` = cancelled, ...).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, false, text
+
+from cqrs_ddd_persistence_sqlalchemy.schema import metadata
+from cqrs_ddd_persistence_sqlalchemy.tables.queue import PENDING, queue_columns, queue_indexes
+from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
+
+__all__ = ["jobs_table"]
+
+jobs_table = Table(
+    "cqrs_background_jobs",
+    metadata,
+    *queue_columns(),
+    Column("job_id", String(64), nullable=False, unique=True),
+    Column("job_type", String(255), nullable=False),
+    Column("payload", JSONType(), nullable=False),
+    Column("priority", Integer(), nullable=False, default=0, server_default=text("0")),
+    Column("max_attempts", Integer(), nullable=False),
+    # Unique while the row exists: enqueueing the same key again is a no-op (purge frees it).
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("progress", Float(), nullable=True),
+    Column("progress_message", Text(), nullable=True),
+    Column("result", JSONType(), nullable=True),
+    Column("cancel_requested", Boolean(), nullable=False, default=False, server_default=false()),
+    Column("cancelled_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    *queue_indexes("cqrs_background_jobs"),
+)
+_pending = text(f"status = '{PENDING}'")
+Index(
+    "ix_cqrs_background_jobs_claim_order",
+    jobs_table.c.priority.desc(),
+    jobs_table.c.id,
+    postgresql_where=_pending,
+    sqlite_where=_pending,
+)

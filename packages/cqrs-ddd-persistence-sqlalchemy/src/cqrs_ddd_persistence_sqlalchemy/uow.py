@@ -1,0 +1,287 @@
+"""``SQLAlchemyUnitOfWork``: the one transaction model of the library.
+
+The unit of work owns one ``AsyncSession`` and its transaction. It rolls back on exit unless
+:meth:`~SQLAlchemyUnitOfWork.commit` was awaited. While it is entered it is the *ambient* unit of
+work (a context variable), so every store finds it without ``uow=``. Aggregates saved through it
+get their new version only after the commit succeeded, and with ``event_sinks=`` their pending
+domain events are written (outbox, event store) in the same transaction, just before commit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    AsyncSessionTransaction,
+    async_sessionmaker,
+)
+from sqlalchemy.orm.exc import StaleDataError
+
+from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
+from cqrs_ddd_core.domain.events import DomainEvent
+from cqrs_ddd_core.errors import (
+    ConfigurationError,
+    OptimisticConcurrencyError,
+    UnitOfWorkError,
+)
+from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
+from cqrs_ddd_persistence_sqlalchemy.errors import translating
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import executor_for
+
+__all__ = ["EventSink", "SQLAlchemyUnitOfWork", "current_uow"]
+
+logger = logging.getLogger(__name__)
+
+_current: ContextVar[SQLAlchemyUnitOfWork | None] = ContextVar("cqrs_ddd_uow", default=None)
+
+SessionFactory = Callable[[], AsyncSession]
+BeforeCommitHook = Callable[["SQLAlchemyUnitOfWork"], Awaitable[None]]
+
+
+@contextmanager
+def _translating_stale() -> Iterator[None]:
+    """Driver errors -> library errors; a stale ORM flush -> ``OptimisticConcurrencyError``.
+
+    ``StaleDataError`` is what the ORM raises when a ``version_id_col`` UPDATE/DELETE matched no
+    row (models with ``VersionMixin`` used through the ORM directly): the same conflict the
+    repository reports at ``add``.
+    """
+    try:
+        with translating():
+            yield
+    except StaleDataError as exc:
+        raise OptimisticConcurrencyError(f"stale write detected at flush: {exc}") from exc
+
+
+def current_uow() -> SQLAlchemyUnitOfWork | None:
+    """The innermost entered unit of work of the current task, if any."""
+    return _current.get()
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives the domain events collected by a unit of work, inside its transaction."""
+
+    async def write_events(
+        self, events: Sequence[DomainEvent], *, uow: SQLAlchemyUnitOfWork
+    ) -> None: ...
+
+
+class SQLAlchemyUnitOfWork:
+    """Transaction manager; rolls back unless committed.
+
+    Accepts an ``AsyncSession`` (borrowed: used but not closed), an ``async_sessionmaker``, any
+    callable returning a session, or an ``AsyncEngine`` (sessions with ``expire_on_commit=False``),
+    positionally or by keyword::
+
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await order_repo.add(order, uow=uow)
+            await uow.commit()
+
+        uow = SQLAlchemyUnitOfWork(session_factory=session_factory,
+                                   event_sinks=[SQLAlchemyOutboxStorage()])
+
+    After ``commit()`` the unit of work stays usable: the next statement begins a new
+    transaction. A caught ``OptimisticConcurrencyError`` leaves the transaction usable too.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession | SessionFactory | AsyncEngine | None = None,
+        session_factory: SessionFactory | AsyncEngine | None = None,
+        *,
+        event_sinks: Sequence[EventSink] = (),
+    ) -> None:
+        if isinstance(session, AsyncEngine):
+            session = async_sessionmaker(session, expire_on_commit=False)
+        if isinstance(session_factory, AsyncEngine):
+            session_factory = async_sessionmaker(session_factory, expire_on_commit=False)
+        if session is not None and not isinstance(session, AsyncSession):
+            if session_factory is not None:
+                raise ConfigurationError("pass either a session or a session factory, not two")
+            session, session_factory = None, session
+        if session is None and session_factory is None:
+            raise ConfigurationError("SQLAlchemyUnitOfWork needs a session or a session_factory")
+        if session_factory is not None and not callable(session_factory):
+            raise ConfigurationError(
+                f"session_factory must be callable, got {type(session_factory).__name__}"
+            )
+        self._borrowed = session
+        self._factory = session_factory
+        self._session: AsyncSession | None = None
+        self._token: Token[SQLAlchemyUnitOfWork | None] | None = None
+        self._depth = 0
+        self.event_sinks: list[EventSink] = list(event_sinks)
+        self._seen: dict[int, AggregateRoot[Any]] = {}
+        self._pending_versions: dict[int, tuple[AggregateRoot[Any], int]] = {}
+        self._before_commit: list[BeforeCommitHook] = []
+        self._after_commit: list[AfterCommitHook] = []
+        self._after_rollback: list[Callable[[], None]] = []
+        self.committed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        if self._depth == 0:
+            self._session = self._borrowed if self._borrowed is not None else self._open()
+            self.committed = False
+        self._depth += 1
+        self._token = _current.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        if self._depth > 0:
+            return
+        try:
+            await self.rollback()
+        finally:
+            if self._session is not None and self._borrowed is None:
+                await self._session.close()
+            self._session = None
+
+    def _open(self) -> AsyncSession:
+        assert self._factory is not None
+        session = self._factory()
+        if not isinstance(session, AsyncSession):
+            raise ConfigurationError(
+                f"session_factory returned {type(session).__name__}, expected AsyncSession"
+            )
+        return session
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the current transaction (the unit of work must be entered)."""
+        if self._session is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        return self._session
+
+    @property
+    def active(self) -> bool:
+        return self._session is not None
+
+    @property
+    def session_factory(self) -> SessionFactory | None:
+        """The factory this unit of work opens its sessions with (``None`` when it was given
+        a session)."""
+        return self._factory
+
+    @property
+    def borrowed_session(self) -> AsyncSession | None:
+        """The session this unit of work was given (used, never closed), if any."""
+        return self._borrowed
+
+    async def executor(self) -> Executor:
+        """The executor of this unit of work's transaction (the execution seam)."""
+        return executor_for(await self.session.connection())
+
+    # -- tracking --------------------------------------------------------------------------
+    def register(self, aggregate: AggregateRoot[Any], *, new_version: int | None = None) -> None:
+        """Note that ``aggregate`` was saved; its version becomes ``new_version`` on commit."""
+        self._seen[id(aggregate)] = aggregate
+        if new_version is not None:
+            self._pending_versions[id(aggregate)] = (aggregate, new_version)
+
+    def pending_version(self, aggregate: AggregateRoot[Any]) -> int | None:
+        """The version ``aggregate`` will have after commit, if it was saved in this UoW."""
+        entry = self._pending_versions.get(id(aggregate))
+        return entry[1] if entry else None
+
+    @property
+    def seen(self) -> list[AggregateRoot[Any]]:
+        return list(self._seen.values())
+
+    def before_commit(self, hook: BeforeCommitHook) -> None:
+        """Run ``hook(uow)`` inside the transaction right before the next commit."""
+        self._before_commit.append(hook)
+
+    def after_commit(self, hook: AfterCommitHook) -> None:
+        """Run ``hook()`` after the next successful commit (errors are logged, not raised)."""
+        self._after_commit.append(hook)
+
+    def after_rollback(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` when the current transaction is rolled back."""
+        self._after_rollback.append(hook)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[AsyncSessionTransaction]:
+        """A SAVEPOINT: an error inside rolls back to it and leaves the transaction usable."""
+        with translating():
+            async with self.session.begin_nested() as nested:
+                yield nested
+
+    async def flush(self) -> None:
+        """Flush ORM changes made on :attr:`session` (a stale version raises
+        ``OptimisticConcurrencyError``, constraint violations their library errors)."""
+        with _translating_stale():
+            await self.session.flush()
+
+    # -- commit / rollback -----------------------------------------------------------------
+    async def commit(self) -> None:
+        """Write collected events, commit, then publish new versions and run after-commit hooks."""
+        session = self.session
+        pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
+        try:
+            for hook in list(self._before_commit):
+                await hook(self)
+            if self.event_sinks:
+                pulled = [(agg, agg.pull_domain_events()) for agg in self._seen.values()]
+                events = [e for _, evs in pulled for e in evs]
+                if events:
+                    for sink in self.event_sinks:
+                        await sink.write_events(events, uow=self)
+            with _translating_stale():
+                await session.commit()
+        except BaseException:
+            for agg, evs in pulled:  # give the events back: nothing was written
+                agg._events[:0] = evs
+            await self.rollback()
+            raise
+        for agg, version in self._pending_versions.values():
+            set_persisted_version(agg, version)
+        hooks = self._after_commit
+        self._reset_tracking()
+        self.committed = True
+        for after in hooks:
+            try:
+                result = after()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("after-commit hook %r failed", after)
+
+    async def rollback(self) -> None:
+        """Roll the current transaction back and forget what was tracked in it."""
+        hooks = self._after_rollback
+        self._reset_tracking()
+        if self._session is not None:
+            with translating():
+                await self._session.rollback()
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("after-rollback hook %r failed", hook)
+
+    def _reset_tracking(self) -> None:
+        self._seen = {}
+        self._pending_versions = {}
+        self._before_commit = []
+        self._after_commit = []
+        self._after_rollback = []

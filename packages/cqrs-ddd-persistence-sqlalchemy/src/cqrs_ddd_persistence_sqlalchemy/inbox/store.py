@@ -9,8 +9,8 @@ so a message is applied exactly once however often the broker delivers it.
 Concurrent deliveries of one message (two consumers after a rebalance, a redelivery racing
 the original) serialise on the key: on PostgreSQL the second insert waits for the first
 transaction and then inserts nothing (or inserts, if the first rolled back); on SQLite the
-write lock taken at ``BEGIN IMMEDIATE`` orders them. See ``OUTBOX.md`` ("Exactly-once
-effects") next to this file.
+write lock taken at ``BEGIN IMMEDIATE`` orders them. See ``core/OUTBOX.md`` ("Exactly-once
+effects").
 """
 
 from __future__ import annotations

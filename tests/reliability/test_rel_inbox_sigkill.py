@@ -1,12 +1,12 @@
 """Outbox → broker → inbox, exactly-once effects under SIGKILL (Kafka and RabbitMQ).
 
-Two relay processes publish the outbox (100 aggregates, ordered by key) to the broker while a
+Relay processes publish the outbox (100 aggregates, ordered by key) to the broker while a
 consumer process applies each message in its unit of work with the inbox (a counter per
 aggregate). Then, with real processes killed by pid:
 
-- a relay is SIGKILLed mid-batch (some of its batch confirmed by the broker, none
-  acknowledged) and restarted: its batch is published again after the lease, so the broker
-  holds duplicates;
+- the first relay is SIGKILLed mid-batch (some of its batch confirmed by the broker, none
+  acknowledged) and restarted next to a second relay: its batch is published again after the
+  lease, so the broker holds duplicates;
 - the consumer is SIGKILLed mid-batch (handled and committed, not yet acknowledged /
   offset-committed) and restarted: the broker redelivers.
 
@@ -238,10 +238,10 @@ async def test_rel_inbox_effects_exactly_once_through_sigkills(
     phases: dict[str, float] = {}
     try:
         slow = {"RELAY_SLOW": "0.004"}
-        consumer_1, relay_1, _ = await procs.start(
-            ("consumer", "c1", {"HANDLER_DELAY": "0.002"}),
-            ("relay", "r1", slow),
-            ("relay", "r2", slow),
+        # Relay 1 starts alone: with per-key order a relay that acks a whole batch claims the
+        # next one at once, so a second relay started now could leave it nothing to be killed in.
+        consumer_1, relay_1 = await procs.start(
+            ("consumer", "c1", {"HANDLER_DELAY": "0.002"}), ("relay", "r1", slow)
         )
 
         # -- the relay dies mid-batch: part of its batch confirmed by the broker, none acked
@@ -259,7 +259,8 @@ async def test_rel_inbox_effects_exactly_once_through_sigkills(
         in_flight = set(procs.lines("r1", "claims")[-1].split(","))
         confirmed_in_flight = in_flight & set(procs.lines("r1", "confirms"))
         assert confirmed_in_flight  # at the broker, not acknowledged: published again later
-        await procs.start(("relay", "r1b", slow))
+        # Two relays from here on: relay 1 restarted, and relay 2.
+        await procs.start(("relay", "r1b", slow), ("relay", "r2", slow))
 
         # -- the consumer dies mid-batch: handled and committed, not all acknowledged
         await until(lambda: len(procs.lines("c1", "outcomes")) >= TOTAL // 3, 90, "consumer 1")

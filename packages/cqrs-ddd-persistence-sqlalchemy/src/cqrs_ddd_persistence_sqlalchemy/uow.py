@@ -5,6 +5,11 @@ The unit of work owns one ``AsyncSession`` and its transaction. It rolls back on
 work (a context variable), so every store finds it without ``uow=``. Aggregates saved through it
 get their new version only after the commit succeeded, and with ``event_sinks=`` their pending
 domain events are written (outbox, event store) in the same transaction, just before commit.
+
+Leaving the block never raises because of the rollback: a connection that cannot roll back
+(terminated backend, failover, pooler restart) has lost its transaction already, so it is
+discarded and the pool opens a new one. What leaves the block is what the block raised: the
+application's exception unchanged, a database exception as the library error chained to it.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.errors import (
     ConfigurationError,
+    CQRSDDDError,
     OptimisticConcurrencyError,
+    PersistenceError,
     UnitOfWorkError,
 )
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
-from cqrs_ddd_persistence_sqlalchemy.errors import translating
+from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import executor_for
 
@@ -47,19 +54,32 @@ SessionFactory = Callable[[], AsyncSession]
 BeforeCommitHook = Callable[["SQLAlchemyUnitOfWork"], Awaitable[None]]
 
 
-@contextmanager
-def _translating_stale() -> Iterator[None]:
-    """Driver errors -> library errors; a stale ORM flush -> ``OptimisticConcurrencyError``.
+def _library_error(exc: BaseException) -> CQRSDDDError | None:
+    """The library error for a database exception; ``None`` for any other exception.
 
     ``StaleDataError`` is what the ORM raises when a ``version_id_col`` UPDATE/DELETE matched no
     row (models with ``VersionMixin`` used through the ORM directly): the same conflict the
     repository reports at ``add``.
     """
+    if isinstance(exc, StaleDataError):
+        return OptimisticConcurrencyError(f"stale write detected at flush: {exc}")
+    return database_error(exc)
+
+
+@contextmanager
+def _translating() -> Iterator[None]:
+    """Re-raise database exceptions as library errors; anything else passes untouched."""
     try:
-        with translating():
-            yield
-    except StaleDataError as exc:
-        raise OptimisticConcurrencyError(f"stale write detected at flush: {exc}") from exc
+        yield
+    except Exception as exc:
+        error = _library_error(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _is_database_failure(exc: BaseException) -> bool:
+    return isinstance(exc, PersistenceError) or _library_error(exc) is not None
 
 
 def current_uow() -> SQLAlchemyUnitOfWork | None:
@@ -118,7 +138,7 @@ class SQLAlchemyUnitOfWork:
         self._borrowed = session
         self._factory = session_factory
         self._session: AsyncSession | None = None
-        self._token: Token[SQLAlchemyUnitOfWork | None] | None = None
+        self._tokens: list[Token[SQLAlchemyUnitOfWork | None]] = []
         self._depth = 0
         self.event_sinks: list[EventSink] = list(event_sinks)
         self._seen: dict[int, AggregateRoot[Any]] = {}
@@ -134,7 +154,7 @@ class SQLAlchemyUnitOfWork:
             self._session = self._borrowed if self._borrowed is not None else self._open()
             self.committed = False
         self._depth += 1
-        self._token = _current.set(self)
+        self._tokens.append(_current.set(self))
         return self
 
     async def __aexit__(
@@ -143,17 +163,33 @@ class SQLAlchemyUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Roll back unless committed (never raising for the database, see the module's
+        docstring); what the block raised propagates, a database exception translated."""
         self._depth -= 1
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
-        if self._depth > 0:
-            return
+        if self._tokens:
+            _current.reset(self._tokens.pop())
+        if self._depth == 0:
+            await self._end(failed=exc is not None)
+        if exc is not None:
+            error = _library_error(exc)
+            if error is not None:
+                raise error from exc
+
+    async def _end(self, *, failed: bool) -> None:
+        """Roll back and release the session. With the block ``failed``, nothing is raised here:
+        the block's exception is the one the caller must see."""
+        session = self._session
         try:
-            await self.rollback()
+            try:
+                await self.rollback()
+            finally:
+                if session is not None and self._borrowed is None:
+                    await _close(session)
+        except Exception:
+            if not failed:
+                raise
+            logger.exception("ending a failed unit of work failed; the block's error propagates")
         finally:
-            if self._session is not None and self._borrowed is None:
-                await self._session.close()
             self._session = None
 
     def _open(self) -> AsyncSession:
@@ -221,37 +257,71 @@ class SQLAlchemyUnitOfWork:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[AsyncSessionTransaction]:
-        """A SAVEPOINT: an error inside rolls back to it and leaves the transaction usable."""
-        with translating():
+        """A SAVEPOINT: an error inside rolls back to it and leaves the transaction usable.
+
+        What the block raised propagates as :meth:`__aexit__` describes (the application's
+        exception unchanged, a database one translated), also when rolling back to the savepoint
+        fails because the connection was lost: the next statement or the commit reports that.
+        """
+        raised: BaseException | None = None
+        try:
             async with self.session.begin_nested() as nested:
-                yield nested
+                try:
+                    yield nested
+                except BaseException as exc:
+                    raised = exc
+                    raise
+        except Exception as exc:
+            if raised is None or exc is raised or not _is_database_failure(exc):
+                error = _library_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
+            # Rolling back to the savepoint failed: the connection is gone, and the block's
+            # exception is what the caller must see; it is raised below, outside this handler,
+            # so that nothing is chained onto it.
+            logger.info("rollback to a savepoint failed (%s)", _describe(exc))
+        if raised is not None:
+            error = _library_error(raised)
+            if error is not None:
+                raise error from raised
+            raise raised
 
     async def flush(self) -> None:
         """Flush ORM changes made on :attr:`session` (a stale version raises
         ``OptimisticConcurrencyError``, constraint violations their library errors)."""
-        with _translating_stale():
+        with _translating():
             await self.session.flush()
 
     # -- commit / rollback -----------------------------------------------------------------
     async def commit(self) -> None:
-        """Write collected events, commit, then publish new versions and run after-commit hooks."""
+        """Write collected events, commit, then publish new versions and run after-commit hooks.
+
+        Raises:
+            CQRSDDDError: the commit failed and the transaction was rolled back; a database
+                failure as its library error. ``ConnectionLostError`` (retryable) means the
+                connection broke: the commit may or may not have happened.
+        """
         session = self.session
         pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
         try:
-            for hook in list(self._before_commit):
-                await hook(self)
-            if self.event_sinks:
-                pulled = [(agg, agg.pull_domain_events()) for agg in self._seen.values()]
-                events = [e for _, evs in pulled for e in evs]
-                if events:
-                    for sink in self.event_sinks:
-                        await sink.write_events(events, uow=self)
-            with _translating_stale():
+            with _translating():
+                for hook in list(self._before_commit):
+                    await hook(self)
+                if self.event_sinks:
+                    pulled = [(agg, agg.pull_domain_events()) for agg in self._seen.values()]
+                    events = [e for _, evs in pulled for e in evs]
+                    if events:
+                        for sink in self.event_sinks:
+                            await sink.write_events(events, uow=self)
                 await session.commit()
         except BaseException:
             for agg, evs in pulled:  # give the events back: nothing was written
                 agg._events[:0] = evs
-            await self.rollback()
+            try:
+                await self.rollback()
+            except Exception:  # the commit's error is the one to report
+                logger.exception("rollback after a failed commit failed")
             raise
         for agg, version in self._pending_versions.values():
             set_persisted_version(agg, version)
@@ -267,12 +337,15 @@ class SQLAlchemyUnitOfWork:
                 logger.exception("after-commit hook %r failed", after)
 
     async def rollback(self) -> None:
-        """Roll the current transaction back and forget what was tracked in it."""
+        """Roll the current transaction back and forget what was tracked in it.
+
+        Raises no database error: a connection that cannot roll back (it was lost) is discarded
+        instead, and its transaction ends with it. After-rollback hooks run either way.
+        """
         hooks = self._after_rollback
         self._reset_tracking()
         if self._session is not None:
-            with translating():
-                await self._session.rollback()
+            await _rollback_or_discard(self._session)
         for hook in hooks:
             try:
                 hook()
@@ -285,3 +358,38 @@ class SQLAlchemyUnitOfWork:
         self._before_commit = []
         self._after_commit = []
         self._after_rollback = []
+
+
+def _describe(exc: BaseException) -> str:
+    error = _library_error(exc) or exc
+    return f"{type(error).__name__}: {error}"
+
+
+async def _rollback_or_discard(session: AsyncSession) -> None:
+    try:
+        await session.rollback()
+    except Exception as exc:
+        if not _is_database_failure(exc):
+            raise
+        logger.info("rollback failed, the connection is discarded (%s)", _describe(exc))
+        await _discard(session)
+
+
+async def _close(session: AsyncSession) -> None:
+    try:
+        await session.close()
+    except Exception as exc:
+        if not _is_database_failure(exc):
+            raise
+        logger.info("closing a session failed, the connection is discarded (%s)", _describe(exc))
+        await _discard(session)
+
+
+async def _discard(session: AsyncSession) -> None:
+    """Close ``session`` invalidating its connections: the pool never hands them out again."""
+    try:
+        await session.invalidate()
+    except Exception as exc:
+        if not _is_database_failure(exc):
+            raise
+        logger.debug("invalidating a lost connection failed (%s)", _describe(exc))

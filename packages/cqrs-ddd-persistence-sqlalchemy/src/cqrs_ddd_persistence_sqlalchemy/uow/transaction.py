@@ -71,13 +71,24 @@ class UowTransaction:
     async def connection(self) -> AsyncConnection:
         """The connection of the transaction (begun: a commit ends it, the next use begins
         the next one)."""
-        if self._session is not None or self._execution is None:
+        session = self._session
+        if self._execution is None:
             return await self.session.connection()
+        if session is not None and (
+            self._conn is not None or session is self._borrowed or session.in_transaction()
+        ):
+            return await session.connection()
         conn = self._conn
         if conn is None:
             conn = self._conn = await self._execution.engine.connect()
         if not conn.in_transaction():
             await conn.begin()
+        if session is not None:
+            # Made (``uow.session``) before anything ran: bind it to this connection before
+            # its first statement, so that it joins this transaction rather than opening a
+            # connection of its own.
+            session.bind = conn
+            session.sync_session.bind = conn.sync_connection
         return conn
 
     async def executor(self) -> Executor:

@@ -1,4 +1,4 @@
-"""Core persistence: unit of work, repository, event store, outbox, mapper."""
+"""Core persistence: unit of work, repository, event store, outbox, inbox, mapper."""
 
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding as Binding
 from cqrs_ddd_persistence_sqlalchemy.binding import SessionSource as SessionSource
@@ -15,6 +15,7 @@ from cqrs_ddd_persistence_sqlalchemy.eventstore import (
 from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
 )
+from cqrs_ddd_persistence_sqlalchemy.inbox import SQLAlchemyInbox as SQLAlchemyInbox
 from cqrs_ddd_persistence_sqlalchemy.repository import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.repository import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository import ResultList as ResultList
@@ -25,6 +26,7 @@ from cqrs_ddd_persistence_sqlalchemy.repository import (
     SQLAlchemySearchResult as SQLAlchemySearchResult,
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table as events_table
+from cqrs_ddd_persistence_sqlalchemy.tables.inbox import inbox_table as inbox_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table
 from cqrs_ddd_persistence_sqlalchemy.uow import EventSink as EventSink
 from cqrs_ddd_persistence_sqlalchemy.uow import (

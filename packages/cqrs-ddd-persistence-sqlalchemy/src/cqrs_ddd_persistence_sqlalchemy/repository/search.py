@@ -105,7 +105,7 @@ def _dialect_of(source: Binding, joined: SQLAlchemyUnitOfWork | None) -> Dialect
     ``None`` for a plain factory callable (the filter is then compiled per execution).
     """
     if joined is not None:
-        return dialect_for(joined.session)
+        return dialect_for(joined.dialect)  # without creating its ORM session
     if source.bound_session is not None:
         return dialect_for(source.bound_session)
     engine = source.engine

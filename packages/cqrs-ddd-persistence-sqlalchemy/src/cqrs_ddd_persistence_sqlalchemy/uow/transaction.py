@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.errors import ConfigurationError
@@ -47,6 +48,13 @@ class UowTransaction:
         )
 
     @property
+    def dialect(self) -> Dialect:
+        """The SQLAlchemy dialect of the transaction's database (no session created)."""
+        if self._execution is not None:
+            return self._execution.dialect
+        return self.session.get_bind().dialect
+
+    @property
     def session(self) -> AsyncSession:
         """The ORM session, created on first use (joined to the connection if there is one)."""
         session = self._session
@@ -63,13 +71,24 @@ class UowTransaction:
     async def connection(self) -> AsyncConnection:
         """The connection of the transaction (begun: a commit ends it, the next use begins
         the next one)."""
-        if self._session is not None or self._execution is None:
+        session = self._session
+        if self._execution is None:
             return await self.session.connection()
+        if session is not None and (
+            self._conn is not None or session is self._borrowed or session.in_transaction()
+        ):
+            return await session.connection()
         conn = self._conn
         if conn is None:
             conn = self._conn = await self._execution.engine.connect()
         if not conn.in_transaction():
             await conn.begin()
+        if session is not None:
+            # Made (``uow.session``) before anything ran: bind it to this connection before
+            # its first statement, so that it joins this transaction rather than opening a
+            # connection of its own.
+            session.bind = conn
+            session.sync_session.bind = conn.sync_connection
         return conn
 
     async def executor(self) -> Executor:

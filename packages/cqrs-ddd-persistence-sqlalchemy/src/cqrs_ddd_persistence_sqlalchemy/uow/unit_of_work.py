@@ -24,6 +24,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -176,6 +177,13 @@ class SQLAlchemyUnitOfWork:
         if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
         return self._txn.session
+
+    @property
+    def dialect(self) -> Dialect:
+        """The SQLAlchemy dialect of the unit of work's database (it must be entered)."""
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        return self._txn.dialect
 
     @property
     def active(self) -> bool:

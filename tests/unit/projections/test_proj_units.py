@@ -24,9 +24,9 @@ from cqrs_ddd_core import DomainEvent
 from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections.store import _into_document, _plan
 from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import lock_key
+from cqrs_ddd_persistence_sqlalchemy.projections.store import _into_document, _plan
 
 pg_mod = SUPPORTED["postgresql"]
 sqlite_mod = SUPPORTED["sqlite"]

@@ -56,10 +56,10 @@ ProjectionRefs = Annotated[
 
 
 def _tables() -> list[str]:
-    from cqrs_ddd_persistence_sqlalchemy.advanced.projections.tables import (
+    from cqrs_ddd_persistence_sqlalchemy.core import events_table
+    from cqrs_ddd_persistence_sqlalchemy.tables.projections import (
         projection_positions_table,
     )
-    from cqrs_ddd_persistence_sqlalchemy.core import events_table
 
     return [events_table.name, projection_positions_table.name]
 

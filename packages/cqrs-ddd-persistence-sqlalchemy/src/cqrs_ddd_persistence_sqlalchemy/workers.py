@@ -29,7 +29,7 @@ class StopRequest:
         self._stopped = stopped
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self._stopped.wait().__await__()
+        yield from self._stopped.wait().__await__()
 
 
 class WorkerLifecycle:

@@ -12,25 +12,72 @@ write one:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 
 from cqrs_ddd_advanced_core.projections import Checkpoint
 from cqrs_ddd_core.errors import ConcurrencyError, InvalidValueError
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
+from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
+from cqrs_ddd_persistence_sqlalchemy.tables.projections import projection_positions_table
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-from .store import _dialect
-from .tables import projection_positions_table
+from .running import one_bind, single
 
 __all__ = ["SQLAlchemyProjectionPositionStore"]
 
 _t = projection_positions_table
+_c = _t.c
+
+_GET = kept(sa.select(_t).where(_c.projection == sa.bindparam("p_projection")))
+_GET_ALL = kept(sa.select(_t).order_by(_c.projection))
+_RESET = kept(sa.delete(_t).where(_c.projection == sa.bindparam("p_projection")))
+# The compare-and-set: moves only a checkpoint still at ``expected`` (the row lock it takes
+# makes a competing runner wait, then miss).
+_ADVANCE = kept(
+    sa.update(_t)
+    .where(
+        _c.projection == sa.bindparam("p_projection"),
+        _c.events_processed == sa.bindparam("p_expected", type_=sa.BigInteger),
+    )
+    .values(
+        cursor=sa.bindparam("p_cursor", type_=sa.Text),
+        position=sa.bindparam("p_position", type_=sa.BigInteger),
+        events_processed=_c.events_processed + sa.bindparam("p_count", type_=sa.BigInteger),
+        updated_at=sa.bindparam("p_updated_at", type_=_c.updated_at.type),
+    )
+    .returning(*_c)
+)
+
+# dialect -> (the first checkpoint of a projection, the monotonic position upsert)
+_UPSERTS: dict[DialectSupport, tuple[Any, Any]] = {}
 
 
-def _checkpoint(row: RowMapping) -> Checkpoint:
+def _upserts(dialect: DialectSupport) -> tuple[Any, Any]:
+    """The dialect's ``INSERT … ON CONFLICT`` statements of checkpoints, built once."""
+    built = _UPSERTS.get(dialect)
+    if built is None:
+        first = dialect.insert_ignore(_t, [_c.projection]).returning(*_c)
+        ins = dialect.insert(_t)
+        position = ins.on_conflict_do_update(
+            index_elements=[_c.projection],
+            set_={
+                "cursor": ins.excluded.cursor,
+                "position": ins.excluded.position,
+                "events_processed": _c.events_processed + 1,
+                "updated_at": ins.excluded.updated_at,
+            },
+            where=sa.or_(_c.position.is_(None), _c.position < ins.excluded.position),
+        ).returning(_c.projection)
+        built = _UPSERTS[dialect] = (kept(first), kept(position))
+    return built
+
+
+def _checkpoint(row: Mapping[str, Any]) -> Checkpoint:
     return Checkpoint(
         projection=row["projection"],
         cursor=row["cursor"],
@@ -43,6 +90,11 @@ def _checkpoint(row: RowMapping) -> Checkpoint:
 class SQLAlchemyProjectionPositionStore:
     """Where each projection stands in the global event log.
 
+    Args:
+        bind: an engine, session factory, session, unit of work or unit-of-work factory
+            (see :mod:`~cqrs_ddd_persistence_sqlalchemy.binding`); ``session_factory=`` is the
+            same by its earlier name.
+
     Example:
         >>> positions = SQLAlchemyProjectionPositionStore(session_factory)
         >>> async with SQLAlchemyUnitOfWork(session_factory) as uow:
@@ -53,26 +105,27 @@ class SQLAlchemyProjectionPositionStore:
         42
     """
 
-    def __init__(self, session_factory: Bind = None) -> None:
-        self._source = Binding(session_factory)
+    def __init__(self, bind: Bind | Binding = None, *, session_factory: Bind = None) -> None:
+        owner = "SQLAlchemyProjectionPositionStore"
+        self.binding = Binding(one_bind(bind, session_factory, owner), owner=owner)
 
-    async def get(self, projection: str, *, uow: Any = None) -> Checkpoint | None:
+    async def get(
+        self, projection: str, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> Checkpoint | None:
         """The checkpoint of ``projection`` (``None`` before its first event)."""
-        async with self._source.session(uow) as session:
-            row = (
-                (await session.execute(sa.select(_t).where(_t.c.projection == projection)))
-                .mappings()
-                .first()
-            )
-            return None if row is None else _checkpoint(row)
+        async with single(self.binding, uow) as runner:
+            rows = await runner.fetch_mappings(_GET, {"p_projection": projection})
+        return _checkpoint(rows[0]) if rows else None
 
-    async def get_all(self, *, uow: Any = None) -> list[Checkpoint]:
+    async def get_all(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> list[Checkpoint]:
         """Every checkpoint, by projection name."""
-        async with self._source.session(uow) as session:
-            result = await session.execute(sa.select(_t).order_by(_t.c.projection))
-            return [_checkpoint(r) for r in result.mappings()]
+        async with single(self.binding, uow) as runner:
+            rows = await runner.fetch_mappings(_GET_ALL)
+        return [_checkpoint(r) for r in rows]
 
-    async def get_position(self, projection: str, *, uow: Any = None) -> int | None:
+    async def get_position(
+        self, projection: str, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> int | None:
         """The global position of the last event applied by ``projection``."""
         checkpoint = await self.get(projection, uow=uow)
         return None if checkpoint is None else checkpoint.position
@@ -83,7 +136,7 @@ class SQLAlchemyProjectionPositionStore:
         position: int,
         *,
         cursor: str | None = None,
-        uow: Any = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> bool:
         """Move ``projection`` to ``position`` unless it already is at or past it.
 
@@ -92,30 +145,16 @@ class SQLAlchemyProjectionPositionStore:
         """
         if isinstance(position, bool) or not isinstance(position, int) or position < 0:
             raise InvalidValueError(f"position must be a non-negative int, got {position!r}")
-        now = datetime.now(UTC)
-        async with self._source.session(uow) as session:
-            ins = _dialect(session).insert(_t)
-            stmt = (
-                ins.values(
-                    projection=projection,
-                    cursor=cursor if cursor is not None else str(position),
-                    position=position,
-                    events_processed=1,
-                    updated_at=now,
-                )
-                .on_conflict_do_update(
-                    index_elements=[_t.c.projection],
-                    set_={
-                        "cursor": ins.excluded.cursor,
-                        "position": ins.excluded.position,
-                        "events_processed": _t.c.events_processed + 1,
-                        "updated_at": ins.excluded.updated_at,
-                    },
-                    where=sa.or_(_t.c.position.is_(None), _t.c.position < ins.excluded.position),
-                )
-                .returning(_t.c.projection)
-            )
-            return bool((await session.execute(stmt)).all())
+        params = {
+            "projection": projection,
+            "cursor": cursor if cursor is not None else str(position),
+            "position": position,
+            "events_processed": 1,
+            "updated_at": datetime.now(UTC),
+        }
+        async with single(self.binding, uow) as runner:
+            _, upsert = _upserts(dialect_for(runner.dialect))
+            return bool(await runner.fetch(upsert, params))
 
     async def advance(
         self,
@@ -125,7 +164,7 @@ class SQLAlchemyProjectionPositionStore:
         position: int | None,
         count: int,
         expected: int,
-        uow: Any = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> Checkpoint:
         """Record ``count`` more applied events, if the checkpoint still is at ``expected``.
 
@@ -135,42 +174,38 @@ class SQLAlchemyProjectionPositionStore:
         if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
             raise InvalidValueError(f"count must be a positive int, got {count!r}")
         now = datetime.now(UTC)
-        async with self._source.session(uow) as session:
-            update = (
-                sa.update(_t)
-                .where(_t.c.projection == projection, _t.c.events_processed == expected)
-                .values(
-                    cursor=cursor,
-                    position=position,
-                    events_processed=_t.c.events_processed + count,
-                    updated_at=now,
-                )
-                .returning(*_t.c)
+        async with self.binding.transaction(uow) as executor:
+            rows = await executor.fetch_mappings(
+                _ADVANCE,
+                {
+                    "p_projection": projection,
+                    "p_expected": expected,
+                    "p_cursor": cursor,
+                    "p_position": position,
+                    "p_count": count,
+                    "p_updated_at": now,
+                },
             )
-            row = (await session.execute(update)).mappings().first()
-            if row is None and expected == 0:
-                insert = (
-                    _dialect(session)
-                    .insert(_t)
-                    .values(
-                        projection=projection,
-                        cursor=cursor,
-                        position=position,
-                        events_processed=count,
-                        updated_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=[_t.c.projection])
-                    .returning(*_t.c)
+            if not rows and expected == 0:
+                first, _ = _upserts(dialect_for(executor.dialect))
+                rows = await executor.fetch_mappings(
+                    first,
+                    {
+                        "projection": projection,
+                        "cursor": cursor,
+                        "position": position,
+                        "events_processed": count,
+                        "updated_at": now,
+                    },
                 )
-                row = (await session.execute(insert)).mappings().first()
-            if row is None:
+            if not rows:
                 raise ConcurrencyError(
                     f"checkpoint of projection {projection!r} moved: another runner applied "
                     f"events after {expected} (batch rolled back)"
                 )
-            return _checkpoint(row)
+            return _checkpoint(rows[0])
 
-    async def reset(self, projection: str, *, uow: Any = None) -> None:
+    async def reset(self, projection: str, *, uow: SQLAlchemyUnitOfWork | None = None) -> None:
         """Forget the checkpoint: the projection starts again from the first event."""
-        async with self._source.session(uow) as session:
-            await session.execute(sa.delete(_t).where(_t.c.projection == projection))
+        async with single(self.binding, uow) as runner:
+            await runner.execute(_RESET, {"p_projection": projection})

@@ -21,6 +21,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -55,7 +56,8 @@ class ProjectionRunner(WorkerLifecycle):
         projection: the projection (name, collections, handlers).
         bind: where the batch transactions run — an engine, session factory, session, unit of
             work or unit-of-work factory (see :mod:`~cqrs_ddd_persistence_sqlalchemy.binding`);
-            ``session_factory=`` is the same by its earlier name.
+            ``session_factory=`` is the same by its earlier name. The runner commits its own
+            transactions: a session or unit of work stands for the database behind it.
         event_store: any ``IEventStore`` (``read_all(after=cursor, limit=n)``).
         store: the read-model store handlers write to (default: a
             :class:`SQLAlchemyProjectionStore` on ``bind``).
@@ -99,12 +101,14 @@ class ProjectionRunner(WorkerLifecycle):
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1")
         given = one_bind(bind, session_factory, "ProjectionRunner")
-        if given is None and engine is None:
+        if given is None:
+            given = engine
+        if given is None:
             raise ConfigurationError(
                 "ProjectionRunner needs a bind: an AsyncEngine, an async_sessionmaker, an "
                 "AsyncSession, a SQLAlchemyUnitOfWork or a factory of units of work"
             )
-        self.binding = Binding(given if given is not None else engine, owner="ProjectionRunner")
+        self.binding = Binding(_own_database(given), owner="ProjectionRunner")
         self.projection = projection
         self.event_store = event_store
         self.store = store or SQLAlchemyProjectionStore(self.binding)
@@ -143,13 +147,10 @@ class ProjectionRunner(WorkerLifecycle):
 
     def unit_of_work(self) -> SQLAlchemyUnitOfWork:
         """A unit of work for one batch (the runner commits it): on the bind's session
-        factory, its session, or sessions of its engine."""
+        factory, else on sessions of its engine."""
         factory = self.binding.session_factory
         if factory is not None:
             return SQLAlchemyUnitOfWork(factory)
-        session = self.binding.bound_session
-        if session is not None:
-            return SQLAlchemyUnitOfWork(session)
         if self._sessions is None:
             self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         return SQLAlchemyUnitOfWork(self._sessions)
@@ -285,3 +286,21 @@ class ProjectionRunner(WorkerLifecycle):
 
     def __repr__(self) -> str:
         return f"<ProjectionRunner {self.name!r}>"
+
+
+def _own_database(bind: Any) -> Any:
+    """What the runner's own transactions run on. A worker commits batch after batch, so a
+    session or unit of work given as its bind stands for the database behind it (its session
+    factory or engine), never for a transaction to join."""
+    if isinstance(bind, SQLAlchemyUnitOfWork):
+        if bind.session_factory is not None:
+            return bind.session_factory
+        bind = bind.borrowed_session
+    if isinstance(bind, AsyncSession):
+        if not isinstance(bind.bind, AsyncEngine):
+            raise ConfigurationError(
+                "ProjectionRunner was given a session bound to no AsyncEngine: pass the engine "
+                "or a session factory"
+            )
+        return bind.bind
+    return bind

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.url import driver_connect_args
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import (
     DEFAULT_PING_AFTER,
@@ -19,7 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 __all__ = ["configure_engine", "create_engine"]
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """``create_async_engine`` with the library's defaults.
 
     - PostgreSQL: dead pooled connections are replaced at checkout (survives server restarts
@@ -33,6 +34,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
       ``fast_path=False`` sends every statement through SQLAlchemy (the asyncpg fast path of
       ``execution/asyncpg`` is otherwise used where it applies; ``CQRS_FAST_PATH=0`` turns it
       off for the whole process).
+      Query parameters of the URL reach the driver typed (``?statement_cache_size=0``,
+      ``?sslmode=require``, ``?options=-c search_path=app``, psycopg's ``prepare_threshold``);
+      one the driver does not accept raises ``ConfigurationError``
+      (``dialects/postgresql/url.py``).
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
 
@@ -52,6 +57,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
     if parsed.get_backend_name() == "postgresql":
+        parsed, connect_args = driver_connect_args(parsed, kwargs.pop("connect_args", None))
+        if connect_args:
+            kwargs["connect_args"] = connect_args
         if parsed.get_driver_name() == "asyncpg" and not kwargs.get("pool_pre_ping"):
             guard = True
             if kwargs.pop("pool_pre_ping", None) is False:
@@ -64,10 +72,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if lock_timeout is not None:
             settings["lock_timeout"] = str(int(lock_timeout))
         if settings and parsed.get_driver_name() == "asyncpg":
-            connect_args = dict(kwargs.pop("connect_args", {}))
-            connect_args.setdefault("server_settings", {}).update(settings)
-            kwargs["connect_args"] = connect_args
-    engine = _sa_create_async_engine(url, **kwargs)
+            server_settings = {**connect_args.get("server_settings", {}), **settings}
+            kwargs["connect_args"] = {**connect_args, "server_settings": server_settings}
+    engine = _sa_create_async_engine(parsed, **kwargs)
     if guard:
         install_checkout_guard(engine, ping_after=ping_after)
     if not fast_path:

@@ -28,8 +28,8 @@ class StopRequest:
     def __init__(self, stopped: asyncio.Event) -> None:
         self._stopped = stopped
 
-    def __await__(self) -> Generator[Any, None, None]:
-        yield from self._stopped.wait().__await__()
+    def __await__(self) -> Generator[Any, Any, bool]:
+        return self._stopped.wait().__await__()
 
 
 class WorkerLifecycle:

@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 ENV_URL = "CQRS_DATABASE_URL"
 ENV_SCHEMA = "CQRS_DATABASE_SCHEMA"
+#: Seconds a command waits for a PostgreSQL connection unless the URL says otherwise.
+CONNECT_TIMEOUT = 10
 
 console = Console(highlight=False)
 # soft_wrap: an error stays on one line whatever the terminal width.
@@ -57,8 +59,9 @@ DatabaseUrl = Annotated[
         "--database-url",
         "-d",
         envvar=ENV_URL,
-        help="Database URL: postgresql+asyncpg://… or sqlite+aiosqlite:///… (async drivers "
-        "are added to plain postgresql:// and sqlite:///).",
+        help="Database URL: postgresql+asyncpg://… (or postgresql+psycopg://…) or "
+        "sqlite+aiosqlite:///… (async drivers are added to plain postgresql:// and sqlite:///); "
+        "query parameters go to the driver (?statement_cache_size=0, ?sslmode=require...).",
         show_default=False,
     ),
 ]
@@ -119,8 +122,11 @@ def _safe(url: URL) -> str:
 def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
     """An engine for ``url`` built with the library's defaults (``create_engine``).
 
-    ``schema`` sets the PostgreSQL ``search_path`` to ``<schema>, public``; a connect timeout
-    keeps a dead or firewalled server from hanging the command.
+    On PostgreSQL a connect timeout of 10 s (unless the URL sets one) keeps a dead or
+    firewalled server from hanging the command, and ``schema`` sets ``search_path`` to
+    ``<schema>, public``. Both are added as the URL's libpq parameters (``connect_timeout``,
+    ``options=-c search_path=…``), which ``create_engine`` hands to whichever driver the URL
+    names, like the URL's own parameters.
     """
     from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
 
@@ -128,19 +134,24 @@ def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> As
     if schema is not None and not _IDENTIFIER.fullmatch(schema):
         raise CliError(f"invalid schema name {schema!r}: letters, digits, _ and $ only")
     if parsed.get_backend_name() == "postgresql":
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", 10)
-        if schema:
-            settings = dict(connect_args.pop("server_settings", {}))
-            settings["search_path"] = f'"{schema}", public'
-            connect_args["server_settings"] = settings
-        kwargs["connect_args"] = connect_args
+        parsed = _with_cli_defaults(parsed, schema)
     elif schema:
         raise CliError("--schema applies to PostgreSQL only")
     try:
-        return create_engine(normalize_url(url), **kwargs)
+        return create_engine(parsed, **kwargs)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
+
+
+def _with_cli_defaults(url: URL, schema: str | None) -> URL:
+    added: dict[str, str] = {}
+    if not {"connect_timeout", "timeout"} & set(url.query):
+        added["connect_timeout"] = str(CONNECT_TIMEOUT)
+    options = url.query.get("options")
+    if schema and not isinstance(options, tuple):  # given twice: create_engine says so
+        search_path = f'-c search_path="{schema}",public'
+        added["options"] = f"{options} {search_path}" if options else search_path
+    return url.update_query_dict(added) if added else url
 
 
 def describe_url(engine: AsyncEngine) -> str:

@@ -4,7 +4,9 @@ runner's worker lifecycle (``run`` / ``run_once`` / ``stop()``), on SQLite and P
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -192,22 +194,22 @@ async def test_proj_runner_stops_like_every_worker(
         event_store=event_store,
         poll_interval=30,  # stop() cuts the wait short
     )
-    running = asyncio.create_task(runner.run())
-    await wait_for_checkpoint(runner, 4)
-    assert runner.is_running
-    with pytest.raises(ConcurrencyError, match="already running"):
-        await runner.run_once()
-    await asyncio.wait_for(runner.stop(), 10)
-    assert running.done() and not runner.is_running
-    await running
+    async with background(runner.run()) as running:
+        await wait_for_checkpoint(runner, 4)
+        assert runner.is_running
+        with pytest.raises(ConcurrencyError, match="already running"):
+            await runner.run_once()
+        await asyncio.wait_for(runner.stop(), 10)
+        assert running.done() and not runner.is_running
+        await running
     # stopped before it started: run() returns at once, the next run() works again
     runner.stop()
     await asyncio.wait_for(runner.run(), 10)
     await event_store.append(ticks("s", 4, 1), expected_version=4)
-    again = asyncio.create_task(runner.run())
-    await wait_for_checkpoint(runner, 5)
-    await asyncio.wait_for(runner.stop(), 10)
-    await again
+    async with background(runner.run()) as again:
+        await wait_for_checkpoint(runner, 5)
+        await asyncio.wait_for(runner.stop(), 10)
+        await again
     assert (await snapshot(runner.store, "counts"))["s"]["_version"] == 5
 
 
@@ -223,11 +225,25 @@ async def test_proj_runner_run_with_a_stop_event_is_deprecated_but_works(
         poll_interval=30,
     )
     stop = asyncio.Event()
-    running = asyncio.create_task(runner.run(stop=stop))
-    with pytest.warns(DeprecationWarning, match=r"runner\.stop\(\)"):
-        await asyncio.sleep(0)  # the task starts here
-    await wait_for_checkpoint(runner, 2)
-    stop.set()
-    await asyncio.wait_for(running, 10)
+    async with background(runner.run(stop=stop)) as running:
+        with pytest.warns(DeprecationWarning, match=r"runner\.stop\(\)"):
+            await asyncio.sleep(0)  # the task starts here
+        await wait_for_checkpoint(runner, 2)
+        stop.set()
+        await asyncio.wait_for(running, 10)
     assert not runner.is_running
     assert (await snapshot(runner.store, "counts"))["s"]["_version"] == 2
+
+
+@asynccontextmanager
+async def background(work: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio.Task[None]]:
+    """``work`` as a task that does not outlive the test (a runner left running after its
+    schema is dropped would write into another one)."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

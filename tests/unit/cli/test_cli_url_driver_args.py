@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy import create_engine
-from cqrs_ddd_persistence_sqlalchemy.cli._runtime import _with_cli_defaults, open_engine
+from cqrs_ddd_persistence_sqlalchemy.cli._runtime import open_engine
+from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.url import driver_connect_args
 
 # psycopg is in the dev dependency group: its parameter list comes from the libpq it links.
@@ -159,9 +160,13 @@ def test_cli_url_create_engine_applies_it() -> None:
     assert engine.url.query == {}  # moved into connect_args, not left for SQLAlchemy
 
 
+def _with_cli_defaults(url: Any, schema: str | None) -> Any:
+    return SUPPORTED["postgresql"].with_session_defaults(url, schema=schema, connect_timeout=10)
+
+
 def test_cli_url_cli_defaults_are_libpq_parameters() -> None:
     url = make_url(f"{ASYNCPG}?options=-c%20jit%3Doff")
-    with_schema = _with_cli_defaults(url, "tenant_1")
+    with_schema = _with_cli_defaults(url, "tenant_1")  # what ``open_engine`` adds
     assert with_schema.query == {
         "connect_timeout": "10",
         "options": '-c jit=off -c search_path="tenant_1",public',

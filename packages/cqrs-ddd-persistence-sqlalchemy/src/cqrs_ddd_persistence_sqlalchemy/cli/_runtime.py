@@ -25,7 +25,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cqrs_ddd_core.errors import CQRSDDDError, MissingSchemaError
+from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError, MissingSchemaError
+from cqrs_ddd_persistence_sqlalchemy.dialects import support_for_url, with_default_driver
 
 __all__ = [
     "DatabaseUrl",
@@ -76,7 +77,6 @@ Schema = Annotated[
 ]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
-_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
 class CliError(Exception):
@@ -100,19 +100,9 @@ def normalize_url(url: str | None) -> str:
     if not url:
         raise CliError(f"no database URL: pass --database-url or set {ENV_URL}")
     try:
-        parsed = make_url(url)
-    except sa_exc.ArgumentError as exc:
-        raise CliError(f"invalid database URL {url!r}: {exc}") from exc
-    backend = parsed.get_backend_name()
-    if backend not in _ASYNC_DRIVERS:
-        raise CliError(
-            f"unsupported database {backend!r} in URL {_safe(parsed)}: "
-            "use postgresql+asyncpg:// or sqlite+aiosqlite://"
-        )
-    if parsed.drivername in _ASYNC_DRIVERS:
-        # Rewrite the scheme only: re-rendering the URL would percent-quote the database part.
-        return _ASYNC_DRIVERS[parsed.drivername] + url[url.index("://") :]
-    return url
+        return with_default_driver(url)
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _safe(url: URL) -> str:
@@ -133,25 +123,17 @@ def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> As
     parsed = make_url(normalize_url(url))
     if schema is not None and not _IDENTIFIER.fullmatch(schema):
         raise CliError(f"invalid schema name {schema!r}: letters, digits, _ and $ only")
-    if parsed.get_backend_name() == "postgresql":
-        parsed = _with_cli_defaults(parsed, schema)
-    elif schema:
-        raise CliError("--schema applies to PostgreSQL only")
+    try:
+        support = support_for_url(parsed)
+        parsed = support.with_session_defaults(
+            parsed, schema=schema, connect_timeout=CONNECT_TIMEOUT
+        )
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
     try:
         return create_engine(parsed, **kwargs)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
-
-
-def _with_cli_defaults(url: URL, schema: str | None) -> URL:
-    added: dict[str, str] = {}
-    if not {"connect_timeout", "timeout"} & set(url.query):
-        added["connect_timeout"] = str(CONNECT_TIMEOUT)
-    options = url.query.get("options")
-    if schema and not isinstance(options, tuple):  # given twice: create_engine says so
-        search_path = f'-c search_path="{schema}",public'
-        added["options"] = f"{options} {search_path}" if options else search_path
-    return url.update_query_dict(added) if added else url
 
 
 def describe_url(engine: AsyncEngine) -> str:

@@ -81,7 +81,7 @@ class QueueBase:
         """The dialect an operation with ``uow`` runs on."""
         joined = self.binding.resolve_uow(uow)
         if joined is not None:
-            return dialect_for(joined.session.get_bind().dialect)
+            return dialect_for(joined.dialect)
         engine = self.binding.engine
         if engine is not None:
             return dialect_for(engine.dialect)

@@ -129,6 +129,30 @@ def test_cli_relay_stops_gracefully_on_sigterm(demo_db: tuple[str, Path]) -> Non
     assert "claimed 0, published 0" in out and "Traceback" not in err
 
 
+def test_cli_projections_run_stops_gracefully_on_sigterm(demo_db: tuple[str, Path]) -> None:
+    """``projections run`` serves its runners as workers: SIGTERM stops them (``stop()``)."""
+    url, cwd = demo_db
+    proc = subprocess.Popen(
+        [str(CLI), "projections", "run", "-p", f"{DEMO}.read_model:order_summaries", "-d", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=cli_env(),
+    )
+    try:
+        assert proc.stderr is not None
+        assert "running demo.order_summaries" in proc.stderr.readline()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

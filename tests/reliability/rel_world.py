@@ -256,7 +256,7 @@ class World:
         runs = {
             "relay": lambda: self.relay.run(),
             "worker": lambda: self.worker.run(),
-            "runner": lambda: self.runner.run(stop=self.stop_event),
+            "runner": lambda: self.runner.run(),
         }
         self.tasks = {s: asyncio.create_task(runs[s](), name=s) for s in only}
 
@@ -274,6 +274,8 @@ class World:
         if not self.tasks:
             return
         self.stop_event.set()
+        if "runner" in self.tasks:
+            self.runner.stop()
         if "relay" in self.tasks:
             self.relay.stop()
         if "worker" in self.tasks:

@@ -12,12 +12,12 @@ from cqrs_ddd_advanced_core.snapshots import EveryNEvents, Snapshot
 from cqrs_ddd_core import AggregateRoot, DomainEvent, StoredEvent
 from cqrs_ddd_core.errors import NotFoundError, WrongExpectedVersionError
 from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemySnapshotStore
-from cqrs_ddd_persistence_sqlalchemy.advanced.snapshots import snapshots_table
 from cqrs_ddd_persistence_sqlalchemy.core import (
     EventSourcedRepository,
     SQLAlchemyEventStore,
     SQLAlchemyUnitOfWork,
 )
+from cqrs_ddd_persistence_sqlalchemy.snapshots import snapshots_table
 
 SF = async_sessionmaker[AsyncSession]
 

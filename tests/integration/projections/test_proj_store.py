@@ -27,6 +27,7 @@ from cqrs_ddd_core.errors import (
 )
 from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
 from cqrs_ddd_specifications import QueryOptions, SpecificationBuilder
 
 Factory = async_sessionmaker[AsyncSession]
@@ -371,6 +372,9 @@ async def test_concurrent_versioned_upserts_keep_the_highest(session_factory: Fa
 
 
 async def test_upsert_is_one_statement(session_factory: Factory, engine: AsyncEngine) -> None:
+    # every statement through SQLAlchemy, where the hook below sees it (the asyncpg fast path
+    # would send this kept statement on the driver directly)
+    set_fast_path(engine, False)
     store = SQLAlchemyProjectionStore(session_factory)
     await store.ensure_collection("docs")
     statements: list[str] = []

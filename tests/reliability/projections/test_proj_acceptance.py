@@ -57,8 +57,7 @@ async def test_runner_build_equals_rebuild_with_concurrent_writers(
         poll_interval=0.02,
     )
     appended: Counter[str] = Counter()
-    stop = asyncio.Event()
-    running = asyncio.create_task(runner.run(stop=stop))
+    running = asyncio.create_task(runner.run())
     try:
         await asyncio.gather(
             *(writer(event_store, w, per_stream, appended) for w in range(writers))
@@ -66,8 +65,8 @@ async def test_runner_build_equals_rebuild_with_concurrent_writers(
         assert sum(appended.values()) == total
         await wait_for_checkpoint(runner, total, limit_s=180)
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+        await asyncio.wait_for(runner.stop(), 30)
+        await running
 
     built = await snapshot(runner.store, "acceptance_counts")
     # exactly once: a plain upsert per event, so _version counts the applications

@@ -50,23 +50,22 @@ async def test_standby_takes_over_when_the_leader_stops(
     event_store = SQLAlchemyEventStore(session_factory, listen=False)
     applied_by: list[str] = []
     runners = {t: tagged_runner(t, applied_by, event_store, session_factory) for t in "AB"}
-    stops = {t: asyncio.Event() for t in "AB"}
-    tasks = {t: asyncio.create_task(runners[t].run(stop=stops[t])) for t in "AB"}
+    tasks = {t: asyncio.create_task(runners[t].run()) for t in "AB"}
     try:
         await append_round_robin(event_store, streams=5, per_stream=40)
         await wait_for_checkpoint(runners["A"], 200)
         assert len(set(applied_by)) == 1  # one runner did all the work
         leader = applied_by[0]
         standby = "B" if leader == "A" else "A"
-        stops[leader].set()
-        await asyncio.wait_for(tasks[leader], 10)
+        await asyncio.wait_for(runners[leader].stop(), 10)
+        await tasks[leader]
         applied_by.clear()
         await append_round_robin(event_store, streams=5, per_stream=40, prefix="more-")
         await wait_for_checkpoint(runners[standby], 400)
         assert set(applied_by) == {standby}
     finally:
-        for t in "AB":
-            stops[t].set()
+        for runner in runners.values():
+            runner.stop()
         await asyncio.wait_for(asyncio.gather(*tasks.values()), 10)
     docs = await snapshot(runners["A"].store, "failover_counts")
     assert {d["_version"] for d in docs.values()} == {40}
@@ -80,8 +79,7 @@ async def test_leader_losing_its_lock_connection_is_replaced(
     event_store = SQLAlchemyEventStore(session_factory, listen=False)
     applied_by: list[str] = []
     runners = {t: tagged_runner(t, applied_by, event_store, session_factory) for t in "AB"}
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(r.run(stop=stop)) for r in runners.values()]
+    tasks = [asyncio.create_task(r.run()) for r in runners.values()]
     try:
         await append_round_robin(event_store, streams=4, per_stream=50)
         await wait_for_checkpoint(runners["A"], 200)
@@ -100,7 +98,8 @@ async def test_leader_losing_its_lock_connection_is_replaced(
         await append_round_robin(event_store, streams=4, per_stream=50, prefix="after-")
         await wait_for_checkpoint(runners["A"], 400)
     finally:
-        stop.set()
+        for runner in runners.values():
+            runner.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
     docs = await snapshot(runners["A"].store, "failover_counts")
     assert {d["_version"] for d in docs.values()} == {50}

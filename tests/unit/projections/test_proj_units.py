@@ -24,9 +24,10 @@ from cqrs_ddd_core import DomainEvent
 from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections.store import _into_document, _plan
 from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import lock_key
+from cqrs_ddd_persistence_sqlalchemy.projections.reads import into_document
+from cqrs_ddd_persistence_sqlalchemy.projections.writes import plan
 
 pg_mod = SUPPORTED["postgresql"]
 sqlite_mod = SUPPORTED["sqlite"]
@@ -214,8 +215,8 @@ def _rows(*specs: tuple[str, int | None]) -> list[tuple[bool, dict[str, Any]]]:
 
 
 def test_plan_coalesces_writes_per_id() -> None:
-    plan = list(_plan(_rows(("a", None), ("a", None), ("b", None), ("a", None)), "id"))
-    assert plan == [
+    coalesced = list(plan(_rows(("a", None), ("a", None), ("b", None), ("a", None)), "id"))
+    assert coalesced == [
         (
             False,
             [
@@ -224,9 +225,9 @@ def test_plan_coalesces_writes_per_id() -> None:
             ],
         )
     ]
-    versioned = list(_plan(_rows(("a", 2), ("a", 5), ("a", 4), ("a", 5)), "id"))
+    versioned = list(plan(_rows(("a", 2), ("a", 5), ("a", 4), ("a", 5)), "id"))
     assert versioned == [(True, [{"id": "a", "doc": {"i": 1}, "_version": 5}])]
-    mixed = list(_plan(_rows(("a", None), ("a", 7), ("a", None), ("b", 1)), "id"))
+    mixed = list(plan(_rows(("a", None), ("a", 7), ("a", None), ("b", 1)), "id"))
     assert [(v, [(r["id"], r["_version"]) for r in rows]) for v, rows in mixed] == [
         (False, [("a", 1)]),
         (True, [("b", 1)]),
@@ -246,7 +247,7 @@ def test_document_fields_are_rewritten_into_the_document() -> None:
             {"op": "eq", "attr": "id", "val": "a"},
         ],
     }
-    assert _into_document(tree, columns) == {
+    assert into_document(tree, columns) == {
         "op": "and",
         "conditions": [
             {"op": "eq", "attr": "doc.status", "val": "x"},
@@ -262,21 +263,19 @@ def test_document_fields_are_rewritten_into_the_document() -> None:
 )
 def test_compiled_upserts_are_one_guarded_statement(module: Any, dialect: Any) -> None:
     store = SQLAlchemyProjectionStore()
-    coll = store._collection("order_summaries")
-    guarded = str(store._upsert_statement(module, coll, True).compile(dialect=dialect))
+    coll = store.collections.get("order_summaries")
+    guarded = str(store._writes.upsert(module, coll, True).compile(dialect=dialect))
     assert "INSERT INTO order_summaries" in guarded
     assert "ON CONFLICT (id) DO UPDATE SET" in guarded
     assert "WHERE order_summaries._version < excluded._version" in guarded
     assert "RETURNING" in guarded
-    plain = str(store._upsert_statement(module, coll, False).compile(dialect=dialect))
+    plain = str(store._writes.upsert(module, coll, False).compile(dialect=dialect))
     assert "_version = (order_summaries._version + excluded._version)" in plain
     assert "excluded._last_event_id IS NULL" in plain
     distinct = "IS DISTINCT FROM" if module is pg_mod else "IS NOT"
     assert f"order_summaries._last_event_id {distinct} excluded._last_event_id" in plain
     # cached: built once per collection and mode
-    assert store._upsert_statement(module, coll, True) is store._upsert_statement(
-        module, coll, True
-    )
+    assert store._writes.upsert(module, coll, True) is store._writes.upsert(module, coll, True)
 
 
 def test_typed_table_columns() -> None:
@@ -322,14 +321,14 @@ def test_plan_drops_a_repeated_write_of_one_event() -> None:
         (False, {"id": "a", "doc": {"w": 4}, "_version": 1, "_last_event_id": None}),
         (False, {"id": "a", "doc": {"w": 5}, "_version": 1, "_last_event_id": None}),
     ]
-    ((versioned, batch),) = list(_plan(rows, "id"))
+    ((versioned, batch),) = list(plan(rows, "id"))
     assert not versioned
     assert [(r["doc"], r["_version"]) for r in batch] == [({"w": 5}, 4)]
 
 
 def test_buffer_previews_documents_read_in_the_batch() -> None:
     store = SQLAlchemyProjectionStore()
-    store._collection("docs")
+    store.collections.get("docs")
     buffer = WriteBuffer()
     assert buffer.preview(store, "docs", "a") == (False, None)  # never read
     base = {"n": 1, "_id": "a", "_version": 4, "_last_event_id": "e0", "_last_position": 3}

@@ -1,7 +1,7 @@
 """Ports of the projection machinery: read-model store, checkpoint store, progress, errors.
 
 Persistence-free: the SQLAlchemy adapters live in
-``cqrs_ddd_persistence_sqlalchemy.advanced.projections``.
+``cqrs_ddd_persistence_sqlalchemy.projections``.
 """
 
 from __future__ import annotations

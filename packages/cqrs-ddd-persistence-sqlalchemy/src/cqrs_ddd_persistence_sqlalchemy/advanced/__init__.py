@@ -5,15 +5,6 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import ClaimedJob as ClaimedJ
 from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
     SQLAlchemyBackgroundJobRepository as SQLAlchemyBackgroundJobRepository,
 )
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections import (
-    ProjectionRunner as ProjectionRunner,
-)
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections import (
-    SQLAlchemyProjectionPositionStore as SQLAlchemyProjectionPositionStore,
-)
-from cqrs_ddd_persistence_sqlalchemy.advanced.projections import (
-    SQLAlchemyProjectionStore as SQLAlchemyProjectionStore,
-)
 from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import (
     SagaRecoveryWorker as SagaRecoveryWorker,
 )
@@ -26,6 +17,15 @@ from cqrs_ddd_persistence_sqlalchemy.advanced.scheduler import (
 from cqrs_ddd_persistence_sqlalchemy.advanced.scheduler import (
     SQLAlchemyCommandScheduler as SQLAlchemyCommandScheduler,
 )
-from cqrs_ddd_persistence_sqlalchemy.advanced.snapshots import (
+from cqrs_ddd_persistence_sqlalchemy.projections import (
+    ProjectionRunner as ProjectionRunner,
+)
+from cqrs_ddd_persistence_sqlalchemy.projections import (
+    SQLAlchemyProjectionPositionStore as SQLAlchemyProjectionPositionStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.projections import (
+    SQLAlchemyProjectionStore as SQLAlchemyProjectionStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.snapshots import (
     SQLAlchemySnapshotStore as SQLAlchemySnapshotStore,
 )

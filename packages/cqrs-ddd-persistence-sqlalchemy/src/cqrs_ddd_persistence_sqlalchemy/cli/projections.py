@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table as RichTable
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
@@ -56,10 +55,10 @@ ProjectionRefs = Annotated[
 
 
 def _tables() -> list[str]:
-    from cqrs_ddd_persistence_sqlalchemy.advanced.projections.tables import (
+    from cqrs_ddd_persistence_sqlalchemy.core import events_table
+    from cqrs_ddd_persistence_sqlalchemy.tables.projections import (
         projection_positions_table,
     )
-    from cqrs_ddd_persistence_sqlalchemy.core import events_table
 
     return [events_table.name, projection_positions_table.name]
 
@@ -82,11 +81,9 @@ def _runners(engine: AsyncEngine, projections: list[Any], batch_size: int) -> li
     from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
-    factory: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
-    store = SQLAlchemyEventStore(factory)
+    store = SQLAlchemyEventStore(engine)
     return [
-        ProjectionRunner(p, event_store=store, session_factory=factory, batch_size=batch_size)
-        for p in projections
+        ProjectionRunner(p, engine, event_store=store, batch_size=batch_size) for p in projections
     ]
 
 
@@ -212,25 +209,11 @@ def run_projections(
                 f"running {', '.join(r.name for r in runners)} on {describe_url(engine)}; "
                 "Ctrl-C to stop"
             )
-            await serve([_Follow(r) for r in runners])
+            await serve(runners)
             return []
 
     for name, applied in run(body, service=True):
         console.print(f"{name}: applied {applied} event(s)")
-
-
-class _Follow:
-    """A runner as a stoppable service."""
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self._stop = asyncio.Event()
-
-    async def run(self) -> None:
-        await self.runner.run(stop=self._stop)
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 @app.command("rebuild")

@@ -1,4 +1,7 @@
-"""Projections on SQLAlchemy: read-model store, checkpoint store and the projection runner.
+"""Projections (public facade): the read-model store, the checkpoint store and the runner.
+
+The implementation lives in :mod:`cqrs_ddd_persistence_sqlalchemy.projections`; this module
+keeps the import path of earlier releases working.
 
 Example:
     >>> from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
@@ -9,10 +12,16 @@ Example:
 
 from __future__ import annotations
 
-from .positions import SQLAlchemyProjectionPositionStore as SQLAlchemyProjectionPositionStore
-from .runner import ProjectionRunner as ProjectionRunner
-from .store import SQLAlchemyProjectionStore as SQLAlchemyProjectionStore
-from .tables import projection_positions_table as projection_positions_table
+from cqrs_ddd_persistence_sqlalchemy.projections import ProjectionRunner as ProjectionRunner
+from cqrs_ddd_persistence_sqlalchemy.projections import (
+    SQLAlchemyProjectionPositionStore as SQLAlchemyProjectionPositionStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.projections import (
+    SQLAlchemyProjectionStore as SQLAlchemyProjectionStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.projections import (
+    projection_positions_table as projection_positions_table,
+)
 
 __all__ = [
     "ProjectionRunner",

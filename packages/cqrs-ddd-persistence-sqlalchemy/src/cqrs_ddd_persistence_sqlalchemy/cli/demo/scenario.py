@@ -295,8 +295,8 @@ async def projection(demo: Demo) -> StepResult:
     store = SQLAlchemyProjectionStore(demo.session_factory)
     runner = ProjectionRunner(
         order_summaries,
+        demo.session_factory,
         event_store=demo.event_store,
-        session_factory=demo.session_factory,
         store=store,
         batch_size=3,
     )

@@ -23,7 +23,7 @@ from cqrs_ddd_persistence_sqlalchemy.advanced import (
     SagaRecoveryWorker,
     SQLAlchemySagaRepository,
 )
-from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import sagas_table
+from cqrs_ddd_persistence_sqlalchemy.sagas.repository import sagas_table
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
 
 Factory = async_sessionmaker[AsyncSession]

@@ -133,7 +133,7 @@ async def _projections(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
 
 async def _jobs(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
     from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobStatus
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
     from cqrs_ddd_persistence_sqlalchemy.cli.jobs import stalled_jobs
 
     stalled, age = await stalled_jobs(engine)

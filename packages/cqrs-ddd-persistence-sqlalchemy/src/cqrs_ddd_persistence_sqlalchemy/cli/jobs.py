@@ -35,7 +35,7 @@ app = typer.Typer(
 
 
 def _table_name() -> str:
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table
+    from cqrs_ddd_persistence_sqlalchemy.jobs.repository import jobs_table
 
     return jobs_table.name
 
@@ -43,7 +43,7 @@ def _table_name() -> str:
 async def stalled_jobs(engine: AsyncEngine) -> tuple[int, float | None]:
     """Jobs whose worker stopped heartbeating (lease expired, not yet recovered), and the age in
     seconds of the oldest expired lease."""
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table as t
+    from cqrs_ddd_persistence_sqlalchemy.jobs.repository import jobs_table as t
     from cqrs_ddd_persistence_sqlalchemy.queue import PENDING
 
     now = datetime.now(UTC)
@@ -60,7 +60,7 @@ async def stalled_jobs(engine: AsyncEngine) -> tuple[int, float | None]:
 def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
     """Jobs per status, and stalled ones (their worker died; recovered after the lease)."""
     from cqrs_ddd_advanced_core.jobs import BackgroundJob
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
 
     async def body() -> tuple[str, dict[Any, int], int]:
         async with engine_scope(database_url, schema) as engine:
@@ -126,8 +126,8 @@ def worker(
     ] = False,
 ) -> None:
     """Run background jobs until SIGINT/SIGTERM (running jobs finish or are given back)."""
-    from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.jobs.worker import JobWorker
+    from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
 
     async def body() -> int:
         cls = _job_class(job_class)

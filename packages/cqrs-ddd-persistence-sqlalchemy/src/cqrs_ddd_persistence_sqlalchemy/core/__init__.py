@@ -4,12 +4,6 @@ from cqrs_ddd_persistence_sqlalchemy.binding import Binding as Binding
 from cqrs_ddd_persistence_sqlalchemy.binding import SessionSource as SessionSource
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.core.mapper import ModelMapper as ModelMapper
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim as OutboxClaim
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
-    SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
-)
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics
 from cqrs_ddd_persistence_sqlalchemy.core.repository import (
     SQLAlchemyRepository as SQLAlchemyRepository,
 )
@@ -23,6 +17,12 @@ from cqrs_ddd_persistence_sqlalchemy.eventstore import (
 )
 from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
+)
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxClaim as OutboxClaim
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay as OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import RelayMetrics as RelayMetrics
+from cqrs_ddd_persistence_sqlalchemy.outbox import (
+    SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table as events_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table

@@ -18,7 +18,7 @@ from typing import Any
 
 from cqrs_ddd_core.errors import ConfigurationError, MissingSchemaError
 from cqrs_ddd_core.ports.publisher import IMessagePublisher
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim, SQLAlchemyOutboxStorage
+from cqrs_ddd_persistence_sqlalchemy.outbox.storage import OutboxClaim, SQLAlchemyOutboxStorage
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 

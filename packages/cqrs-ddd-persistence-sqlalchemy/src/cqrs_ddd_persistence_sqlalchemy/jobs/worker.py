@@ -19,7 +19,7 @@ from typing import Any
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
 from cqrs_ddd_core.errors import LeaseLostError, RetryableError
-from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
+from cqrs_ddd_persistence_sqlalchemy.jobs.repository import (
     ClaimedJob,
     SQLAlchemyBackgroundJobRepository,
     _encode_result,

@@ -1,0 +1,15 @@
+"""Saga state with optimistic concurrency, and saga recovery on the durable queue.
+
+See the "Sagas" section of ``advanced/README.md``; the public import path is
+:mod:`cqrs_ddd_persistence_sqlalchemy.advanced`.
+"""
+
+from cqrs_ddd_persistence_sqlalchemy.sagas.repository import (
+    SagaRecoveryWorker as SagaRecoveryWorker,
+)
+from cqrs_ddd_persistence_sqlalchemy.sagas.repository import (
+    SQLAlchemySagaRepository as SQLAlchemySagaRepository,
+)
+from cqrs_ddd_persistence_sqlalchemy.tables.sagas import sagas_table as sagas_table
+
+__all__ = ["SQLAlchemySagaRepository", "SagaRecoveryWorker", "sagas_table"]

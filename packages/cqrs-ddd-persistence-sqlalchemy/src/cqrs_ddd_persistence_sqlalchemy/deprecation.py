@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from typing import TypeVar
+from typing import Any
 
 from cqrs_ddd_core.errors import ConfigurationError
 
 __all__ = ["renamed", "renamed_argument"]
-
-T = TypeVar("T")
 
 
 def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
@@ -30,9 +28,7 @@ def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
     )
 
 
-def renamed_argument(
-    owner: str, old: str, new: str, old_value: T | None, value: T | None
-) -> T | None:
+def renamed_argument(owner: str, old: str, new: str, old_value: Any, value: Any) -> Any:
     """The value of keyword ``new``, given either as ``new`` or as the deprecated ``old``.
 
     ``old`` alone warns and is used; both raise ``ConfigurationError`` (no silent preference).

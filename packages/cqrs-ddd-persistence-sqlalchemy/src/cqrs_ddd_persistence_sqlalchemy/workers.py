@@ -28,7 +28,7 @@ class StopRequest:
     def __init__(self, stopped: asyncio.Event) -> None:
         self._stopped = stopped
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any, Any, Any]:
         return self._stopped.wait().__await__()
 
 

@@ -80,7 +80,7 @@ def recover(
     """Resume sagas that stalled (their process died between steps) and compensate sagas whose
     event wait timed out — each by exactly one worker, however many run."""
     from cqrs_ddd_persistence_sqlalchemy.advanced import SagaRecoveryWorker
-    from cqrs_ddd_persistence_sqlalchemy.sagas.repository import sagas_table
+    from cqrs_ddd_persistence_sqlalchemy.sagas import sagas_table
 
     async def body() -> int:
         if not orchestrators:

@@ -99,6 +99,4 @@ def test_bind_and_session_factory_together_are_refused(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     with pytest.raises(ConfigurationError, match="pass bind= only"):
-        SQLAlchemyBackgroundJobRepository(
-            EchoJob, session_factory, session_factory=session_factory
-        )
+        SQLAlchemyBackgroundJobRepository(EchoJob, session_factory, session_factory=session_factory)

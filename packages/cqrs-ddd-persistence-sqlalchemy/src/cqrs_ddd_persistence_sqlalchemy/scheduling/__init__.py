@@ -5,10 +5,10 @@ See the "Command scheduling" section of ``advanced/README.md``; the public impor
 """
 
 from cqrs_ddd_persistence_sqlalchemy.scheduling.scheduler import (
-    SchedulerWorker as SchedulerWorker,
-)
-from cqrs_ddd_persistence_sqlalchemy.scheduling.scheduler import (
     SQLAlchemyCommandScheduler as SQLAlchemyCommandScheduler,
+)
+from cqrs_ddd_persistence_sqlalchemy.scheduling.worker import (
+    SchedulerWorker as SchedulerWorker,
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.scheduled import (
     scheduled_commands_table as scheduled_commands_table,

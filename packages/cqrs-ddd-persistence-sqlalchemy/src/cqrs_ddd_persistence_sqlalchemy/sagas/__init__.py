@@ -4,7 +4,7 @@ See the "Sagas" section of ``advanced/README.md``; the public import path is
 :mod:`cqrs_ddd_persistence_sqlalchemy.advanced`.
 """
 
-from cqrs_ddd_persistence_sqlalchemy.sagas.repository import (
+from cqrs_ddd_persistence_sqlalchemy.sagas.recovery import (
     SagaRecoveryWorker as SagaRecoveryWorker,
 )
 from cqrs_ddd_persistence_sqlalchemy.sagas.repository import (

@@ -1,7 +1,7 @@
 """Background jobs on the durable queue: the repository and the worker.
 
-See the "Background jobs" section of ``advanced/README.md``; the public import path is
-:mod:`cqrs_ddd_persistence_sqlalchemy.advanced`.
+See the "Background jobs" section of ``advanced/README.md``; users import these names
+from the ``advanced`` facade.
 """
 
 from cqrs_ddd_persistence_sqlalchemy.jobs.repository import ClaimedJob as ClaimedJob

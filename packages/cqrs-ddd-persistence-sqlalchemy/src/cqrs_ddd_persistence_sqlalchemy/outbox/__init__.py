@@ -1,6 +1,6 @@
 """The transactional outbox: messages written in the business transaction, published by relays.
 
-See ``core/OUTBOX.md``; the public import path is :mod:`cqrs_ddd_persistence_sqlalchemy.core`.
+See ``core/OUTBOX.md``; users import these names from the ``core`` facade.
 """
 
 from cqrs_ddd_persistence_sqlalchemy.outbox.relay import OutboxRelay as OutboxRelay

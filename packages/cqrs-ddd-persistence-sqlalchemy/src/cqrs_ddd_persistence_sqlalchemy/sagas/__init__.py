@@ -1,7 +1,7 @@
 """Saga state with optimistic concurrency, and saga recovery on the durable queue.
 
-See the "Sagas" section of ``advanced/README.md``; the public import path is
-:mod:`cqrs_ddd_persistence_sqlalchemy.advanced`.
+See the "Sagas" section of ``advanced/README.md``; users import these names
+from the ``advanced`` facade.
 """
 
 from cqrs_ddd_persistence_sqlalchemy.sagas.recovery import (

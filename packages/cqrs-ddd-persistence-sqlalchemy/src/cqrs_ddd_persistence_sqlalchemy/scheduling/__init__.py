@@ -1,7 +1,7 @@
 """Scheduled commands on the durable queue: the scheduler and its worker.
 
-See the "Command scheduling" section of ``advanced/README.md``; the public import path is
-:mod:`cqrs_ddd_persistence_sqlalchemy.advanced`.
+See the "Command scheduling" section of ``advanced/README.md``; users import these names
+from the ``advanced`` facade.
 """
 
 from cqrs_ddd_persistence_sqlalchemy.scheduling.scheduler import (

@@ -104,10 +104,7 @@ async def run_ours(
     engine: AsyncEngine, per_writer: int, *, lock_table: bool = False, poll_interval: float = 0.5
 ) -> TailRun:
     """Writers + one tailer on ``SQLAlchemyEventStore`` (the table must be empty)."""
-    from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
-        Ordering,
-        SQLAlchemyEventStore,
-    )
+    from cqrs_ddd_persistence_sqlalchemy.core import Ordering, SQLAlchemyEventStore
 
     sf = async_sessionmaker(engine, expire_on_commit=False)
     ordering = Ordering.LOCK_TABLE if lock_table else Ordering.COMMIT_SAFE

@@ -219,12 +219,15 @@ async def layers(ctx: Context, n: int) -> None:
                 await raw_conn.driver_connection.execute(sql, *row())  # type: ignore[union-attr]
 
     async def pooled(k: int) -> None:
-        from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
+        from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
+        from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
 
+        execution = execution_for(engine)
+        statement = kept(stmt)
         for _ in range(k):
             a, b, c, d, e, f, g = row()
-            await driver_statements.fetch_pooled(
-                engine, stmt, {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
+            await execution.fetch(
+                statement, {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
             )
 
     store = es.our_store(engine)
@@ -241,7 +244,7 @@ async def layers(ctx: Context, n: int) -> None:
         ("SQLAlchemy AsyncSession + text()", session),
         ("SQLAlchemy AsyncConnection + text()", connection),
         ("SQLAlchemy pool checkout + asyncpg execute", driver),
-        ("postgres/driver.py fetch_pooled (autocommit)", pooled),
+        ("execution seam, one statement (autocommit)", pooled),
         ("SQLAlchemyEventStore.append (autocommit)", append),
     ):
         rt, cpu, _ = await measure(fn, n)
@@ -253,16 +256,19 @@ async def append_split(ctx: Context, rounds: int) -> None:
     import statistics
 
     from benchmarks import bench_event_store as be
-    from cqrs_ddd_persistence_sqlalchemy.postgres.driver import driver_statements
-    from cqrs_ddd_persistence_sqlalchemy.postgres.event_store import _INSERT
 
     from cqrs_ddd_core import StreamState
+    from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import _INSERTS
+    from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import compiled_for
+    from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
 
     db = await be._open(ctx)
     store, quiet = db.store(), db.store(notify=False)
-    log = quiet._log_for("postgresql")
-    call = driver_statements.compiled(_INSERT, db.engine.dialect)
+    log: Any = quiet.log_for()
+    insert = _INSERTS[False]
+    call = compiled_for(insert, db.engine.dialect)
     assert call is not None
+    execution = execution_for(db.engine)
     per_round = 50
 
     def params() -> dict[str, Any]:
@@ -279,7 +285,7 @@ async def append_split(ctx: Context, rounds: int) -> None:
 
     async def pooled() -> None:
         for _ in range(per_round):
-            await driver_statements.fetch_pooled(db.engine, _INSERT, params())
+            await execution.fetch(insert, params())
 
     async def pinned() -> None:
         async with db.pool.acquire() as conn:
@@ -296,7 +302,7 @@ async def append_split(ctx: Context, rounds: int) -> None:
     rows: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("store.append (library defaults)", appends(store)),
         ("store.append, notify=False", appends(quiet)),
-        ("its statement, pooled checkout", pooled),
+        ("its statement, through the execution seam", pooled),
         ("its statement, pinned connection", pinned),
         ("raw asyncpg BEGIN/INSERT/COMMIT", raw),
     ]

@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tests.kafka_broker import kafka_bootstrap as kafka_bootstrap  # the session's Kafka broker
 
 from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
 

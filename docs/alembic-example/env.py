@@ -1,7 +1,8 @@
 """Alembic environment: your models' MetaData plus the library's tables, on an async engine.
 
-Copy this file into your migrations directory and replace ``APP_METADATA`` with your
-``Base.metadata``.
+Copy this file over the ``env.py`` of ``alembic init -t async migrations`` and set
+``APP_METADATA`` to your models' ``Base.metadata``. The database URL comes from
+``CQRS_DATABASE_URL``, else from ``sqlalchemy.url`` in ``alembic.ini``.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from cqrs_ddd_persistence_sqlalchemy import create_engine
-from cqrs_ddd_persistence_sqlalchemy.alembic import include_object, target_metadata
+from cqrs_ddd_persistence_sqlalchemy.alembic import configure_kwargs, target_metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name)
 
-# Your application's models: ``from myapp.models import Base; APP_METADATA = Base.metadata``.
+# Your application's models: ``from myapp.models import Base`` and ``APP_METADATA = Base.metadata``.
 APP_METADATA = MetaData()
 
+# Your tables and the library's; ``TARGET_METADATA = APP_METADATA`` leaves the library's out.
 TARGET_METADATA = target_metadata(APP_METADATA)
 
 
@@ -36,21 +38,16 @@ def run_migrations_offline() -> None:
     context.configure(
         url=database_url(),
         target_metadata=TARGET_METADATA,
-        include_object=include_object,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
+        **configure_kwargs(),
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def do_run_migrations(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=TARGET_METADATA,
-        include_object=include_object,
-        compare_type=True,
-    )
+    context.configure(connection=connection, target_metadata=TARGET_METADATA, **configure_kwargs())
     with context.begin_transaction():
         context.run_migrations()
 

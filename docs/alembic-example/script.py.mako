@@ -3,28 +3,26 @@
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
+
 """
+from typing import Sequence, Union
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-
-import sqlalchemy as sa
 from alembic import op
-
-import cqrs_ddd_persistence_sqlalchemy.types
-from cqrs_ddd_persistence_sqlalchemy.core import event_tables  # noqa: F401 - rendered types
+import sqlalchemy as sa
 ${imports if imports else ""}
 
+# revision identifiers, used by Alembic.
 revision: str = ${repr(up_revision)}
-down_revision: str | None = ${repr(down_revision)}
-branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
-depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+down_revision: Union[str, Sequence[str], None] = ${repr(down_revision)}
+branch_labels: Union[str, Sequence[str], None] = ${repr(branch_labels)}
+depends_on: Union[str, Sequence[str], None] = ${repr(depends_on)}
 
 
 def upgrade() -> None:
+    """Upgrade schema."""
     ${upgrades if upgrades else "pass"}
 
 
 def downgrade() -> None:
+    """Downgrade schema."""
     ${downgrades if downgrades else "pass"}

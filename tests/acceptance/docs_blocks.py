@@ -6,12 +6,15 @@ Conventions (an HTML comment on the line(s) before a block):
 - ``<!-- requires: postgres -->``: needs a PostgreSQL server; the test runs it against a
   throw-away database (the README's ``postgresql+asyncpg://postgres@127.0.0.1:5432/test`` is
   replaced by that database's URL) and skips it when no server is reachable.
+- ``<!-- requires: kafka -->``: needs a Kafka broker; the test runs it against the session's
+  broker (``tests/kafka_broker.py``: ``127.0.0.1:9092`` in the block is replaced by its
+  address).
 
 The blocks of one file share one namespace (a later block may use what an earlier one defined)
 and may use top-level ``await``; a block that calls ``asyncio.run`` runs outside any loop.
 
-Run as a script: ``python docs_blocks.py README.md [--postgres-url URL]``; exits non-zero naming
-the failing block's line.
+Run as a script: ``python docs_blocks.py README.md [--postgres-url URL] [--kafka HOST:PORT]``;
+exits non-zero naming the failing block's line.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 README_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+README_KAFKA = "127.0.0.1:9092"
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
-_MARK = re.compile(r"<!--\s*(no-run|requires:\s*postgres)\s*-->\s*$")
+_MARK = re.compile(r"<!--\s*(no-run|requires:\s*postgres|requires:\s*kafka)\s*-->\s*$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Block:
     code: str
     no_run: bool
     postgres: bool
+    kafka: bool = False
 
 
 def extract(text: str) -> list[Block]:
@@ -50,13 +55,15 @@ def extract(text: str) -> list[Block]:
             found = _MARK.search(previous.strip())
             if not found:
                 break
-            marks.add("no-run" if found.group(1) == "no-run" else "postgres")
+            marks.add(found.group(1).split(":")[-1].strip())
         line = text.count("\n", 0, match.start()) + 2
-        blocks.append(Block(line, match.group(1), "no-run" in marks, "postgres" in marks))
+        blocks.append(
+            Block(line, match.group(1), "no-run" in marks, "postgres" in marks, "kafka" in marks)
+        )
     return blocks
 
 
-def run_blocks(path: Path, postgres_url: str | None) -> int:
+def run_blocks(path: Path, postgres_url: str | None, kafka: str | None = None) -> int:
     # A real module: pydantic and SQLAlchemy resolve annotations through sys.modules.
     module = types.ModuleType("__readme__")
     module.__file__ = str(path)
@@ -74,6 +81,11 @@ def run_blocks(path: Path, postgres_url: str | None) -> int:
                     print(f"{path}:{block.line}: skipped (no PostgreSQL)")
                     continue
                 code = code.replace(README_PG_URL, postgres_url)
+            if block.kafka:
+                if kafka is None:
+                    print(f"{path}:{block.line}: skipped (no Kafka broker)")
+                    continue
+                code = code.replace(README_KAFKA, kafka)
             compiled = compile(
                 code, f"{path}:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
             )
@@ -102,4 +114,9 @@ if __name__ == "__main__":
         i = args.index("--postgres-url")
         url = args[i + 1]
         del args[i : i + 2]
-    sys.exit(run_blocks(Path(args[0]), url))
+    kafka = None
+    if "--kafka" in args:
+        i = args.index("--kafka")
+        kafka = args[i + 1]
+        del args[i : i + 2]
+    sys.exit(run_blocks(Path(args[0]), url, kafka))

@@ -43,6 +43,8 @@ def test_docs_readme_blocks_run(readme: Path, request: pytest.FixtureRequest) ->
     args = [sys.executable, "-W", "error", str(HERE / "docs_blocks.py"), str(readme)]
     if any(b.postgres and not b.no_run for b in blocks) and postgres_error() is None:
         args += ["--postgres-url", request.getfixturevalue("pg_database")]
+    if any(b.kafka and not b.no_run for b in blocks):
+        args += ["--kafka", request.getfixturevalue("kafka_bootstrap")]
     done = subprocess.run(
         args, capture_output=True, text=True, timeout=120, cwd=ROOT, env=cli_env(), check=False
     )
@@ -71,3 +73,5 @@ def test_docs_extract_markers() -> None:
         (False, False, "c = 3\n"),
     ]
     assert blocks[0].line == 4
+    [kafka] = extract("<!-- requires: kafka -->\n```python\nd = 4\n```\n")
+    assert (kafka.kafka, kafka.postgres, kafka.no_run) == (True, False, False)

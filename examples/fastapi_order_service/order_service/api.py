@@ -104,6 +104,9 @@ def services(request: Request) -> Services:
 async def unit_of_work(
     svc: Annotated[Services, Depends(services)],
 ) -> AsyncIterator[SQLAlchemyUnitOfWork]:
+    # FastAPI finishes this after the response has started. That is safe because leaving the
+    # unit of work raises nothing for the database (a connection lost by then is discarded);
+    # what the endpoint raised passes through here unchanged on its way to the handler below.
     async with svc.uow() as uow:
         yield uow
 

@@ -1,4 +1,9 @@
-"""docs/alembic-example: applying its migrations gives exactly the schema of ``create_all``."""
+"""docs/alembic-example: applying its migrations gives exactly the schema of ``create_all``.
+
+Its migration was written by autogenerate with the example's ``env.py`` and Alembic's stock
+template, without edits; the same file applies on PostgreSQL and SQLite. The user's whole path
+(``alembic init``, autogenerate, upgrade, downgrade) is tests/acceptance/test_alembic_user_path.py.
+"""
 
 from __future__ import annotations
 

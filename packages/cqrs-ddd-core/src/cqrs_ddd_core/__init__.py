@@ -15,6 +15,7 @@ from cqrs_ddd_core.errors import OptimisticConcurrencyError as OptimisticConcurr
 from cqrs_ddd_core.errors import PersistenceError as PersistenceError
 from cqrs_ddd_core.ports import ExpectedVersion as ExpectedVersion
 from cqrs_ddd_core.ports import IEventStore as IEventStore
+from cqrs_ddd_core.ports import IInbox as IInbox
 from cqrs_ddd_core.ports import IOutboxStorage as IOutboxStorage
 from cqrs_ddd_core.ports import IRepository as IRepository
 from cqrs_ddd_core.ports import IUnitOfWork as IUnitOfWork

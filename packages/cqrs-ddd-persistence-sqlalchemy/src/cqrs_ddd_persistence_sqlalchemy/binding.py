@@ -169,7 +169,7 @@ class Binding:
         """The dialect of the database an operation with ``uow`` runs on."""
         joined = self.resolve_uow(uow)
         if joined is not None:
-            return dialect_for(joined.session.get_bind().dialect)
+            return dialect_for(joined.dialect)
         if self.bound_session is not None:
             return dialect_for(self.bound_session.get_bind().dialect)
         engine = self.engine

@@ -4,37 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
-from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
-from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import (
-    DEFAULT_PING_AFTER,
-    install_checkout_guard,
-)
-from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
+from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for, support_for_url
+from cqrs_ddd_persistence_sqlalchemy.errors import database_error
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import DEFAULT_PING_AFTER
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import pool_checks, set_fast_path
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
+from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
 
 __all__ = ["configure_engine", "create_engine"]
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """``create_async_engine`` with the library's defaults.
 
     - PostgreSQL: dead pooled connections are replaced at checkout (survives server restarts
       and terminated backends), the library's JSON codec; ``statement_timeout_ms`` /
       ``lock_timeout_ms`` keyword arguments set the session timeouts. On asyncpg this is a
       free check of the socket plus a one-round-trip ping of connections idle for more than
-      ``pool_ping_after`` seconds (default 5; see ``postgres/pool.py``) instead of
+      ``pool_ping_after`` seconds (default 5; see ``execution/asyncpg/guard.py``) instead of
       SQLAlchemy's ``pool_pre_ping``, which costs three round trips on every checkout. Pass
       ``pool_pre_ping=True`` to get SQLAlchemy's ping back, ``pool_pre_ping=False`` to never
       ping (closed sockets are still caught). Other PostgreSQL drivers keep ``pool_pre_ping``.
       ``fast_path=False`` sends every statement through SQLAlchemy (the asyncpg fast path of
       ``execution/asyncpg`` is otherwise used where it applies; ``CQRS_FAST_PATH=0`` turns it
       off for the whole process).
+      Query parameters of the URL reach the driver typed (``?statement_cache_size=0``,
+      ``?sslmode=require``, ``?options=-c search_path=app``, psycopg's ``prepare_threshold``);
+      one the driver does not accept raises ``ConfigurationError``
+      (``dialects/postgresql/url.py``).
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
+    - Inside an entered ``SQLAlchemyUnitOfWork`` a failing statement raises the library's
+      error at once (see :func:`configure_engine`).
 
     Example::
 
@@ -44,41 +50,45 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         )
     """
     parsed = make_url(url)
+    support = support_for_url(parsed)
     statement_timeout = kwargs.pop("statement_timeout_ms", None)
     lock_timeout = kwargs.pop("lock_timeout_ms", None)
     ping_after = kwargs.pop("pool_ping_after", DEFAULT_PING_AFTER)
     fast_path = bool(kwargs.pop("fast_path", True))
-    guard = False
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
-    if parsed.get_backend_name() == "postgresql":
-        if parsed.get_driver_name() == "asyncpg" and not kwargs.get("pool_pre_ping"):
-            guard = True
-            if kwargs.pop("pool_pre_ping", None) is False:
-                ping_after = None
-        else:
-            kwargs.setdefault("pool_pre_ping", True)
-        settings: dict[str, str] = {}
-        if statement_timeout is not None:
-            settings["statement_timeout"] = str(int(statement_timeout))
-        if lock_timeout is not None:
-            settings["lock_timeout"] = str(int(lock_timeout))
-        if settings and parsed.get_driver_name() == "asyncpg":
-            connect_args = dict(kwargs.pop("connect_args", {}))
-            connect_args.setdefault("server_settings", {}).update(settings)
-            kwargs["connect_args"] = connect_args
-    engine = _sa_create_async_engine(url, **kwargs)
-    if guard:
-        install_checkout_guard(engine, ping_after=ping_after)
+    parsed, kwargs = support.engine_arguments(
+        parsed, kwargs, statement_timeout_ms=statement_timeout, lock_timeout_ms=lock_timeout
+    )
+    kwargs, install_checks = pool_checks(parsed, kwargs, ping_after=ping_after)
+    engine = _sa_create_async_engine(parsed, **kwargs)
+    install_checks(engine)
     if not fast_path:
         set_fast_path(engine, False)
-    if engine.dialect.name == "sqlite" and lock_timeout is not None:
-        configure_sqlite_engine(engine, busy_timeout_ms=int(lock_timeout))
+    support.configure_engine(engine, lock_timeout_ms=lock_timeout)
     return configure_engine(engine)
 
 
 def configure_engine(engine: AsyncEngine) -> AsyncEngine:
-    """Apply dialect set-up to an engine the application created itself."""
-    if engine.dialect.name == "sqlite":
-        configure_sqlite_engine(engine)
+    """Apply dialect set-up to an engine the application created itself.
+
+    Also makes statements that fail inside an entered ``SQLAlchemyUnitOfWork`` raise the
+    library's error (``UniqueViolationError``, ``ConnectionLostError``...) chained to the
+    driver's, where they fail: ``uow.session.execute(...)`` included. Outside a unit of work,
+    SQLAlchemy's own exceptions are left as they are (migrations, the application's own use of
+    the engine). Without this set-up the error is translated when it leaves the unit of work.
+    """
+    dialect_for(engine).configure_engine(engine, lock_timeout_ms=None)
+    sync_engine = engine.sync_engine
+    if not event.contains(sync_engine, "handle_error", _translate_in_unit_of_work):
+        event.listen(sync_engine, "handle_error", _translate_in_unit_of_work)
     return engine
+
+
+def _translate_in_unit_of_work(context: ExceptionContext) -> BaseException | None:
+    # A pre-ping failure must stay SQLAlchemy's: the pool reads it to replace the connection.
+    # Only wrapped driver errors are translated (not a bind processor's error, nor a library
+    # error raised in one, which the stores translate themselves).
+    if context.is_pre_ping or context.sqlalchemy_exception is None or current_uow() is None:
+        return None
+    return database_error(context.sqlalchemy_exception)

@@ -7,6 +7,8 @@ a code for a missing table, so for it alone the structured tail of the message â
 
 Stores call :func:`translate` (or use :func:`translating`) around database work; a store that
 knows what a constraint means passes ``constraints={"uq_events_stream_id_version": factory}``.
+Where an exception may come from application code as well (a unit of work's block), only
+:func:`database_error` is used: it translates what SQLAlchemy or a driver raised and nothing else.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from cqrs_ddd_core.errors import (
 
 __all__ = [
     "ConstraintErrors",
+    "database_error",
     "is_retryable",
     "register_metadata_for_sqlite_constraints",
     "translate",
@@ -162,6 +165,9 @@ def translate(
         error = ConnectionLostError(f"the connection was lost in the transaction: {message}")
     elif isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         error = ConnectionLostError(message)
+    elif isinstance(exc, sa_exc.OperationalError):
+        # No SQLSTATE: the server never answered (psycopg's "connection failed: ... refused").
+        error = ConnectionLostError(f"cannot reach the database: {message}")
     elif isinstance(driver, ConnectionError | OSError | asyncio.TimeoutError):
         error = ConnectionLostError(f"cannot reach the database: {message}")
     elif type(driver).__name__ in {
@@ -210,6 +216,45 @@ def translating(*, constraints: ConstraintErrors | None = None) -> Iterator[None
         if error is None:
             raise
         raise error from exc
+
+
+# Where database exceptions come from: SQLAlchemy (its own, and its drivers' adapters) and the
+# drivers themselves, whose exceptions may reach the caller unwrapped.
+_DATABASE_PACKAGES = frozenset(
+    {"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "psycopg", "psycopg2"}
+)
+
+
+def _package(module: object) -> str:
+    return str(module).partition(".")[0]
+
+
+def _raised_by_database(exc: BaseException) -> bool:
+    if _package(type(exc).__module__) in _DATABASE_PACKAGES:
+        return True
+    # A driver's connect failure is the socket's own OSError / TimeoutError (asyncpg raises
+    # them unwrapped): it comes from the database when the driver's code raised it.
+    tb = exc.__traceback__
+    while tb is not None:
+        if _package(tb.tb_frame.f_globals.get("__name__")) in _DATABASE_PACKAGES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_error(exc: BaseException) -> CQRSDDDError | None:
+    """The library error for an exception raised by SQLAlchemy or a database driver (its own
+    exception class, or any exception raised from their code).
+
+    ``None`` for every other exception, library errors included (nothing to translate). Unlike
+    :func:`translate`, this is safe on exceptions raised by application code: an application's
+    ``OSError``, ``TimeoutError`` or ``ValueError`` is not a database failure and stays as it is.
+    """
+    if isinstance(exc, CQRSDDDError) or not isinstance(exc, Exception):
+        return None
+    if not _raised_by_database(exc):
+        return None
+    return translate(exc)
 
 
 def is_retryable(exc: BaseException) -> bool:

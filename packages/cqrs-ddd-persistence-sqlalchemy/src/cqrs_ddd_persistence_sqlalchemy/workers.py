@@ -28,7 +28,7 @@ class StopRequest:
     def __init__(self, stopped: asyncio.Event) -> None:
         self._stopped = stopped
 
-    def __await__(self) -> Generator[Any, Any, Any]:
+    def __await__(self) -> Generator[Any, Any, bool]:
         return self._stopped.wait().__await__()
 
 

@@ -4,6 +4,7 @@ from cqrs_ddd_core.ports.event_store import ExpectedVersion as ExpectedVersion
 from cqrs_ddd_core.ports.event_store import IEventStore as IEventStore
 from cqrs_ddd_core.ports.event_store import StoredEvent as StoredEvent
 from cqrs_ddd_core.ports.event_store import StreamState as StreamState
+from cqrs_ddd_core.ports.inbox import IInbox as IInbox
 from cqrs_ddd_core.ports.outbox import IOutboxStorage as IOutboxStorage
 from cqrs_ddd_core.ports.outbox import OutboxMessage as OutboxMessage
 from cqrs_ddd_core.ports.publisher import IMessagePublisher as IMessagePublisher

@@ -11,6 +11,9 @@ Subclass a contract in your test module and provide its ``harness`` fixture::
 
 from cqrs_ddd_core.testing.event_store_contract import EventStoreContract as EventStoreContract
 from cqrs_ddd_core.testing.event_store_contract import EventStoreHarness as EventStoreHarness
+from cqrs_ddd_core.testing.inbox_contract import InboxContract as InboxContract
+from cqrs_ddd_core.testing.inbox_contract import InboxHarness as InboxHarness
+from cqrs_ddd_core.testing.inbox_contract import ManualClock as ManualClock
 from cqrs_ddd_core.testing.models import ContractOrder as ContractOrder
 from cqrs_ddd_core.testing.models import ContractOrderPlaced as ContractOrderPlaced
 from cqrs_ddd_core.testing.outbox_contract import OutboxContract as OutboxContract

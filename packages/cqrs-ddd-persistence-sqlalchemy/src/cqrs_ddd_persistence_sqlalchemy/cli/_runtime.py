@@ -25,7 +25,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cqrs_ddd_core.errors import CQRSDDDError, MissingSchemaError
+from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError, MissingSchemaError
+from cqrs_ddd_persistence_sqlalchemy.dialects import support_for_url, with_default_driver
 
 __all__ = [
     "DatabaseUrl",
@@ -46,6 +47,8 @@ T = TypeVar("T")
 
 ENV_URL = "CQRS_DATABASE_URL"
 ENV_SCHEMA = "CQRS_DATABASE_SCHEMA"
+#: Seconds a command waits for a PostgreSQL connection unless the URL says otherwise.
+CONNECT_TIMEOUT = 10
 
 console = Console(highlight=False)
 # soft_wrap: an error stays on one line whatever the terminal width.
@@ -57,8 +60,9 @@ DatabaseUrl = Annotated[
         "--database-url",
         "-d",
         envvar=ENV_URL,
-        help="Database URL: postgresql+asyncpg://… or sqlite+aiosqlite:///… (async drivers "
-        "are added to plain postgresql:// and sqlite:///).",
+        help="Database URL: postgresql+asyncpg://… (or postgresql+psycopg://…) or "
+        "sqlite+aiosqlite:///… (async drivers are added to plain postgresql:// and sqlite:///); "
+        "query parameters go to the driver (?statement_cache_size=0, ?sslmode=require...).",
         show_default=False,
     ),
 ]
@@ -73,7 +77,6 @@ Schema = Annotated[
 ]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
-_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
 class CliError(Exception):
@@ -97,19 +100,9 @@ def normalize_url(url: str | None) -> str:
     if not url:
         raise CliError(f"no database URL: pass --database-url or set {ENV_URL}")
     try:
-        parsed = make_url(url)
-    except sa_exc.ArgumentError as exc:
-        raise CliError(f"invalid database URL {url!r}: {exc}") from exc
-    backend = parsed.get_backend_name()
-    if backend not in _ASYNC_DRIVERS:
-        raise CliError(
-            f"unsupported database {backend!r} in URL {_safe(parsed)}: "
-            "use postgresql+asyncpg:// or sqlite+aiosqlite://"
-        )
-    if parsed.drivername in _ASYNC_DRIVERS:
-        # Rewrite the scheme only: re-rendering the URL would percent-quote the database part.
-        return _ASYNC_DRIVERS[parsed.drivername] + url[url.index("://") :]
-    return url
+        return with_default_driver(url)
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _safe(url: URL) -> str:
@@ -119,26 +112,26 @@ def _safe(url: URL) -> str:
 def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
     """An engine for ``url`` built with the library's defaults (``create_engine``).
 
-    ``schema`` sets the PostgreSQL ``search_path`` to ``<schema>, public``; a connect timeout
-    keeps a dead or firewalled server from hanging the command.
+    On PostgreSQL a connect timeout of 10 s (unless the URL sets one) keeps a dead or
+    firewalled server from hanging the command, and ``schema`` sets ``search_path`` to
+    ``<schema>, public``. Both are added as the URL's libpq parameters (``connect_timeout``,
+    ``options=-c search_path=…``), which ``create_engine`` hands to whichever driver the URL
+    names, like the URL's own parameters.
     """
     from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
 
     parsed = make_url(normalize_url(url))
     if schema is not None and not _IDENTIFIER.fullmatch(schema):
         raise CliError(f"invalid schema name {schema!r}: letters, digits, _ and $ only")
-    if parsed.get_backend_name() == "postgresql":
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", 10)
-        if schema:
-            settings = dict(connect_args.pop("server_settings", {}))
-            settings["search_path"] = f'"{schema}", public'
-            connect_args["server_settings"] = settings
-        kwargs["connect_args"] = connect_args
-    elif schema:
-        raise CliError("--schema applies to PostgreSQL only")
     try:
-        return create_engine(normalize_url(url), **kwargs)
+        support = support_for_url(parsed)
+        parsed = support.with_session_defaults(
+            parsed, schema=schema, connect_timeout=CONNECT_TIMEOUT
+        )
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        return create_engine(parsed, **kwargs)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
 

@@ -111,6 +111,7 @@ class PublisherKind(StrEnum):
     rabbitmq = "rabbitmq"
     nats = "nats"
     redis = "redis"
+    kafka = "kafka"
 
 
 def make_publisher(kind: PublisherKind, broker_url: str | None, target: str | None) -> Any:
@@ -134,6 +135,10 @@ def make_publisher(kind: PublisherKind, broker_url: str | None, target: str | No
             return NatsJetStreamPublisher(
                 broker_url or "nats://127.0.0.1:4222", stream=target, create_stream=bool(target)
             )
+        if kind is PublisherKind.kafka:
+            from cqrs_ddd_persistence_sqlalchemy.publishers.kafka import KafkaPublisher
+
+            return KafkaPublisher(kafka_servers(broker_url), topic=target)
         from cqrs_ddd_persistence_sqlalchemy.publishers.redis import RedisStreamPublisher
 
         return RedisStreamPublisher(broker_url or "redis://127.0.0.1:6379/0", stream_name=target)
@@ -142,6 +147,15 @@ def make_publisher(kind: PublisherKind, broker_url: str | None, target: str | No
             f"the {kind.value} publisher needs its client library: "
             f"pip install 'cqrs-ddd-persistence-sqlalchemy[{kind.value}]' ({exc})"
         ) from exc
+
+
+def kafka_servers(broker_url: str | None) -> list[str]:
+    """``HOST:PORT[,HOST:PORT...]`` (an optional ``kafka://`` prefix is dropped)."""
+    url = broker_url or "127.0.0.1:9092"
+    servers = [s.strip().removeprefix("kafka://") for s in url.split(",")]
+    if not all(servers):
+        raise CliError(f"--broker-url for kafka is HOST:PORT[,HOST:PORT...], got {url!r}")
+    return servers
 
 
 @app.command("relay")
@@ -153,11 +167,17 @@ def relay(
     ] = PublisherKind.logging,
     broker_url: Annotated[
         str | None,
-        typer.Option(envvar="CQRS_BROKER_URL", help="Broker URL (amqp://, nats://, redis://)."),
+        typer.Option(
+            envvar="CQRS_BROKER_URL",
+            help="Broker URL (amqp://, nats://, redis://; HOST:PORT[,HOST:PORT] for kafka).",
+        ),
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="RabbitMQ exchange / NATS JetStream stream / Redis stream name."),
+        typer.Option(
+            help="RabbitMQ exchange / NATS JetStream stream / Redis stream / Kafka topic "
+            "(Kafka default: one topic per event type).",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Messages claimed per statement.")] = 100,
     relays: Annotated[int, typer.Option(min=1, help="Concurrent relays in this process.")] = 1,

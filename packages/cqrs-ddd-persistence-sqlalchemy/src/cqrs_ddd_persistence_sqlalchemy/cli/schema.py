@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 from sqlalchemy import Index, MetaData, UniqueConstraint
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
@@ -23,6 +23,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     normalize_url,
     run,
 )
+from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED, support_for_url
 
 __all__ = ["app", "create_ddl", "schema_differences"]
 
@@ -46,13 +47,7 @@ def library_metadata() -> MetaData:
 
 
 def _dialect(name: str) -> Dialect:
-    if name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.dialect()  # type: ignore[no-untyped-call, no-any-return, unused-ignore]
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.dialect()  # type: ignore[no-untyped-call, no-any-return, unused-ignore]
+    return SUPPORTED[name].sqlalchemy_dialect()
 
 
 def create_ddl(metadata: MetaData, dialect_name: str) -> str:
@@ -126,9 +121,7 @@ def sql(
         name = dialect.value if dialect is not None else None
         if name is None:
             name = (
-                make_url(normalize_url(database_url)).get_backend_name()
-                if database_url
-                else "postgresql"
+                support_for_url(normalize_url(database_url)).name if database_url else "postgresql"
             )
         # Plain echo: rich would expand the DDL's tabs and could wrap long lines.
         typer.echo(create_ddl(library_metadata(), name))

@@ -1,4 +1,4 @@
-"""Core persistence: unit of work, repository, event store, outbox, mapper."""
+"""Core persistence: unit of work, repository, event store, outbox, inbox, mapper."""
 
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding as Binding
 from cqrs_ddd_persistence_sqlalchemy.binding import SessionSource as SessionSource
@@ -18,6 +18,7 @@ from cqrs_ddd_persistence_sqlalchemy.eventstore import (
 from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
 )
+from cqrs_ddd_persistence_sqlalchemy.inbox import SQLAlchemyInbox as SQLAlchemyInbox
 from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxClaim as OutboxClaim
 from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay as OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.outbox import RelayMetrics as RelayMetrics
@@ -25,6 +26,7 @@ from cqrs_ddd_persistence_sqlalchemy.outbox import (
     SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table as events_table
+from cqrs_ddd_persistence_sqlalchemy.tables.inbox import inbox_table as inbox_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table
 from cqrs_ddd_persistence_sqlalchemy.uow import EventSink as EventSink
 from cqrs_ddd_persistence_sqlalchemy.uow import (

@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Dialect, make_url
 
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import DialectSupport as DialectSupport
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import PostgresDialect
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import SqliteDialect
 
-__all__ = ["SUPPORTED", "DialectSupport", "dialect_for"]
+__all__ = ["SUPPORTED", "DialectSupport", "dialect_for", "support_for_url", "with_default_driver"]
 
 #: SQLAlchemy dialect name -> the library's support for it.
 SUPPORTED: dict[str, DialectSupport] = {
@@ -46,6 +47,35 @@ def dialect_for(obj: Any) -> DialectSupport:
             )
         support = _RESOLVED[dialect] = found
     return support
+
+
+def support_for_url(url: str | URL) -> DialectSupport:
+    """The dialect support of a database URL (before any engine exists).
+
+    Raises:
+        ConfigurationError: the URL is malformed or names a database the library does not
+            support.
+    """
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigurationError(f"invalid database URL {url!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    found = SUPPORTED.get(backend)
+    if found is None:
+        drivers = ", ".join(f"{name}+{s.default_driver}://" for name, s in SUPPORTED.items())
+        raise ConfigurationError(f"unsupported database {backend!r}: use {drivers}")
+    return found
+
+
+def with_default_driver(url: str) -> str:
+    """``url`` with the default async driver when it names none (``postgresql://`` ->
+    ``postgresql+asyncpg://``); other URLs unchanged. Only the scheme is rewritten:
+    re-rendering a URL would percent-quote its database part."""
+    support = support_for_url(url)
+    if make_url(url).drivername == support.name:
+        return f"{support.name}+{support.default_driver}" + url[url.index("://") :]
+    return url
 
 
 def _dialect_of(obj: Any) -> Dialect:

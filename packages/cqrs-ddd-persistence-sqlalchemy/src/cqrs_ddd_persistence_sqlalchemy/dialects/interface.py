@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, Table, Update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
@@ -120,6 +121,37 @@ class DialectSupport(Protocol):
     supports_listen: bool
     #: Whether array parameters work (``= ANY(:ids)``, ``unnest(:a, :b)``).
     supports_arrays: bool
+
+    #: The async driver a plain ``<name>://`` URL gets (``asyncpg``, ``aiosqlite``).
+    default_driver: str
+    #: Whether the database has schemas (``search_path``).
+    supports_schemas: bool
+
+    # -- engines -------------------------------------------------------------------------
+    def engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any]]:
+        """The URL and ``create_async_engine`` keyword arguments the library builds an
+        engine with (driver parameters, session timeouts)."""
+        ...
+
+    def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
+        """Install what the library relies on in an engine (idempotent)."""
+        ...
+
+    def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:
+        """``url`` with a connect timeout and, where the database has schemas, ``schema`` first
+        on the search path (``ConfigurationError`` where it has none)."""
+        ...
+
+    def sqlalchemy_dialect(self) -> Dialect:
+        """A SQLAlchemy dialect object of this database (to compile DDL without an engine)."""
+        ...
 
     # -- DML -----------------------------------------------------------------------------
     def insert(self, table: Table) -> UpsertInsert:

@@ -31,7 +31,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 __all__ = ["Execution", "Executor", "Params", "Pin"]
@@ -113,6 +113,11 @@ class Execution(StatementRunner, Protocol):
 
     # fetch / fetch_mappings / execute: one statement that is atomic on its own, run outside
     # any transaction of the caller's (on the task's pinned connection, if any).
+
+    def in_transaction(self, connection: AsyncConnection) -> Executor:
+        """The executor of ``connection`` (of this engine) inside a transaction SQLAlchemy
+        began on it: a unit of work's transaction, shared with an ORM session joined to it."""
+        ...
 
     def transaction(self) -> AbstractAsyncContextManager[Executor]:
         """A short transaction of its own: committed when the block ends, rolled back if it

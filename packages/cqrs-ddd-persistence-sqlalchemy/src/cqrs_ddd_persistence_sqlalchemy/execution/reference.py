@@ -161,6 +161,11 @@ class ReferenceExecution:
             async with self._engine.begin() as conn:
                 yield ConnectionExecutor(conn)
 
+    def in_transaction(self, conn: AsyncConnection) -> Executor:
+        """The executor of ``conn`` inside a transaction SQLAlchemy began on it (a unit of
+        work's)."""
+        return ConnectionExecutor(conn)
+
     def held_executor(self, conn: AsyncConnection) -> Executor:
         """The executor of a held connection (already in autocommit when the dialect has it)."""
         if self.autocommit:

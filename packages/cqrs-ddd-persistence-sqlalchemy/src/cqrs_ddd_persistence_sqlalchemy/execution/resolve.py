@@ -6,9 +6,11 @@ reference path (:mod:`.reference`) everywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
@@ -18,7 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
     ReferenceExecution,
 )
 
-__all__ = ["execution_for", "executor_for", "set_fast_path"]
+__all__ = ["execution_for", "executor_for", "pool_checks", "set_fast_path"]
 
 # sync engine -> (the AsyncEngine it was resolved for, its execution). ``AsyncEngine`` objects
 # are wrappers (``execution_options()`` makes new ones over the same pool); the key is the
@@ -57,3 +59,36 @@ def _resolve(engine: AsyncEngine) -> Execution:
 def executor_for(connection: AsyncConnection) -> Executor:
     """An :class:`Executor` on a connection the caller holds, in its current transaction."""
     return ConnectionExecutor(connection)
+
+
+def pool_checks(
+    url: URL, kwargs: dict[str, Any], *, ping_after: float | None
+) -> tuple[dict[str, Any], Callable[[AsyncEngine], None]]:
+    """How the pool replaces dead connections, decided by driver before the engine exists.
+
+    asyncpg: the fast path's checkout guard (a closed socket is seen without I/O, a connection
+    idle over ``ping_after`` seconds gets one simple-protocol round trip; see
+    ``execution/asyncpg/guard.py``) instead of SQLAlchemy's three-round-trip
+    ``pool_pre_ping`` — unless ``pool_pre_ping=True`` was asked for (``False``: never ping).
+    Other drivers: ``pool_pre_ping`` on by default. Returns the keyword arguments for
+    ``create_async_engine`` and what to install on the engine once it exists.
+    """
+    kwargs = dict(kwargs)
+    if url.get_driver_name() == "asyncpg" and not kwargs.get("pool_pre_ping"):
+        if kwargs.pop("pool_pre_ping", None) is False:
+            ping_after = None
+        from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import (
+            install_checkout_guard,
+        )
+
+        def install(engine: AsyncEngine) -> None:
+            install_checkout_guard(engine, ping_after=ping_after)
+
+        return kwargs, install
+    if url.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    return kwargs, _nothing
+
+
+def _nothing(engine: AsyncEngine) -> None:
+    return None

@@ -69,7 +69,7 @@ class QueueBase:
         self._rng = rng or random.Random()
         # A per-row attempt limit: the row's own ``max_attempts`` column when the table has one.
         self._row_limit = table.c.get("max_attempts")
-        self._statements: dict[tuple[str, Hashable], Any] = {}
+        self._statements: dict[tuple[DialectSupport, Hashable], Any] = {}
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -81,7 +81,7 @@ class QueueBase:
         """The dialect an operation with ``uow`` runs on."""
         joined = self.binding.resolve_uow(uow)
         if joined is not None:
-            return dialect_for(joined.session.get_bind().dialect)
+            return dialect_for(joined.dialect)
         engine = self.binding.engine
         if engine is not None:
             return dialect_for(engine.dialect)
@@ -91,7 +91,7 @@ class QueueBase:
         """The statement ``build(dialect)`` kept under ``name``: built once per dialect with
         bound parameters (building and cache-keying a claim statement costs more than running
         it on a warm connection; a kept statement also qualifies for the fast path)."""
-        key = (dialect.name, name)
+        key = (dialect, name)
         stmt = self._statements.get(key)
         if stmt is None:
             stmt = self._statements[key] = kept(build(dialect))

@@ -8,6 +8,7 @@ from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table as events
 from cqrs_ddd_persistence_sqlalchemy.tables.events import (
     stream_tombstones_table as stream_tombstones_table,
 )
+from cqrs_ddd_persistence_sqlalchemy.tables.inbox import inbox_table as inbox_table
 from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table as jobs_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table
 from cqrs_ddd_persistence_sqlalchemy.tables.projections import (
@@ -21,6 +22,7 @@ from cqrs_ddd_persistence_sqlalchemy.tables.snapshots import snapshots_table as 
 
 __all__ = [
     "events_table",
+    "inbox_table",
     "jobs_table",
     "outbox_table",
     "projection_positions_table",

@@ -30,6 +30,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     open_engine,
     run,
 )
+from cqrs_ddd_persistence_sqlalchemy.dialects import support_for_url
 
 __all__ = ["DEFAULT_URL", "command"]
 
@@ -104,7 +105,7 @@ def command(
 
     async def body() -> tuple[str, bool, list[tuple[StepResult, float]]]:
         url = normalize_url(database_url or DEFAULT_URL)
-        is_pg = make_url(url).get_backend_name() == "postgresql"
+        is_pg = support_for_url(url).supports_schemas
         if is_pg:
             await _fresh_schema(url, schema or DEFAULT_SCHEMA)
         else:

@@ -10,6 +10,8 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, Update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
@@ -21,7 +23,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     RunnerLock,
     UpsertInsert,
 )
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import dml, queue
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import dml, engine, queue
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import PostgresEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     NotificationListener,
@@ -42,6 +44,30 @@ class PostgresDialect:
     #: Array parameters (``= ANY(:ids)``, ``unnest(:a, :b)``): many rows in one statement.
     supports_arrays = True
     supports_listen = True
+
+    default_driver = "asyncpg"
+    supports_schemas = True
+
+    def engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any]]:
+        return engine.engine_arguments(
+            url, kwargs, statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms
+        )
+
+    def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
+        return None  # everything is in the connect arguments
+
+    def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:
+        return engine.with_session_defaults(url, schema=schema, connect_timeout=connect_timeout)
+
+    def sqlalchemy_dialect(self) -> Dialect:
+        return postgresql.dialect()  # type: ignore[no-untyped-call, no-any-return, unused-ignore]
 
     def insert(self, table: Table) -> UpsertInsert:
         return dml.insert(table)

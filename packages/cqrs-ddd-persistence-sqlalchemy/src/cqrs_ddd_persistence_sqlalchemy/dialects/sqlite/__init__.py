@@ -10,10 +10,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, Update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
+from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
@@ -22,6 +25,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     UpsertInsert,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue
+from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
 
@@ -43,6 +47,33 @@ class SqliteDialect:
     #: Array parameters (``= ANY(:ids)``, ``unnest(:a, :b)``): many rows in one statement.
     supports_arrays = False
     supports_listen = False
+
+    default_driver = "aiosqlite"
+    supports_schemas = False
+
+    def engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any]]:
+        return url, kwargs  # SQLAlchemy converts SQLite's URL parameters itself
+
+    def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
+        if lock_timeout_ms is None:
+            configure_sqlite_engine(engine)
+        else:
+            configure_sqlite_engine(engine, busy_timeout_ms=int(lock_timeout_ms))
+
+    def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:
+        if schema:
+            raise ConfigurationError("a schema applies to PostgreSQL only, not to SQLite")
+        return url
+
+    def sqlalchemy_dialect(self) -> Dialect:
+        return sqlite.dialect()
 
     def insert(self, table: Table) -> UpsertInsert:
         return dml.insert(table)

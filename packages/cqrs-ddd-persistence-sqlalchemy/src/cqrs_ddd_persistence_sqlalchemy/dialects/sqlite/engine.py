@@ -12,7 +12,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cqrs_ddd_core.errors import ConnectionLostError
 
 __all__ = ["configure_sqlite_engine"]
 
@@ -46,4 +49,26 @@ def configure_sqlite_engine(engine: AsyncEngine, *, busy_timeout_ms: int = 30_00
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    # SQLAlchemy's aiosqlite adapter makes commit and rollback no-ops on a closed connection:
+    # such a connection would go back to the pool, and a commit on it would report success
+    # for writes that are gone.
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if _closed(dbapi_connection):
+            raise DisconnectionError("the SQLite connection was closed")  # the pool replaces it
+
+    @event.listens_for(sync_engine, "commit")
+    def _on_commit(conn: Connection) -> None:
+        if _closed(conn.connection.dbapi_connection):
+            raise ConnectionLostError("the SQLite connection was closed in the transaction")
+
     return engine
+
+
+def _closed(dbapi_connection: Any) -> bool:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    try:
+        getattr(driver, "in_transaction", None)  # aiosqlite: ValueError once closed
+    except ValueError:
+        return True
+    return False

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import os
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from sqlalchemy.util.concurrency import await_only as await_only
 from sqlalchemy.util.concurrency import greenlet_spawn as greenlet_spawn
 
-__all__ = ["TESTED", "await_only", "fast_path_supported", "greenlet_spawn"]
+__all__ = ["TESTED", "await_only", "fast_path_supported", "greenlet_spawn", "start_transaction"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +58,15 @@ def fast_path_supported() -> bool:
             return _verdict
     _verdict = True
     return _verdict
+
+
+async def start_transaction(adapter: Any) -> None:
+    """Make sure the asyncpg transaction SQLAlchemy began on ``adapter`` (its DBAPI
+    connection) has sent its ``BEGIN``: SQLAlchemy's adapter starts it lazily, at the first
+    statement *it* runs. SQLAlchemy 2.0 tracks it with ``_started``, 2.1 with
+    ``_transaction``."""
+    started = getattr(adapter, "_started", None)
+    if started is None:
+        started = adapter._transaction is not None
+    if not started:
+        await adapter._start_transaction()

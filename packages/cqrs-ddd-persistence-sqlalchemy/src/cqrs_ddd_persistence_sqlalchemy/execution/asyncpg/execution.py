@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.compat import start_transaction
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.lending import Lender, lender_for
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
     DriverStatement,
@@ -28,7 +29,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
     raise_translated,
 )
 
-__all__ = ["AsyncpgExecution", "DriverConnectionExecutor"]
+__all__ = ["AsyncpgExecution", "DriverConnectionExecutor", "DriverTransactionExecutor"]
 
 
 def _rowcount(status: str) -> int:
@@ -98,6 +99,39 @@ class DriverConnectionExecutor(ConnectionExecutor):
         return await super().fetch_mappings(statement, params)
 
 
+class DriverTransactionExecutor(DriverConnectionExecutor):
+    """A connection inside a transaction SQLAlchemy began (a unit of work's): qualifying
+    statements go to asyncpg directly, in that transaction.
+
+    SQLAlchemy's asyncpg adapter sends ``BEGIN`` lazily, at the first statement it runs
+    itself; a statement sent here first starts it (``compat.start_transaction``), so the
+    driver's statements and SQLAlchemy's (the ORM session joined to this connection) share one
+    server transaction, which SQLAlchemy commits or rolls back.
+    """
+
+    __slots__ = ()
+
+    async def _run(self, call: DriverStatement, params: Mapping[str, Any] | None) -> Any:
+        sync = self.connection.sync_connection
+        if sync is None or sync.invalidated or not sync.in_transaction():
+            return None
+        adapter: Any = sync.connection.dbapi_connection
+        if adapter is None:
+            return None
+        try:
+            await start_transaction(adapter)
+            return await adapter.driver_connection.fetch(call.sql, *call.args(params))
+        except BaseException as exc:
+            if getattr(exc, "sqlstate", None) is None:
+                # Not an error the server reported (lost connection, cancellation mid-flight):
+                # the connection's state is unknown, never hand it out again.
+                with contextlib.suppress(Exception):
+                    await self.connection.invalidate()
+            if isinstance(exc, Exception):
+                raise_translated(exc)
+            raise
+
+
 class AsyncpgExecution(ReferenceExecution):
     """:class:`~..reference.ReferenceExecution` with the asyncpg fast path (see package doc)."""
 
@@ -109,6 +143,9 @@ class AsyncpgExecution(ReferenceExecution):
             "schema_translate_map"
         )
         self._lender: Lender | None = lender_for(engine.sync_engine) if self._eligible else None
+
+    def in_transaction(self, conn: AsyncConnection) -> Executor:
+        return DriverTransactionExecutor(conn)
 
     def held_executor(self, conn: AsyncConnection) -> Executor:
         if self._eligible:

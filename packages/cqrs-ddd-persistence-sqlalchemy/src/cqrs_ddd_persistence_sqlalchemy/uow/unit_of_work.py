@@ -1,41 +1,52 @@
 """``SQLAlchemyUnitOfWork``: the one transaction model of the library.
 
-The unit of work owns one ``AsyncSession`` and its transaction. It rolls back on exit unless
+The unit of work owns one transaction: a pooled connection the library's stores run their
+statements on, and an ``AsyncSession`` joined to it when something asks for ``uow.session``
+(see :mod:`.transaction`). It rolls back on exit unless
 :meth:`~SQLAlchemyUnitOfWork.commit` was awaited. While it is entered it is the *ambient* unit of
 work (a context variable), so every store finds it without ``uow=``. Aggregates saved through it
 get their new version only after the commit succeeded, and with ``event_sinks=`` their pending
 domain events are written (outbox, event store) in the same transaction, just before commit.
+
+Leaving the block never raises because of the rollback: a connection that cannot roll back
+(terminated backend, failover, pooler restart) has lost its transaction already, so it is
+discarded and the pool opens a new one. What leaves the block is what the block raised: the
+application's exception unchanged, a database exception as the library error chained to it.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     AsyncSessionTransaction,
     async_sessionmaker,
 )
-from sqlalchemy.orm.exc import StaleDataError
 
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_version
 from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.errors import (
     ConfigurationError,
-    OptimisticConcurrencyError,
     UnitOfWorkError,
 )
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
-from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
-from cqrs_ddd_persistence_sqlalchemy.execution.resolve import executor_for
+from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
+    describe,
+    is_database_failure,
+    library_error,
+    translating,
+)
+from cqrs_ddd_persistence_sqlalchemy.uow.transaction import UowTransaction
 
 __all__ = ["EventSink", "SQLAlchemyUnitOfWork", "current_uow"]
 
@@ -45,21 +56,6 @@ _current: ContextVar[SQLAlchemyUnitOfWork | None] = ContextVar("cqrs_ddd_uow", d
 
 SessionFactory = Callable[[], AsyncSession]
 BeforeCommitHook = Callable[["SQLAlchemyUnitOfWork"], Awaitable[None]]
-
-
-@contextmanager
-def _translating_stale() -> Iterator[None]:
-    """Driver errors -> library errors; a stale ORM flush -> ``OptimisticConcurrencyError``.
-
-    ``StaleDataError`` is what the ORM raises when a ``version_id_col`` UPDATE/DELETE matched no
-    row (models with ``VersionMixin`` used through the ORM directly): the same conflict the
-    repository reports at ``add``.
-    """
-    try:
-        with translating():
-            yield
-    except StaleDataError as exc:
-        raise OptimisticConcurrencyError(f"stale write detected at flush: {exc}") from exc
 
 
 def current_uow() -> SQLAlchemyUnitOfWork | None:
@@ -117,8 +113,8 @@ class SQLAlchemyUnitOfWork:
             )
         self._borrowed = session
         self._factory = session_factory
-        self._session: AsyncSession | None = None
-        self._token: Token[SQLAlchemyUnitOfWork | None] | None = None
+        self._txn: UowTransaction | None = None
+        self._tokens: list[Token[SQLAlchemyUnitOfWork | None]] = []
         self._depth = 0
         self.event_sinks: list[EventSink] = list(event_sinks)
         self._seen: dict[int, AggregateRoot[Any]] = {}
@@ -131,10 +127,10 @@ class SQLAlchemyUnitOfWork:
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
         if self._depth == 0:
-            self._session = self._borrowed if self._borrowed is not None else self._open()
+            self._txn = UowTransaction(self._factory, self._borrowed)
             self.committed = False
         self._depth += 1
-        self._token = _current.set(self)
+        self._tokens.append(_current.set(self))
         return self
 
     async def __aexit__(
@@ -143,38 +139,55 @@ class SQLAlchemyUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Roll back unless committed (never raising for the database, see the module's
+        docstring); what the block raised propagates, a database exception translated."""
         self._depth -= 1
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
-        if self._depth > 0:
-            return
-        try:
-            await self.rollback()
-        finally:
-            if self._session is not None and self._borrowed is None:
-                await self._session.close()
-            self._session = None
+        if self._tokens:
+            _current.reset(self._tokens.pop())
+        if self._depth == 0:
+            await self._end(failed=exc is not None)
+        if exc is not None:
+            error = library_error(exc)
+            if error is not None:
+                raise error from exc
 
-    def _open(self) -> AsyncSession:
-        assert self._factory is not None
-        session = self._factory()
-        if not isinstance(session, AsyncSession):
-            raise ConfigurationError(
-                f"session_factory returned {type(session).__name__}, expected AsyncSession"
-            )
-        return session
+    async def _end(self, *, failed: bool) -> None:
+        """Roll back and release the session. With the block ``failed``, nothing is raised here:
+        the block's exception is the one the caller must see."""
+        txn = self._txn
+        try:
+            try:
+                await self.rollback()
+            finally:
+                if txn is not None:
+                    await txn.close()
+        except Exception:
+            if not failed:
+                raise
+            logger.exception("ending a failed unit of work failed; the block's error propagates")
+        finally:
+            self._txn = None
 
     @property
     def session(self) -> AsyncSession:
-        """The session of the current transaction (the unit of work must be entered)."""
-        if self._session is None:
+        """The ORM session of the current transaction (the unit of work must be entered).
+
+        Created on first use and bound to the unit of work's connection: the caller's own ORM
+        work and the library's stores share one transaction."""
+        if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
-        return self._session
+        return self._txn.session
+
+    @property
+    def dialect(self) -> Dialect:
+        """The SQLAlchemy dialect of the unit of work's database (it must be entered)."""
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        return self._txn.dialect
 
     @property
     def active(self) -> bool:
-        return self._session is not None
+        return self._txn is not None
 
     @property
     def session_factory(self) -> SessionFactory | None:
@@ -189,7 +202,9 @@ class SQLAlchemyUnitOfWork:
 
     async def executor(self) -> Executor:
         """The executor of this unit of work's transaction (the execution seam)."""
-        return executor_for(await self.session.connection())
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        return await self._txn.executor()
 
     # -- tracking --------------------------------------------------------------------------
     def register(self, aggregate: AggregateRoot[Any], *, new_version: int | None = None) -> None:
@@ -221,37 +236,75 @@ class SQLAlchemyUnitOfWork:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[AsyncSessionTransaction]:
-        """A SAVEPOINT: an error inside rolls back to it and leaves the transaction usable."""
-        with translating():
+        """A SAVEPOINT: an error inside rolls back to it and leaves the transaction usable.
+
+        What the block raised propagates as :meth:`__aexit__` describes (the application's
+        exception unchanged, a database one translated), also when rolling back to the savepoint
+        fails because the connection was lost: the next statement or the commit reports that.
+        """
+        raised: BaseException | None = None
+        try:
             async with self.session.begin_nested() as nested:
-                yield nested
+                try:
+                    yield nested
+                except BaseException as exc:
+                    raised = exc
+                    raise
+        except Exception as exc:
+            if raised is None or exc is raised or not is_database_failure(exc):
+                error = library_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
+            # Rolling back to the savepoint failed: the connection is gone, and the block's
+            # exception is what the caller must see; it is raised below, outside this handler,
+            # so that nothing is chained onto it.
+            logger.info("rollback to a savepoint failed (%s)", describe(exc))
+        if raised is not None:
+            error = library_error(raised)
+            if error is not None:
+                raise error from raised
+            raise raised
 
     async def flush(self) -> None:
         """Flush ORM changes made on :attr:`session` (a stale version raises
         ``OptimisticConcurrencyError``, constraint violations their library errors)."""
-        with _translating_stale():
-            await self.session.flush()
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        with translating():
+            await self._txn.flush()
 
     # -- commit / rollback -----------------------------------------------------------------
     async def commit(self) -> None:
-        """Write collected events, commit, then publish new versions and run after-commit hooks."""
-        session = self.session
+        """Write collected events, commit, then publish new versions and run after-commit hooks.
+
+        Raises:
+            CQRSDDDError: the commit failed and the transaction was rolled back; a database
+                failure as its library error. ``ConnectionLostError`` (retryable) means the
+                connection broke: the commit may or may not have happened.
+        """
+        txn = self._txn
+        if txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
         pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
         try:
-            for hook in list(self._before_commit):
-                await hook(self)
-            if self.event_sinks:
-                pulled = [(agg, agg.pull_domain_events()) for agg in self._seen.values()]
-                events = [e for _, evs in pulled for e in evs]
-                if events:
-                    for sink in self.event_sinks:
-                        await sink.write_events(events, uow=self)
-            with _translating_stale():
-                await session.commit()
+            with translating():
+                for hook in list(self._before_commit):
+                    await hook(self)
+                if self.event_sinks:
+                    pulled = [(agg, agg.pull_domain_events()) for agg in self._seen.values()]
+                    events = [e for _, evs in pulled for e in evs]
+                    if events:
+                        for sink in self.event_sinks:
+                            await sink.write_events(events, uow=self)
+                await txn.commit()
         except BaseException:
             for agg, evs in pulled:  # give the events back: nothing was written
                 agg._events[:0] = evs
-            await self.rollback()
+            try:
+                await self.rollback()
+            except Exception:  # the commit's error is the one to report
+                logger.exception("rollback after a failed commit failed")
             raise
         for agg, version in self._pending_versions.values():
             set_persisted_version(agg, version)
@@ -267,12 +320,15 @@ class SQLAlchemyUnitOfWork:
                 logger.exception("after-commit hook %r failed", after)
 
     async def rollback(self) -> None:
-        """Roll the current transaction back and forget what was tracked in it."""
+        """Roll the current transaction back and forget what was tracked in it.
+
+        Raises no database error: a connection that cannot roll back (it was lost) is discarded
+        instead, and its transaction ends with it. After-rollback hooks run either way.
+        """
         hooks = self._after_rollback
         self._reset_tracking()
-        if self._session is not None:
-            with translating():
-                await self._session.rollback()
+        if self._txn is not None:
+            await self._txn.rollback()
         for hook in hooks:
             try:
                 hook()

@@ -36,8 +36,7 @@ from benchmarks._pg import BenchDb
 from benchmarks.harness import Context, Variant, workload
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
-from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
-from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker, SQLAlchemyBackgroundJobRepository
 
 WORKERS = 4
 

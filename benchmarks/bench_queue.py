@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table
 
 if __package__ in (

@@ -35,7 +35,7 @@ from benchmarks import bench_repository as repo
 from benchmarks._pg import BenchDb
 from benchmarks.harness import Context
 
-from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobRepository
 
 _WRITES = [0]
 _original_write = selector_events._SelectorSocketTransport.write

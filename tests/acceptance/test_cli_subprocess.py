@@ -106,10 +106,38 @@ def test_cli_command_on_demo_database(
     assert expected in _ok(done) + done.stderr
 
 
-def test_cli_relay_stops_gracefully_on_sigterm(demo_db: tuple[str, Path]) -> None:
+# Long-running services: (arguments, what they say on start, what they print when stopped).
+SERVICES: list[tuple[list[str], str, str]] = [
+    (["outbox", "relay", "--poll-interval", "0.1"], "relaying", "claimed 0, published 0"),
+    (
+        ["jobs", "worker", "--poll-interval", "0.1", "-j", f"{DEMO}.domain:SendInvoice"],
+        "running SendInvoice jobs",
+        "processed 0 job(s)",
+    ),
+    (
+        [
+            "sagas",
+            "recover",
+            "--poll-interval",
+            "0.1",
+            "-o",
+            f"{DEMO}.domain:recovery_orchestrators",
+        ],
+        "recovering sagas",
+        "recovered 0 saga(s)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "started", "stopped"), [pytest.param(*s, id=" ".join(s[0][:2])) for s in SERVICES]
+)
+def test_cli_service_stops_gracefully_on_sigterm(
+    demo_db: tuple[str, Path], args: list[str], started: str, stopped: str
+) -> None:
     url, cwd = demo_db
     proc = subprocess.Popen(
-        [str(CLI), "outbox", "relay", "--poll-interval", "0.1", "-d", url],
+        [str(CLI), *args, "-d", url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -118,7 +146,7 @@ def test_cli_relay_stops_gracefully_on_sigterm(demo_db: tuple[str, Path]) -> Non
     )
     try:
         assert proc.stderr is not None
-        assert "relaying" in proc.stderr.readline()  # started and polling
+        assert started in proc.stderr.readline()  # started and polling
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
@@ -126,7 +154,7 @@ def test_cli_relay_stops_gracefully_on_sigterm(demo_db: tuple[str, Path]) -> Non
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "claimed 0, published 0" in out and "Traceback" not in err
+    assert stopped in out and "Traceback" not in err
 
 
 def test_cli_projections_run_stops_gracefully_on_sigterm(demo_db: tuple[str, Path]) -> None:

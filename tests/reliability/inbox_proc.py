@@ -33,8 +33,7 @@ from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy.consumers import InboxConsumer, Outcome, ReceivedMessage
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, SQLAlchemyUnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxClaim, OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 
 #: The consumer's effect: a counter per aggregate, and how often a seq arrived out of order.

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "schema",
             "serialization",
             "errors",
+            "deprecation",
             "types",
             "mixins",
             "tables",

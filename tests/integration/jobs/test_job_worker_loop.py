@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext, JobStatus
 from cqrs_ddd_core.errors import SerializationError
 from cqrs_ddd_persistence_sqlalchemy.advanced import JobWorker, SQLAlchemyBackgroundJobRepository
-from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table
+from cqrs_ddd_persistence_sqlalchemy.jobs import jobs_table
 
 Repo = SQLAlchemyBackgroundJobRepository[BackgroundJob]
 

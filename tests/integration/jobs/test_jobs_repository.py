@@ -122,7 +122,7 @@ async def test_dead_after_max_attempts_and_requeue(
     assert status is JobStatus.DEAD
     dead = await jobs.get(job_id)
     assert dead is not None and dead.status is JobStatus.DEAD and dead.attempts == 2
-    assert [j.id for j in await jobs.dead_jobs()] == [job_id]
+    assert [j.id for j in await jobs.dead_letters()] == [job_id]
     assert await jobs.requeue([job_id]) == 1
     back = await jobs.get(job_id)
     assert back is not None and back.status is JobStatus.PENDING and back.attempts == 0
@@ -283,7 +283,7 @@ async def test_repository_built_on_a_session_factory(session_factory: Factory) -
 
     async with session_factory() as session, session.begin():
         await session.run_sync(lambda s: metadata.create_all(s.connection()))
-    jobs = SQLAlchemyBackgroundJobRepository(EchoJob, session_factory=session_factory)
+    jobs = SQLAlchemyBackgroundJobRepository(EchoJob, session_factory)
     job_id = await jobs.enqueue(EchoJob(text="sf"), dedupe_key="sf")
     [claimed] = await jobs.claim()
     assert await jobs.heartbeat(claimed) is False

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_core.testing import ContractOrder
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, SQLAlchemyUnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher, LoggingPublisher
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 

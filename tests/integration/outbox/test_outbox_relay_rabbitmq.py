@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 
 aio_pika = pytest.importorskip("aio_pika")

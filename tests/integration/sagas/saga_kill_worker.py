@@ -15,6 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2]))
+sys.path.insert(0, str(Path(__file__).parents[3]))  # tests/conftest.py imports tests.*
 
 from saga_test_models import Recorder, ThreeStepSaga
 

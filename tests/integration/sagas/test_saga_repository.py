@@ -23,8 +23,8 @@ from cqrs_ddd_persistence_sqlalchemy.advanced import (
     SagaRecoveryWorker,
     SQLAlchemySagaRepository,
 )
-from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import sagas_table
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.sagas import sagas_table
 
 Factory = async_sessionmaker[AsyncSession]
 

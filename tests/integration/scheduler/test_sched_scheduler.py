@@ -205,7 +205,7 @@ async def test_same_second_commands_dispatched_once_by_three_workers(
 async def test_scheduler_built_on_a_session_factory(
     library_tables: AsyncEngine, session_factory: Factory
 ) -> None:
-    scheduler = SQLAlchemyCommandScheduler(session_factory=session_factory)
+    scheduler = SQLAlchemyCommandScheduler(session_factory)
     cid = await scheduler.schedule(SendReminder(n=5), key="sf")
     sent = Sent()
     assert await SchedulerWorker(scheduler, sent, [SendReminder]).run_once() == 1

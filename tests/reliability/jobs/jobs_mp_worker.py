@@ -18,6 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2] / "integration" / "jobs"))
 sys.path.insert(0, str(Path(__file__).parents[2]))
+sys.path.insert(0, str(Path(__file__).parents[3]))  # tests/conftest.py imports tests.*
 
 from jobs_mp_models import job_effects
 from jobs_test_models import EffectJob

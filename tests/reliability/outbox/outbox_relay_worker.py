@@ -17,8 +17,7 @@ import sys
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxClaim, OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.publishers.rabbitmq import RabbitMQPublisher
 
 PG_URL = os.environ.get(

@@ -13,7 +13,7 @@ from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports import IMessagePublisher
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay, RelayMetrics
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay, RelayMetrics
 from cqrs_ddd_persistence_sqlalchemy.publishers import (
     InMemoryPublisher,
     LoggingPublisher,

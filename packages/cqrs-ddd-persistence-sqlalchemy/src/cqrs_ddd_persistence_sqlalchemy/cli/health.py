@@ -133,11 +133,11 @@ async def _projections(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
 
 async def _jobs(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
     from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobStatus
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
-    from cqrs_ddd_persistence_sqlalchemy.cli.jobs import stalled_jobs
+    from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobRepository
 
-    stalled, age = await stalled_jobs(engine)
-    counts = await SQLAlchemyBackgroundJobRepository(BackgroundJob, engine).count_by_status()
+    jobs = SQLAlchemyBackgroundJobRepository(BackgroundJob, engine)
+    stalled, age = await jobs.stalled()
+    counts = await jobs.count_by_status()
     dead = counts.get(JobStatus.DEAD, 0)
     value = f"{stalled} (oldest lease expired {format_seconds(age)} ago)" if stalled else "0"
     return [

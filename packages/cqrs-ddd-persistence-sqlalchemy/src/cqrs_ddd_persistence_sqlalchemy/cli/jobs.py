@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table as RichTable
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
@@ -35,7 +33,7 @@ app = typer.Typer(
 
 
 def _table_name() -> str:
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table
+    from cqrs_ddd_persistence_sqlalchemy.jobs import jobs_table
 
     return jobs_table.name
 
@@ -43,24 +41,17 @@ def _table_name() -> str:
 async def stalled_jobs(engine: AsyncEngine) -> tuple[int, float | None]:
     """Jobs whose worker stopped heartbeating (lease expired, not yet recovered), and the age in
     seconds of the oldest expired lease."""
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import jobs_table as t
-    from cqrs_ddd_persistence_sqlalchemy.queue import PENDING
+    from cqrs_ddd_advanced_core.jobs import BackgroundJob
+    from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobRepository
 
-    now = datetime.now(UTC)
-    expired = and_(t.c.status == PENDING, t.c.lease_token.is_not(None), t.c.locked_until <= now)
-    async with engine.connect() as conn:
-        count, oldest = (
-            await conn.execute(select(func.count(), func.min(t.c.locked_until)).where(expired))
-        ).one()
-    age = (now - oldest).total_seconds() if oldest is not None else None
-    return int(count), age
+    return await SQLAlchemyBackgroundJobRepository(BackgroundJob, engine).stalled()
 
 
 @app.command("stats")
 def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
     """Jobs per status, and stalled ones (their worker died; recovered after the lease)."""
     from cqrs_ddd_advanced_core.jobs import BackgroundJob
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobRepository
 
     async def body() -> tuple[str, dict[Any, int], int]:
         async with engine_scope(database_url, schema) as engine:
@@ -126,8 +117,7 @@ def worker(
     ] = False,
 ) -> None:
     """Run background jobs until SIGINT/SIGTERM (running jobs finish or are given back)."""
-    from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker, SQLAlchemyBackgroundJobRepository
 
     async def body() -> int:
         cls = _job_class(job_class)
@@ -148,23 +138,7 @@ def worker(
                 f"running {cls.__name__} jobs from {describe_url(engine)} "
                 f"(concurrency {concurrency}); Ctrl-C to stop"
             )
-            await serve([_Stoppable(job_worker)])
+            await serve([job_worker])
             return job_worker.processed
 
     console.print(f"processed {run(body, service=True)} job(s)")
-
-
-class _Stoppable:
-    """``JobWorker.stop`` is a coroutine; ``serve`` wants a plain ``stop()``."""
-
-    def __init__(self, job_worker: Any) -> None:
-        self.worker = job_worker
-        self._stopping: Any = None
-
-    async def run(self) -> None:
-        await self.worker.run()
-
-    def stop(self) -> None:
-        import asyncio
-
-        self._stopping = asyncio.ensure_future(self.worker.stop())

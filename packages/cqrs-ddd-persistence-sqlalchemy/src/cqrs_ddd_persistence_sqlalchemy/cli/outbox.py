@@ -195,7 +195,7 @@ def relay(
 ) -> None:
     """Publish the outbox to a broker until SIGINT/SIGTERM (or, with --once, until drained)."""
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, outbox_table
-    from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+    from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 
     async def body() -> dict[str, int]:
         async with engine_scope(database_url, schema) as engine:

@@ -79,8 +79,7 @@ def recover(
 ) -> None:
     """Resume sagas that stalled (their process died between steps) and compensate sagas whose
     event wait timed out — each by exactly one worker, however many run."""
-    from cqrs_ddd_persistence_sqlalchemy.advanced import SagaRecoveryWorker
-    from cqrs_ddd_persistence_sqlalchemy.advanced.sagas import sagas_table
+    from cqrs_ddd_persistence_sqlalchemy.sagas import SagaRecoveryWorker, sagas_table
 
     async def body() -> int:
         if not orchestrators:
@@ -93,6 +92,7 @@ def recover(
                 engine,
                 lease_seconds=lease_seconds,
                 batch_size=batch_size,
+                poll_interval=poll_interval,
             )
             if once:
                 total = 0
@@ -100,19 +100,7 @@ def recover(
                     total += processed
                 return total
             err_console.print(f"recovering sagas in {describe_url(engine)}; Ctrl-C to stop")
-            await serve([_Recovery(worker, poll_interval)])
+            await serve([worker])
             return 0
 
     console.print(f"recovered {run(body, service=True)} saga(s)")
-
-
-class _Recovery:
-    def __init__(self, worker: Any, poll_interval: float) -> None:
-        self.worker = worker
-        self.poll_interval = poll_interval
-
-    async def run(self) -> None:
-        await self.worker.run(poll_interval=self.poll_interval)
-
-    def stop(self) -> None:
-        self.worker.stop()

@@ -2,12 +2,6 @@
 
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding as Binding
 from cqrs_ddd_persistence_sqlalchemy.binding import SessionSource as SessionSource
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim as OutboxClaim
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
-    SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
-)
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay as OutboxRelay
-from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import RelayMetrics as RelayMetrics
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering as Ordering
 from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     EventSourcedRepository as EventSourcedRepository,
@@ -16,6 +10,12 @@ from cqrs_ddd_persistence_sqlalchemy.eventstore import (
     SQLAlchemyEventStore as SQLAlchemyEventStore,
 )
 from cqrs_ddd_persistence_sqlalchemy.inbox import SQLAlchemyInbox as SQLAlchemyInbox
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxClaim as OutboxClaim
+from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay as OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.outbox import RelayMetrics as RelayMetrics
+from cqrs_ddd_persistence_sqlalchemy.outbox import (
+    SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
+)
 from cqrs_ddd_persistence_sqlalchemy.repository import FieldConverter as FieldConverter
 from cqrs_ddd_persistence_sqlalchemy.repository import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository import ResultList as ResultList

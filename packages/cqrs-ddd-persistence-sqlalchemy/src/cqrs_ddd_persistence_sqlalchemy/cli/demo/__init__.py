@@ -73,7 +73,7 @@ def _quiet_expected_failures() -> Iterator[None]:
     without the workers' warnings and tracebacks in the middle of it (levels restored after)."""
     loggers = [
         logging.getLogger("cqrs_ddd_advanced_core.sagas"),
-        logging.getLogger("cqrs_ddd_persistence_sqlalchemy.advanced.job_worker"),
+        logging.getLogger("cqrs_ddd_persistence_sqlalchemy.jobs.worker"),
     ]
     levels = [logger.level for logger in loggers]
     for logger in loggers:

@@ -257,7 +257,7 @@ async def event_store(demo: Demo) -> StepResult:
 
 # -- 4. outbox relay -----------------------------------------------------------------------------
 async def outbox(demo: Demo) -> StepResult:
-    from cqrs_ddd_persistence_sqlalchemy.core.outbox_relay import OutboxRelay
+    from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
     from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher
 
     before = await demo.outbox.stats()
@@ -330,8 +330,7 @@ async def projection(demo: Demo) -> StepResult:
 # -- 6. background jobs ----------------------------------------------------------------------
 async def jobs(demo: Demo) -> StepResult:
     from cqrs_ddd_advanced_core.jobs import JobStatus
-    from cqrs_ddd_persistence_sqlalchemy.advanced.job_worker import JobWorker
-    from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import SQLAlchemyBackgroundJobRepository
+    from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker, SQLAlchemyBackgroundJobRepository
 
     repo = SQLAlchemyBackgroundJobRepository(SendInvoice, demo.engine, lease_seconds=10)
     async with demo.uow() as uow:
@@ -374,7 +373,7 @@ async def jobs(demo: Demo) -> StepResult:
 # -- 7. scheduled command --------------------------------------------------------------------
 async def scheduled(demo: Demo) -> StepResult:
     from cqrs_ddd_core.domain.events import utc_now
-    from cqrs_ddd_persistence_sqlalchemy.advanced.scheduler import (
+    from cqrs_ddd_persistence_sqlalchemy.scheduling import (
         SchedulerWorker,
         SQLAlchemyCommandScheduler,
     )

@@ -13,14 +13,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from cqrs_ddd_core.errors import ConfigurationError, MissingSchemaError
 from cqrs_ddd_core.ports.publisher import IMessagePublisher
-from cqrs_ddd_persistence_sqlalchemy.core.outbox import OutboxClaim, SQLAlchemyOutboxStorage
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.outbox.messages import OutboxClaim
+from cqrs_ddd_persistence_sqlalchemy.outbox.metrics import RelayMetrics
+from cqrs_ddd_persistence_sqlalchemy.outbox.storage import SQLAlchemyOutboxStorage
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
+from cqrs_ddd_persistence_sqlalchemy.workers import WorkerLifecycle
 
 __all__ = ["OutboxRelay", "RelayMetrics"]
 
@@ -29,29 +31,7 @@ logger = logging.getLogger(__name__)
 _FATAL = (ConfigurationError, MissingSchemaError)
 
 
-@dataclass
-class RelayMetrics:
-    """Counters since start, and the outbox state at the last stats refresh."""
-
-    claimed: int = 0
-    published: int = 0
-    failed: int = 0
-    dead: int = 0
-    lost: int = 0
-    released: int = 0
-    batches: int = 0
-    errors: int = 0
-    #: Due or leased messages not yet published (last refresh).
-    pending: int = 0
-    #: Seconds the oldest due, unclaimed message has waited (last refresh).
-    lag_seconds: float = 0.0
-    last_error: str | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class OutboxRelay:
+class OutboxRelay(WorkerLifecycle):
     """Publish the outbox through an :class:`~cqrs_ddd_core.ports.IMessagePublisher`.
 
     Args:
@@ -76,7 +56,7 @@ class OutboxRelay:
             relay = OutboxRelay(outbox, publisher, batch_size=100)
             task = asyncio.create_task(relay.run())
             ...
-            relay.stop()          # finishes the in-flight batch, then returns
+            await relay.stop()    # finishes the in-flight batch; returns once run() has
             await task
     """
 
@@ -96,6 +76,7 @@ class OutboxRelay:
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("batch_size must be >= 1")
+        super().__init__()
         self.outbox = outbox
         self.publisher = publisher
         self.batch_size = batch_size
@@ -107,49 +88,43 @@ class OutboxRelay:
         self.error_backoff = error_backoff or Backoff(base=0.5, maximum=30.0)
         self.name = name
         self.metrics = RelayMetrics()
-        self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
         self._last_stats = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Ask :meth:`run` to return after the batch in flight (which is finished, not lost)."""
-        self._stop.set()
-        self._wake.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     async def run(self) -> None:
-        """Relay until :meth:`stop` (or cancellation: the batch in flight is released)."""
-        listener = await self._start_listener()
+        """Relay until :meth:`stop` (the batch in flight is finished, not lost) or
+        cancellation (the batch in flight is released)."""
+        async with self.running():
+            listener = await self._start_listener()
+            try:
+                await self._relay(listener)
+            finally:
+                if listener is not None:
+                    await listener.close()
+
+    async def _relay(self, listener: Any) -> None:
         failures = 0
-        try:
-            while not self._stop.is_set():
-                try:
-                    # One connection per relay, held across batches (no checkout per
-                    # statement); re-pinned after a failure.
-                    async with self.outbox.queue.pinned():
-                        while not self._stop.is_set():
-                            claimed = await self.run_once()
-                            await self._maybe_refresh_stats()
-                            failures = 0
-                            if claimed < self.batch_size:
-                                await self._sleep(self.poll_interval, listener)
-                except _FATAL:
-                    logger.exception("%s: cannot run, stopping", self.name)
-                    raise
-                except Exception as exc:
-                    failures += 1
-                    self.metrics.errors += 1
-                    self.metrics.last_error = repr(exc)
-                    delay = self.error_backoff.seconds(failures)
-                    logger.exception("%s: batch failed, retrying in %.1fs", self.name, delay)
-                    await self._sleep(delay, listener)
-        finally:
-            if listener is not None:
-                await listener.close()
+        while not self.stopping:
+            try:
+                # One connection per relay, held across batches (no checkout per statement);
+                # re-pinned after a failure.
+                async with self.outbox.queue.pinned():
+                    while not self.stopping:
+                        claimed = await self.run_once()
+                        await self._maybe_refresh_stats()
+                        failures = 0
+                        if claimed < self.batch_size:
+                            await self._sleep(self.poll_interval, listener)
+            except _FATAL:
+                logger.exception("%s: cannot run, stopping", self.name)
+                raise
+            except Exception as exc:
+                failures += 1
+                self.metrics.errors += 1
+                self.metrics.last_error = repr(exc)
+                delay = self.error_backoff.seconds(failures)
+                logger.exception("%s: batch failed, retrying in %.1fs", self.name, delay)
+                await self._sleep(delay, listener)
 
     async def _start_listener(self) -> Any:
         engine = self.outbox.queue.engine
@@ -166,17 +141,19 @@ class OutboxRelay:
         return listener
 
     async def _sleep(self, seconds: float, listener: Any) -> None:
-        if self._stop.is_set():
+        """Until a NOTIFY arrives, :meth:`stop` is called, or ``seconds`` pass."""
+        if listener is None:
+            await self.sleep(seconds)
             return
-        waits = [asyncio.ensure_future(self._wake.wait())]
-        if listener is not None:
-            waits.append(asyncio.ensure_future(listener.wait(seconds)))
+        waits = [
+            asyncio.ensure_future(self.sleep(seconds)),
+            asyncio.ensure_future(listener.wait(seconds)),
+        ]
         try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
-            self._wake.clear()
 
     async def _maybe_refresh_stats(self) -> None:
         now = time.monotonic()

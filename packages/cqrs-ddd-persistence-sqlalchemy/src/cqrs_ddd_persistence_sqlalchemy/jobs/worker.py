@@ -5,7 +5,11 @@ beside it (the heartbeat extends the lease and carries cancellation requests bac
 every job exactly one way: completed, failed (retry / dead) or cancelled. It never swallows a
 failure silently: each one is stored on the job (``error``) and logged. Jobs that finish while
 a settle statement waits for the connection are completed together in the next one
-(``complete_many``), each fenced by its own lease.
+(``complete_many``, see :mod:`.settling`), each fenced by its own lease.
+
+It starts and stops as every worker of the library does (:class:`~..workers.WorkerLifecycle`):
+``await worker.run()``, ``await worker.run_once()``, ``worker.stop()`` (await it to wait until
+``run()`` has returned).
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ from typing import Any
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
 from cqrs_ddd_core.errors import LeaseLostError, RetryableError
-from cqrs_ddd_persistence_sqlalchemy.advanced.jobs import (
-    ClaimedJob,
-    SQLAlchemyBackgroundJobRepository,
-    _encode_result,
-)
+from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
+from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
+from cqrs_ddd_persistence_sqlalchemy.jobs.running import JobRun, RunningContext
+from cqrs_ddd_persistence_sqlalchemy.jobs.settling import Completions
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, Pin
+from cqrs_ddd_persistence_sqlalchemy.workers import StopRequest, WorkerLifecycle
 
 __all__ = ["JobHandler", "JobWorker"]
 
@@ -34,46 +38,7 @@ logger = logging.getLogger(__name__)
 JobHandler = Callable[[Any, JobContext], Awaitable[Any]]
 
 
-class _Context:
-    """The :class:`JobContext` of one running job."""
-
-    def __init__(self, repo: SQLAlchemyBackgroundJobRepository[Any], claimed: ClaimedJob[Any]):
-        self._repo = repo
-        self._claimed = claimed
-        self._cancelled = claimed.cancel_requested
-
-    async def progress(self, fraction: float, message: str | None = None) -> None:
-        self._cancelled = await self._repo.progress(self._claimed, fraction, message)
-
-    async def heartbeat(self) -> bool:
-        self._cancelled = await self._repo.heartbeat(self._claimed)
-        return not self._cancelled
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-
-class _Run:
-    """One running job's handler call: its task, whether the handler is still running, and
-    why the heartbeat stopped it (``"cancelled"``, ``"lost"``), if it did."""
-
-    __slots__ = ("beat", "running", "stopped", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.running = True
-        self.stopped: str | None = None
-        self.beat: asyncio.Task[None] | None = None
-
-    def stop(self, reason: str) -> None:
-        """Interrupt the handler (at its current ``await``) for ``reason``."""
-        if self.running and self.stopped is None:
-            self.stopped = reason
-            self.task.cancel()
-
-
-class JobWorker:
+class JobWorker(WorkerLifecycle):
     """Claims and runs jobs from one repository.
 
     Args:
@@ -85,6 +50,7 @@ class JobWorker:
         heartbeat_interval: seconds between lease extensions (default: a third of the lease).
         shutdown_timeout: on :meth:`stop`, how long running jobs may finish before they are
             cancelled and given back (without counting an attempt).
+        recover_interval: seconds between ``recover_stalled()`` calls (``None``: never).
 
     Example::
 
@@ -105,6 +71,7 @@ class JobWorker:
         shutdown_timeout: float = 30.0,
         recover_interval: float | None = 60.0,
     ) -> None:
+        super().__init__()
         self.repository = repository
         self.handlers: dict[str, JobHandler] = {
             (k if isinstance(k, str) else k.job_type()): v for k, v in (handlers or {}).items()
@@ -115,24 +82,20 @@ class JobWorker:
         self.heartbeat_interval = heartbeat_interval or max(0.05, lease / 3)
         self.shutdown_timeout = shutdown_timeout
         self.recover_interval = recover_interval
-        self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
         # The jobs holding a slot (by object id): claimed, outcome not written yet.
         self._slots: set[int] = set()
-        self._done: asyncio.Event | None = None
         # The claim loop's sleep, ended early by stop() or by a job leaving a free slot.
         self._wakeup: asyncio.Future[None] | None = None
         self._woken = False
-        # Completions waiting for the next settle statement, and the tasks running those.
-        self._completions: list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]] = []
-        self._settling: asyncio.Task[None] | None = None  # will take the queued ones
-        self._settles: set[asyncio.Task[None]] = set()
-        self._settling_alone = False  # a job is settling its own completion
+        self._completions = Completions(repository, self._held, self._free)
         self._last_recover = 0.0
+        # Claims the current run may still make (``run_once``: one), ``None``: no limit.
+        self._claims_left: int | None = None
         self._pin: Pin | None = None
         self.processed = 0
 
-    # -- loop ------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------
     async def run(self, *, until_idle: bool = False) -> None:
         """Run until :meth:`stop` (or, with ``until_idle``, until no job is due).
 
@@ -143,47 +106,76 @@ class JobWorker:
         ``poll_interval`` and holds a new one. Heartbeats and progress reports of running
         jobs use pool connections.
         """
-        self._done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._last_recover = loop.time()
-        try:
-            while not self._stopping.is_set():
-                try:
-                    async with self.repository.pinned() as pin:
-                        self._pin = pin
-                        try:
-                            # Jobs run and settle concurrently: nothing inherits the pin; the
-                            # loop and the settles borrow it one at a time.
-                            with DurableQueue.unpinned():
-                                if await self._loop(until_idle=until_idle):
-                                    return
-                        finally:
-                            self._pin = None
-                except RetryableError:
-                    # The database is briefly unavailable: say so, wait, try again.
-                    logger.warning("claiming jobs failed; retrying", exc_info=True)
-                    await asyncio.sleep(self.poll_interval)
-        finally:
-            await self._drain()
-            self._done.set()
+        await self._serve(claims=None, until_idle=until_idle)
+
+    async def run_once(self) -> int:
+        """Claim once (up to ``concurrency`` due jobs), run those jobs to the end; return how
+        many were settled."""
+        before = self.processed
+        await self._serve(claims=1, until_idle=True)
+        return self.processed - before
+
+    async def run_until_idle(self) -> int:
+        """Process due jobs until none is left; return how many were settled."""
+        before = self.processed
+        await self.run(until_idle=True)
+        return self.processed - before
+
+    def stop(self) -> StopRequest:
+        """Stop claiming, let running jobs finish (up to ``shutdown_timeout``) and give back
+        the rest. ``await worker.stop()`` returns once the loop has exited; a plain
+        ``worker.stop()`` (a signal handler) only asks."""
+        request = super().stop()
+        self._wake()
+        return request
+
+    async def _serve(self, *, claims: int | None, until_idle: bool) -> None:
+        """The loop of :meth:`run` and :meth:`run_once` (``claims``: how many claims, ``None``
+        for no limit)."""
+        async with self.running():
+            loop = asyncio.get_running_loop()
+            self._last_recover = loop.time()
+            self._claims_left = claims
+            try:
+                while not self.stopping:
+                    try:
+                        async with self.repository.pinned() as pin:
+                            self._pin = pin
+                            try:
+                                # Jobs run and settle concurrently: nothing inherits the pin;
+                                # the loop and the settles borrow it one at a time.
+                                with DurableQueue.unpinned():
+                                    if await self._loop(until_idle=until_idle):
+                                        return
+                            finally:
+                                self._pin = None
+                    except RetryableError:
+                        # The database is briefly unavailable: say so, wait, try again.
+                        logger.warning("claiming jobs failed; retrying", exc_info=True)
+                        await self.sleep(self.poll_interval)
+            finally:
+                await self._drain()
 
     async def _loop(self, *, until_idle: bool) -> bool:
         """Claim and start jobs until stopped (``False``) or idle (``True``)."""
         loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
+        while not self.stopping:
             self._woken = False  # a job finishing from here on ends the sleep below
             every = self.recover_interval
             if every and loop.time() - self._last_recover >= every:
                 self._last_recover = loop.time()
                 await self.repository.recover_stalled()
             claimed: list[ClaimedJob[Any]] = []
-            free = self.concurrency - len(self._slots)
+            left = self._claims_left
+            free = self.concurrency - len(self._slots) if left is None or left > 0 else 0
             if free > 0:
                 async with self._held():
                     # Counted again once the connection is ours: jobs that settled while the
                     # claim waited for it left free slots too (one claim for all of them).
                     free = self.concurrency - len(self._slots)
                     claimed = await self.repository.claim(free)
+                if left is not None:
+                    self._claims_left = left - 1
             if claimed:
                 self._slots.update(map(id, claimed))
                 for job in claimed:
@@ -222,25 +214,11 @@ class JobWorker:
         pin = self._pin
         return pin.borrow() if pin is not None else contextlib.nullcontext()
 
-    async def run_until_idle(self) -> int:
-        """Process due jobs until none is left; return how many were settled."""
-        before = self.processed
-        await self.run(until_idle=True)
-        return self.processed - before
-
-    async def stop(self) -> None:
-        """Stop claiming, let running jobs finish (up to ``shutdown_timeout``), give back the
-        rest, and return once the loop has exited."""
-        self._stopping.set()
-        self._wake()
-        if self._done is not None:
-            await self._done.wait()
-
     async def _drain(self) -> None:
         if self._running:
             await self._drain_jobs()
         # Settle statements still running for jobs cancelled meanwhile.
-        await asyncio.gather(*self._settles, return_exceptions=True)
+        await self._completions.wait()
 
     async def _drain_jobs(self) -> None:
         tasks = list(self._running)
@@ -267,13 +245,13 @@ class JobWorker:
                 async with self._held():
                     await repo.fail(claimed, f"unknown job type {claimed.job_type!r}", retry=False)
                 return
-            ctx = _Context(repo, claimed)
+            ctx = RunningContext(repo, claimed)
             # The handler runs in this task (no task of its own): the heartbeat interrupts it
             # by cancelling this task, saying why in ``run.stopped``. The heartbeat task
             # starts only once the first beat is due: most jobs finish before that.
             task = asyncio.current_task()
             assert task is not None
-            run = _Run(task)
+            run = JobRun(task)
             timer = asyncio.get_running_loop().call_later(
                 self.heartbeat_interval, self._start_beat, ctx, run
             )
@@ -310,7 +288,7 @@ class JobWorker:
                 async with self._held():
                     await repo.mark_cancelled(claimed)
             else:
-                await self._complete(claimed, result)
+                await self._completions.complete(claimed, result)
         except LeaseLostError:
             logger.warning("job %s: lease lost; another worker owns it now", claimed.id)
         except Exception:
@@ -321,95 +299,17 @@ class JobWorker:
             self.processed += 1
             self._free(claimed)
 
-    async def _complete(self, claimed: ClaimedJob[Any], result: Any) -> None:
-        """Record ``claimed`` as completed with ``result``. Raises ``LeaseLostError`` if the
-        lease was lost.
-
-        With no settle under way the job settles alone, in its task. Jobs finishing while a
-        settle is under way queue their completions; one settle task takes every completion
-        queued by the time it holds the worker's connection and writes them in one statement
-        (``complete_many``: one round trip and one commit on PostgreSQL), each fenced by its
-        own lease.
-        """
-        # Encoded here: a result the codec refuses fails this job's settle, not the batch's.
-        encoded = _encode_result(result)
-        if not self._settling_alone and self._settling is None and not self._completions:
-            self._settling_alone = True
-            try:
-                async with self._held():
-                    lost = await self.repository._complete_encoded([(claimed, encoded)])
-                    # The completions queued meanwhile go next, then the claim for the
-                    # slots they free (the connection is handed over in request order).
-                    self._end_settling_alone()
-                    self._free(claimed)
-            finally:
-                self._end_settling_alone()
-            if lost:
-                raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._completions.append((claimed, encoded, done))
-        if self._settling is None and not self._settling_alone:
-            self._start_settle()
-        await done
-
-    def _end_settling_alone(self) -> None:
-        if self._settling_alone:
-            self._settling_alone = False
-            if self._completions and self._settling is None:
-                self._start_settle()
-
-    def _start_settle(self) -> None:
-        task = self._settling = asyncio.create_task(self._settle_completions())
-        self._settles.add(task)
-        task.add_done_callback(self._settles.discard)
-
-    async def _settle_completions(self) -> None:
-        batch: list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]] = []
-        try:
-            async with self._held():
-                batch = self._take_completions()
-                lost = await self.repository._complete_encoded([(c, r) for c, r, _ in batch])
-                # Outcomes and free slots before the loop's claim can have the connection.
-                lost_ids = {c.claim.id for c in lost}
-                for claimed, _, done in batch:
-                    self._free(claimed)
-                    if done.done():
-                        continue  # the job's task was cancelled (shutdown) meanwhile
-                    if claimed.claim.id in lost_ids:
-                        done.set_exception(
-                            LeaseLostError(
-                                f"job {claimed.id}: the lease was lost to another worker"
-                            )
-                        )
-                    else:
-                        done.set_result(None)
-        except Exception as exc:  # each job reports it (its outcome was not recorded)
-            for _, _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-        except BaseException:
-            for _, _, done in batch or self._take_completions():
-                done.cancel()
-            raise
-
     def _free(self, claimed: ClaimedJob[Any]) -> None:
         """``claimed``'s outcome is written (or will not be): its slot is free."""
         if id(claimed) in self._slots:
             self._slots.discard(id(claimed))
             self._wake()
 
-    def _take_completions(self) -> list[tuple[ClaimedJob[Any], str, asyncio.Future[None]]]:
-        batch = self._completions
-        self._completions = []
-        self._settling = None  # completions from now on go to the next statement
-        return batch
-
-    def _start_beat(self, ctx: _Context, run: _Run) -> None:
+    def _start_beat(self, ctx: RunningContext, run: JobRun) -> None:
         if run.running:
             run.beat = asyncio.create_task(self._heartbeat(ctx, run))
 
-    async def _heartbeat(self, ctx: _Context, run: _Run) -> None:
+    async def _heartbeat(self, ctx: RunningContext, run: JobRun) -> None:
         """Beat now (the first beat is due), then every ``heartbeat_interval``."""
         while run.running:
             try:

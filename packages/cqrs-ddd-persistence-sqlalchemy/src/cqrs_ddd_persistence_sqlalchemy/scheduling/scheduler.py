@@ -1,7 +1,7 @@
 """``SQLAlchemyCommandScheduler``: commands due at a time, dispatched once, on the durable queue.
 
 A scheduled command is a row of ``cqrs_scheduled_commands`` (a ``queue_columns`` table) whose
-``available_at`` is its due time. :class:`SchedulerWorker` claims due rows through
+``available_at`` is its due time. :class:`~.worker.SchedulerWorker` claims due rows through
 :class:`~..queue.DurableQueue` (``SKIP LOCKED`` on PostgreSQL), so any number of workers
 dispatch each command once; a failing dispatch is retried with backoff and dead-lettered after
 ``max_attempts``; a row whose command type is unknown is dead-lettered alone, the rest of the
@@ -9,15 +9,14 @@ batch goes on. Periodic commands (cron or interval) are inserted once per period
 unique key ``periodic:<name>@<fire time>`` with ``ON CONFLICT DO NOTHING``.
 
 The status (:class:`~cqrs_ddd_advanced_core.scheduling.ScheduledCommandStatus`) is derived from
-the queue columns, never stored twice.
+the queue columns, never stored twice. The scheduler speaks the queue's verbs (``claim /
+complete / fail / release / heartbeat / dead_letters / requeue / purge / stats``, see
+``queue/README.md``); ``claim_due`` and ``settle_failure`` are their deprecated names.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,8 +39,9 @@ from cqrs_ddd_advanced_core.scheduling import (
     ScheduledCommandStatus,
 )
 from cqrs_ddd_core.domain.events import utc_now
-from cqrs_ddd_core.errors import ConfigurationError, RetryableError
+from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind
+from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed, renamed_argument
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DEAD,
@@ -49,35 +49,34 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     PENDING,
     Claim,
     DurableQueue,
+    Outcome,
     QueueStats,
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.scheduled import scheduled_commands_table
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-__all__ = [
-    "SQLAlchemyCommandScheduler",
-    "SchedulerWorker",
-    "scheduled_commands_table",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["SQLAlchemyCommandScheduler", "command_type_name", "command_type_of"]
 
 
-#: ``async def dispatch(command) -> None`` — sends the command to its handler.
-Dispatcher = Callable[[Any], Awaitable[Any]]
+def command_type_name(cls: type[Any]) -> str:
+    """The stored type name of a command class (``__command_type__`` or the class name)."""
+    return str(getattr(cls, "__command_type__", None) or cls.__name__)
 
 
 def command_type_of(command: Any) -> str:
-    """The stored type name of a command object (``__command_type__`` or the class name)."""
-    return str(getattr(type(command), "__command_type__", None) or type(command).__name__)
+    """The stored type name of a command object."""
+    return command_type_name(type(command))
 
 
 class SQLAlchemyCommandScheduler:
     """Schedules, cancels and inspects scheduled commands.
 
     Args:
-        bind: engine (fastest), session factory, session or unit of work.
+        bind: engine (fastest), session factory, session or unit of work
+            (``session_factory=`` is its deprecated name).
         lease_seconds: how long a claimed command is exclusive while it is dispatched.
-        max_attempts: default attempts before a command is dead-lettered.
+        max_attempts: default attempts before a command is dead-lettered (each row keeps
+            its own limit: ``schedule(max_attempts=)``).
         backoff: delay between attempts.
 
     Example::
@@ -99,16 +98,22 @@ class SQLAlchemyCommandScheduler:
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        bind = renamed_argument(
+            "SQLAlchemyCommandScheduler", "session_factory", "bind", session_factory, bind
+        )
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be >= 1")
         self.table = scheduled_commands_table
         self.max_attempts = max_attempts
         self.backoff = backoff or Backoff()
         self.clock = clock
+        # Every row carries its own ``max_attempts``: the queue reads the limit per row.
         self.queue = DurableQueue(
             self.table,
-            bind if bind is not None else session_factory,
+            bind,
             lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+            backoff=self.backoff,
             clock=clock,
         )
 
@@ -122,7 +127,7 @@ class SQLAlchemyCommandScheduler:
         command_type: str | None = None,
         key: str | None = None,
         max_attempts: int | None = None,
-        uow: Any = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> int:
         """Schedule ``command`` (a pydantic model, or a payload mapping with
         ``command_type=``) for ``at`` (or now + ``delay``, or now); return its id.
@@ -166,7 +171,7 @@ class SQLAlchemyCommandScheduler:
         *,
         now: datetime | None = None,
         catch_up: timedelta | None = timedelta(hours=1),
-        uow: Any = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> None:
         """Insert the current period's command of each periodic schedule (once per period:
         unique key + ``ON CONFLICT DO NOTHING``). A period that started more than
@@ -188,8 +193,13 @@ class SQLAlchemyCommandScheduler:
                 )
         await self.queue.enqueue(rows, ignore_conflicts_on=("key",), uow=uow)
 
-    async def cancel(self, command_id: int | None = None, *, key: str | None = None,
-                     uow: Any = None) -> bool:  # fmt: skip
+    async def cancel(
+        self,
+        command_id: int | None = None,
+        *,
+        key: str | None = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
+    ) -> bool:
         """Cancel a command that has not been dispatched (and is not being dispatched now)."""
         t = self.table
         if (command_id is None) == (key is None):
@@ -211,17 +221,51 @@ class SQLAlchemyCommandScheduler:
         async with self.queue.transaction(uow) as executor:
             return bool(await executor.fetch(stmt))
 
-    # -- claiming (used by SchedulerWorker) --------------------------------------------------
-    async def claim_due(self, limit: int = 100) -> list[Claim]:
+    # -- the queue's verbs (SchedulerWorker) -------------------------------------------------
+    async def claim(
+        self,
+        limit: int = 100,
+        *,
+        lease_seconds: float | None = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
+    ) -> list[Claim]:
         """Lease up to ``limit`` due commands (in ``id`` order)."""
-        return await self.queue.claim(limit)
+        return await self.queue.claim(limit, lease_seconds=lease_seconds, uow=uow)
 
-    async def settle_failure(self, claim: Claim, error: str, *, retry: bool = True) -> bool:
-        """Count a failed dispatch; return True if the row is now dead."""
-        # The row's own ``max_attempts`` column is the queue's attempt limit for it.
-        delay = self.backoff.seconds(claim.attempts + 1)
-        outcome = await self.queue.fail([claim], error=error, delay=delay, retry=retry)
-        return bool(outcome.dead)
+    async def complete(
+        self, claims: Sequence[Claim], *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> Outcome:
+        """Mark dispatched commands DISPATCHED (only where the lease is still ours)."""
+        return await self.queue.complete(claims, uow=uow)
+
+    async def fail(
+        self,
+        claims: Sequence[Claim],
+        *,
+        error: str,
+        delay: float | None = None,
+        retry: bool = True,
+        uow: SQLAlchemyUnitOfWork | None = None,
+    ) -> Outcome:
+        """Count a failed dispatch: due again after the backoff (or ``delay`` seconds), or
+        DEAD after the row's ``max_attempts`` (at once with ``retry=False``)."""
+        return await self.queue.fail(claims, error=error, delay=delay, retry=retry, uow=uow)
+
+    async def release(
+        self, claims: Sequence[Claim], *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> Outcome:
+        """Give commands back undispatched, due at once, no attempt counted (shutdown)."""
+        return await self.queue.release(claims, uow=uow)
+
+    async def heartbeat(
+        self,
+        claims: Sequence[Claim],
+        *,
+        lease_seconds: float | None = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
+    ) -> Outcome:
+        """Extend the lease of commands still being dispatched."""
+        return await self.queue.heartbeat(claims, lease_seconds=lease_seconds, uow=uow)
 
     # -- inspection ------------------------------------------------------------------------
     def status_expression(self, now: datetime | None = None) -> ColumnElement[str]:
@@ -251,14 +295,20 @@ class SQLAlchemyCommandScheduler:
             created_at=row["created_at"],
         )
 
-    async def get(self, command_id: int, *, uow: Any = None) -> ScheduledCommand | None:
+    async def get(
+        self, command_id: int, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> ScheduledCommand | None:
+        """The command with ``command_id`` and its current status, or ``None``."""
         t = self.table
         stmt = select(t, self.status_expression().label("cmd_status")).where(t.c.id == command_id)
         async with self.queue.transaction(uow) as executor:
             rows = await executor.fetch_mappings(stmt)
         return self._record(rows[0], rows[0]["cmd_status"]) if rows else None
 
-    async def count_by_status(self, *, uow: Any = None) -> dict[ScheduledCommandStatus, int]:
+    async def count_by_status(
+        self, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> dict[ScheduledCommandStatus, int]:
+        """Number of commands per status (every status present, zeros included)."""
         expr = self.status_expression().label("s")
         async with self.queue.transaction(uow) as executor:
             rows = await executor.fetch(select(expr, func.count()).group_by(expr))
@@ -266,113 +316,45 @@ class SQLAlchemyCommandScheduler:
         counts.update({ScheduledCommandStatus(r[0]): int(r[1]) for r in rows})
         return counts
 
-    async def stats(self, *, uow: Any = None) -> QueueStats:
+    async def stats(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> QueueStats:
         """Queue health: counts and the lag of the oldest due command."""
         return await self.queue.stats(uow=uow)
 
-    async def dead_letters(self, limit: int = 100, *, uow: Any = None) -> list[ScheduledCommand]:
+    async def dead_letters(
+        self, limit: int = 100, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> list[ScheduledCommand]:
+        """Commands that exhausted their attempts, oldest first."""
         rows = await self.queue.dead_letters(limit, uow=uow)
         return [self._record(r, ScheduledCommandStatus.DEAD) for r in rows]
 
-    async def requeue(self, ids: Iterable[int], *, uow: Any = None) -> int:
-        return await self.queue.requeue(list(ids), uow=uow)
+    async def requeue(
+        self, ids: Iterable[int] | None = None, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> int:
+        """Dead commands (all, or ``ids``) back to PENDING, due now, attempts reset."""
+        return await self.queue.requeue(None if ids is None else list(ids), uow=uow)
 
     async def purge(
-        self, older_than: timedelta, *, include_dead: bool = False, uow: Any = None
+        self,
+        older_than: timedelta | float,
+        *,
+        include_dead: bool = False,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> int:
-        """Delete dispatched and cancelled rows (and dead ones with ``include_dead``)."""
+        """Delete dispatched and cancelled rows (and dead ones with ``include_dead``) finished
+        more than ``older_than`` (a ``timedelta`` or seconds) ago."""
+        if not isinstance(older_than, timedelta):
+            older_than = timedelta(seconds=older_than)
         statuses = (DONE, DEAD) if include_dead else (DONE,)
         return await self.queue.purge(older_than, statuses=statuses, uow=uow)
 
+    # -- the earlier names (deprecated) --------------------------------------------------------
+    async def claim_due(self, limit: int = 100) -> list[Claim]:
+        """Deprecated: :meth:`claim`."""
+        renamed("SQLAlchemyCommandScheduler.claim_due", "claim")
+        return await self.claim(limit)
 
-class SchedulerWorker:
-    """Fires periodic schedules and dispatches due commands.
-
-    Args:
-        scheduler: the command scheduler.
-        dispatch: ``async def dispatch(command)``; an exception counts a failed attempt.
-        command_types: classes (pydantic models) the stored payloads are turned back into,
-            as a list (keyed by ``__command_type__`` or class name) or a ``{name: class}`` map.
-            A row whose type is not here is dead-lettered on its own.
-        periodic: periodic commands fired once per period.
-
-    Example::
-
-        worker = SchedulerWorker(scheduler, mediator.send, [CancelUnpaidOrder],
-                                 periodic=[PeriodicCommand("nightly", "0 2 * * *", "Report")])
-        await worker.run()
-    """
-
-    def __init__(
-        self,
-        scheduler: SQLAlchemyCommandScheduler,
-        dispatch: Dispatcher,
-        command_types: Mapping[str, type[Any]] | Iterable[type[Any]] = (),
-        *,
-        periodic: Sequence[PeriodicCommand] = (),
-        batch_size: int = 100,
-        poll_interval: float = 1.0,
-        catch_up: timedelta | None = timedelta(hours=1),
-    ) -> None:
-        self.scheduler = scheduler
-        self.dispatch = dispatch
-        if isinstance(command_types, Mapping):
-            self.command_types: dict[str, type[Any]] = dict(command_types)
-        else:
-            self.command_types = {
-                str(getattr(c, "__command_type__", None) or c.__name__): c for c in command_types
-            }
-        self.periodic = list(periodic)
-        for item in self.periodic:
-            item.parsed  # noqa: B018 - parse now: a bad expression fails at start-up
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.catch_up = catch_up
-        self._stop = asyncio.Event()
-
-    def _build(self, command_type: str, payload: Mapping[str, Any]) -> Any:
-        cls = self.command_types[command_type]
-        if isinstance(cls, type) and issubclass(cls, BaseModel):
-            return cls.model_validate(dict(payload))
-        return cls(**payload)
-
-    async def run_once(self) -> int:
-        """Fire periodic schedules, then dispatch one batch; return how many were settled."""
-        if self.periodic:
-            await self.scheduler.fire_periodic(self.periodic, catch_up=self.catch_up)
-        claims = await self.scheduler.claim_due(self.batch_size)
-        for claim in claims:
-            command_type = str(claim["command_type"])
-            if command_type not in self.command_types:
-                logger.error("scheduled command %s: unknown type %r", claim.id, command_type)
-                await self.scheduler.settle_failure(
-                    claim, f"unknown command type {command_type!r}", retry=False
-                )
-                continue
-            try:
-                command = self._build(command_type, claim["payload"] or {})
-                await self.dispatch(command)
-            except Exception as exc:
-                logger.warning("scheduled command %s failed", claim.id, exc_info=True)
-                await self.scheduler.settle_failure(claim, f"{type(exc).__name__}: {exc}")
-                continue
-            # Acknowledged one by one: a crash re-dispatches at most the command in flight.
-            outcome = await self.scheduler.queue.complete([claim])
-            if outcome.lost:
-                logger.warning("scheduled command %s: lease lost before ack", claim.id)
-        return len(claims)
-
-    async def run(self) -> None:
-        """Loop until :meth:`stop`. A transient database error is logged and retried."""
-        while not self._stop.is_set():
-            try:
-                settled = await self.run_once()
-            except RetryableError:
-                logger.warning("scheduler: database unavailable; retrying", exc_info=True)
-                settled = 0
-            if settled == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.poll_interval)
-
-    def stop(self) -> None:
-        self._stop.set()
+    async def settle_failure(self, claim: Claim, error: str, *, retry: bool = True) -> bool:
+        """Deprecated: :meth:`fail` (``fail([claim], error=...)``, then ``outcome.dead``).
+        Returns whether the command is now dead."""
+        renamed("SQLAlchemyCommandScheduler.settle_failure", "fail")
+        return bool((await self.fail([claim], error=error, retry=retry)).dead)

@@ -1,4 +1,4 @@
-"""``SQLAlchemySagaRepository``: saga state with optimistic concurrency, and saga recovery.
+"""``SQLAlchemySagaRepository``: saga state with optimistic concurrency.
 
 The saga table is a durable-queue table (``queue_columns``): a saga that still has work to do is
 a *pending* queue row whose ``available_at`` says when somebody should look at it if nobody
@@ -9,30 +9,19 @@ saved it in the meantime —
 - waiting for an event: its ``timeout_at`` (never, without a timeout);
 - COMPLETED / COMPENSATED / FAILED: the queue row is *done*.
 
-:class:`SagaRecoveryWorker` claims due rows through :class:`~..queue.DurableQueue` (lease +
-fencing token, ``SKIP LOCKED`` on PostgreSQL), so one stalled or timed-out saga is resumed by
-exactly one worker; the version check on every save stops a slow original worker from
-overwriting the recovered one.
+:class:`~.recovery.SagaRecoveryWorker` claims due rows through :class:`~..queue.DurableQueue`;
+the version check on every save stops a slow original worker from overwriting the recovered
+one. Every save also resets the row's failed recovery attempts (the saga moved on).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import (
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, insert, select, update
 
-from cqrs_ddd_advanced_core.sagas.orchestrator import SagaOrchestrator
 from cqrs_ddd_advanced_core.sagas.state import SagaState, SagaStatus
 from cqrs_ddd_core.domain.aggregate_root import set_persisted_version
 from cqrs_ddd_core.domain.events import utc_now
@@ -40,33 +29,24 @@ from cqrs_ddd_core.errors import (
     CQRSDDDError,
     OptimisticConcurrencyError,
     PersistenceError,
-    RetryableError,
 )
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
-from cqrs_ddd_persistence_sqlalchemy.errors import translating
-from cqrs_ddd_persistence_sqlalchemy.queue import (
-    DONE,
-    PENDING,
-    DurableQueue,
-)
+from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed, renamed_argument
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+from cqrs_ddd_persistence_sqlalchemy.queue import DONE, PENDING
 from cqrs_ddd_persistence_sqlalchemy.tables.sagas import (
     UQ_SAGA_CORRELATION,
     UQ_SAGA_ID,
     sagas_table,
 )
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-__all__ = ["SQLAlchemySagaRepository", "SagaRecoveryWorker", "sagas_table"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["NEVER", "SQLAlchemySagaRepository"]
 
 S = TypeVar("S", bound=SagaState)
 
 #: ``available_at`` of a saga nobody needs to look at (waiting without a timeout, not started).
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-_UQ_ID = UQ_SAGA_ID
-_UQ_CORRELATION = UQ_SAGA_CORRELATION
 
 
 def _conflict(kind: str) -> Any:
@@ -76,7 +56,7 @@ def _conflict(kind: str) -> Any:
     return make
 
 
-_CONSTRAINTS = {_UQ_ID: _conflict("id"), _UQ_CORRELATION: _conflict("correlation id")}
+_CONSTRAINTS = {UQ_SAGA_ID: _conflict("id"), UQ_SAGA_CORRELATION: _conflict("correlation id")}
 
 
 class SQLAlchemySagaRepository(Generic[S]):
@@ -85,7 +65,8 @@ class SQLAlchemySagaRepository(Generic[S]):
     Args:
         saga_cls: the :class:`SagaState` subclass; its ``saga_type()`` is stored and queried.
         bind: session factory / engine / session / unit of work used when no ``uow=`` is given
-            and no unit of work is ambient (then each call commits a short transaction).
+            and no unit of work is ambient (then each call commits a short transaction;
+            ``session_factory=`` is its deprecated name).
         stall_after: how long an active saga may go without a save before recovery takes it.
 
     Example::
@@ -106,39 +87,48 @@ class SQLAlchemySagaRepository(Generic[S]):
         session_factory: Bind = None,
         stall_after: timedelta = timedelta(minutes=5),
     ) -> None:
+        bind = renamed_argument(
+            "SQLAlchemySagaRepository", "session_factory", "bind", session_factory, bind
+        )
         self.saga_cls = saga_cls
         self.saga_type = saga_cls.saga_type()
         self.stall_after = stall_after
-        self.source = Binding(bind if bind is not None else session_factory)
+        self.binding = Binding(bind, owner="SQLAlchemySagaRepository")
         self.table = sagas_table
 
+    @property
+    def source(self) -> Binding:
+        """Deprecated: :attr:`binding`."""
+        renamed("SQLAlchemySagaRepository.source", "binding", stacklevel=3)
+        return self.binding
+
     # -- writes ----------------------------------------------------------------------------
-    async def add(self, saga: S, *, uow: Any = None) -> None:
+    async def add(self, saga: S, *, uow: SQLAlchemyUnitOfWork | None = None) -> None:
         """Insert a new saga or update a loaded one, checking its version.
 
         The saga's ``version`` moves on once the write is committed (in ``uow``'s commit when
         one is used). A stale saga raises ``OptimisticConcurrencyError``; so does a second saga
         of the same type with the same correlation id.
         """
-        joined = self.source.resolve_uow(uow)
+        joined = self.binding.resolve_uow(uow)
         expected = saga.version
         if joined is not None:
             pending = joined.pending_version(saga)
             expected = pending if pending is not None else expected
         values = self._row(saga)
         t = self.table
-        async with self.source.session(joined, constraints=_CONSTRAINTS) as session:
+        async with self.binding.transaction(joined, constraints=_CONSTRAINTS) as executor:
             if expected == 0:
-                await session.execute(insert(t).values(version=1, **values))
+                await executor.execute(insert(t).values(version=1, **values))
             else:
-                result = await session.execute(
+                written = await executor.fetch(
                     update(t)
                     .where(t.c.saga_id == saga.id, t.c.version == expected)
                     .values(version=expected + 1, **values)
                     .returning(t.c.id)
                 )
-                if result.first() is None:
-                    raise await self._stale(session, saga, expected)
+                if not written:
+                    raise await self._stale(executor, saga, expected)
         if joined is not None:
             joined.register(saga, new_version=expected + 1)
         else:
@@ -150,8 +140,7 @@ class SQLAlchemySagaRepository(Generic[S]):
         """Push an active saga's stall deadline ``stall_after`` ahead without a new version
         (the orchestrator calls this during long steps). False if the saga was saved by
         someone else meanwhile."""
-        factory = self.source.session_factory
-        if factory is None or self.source.resolve_uow(None) is not None:
+        if self.binding.session_factory is None or not self.binding.owns_transaction():
             # Inside a caller's transaction nothing is visible to recovery workers yet.
             return False
         t = self.table
@@ -162,15 +151,16 @@ class SQLAlchemySagaRepository(Generic[S]):
             .values(available_at=now + self.stall_after, updated_at=now)
             .returning(t.c.id)
         )
-        with translating():
-            async with factory() as session, session.begin():
-                return (await session.execute(stmt)).first() is not None
+        execution = self.binding.own_execution()
+        if execution is not None:  # one statement, atomic on its own
+            return bool(await execution.fetch(stmt))
+        async with self.binding.transaction() as executor:
+            return bool(await executor.fetch(stmt))
 
-    async def _stale(self, session: AsyncSession, saga: S, expected: int) -> CQRSDDDError:
+    async def _stale(self, executor: Executor, saga: S, expected: int) -> CQRSDDDError:
         t = self.table
-        actual = (
-            await session.execute(select(t.c.version).where(t.c.saga_id == saga.id))
-        ).scalar_one_or_none()
+        found = await executor.fetch(select(t.c.version).where(t.c.saga_id == saga.id))
+        actual = found[0][0] if found else None
         return OptimisticConcurrencyError(
             f"saga {saga.id} ({self.saga_type}): expected version {expected}, found {actual}",
             entity_type=self.saga_type,
@@ -203,6 +193,8 @@ class SQLAlchemySagaRepository(Generic[S]):
             "status": queue_status,
             "available_at": available,
             "finished_at": now if status.is_terminal else None,
+            # Failed recovery attempts count from the last save: the saga moved on since.
+            "attempts": 0,
         }
 
     # -- reads -----------------------------------------------------------------------------
@@ -212,26 +204,32 @@ class SQLAlchemySagaRepository(Generic[S]):
         set_persisted_version(saga, int(row["version"]))
         return saga
 
-    async def _one(self, where: Any, uow: Any) -> S | None:
+    async def _one(self, where: Any, uow: SQLAlchemyUnitOfWork | None) -> S | None:
         t = self.table
         stmt = select(t.c.state, t.c.version).where(t.c.saga_type == self.saga_type, where)
-        async with self.source.session(uow) as session:
-            row = (await session.execute(stmt)).mappings().first()
-        return self.load(row) if row is not None else None
+        async with self.binding.transaction(uow) as executor:
+            rows = await executor.fetch_mappings(stmt)
+        return self.load(rows[0]) if rows else None
 
-    async def get(self, saga_id: str, *, uow: Any = None) -> S | None:
+    async def get(self, saga_id: str, *, uow: SQLAlchemyUnitOfWork | None = None) -> S | None:
         """The saga with ``saga_id``, or ``None``."""
         return await self._one(self.table.c.saga_id == str(saga_id), uow)
 
     async def find_by_correlation_id(
-        self, correlation_id: str, saga_type: str | None = None, *, uow: Any = None
+        self,
+        correlation_id: str,
+        saga_type: str | None = None,
+        *,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> S | None:
         """The saga of this repository's type (or ``saga_type``) with ``correlation_id``."""
         if saga_type is not None and saga_type != self.saga_type:
             return None
         return await self._one(self.table.c.correlation_id == str(correlation_id), uow)
 
-    async def _many(self, where: Sequence[Any], limit: int, uow: Any) -> list[S]:
+    async def _many(
+        self, where: Sequence[Any], limit: int, uow: SQLAlchemyUnitOfWork | None
+    ) -> list[S]:
         t = self.table
         stmt = (
             select(t.c.state, t.c.version)
@@ -239,12 +237,16 @@ class SQLAlchemySagaRepository(Generic[S]):
             .order_by(t.c.id)
             .limit(limit)
         )
-        async with self.source.session(uow) as session:
-            rows = (await session.execute(stmt)).mappings().all()
+        async with self.binding.transaction(uow) as executor:
+            rows = await executor.fetch_mappings(stmt)
         return [self.load(r) for r in rows]
 
     async def find_stalled(
-        self, *, now: datetime | None = None, limit: int = 100, uow: Any = None
+        self,
+        *,
+        now: datetime | None = None,
+        limit: int = 100,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> list[S]:
         """Active sagas (RUNNING / COMPENSATING, not waiting) not saved for ``stall_after``."""
         t = self.table
@@ -260,7 +262,9 @@ class SQLAlchemySagaRepository(Generic[S]):
             uow,
         )
 
-    async def find_suspended(self, *, limit: int = 100, uow: Any = None) -> list[S]:
+    async def find_suspended(
+        self, *, limit: int = 100, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> list[S]:
         """Sagas waiting for an event."""
         t = self.table
         return await self._many(
@@ -270,7 +274,11 @@ class SQLAlchemySagaRepository(Generic[S]):
         )
 
     async def find_timed_out(
-        self, *, now: datetime | None = None, limit: int = 100, uow: Any = None
+        self,
+        *,
+        now: datetime | None = None,
+        limit: int = 100,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> list[S]:
         """Sagas whose event wait expired (``timeout_at <= now``)."""
         t = self.table
@@ -285,7 +293,9 @@ class SQLAlchemySagaRepository(Generic[S]):
             uow,
         )
 
-    async def count_by_status(self, *, uow: Any = None) -> dict[SagaStatus, int]:
+    async def count_by_status(
+        self, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> dict[SagaStatus, int]:
         """Number of sagas of this type per status."""
         t = self.table
         stmt = (
@@ -293,89 +303,6 @@ class SQLAlchemySagaRepository(Generic[S]):
             .where(t.c.saga_type == self.saga_type)
             .group_by(t.c.saga_status)
         )
-        async with self.source.session(uow) as session:
-            rows = (await session.execute(stmt)).all()
+        async with self.binding.transaction(uow) as executor:
+            rows = await executor.fetch(stmt)
         return {SagaStatus(r[0]): int(r[1]) for r in rows}
-
-
-class SagaRecoveryWorker:
-    """Resumes stalled sagas and compensates timed-out ones, one worker per saga.
-
-    Due sagas are claimed through the durable queue (lease + fencing token), resumed with
-    their orchestrator, and their lease released.
-
-    Args:
-        orchestrators: one :class:`SagaOrchestrator` per saga class, each built on a
-            :class:`SQLAlchemySagaRepository`.
-        bind: engine or session factory for the claims.
-        lease_seconds: how long a claimed saga is exclusive while it is being resumed.
-
-    Example::
-
-        worker = SagaRecoveryWorker([SagaOrchestrator(saga_repo, args=(payments,))], engine)
-        resumed = await worker.run_once()
-    """
-
-    def __init__(
-        self,
-        orchestrators: Iterable[SagaOrchestrator[Any]],
-        bind: Bind,
-        *,
-        lease_seconds: float = 300.0,
-        batch_size: int = 10,
-    ) -> None:
-        self._by_type: dict[str, SagaOrchestrator[Any]] = {}
-        for orchestrator in orchestrators:
-            repo = orchestrator.repository
-            if not isinstance(repo, SQLAlchemySagaRepository):
-                raise TypeError("SagaRecoveryWorker needs SQLAlchemySagaRepository repositories")
-            self._by_type[repo.saga_type] = orchestrator
-        self.queue = DurableQueue(
-            sagas_table, bind, lease_seconds=lease_seconds, max_attempts=2**31 - 1
-        )
-        self.batch_size = batch_size
-        self._stop = asyncio.Event()
-
-    async def run_once(self) -> int:
-        """Claim and process one batch; return how many sagas were processed."""
-        t = sagas_table
-        claims = await self.queue.claim(
-            self.batch_size, where=t.c.saga_type.in_(list(self._by_type))
-        )
-        for claim in claims:
-            orchestrator = self._by_type[claim["saga_type"]]
-            repo = orchestrator.repository
-            assert isinstance(repo, SQLAlchemySagaRepository)
-            saga = repo.load(claim.values)
-            loaded_version = saga.version
-            try:
-                if saga.is_suspended:
-                    await orchestrator.expire(saga)
-                else:
-                    await orchestrator.resume(saga)
-                if saga.version == loaded_version:
-                    # Nothing to do yet (e.g. the wait has not expired): save to reschedule.
-                    await repo.add(saga)
-            except OptimisticConcurrencyError:
-                logger.info("saga %s was advanced by another process meanwhile", saga.id)
-            except Exception as exc:
-                logger.exception("recovering saga %s failed", saga.id)
-                await self.queue.fail([claim], error=f"{type(exc).__name__}: {exc}", delay=60.0)
-                continue
-            await self.queue.release([claim])
-        return len(claims)
-
-    async def run(self, *, poll_interval: float = 5.0) -> None:
-        """Loop until :meth:`stop` is called."""
-        while not self._stop.is_set():
-            try:
-                processed = await self.run_once()
-            except RetryableError:
-                logger.warning("saga recovery: database unavailable; retrying", exc_info=True)
-                processed = 0
-            if processed == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), poll_interval)
-
-    def stop(self) -> None:
-        self._stop.set()

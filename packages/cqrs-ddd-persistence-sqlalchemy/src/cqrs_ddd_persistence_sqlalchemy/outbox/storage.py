@@ -5,23 +5,32 @@ Messages are written in the business transaction (``save_messages(..., uow=uow)`
 :class:`~cqrs_ddd_persistence_sqlalchemy.queue.DurableQueue`, so any number of relays — or
 copies of the seed's ``get_pending`` → publish → ``mark_published`` loop — never publish the same
 message twice in a clean run, and a crashed publisher's messages come back after the lease.
-See ``OUTBOX.md`` next to this file.
+
+The verbs are the durable queue's (``claim / complete / fail / release / heartbeat /
+dead_letters / requeue / purge / stats``, see ``queue/README.md``); the seed's
+``save_messages / get_pending / mark_published / mark_failed`` are their documented
+equivalents for callers that hold message ids instead of claims. See ``core/OUTBOX.md``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Table, select
 
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
-from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.outbox import OutboxMessage
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind
+from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.outbox.messages import (
+    OutboxClaim,
+    message_of_event,
+    to_message,
+    to_row,
+)
 from cqrs_ddd_persistence_sqlalchemy.queue import (
     DONE,
     PENDING,
@@ -31,8 +40,8 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     Outcome,
     QueueStats,
 )
-from cqrs_ddd_persistence_sqlalchemy.queue.durable import _renamed
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table
+from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["DEFAULT_CHANNEL", "OutboxClaim", "SQLAlchemyOutboxStorage"]
 
@@ -44,20 +53,8 @@ _MAX_REMEMBERED = 10_000
 DEFAULT_CHANNEL = "cqrs_ddd_outbox"
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxClaim:
-    """A leased outbox message: the message and the queue claim (id + fencing token)."""
-
-    message: OutboxMessage
-    claim: Claim
-
-    @property
-    def message_id(self) -> str:
-        return self.message.message_id
-
-
 class SQLAlchemyOutboxStorage:
-    """Transactional outbox (seed API + claim API for relays).
+    """Transactional outbox (seed API + the queue's verbs for relays).
 
     Args:
         bind: engine, session factory, session or unit of work (optional when every call runs
@@ -90,7 +87,7 @@ class SQLAlchemyOutboxStorage:
 
     def __init__(
         self,
-        bind: Any = None,
+        bind: Bind = None,
         *,
         lease_seconds: float = 30.0,
         max_attempts: int = 10,
@@ -122,13 +119,15 @@ class SQLAlchemyOutboxStorage:
         self._leases: dict[str, Claim] = {}
 
     # -- writing -------------------------------------------------------------------------------
-    async def save_messages(self, messages: Sequence[OutboxMessage], *, uow: Any = None) -> None:
+    async def save_messages(
+        self, messages: Sequence[OutboxMessage], *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> None:
         """Insert messages in the caller's transaction (``uow=`` or ambient), else in a short
         transaction of their own. A ``message_id`` already in the outbox is skipped."""
         if not messages:
             return
         now = self.queue.clock()
-        rows = [_to_row(m, now) for m in messages]
+        rows = [to_row(m, now) for m in messages]
         async with self.queue.binding.transaction(uow) as executor:
             dialect = dialect_for(executor.dialect)
             await executor.execute(dialect.insert_ignore(self.table, ["message_id"]), rows)
@@ -136,17 +135,17 @@ class SQLAlchemyOutboxStorage:
             if notify is not None:
                 await executor.execute(notify)
 
-    async def write_events(self, events: Sequence[DomainEvent], *, uow: Any) -> None:
+    async def write_events(
+        self, events: Sequence[DomainEvent], *, uow: SQLAlchemyUnitOfWork
+    ) -> None:
         """``EventSink`` hook: the unit of work hands over its aggregates' events at commit."""
-        await self.save_messages(
-            [OutboxMessage.from_domain_event(e, tenant_id=_tenant_of(e.metadata)) for e in events],
-            uow=uow,
-        )
+        await self.save_messages([message_of_event(e) for e in events], uow=uow)
 
-    # -- the seed's API ----------------------------------------------------------------------
+    # -- the seed's API: the verbs by message id ------------------------------------------------
     async def get_pending(self, limit: int = 100) -> list[OutboxMessage]:
-        """Claim up to ``limit`` due messages and lease them to this caller (concurrent callers
-        never get the same message; an unacknowledged message comes back after the lease)."""
+        """:meth:`claim` by message id: lease up to ``limit`` due messages to this caller
+        (concurrent callers never get the same message; an unacknowledged message comes back
+        after the lease)."""
         claimed = await self.claim(limit)
         if len(self._leases) > _MAX_REMEMBERED:
             self._forget_stale_leases()
@@ -163,7 +162,8 @@ class SQLAlchemyOutboxStorage:
                 del self._leases[mid]
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:
-        """Mark messages published (fenced by the lease ``get_pending`` took, when known)."""
+        """:meth:`complete` by message id (fenced by the lease ``get_pending`` took, when
+        known)."""
         claims = await self._claims_for(message_ids)
         outcome = await self.queue.complete(claims)
         if outcome.lost:
@@ -174,7 +174,8 @@ class SQLAlchemyOutboxStorage:
             )
 
     async def mark_failed(self, message_id: str, error: str) -> None:
-        """Record a failed attempt: due again after the backoff, dead after ``max_attempts``."""
+        """:meth:`fail` by message id: due again after the backoff, dead after
+        ``max_attempts``."""
         claims = await self._claims_for([message_id])
         await self.queue.fail(claims, error=error)
 
@@ -203,114 +204,104 @@ class SQLAlchemyOutboxStorage:
             )
         return claims
 
-    # -- the claim API (relays): the queue vocabulary ------------------------------------------
+    # -- the queue's verbs (relays) -------------------------------------------------------------
     async def claim(
-        self, limit: int = 100, *, lease_seconds: float | None = None
+        self,
+        limit: int = 100,
+        *,
+        lease_seconds: float | None = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> list[OutboxClaim]:
         """Lease up to ``limit`` due messages in one statement, oldest first."""
-        claims = await self.queue.claim(limit, lease_seconds=lease_seconds)
-        return [OutboxClaim(_to_message(c.values), c) for c in claims]
+        claims = await self.queue.claim(limit, lease_seconds=lease_seconds, uow=uow)
+        return [OutboxClaim(to_message(c.values), c) for c in claims]
 
-    async def complete(self, claimed: Sequence[OutboxClaim]) -> Outcome:
+    async def complete(
+        self, claimed: Sequence[OutboxClaim], *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> Outcome:
         """Mark published (only where the lease is still ours; see ``Outcome.lost``)."""
-        return await self.queue.complete([c.claim for c in claimed])
+        return await self.queue.complete([c.claim for c in claimed], uow=uow)
 
     async def fail(
-        self, claimed: Sequence[OutboxClaim], *, error: str, delay: float | None = None
+        self,
+        claimed: Sequence[OutboxClaim],
+        *,
+        error: str,
+        delay: float | None = None,
+        retry: bool = True,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> Outcome:
-        """Retry later (backoff) or dead-letter after ``max_attempts``."""
-        return await self.queue.fail([c.claim for c in claimed], error=error, delay=delay)
+        """Retry later (backoff, or ``delay`` seconds) or dead-letter after ``max_attempts``
+        (at once with ``retry=False``)."""
+        return await self.queue.fail(
+            [c.claim for c in claimed], error=error, delay=delay, retry=retry, uow=uow
+        )
 
-    async def release(self, claimed: Sequence[OutboxClaim]) -> Outcome:
+    async def release(
+        self, claimed: Sequence[OutboxClaim], *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> Outcome:
         """Give messages back unpublished, without counting an attempt (shutdown)."""
-        return await self.queue.release([c.claim for c in claimed])
+        return await self.queue.release([c.claim for c in claimed], uow=uow)
 
     async def heartbeat(
-        self, claimed: Sequence[OutboxClaim], *, lease_seconds: float | None = None
+        self,
+        claimed: Sequence[OutboxClaim],
+        *,
+        lease_seconds: float | None = None,
+        uow: SQLAlchemyUnitOfWork | None = None,
     ) -> Outcome:
         """Extend the lease of messages still being published."""
-        return await self.queue.heartbeat([c.claim for c in claimed], lease_seconds=lease_seconds)
+        return await self.queue.heartbeat(
+            [c.claim for c in claimed], lease_seconds=lease_seconds, uow=uow
+        )
 
     # -- administration ----------------------------------------------------------------------
-    async def dead_letters(self, limit: int = 100) -> list[OutboxMessage]:
+    async def dead_letters(
+        self, limit: int = 100, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> list[OutboxMessage]:
         """Messages that exhausted their attempts, oldest first."""
-        return [_to_message(r) for r in await self.queue.dead_letters(limit)]
+        return [to_message(r) for r in await self.queue.dead_letters(limit, uow=uow)]
 
-    async def requeue(self, message_ids: Iterable[str] | None = None) -> int:
+    async def requeue(
+        self, message_ids: Iterable[str] | None = None, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> int:
         """Bring dead messages (all, or the given ids) back; attempts start again from zero."""
         where = None if message_ids is None else self.table.c.message_id.in_(list(message_ids))
-        return await self.queue.requeue(where=where)
+        return await self.queue.requeue(where=where, uow=uow)
 
-    async def purge(self, older_than: timedelta | float) -> int:
+    async def purge(
+        self, older_than: timedelta | float, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> int:
         """Delete published messages older than the retention (``timedelta`` or seconds)."""
         if not isinstance(older_than, timedelta):
             older_than = timedelta(seconds=older_than)
-        return await self.queue.purge(older_than, statuses=(DONE,))
+        return await self.queue.purge(older_than, statuses=(DONE,), uow=uow)
 
-    async def stats(self) -> QueueStats:
+    async def stats(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> QueueStats:
         """Pending / leased / scheduled / done / dead counts and the lag of the oldest due one."""
-        return await self.queue.stats()
+        return await self.queue.stats(uow=uow)
 
     # -- the earlier names (deprecated) --------------------------------------------------------
     async def claim_batch(
         self, limit: int = 100, *, lease_seconds: float | None = None
     ) -> list[OutboxClaim]:
         """Deprecated: :meth:`claim`."""
-        _renamed("SQLAlchemyOutboxStorage.claim_batch", "claim")
+        renamed("SQLAlchemyOutboxStorage.claim_batch", "claim")
         return await self.claim(limit, lease_seconds=lease_seconds)
 
     async def ack(self, claimed: Sequence[OutboxClaim]) -> Outcome:
         """Deprecated: :meth:`complete`."""
-        _renamed("SQLAlchemyOutboxStorage.ack", "complete")
+        renamed("SQLAlchemyOutboxStorage.ack", "complete")
         return await self.complete(claimed)
 
     async def nack(
         self, claimed: Sequence[OutboxClaim], *, error: str, delay: float | None = None
     ) -> Outcome:
         """Deprecated: :meth:`fail`."""
-        _renamed("SQLAlchemyOutboxStorage.nack", "fail")
+        renamed("SQLAlchemyOutboxStorage.nack", "fail")
         return await self.fail(claimed, error=error, delay=delay)
 
     async def purge_published(self, older_than: timedelta | float) -> int:
         """Deprecated: :meth:`purge`."""
-        _renamed("SQLAlchemyOutboxStorage.purge_published", "purge")
+        renamed("SQLAlchemyOutboxStorage.purge_published", "purge")
         return await self.purge(older_than)
-
-
-def _tenant_of(metadata: Mapping[str, Any]) -> str | None:
-    tenant = metadata.get("tenant_id")
-    return None if tenant is None else str(tenant)
-
-
-def _to_row(m: OutboxMessage, now: datetime) -> dict[str, Any]:
-    if m.created_at.tzinfo is None:
-        raise ConfigurationError(f"OutboxMessage {m.message_id}: created_at must be aware")
-    return {
-        "available_at": now,
-        "message_id": m.message_id,
-        "event_type": m.event_type,
-        "payload": m.payload,
-        "metadata": m.metadata,
-        "created_at": m.created_at,
-        "correlation_id": m.correlation_id,
-        "causation_id": m.causation_id,
-        "tenant_id": m.tenant_id,
-        "partition_key": m.partition_key,
-    }
-
-
-def _to_message(row: Mapping[str, Any]) -> OutboxMessage:
-    return OutboxMessage(
-        message_id=row["message_id"],
-        event_type=row["event_type"],
-        payload=row["payload"] or {},
-        metadata=row["metadata"] or {},
-        created_at=row["created_at"],
-        published_at=row["finished_at"] if row["status"] == DONE else None,
-        error=row["last_error"],
-        retry_count=row["attempts"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        tenant_id=row["tenant_id"],
-        partition_key=row["partition_key"],
-    )

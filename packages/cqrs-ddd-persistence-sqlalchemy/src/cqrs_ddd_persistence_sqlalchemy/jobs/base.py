@@ -1,0 +1,159 @@
+"""What the job repository's verbs share: construction, job types, rows -> jobs, the status.
+
+A job's :class:`~cqrs_ddd_advanced_core.jobs.JobStatus` is never stored twice: it is derived from
+the queue columns (``pending`` + live lease = RUNNING, ``done`` + ``cancelled_at`` = CANCELLED,
+...), so the database cannot disagree with the domain enum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, case, or_
+
+from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobStatus
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind
+from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed_argument
+from cqrs_ddd_persistence_sqlalchemy.queue import DEAD, DONE, Claim, DurableQueue, Pin
+from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table
+
+__all__ = ["ClaimedJob", "JobStore"]
+
+J = TypeVar("J", bound=BackgroundJob)
+
+
+@dataclass(frozen=True)
+class ClaimedJob(Generic[J]):
+    """A job under lease. ``job`` is ``None`` when its type is not known to this process."""
+
+    job: J | None
+    job_type: str
+    claim: Claim
+
+    @property
+    def id(self) -> str:
+        return str(self.claim["job_id"])
+
+    @property
+    def cancel_requested(self) -> bool:
+        return bool(self.claim["cancel_requested"])
+
+
+class JobStore(Generic[J]):
+    """Construction and the pieces every verb of
+    :class:`~.repository.SQLAlchemyBackgroundJobRepository` uses (its base class)."""
+
+    def __init__(
+        self,
+        job_cls: type[J],
+        bind: Bind = None,
+        *,
+        session_factory: Bind = None,
+        lease_seconds: float = 60.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        bind = renamed_argument(
+            "SQLAlchemyBackgroundJobRepository", "session_factory", "bind", session_factory, bind
+        )
+        self.job_cls = job_cls
+        self.table = jobs_table
+        self.backoff = backoff
+        self.clock = clock
+        t = jobs_table
+        self.queue = DurableQueue(
+            t,
+            bind,
+            lease_seconds=lease_seconds,
+            order_by=(t.c.priority.desc(), t.c.id),
+            clock=clock,
+        )
+
+    def pinned(self) -> AbstractAsyncContextManager[Pin | None]:
+        """Run this task's claims and settles (outside a unit of work) on one connection held
+        for the block: a worker loop saves a pool checkout per statement, like a hand-written
+        worker holding its connection. Tasks created inside the block inherit the pin, so
+        wrap concurrent helpers in ``DurableQueue.unpinned()``; after a connection failure
+        (``ConnectionLostError``) leave the block and pin again. The block yields the
+        :class:`~..queue.Pin` (``None`` without an engine): other tasks share the connection
+        one at a time with ``async with pin.borrow():``. ``JobWorker`` does this.
+
+        Example::
+
+            async with jobs.pinned():
+                while claimed := await jobs.claim(50):
+                    for c in claimed:
+                        await jobs.complete(c, await run(c.job))
+        """
+        return self.queue.pinned()
+
+    # -- types -----------------------------------------------------------------------------
+    def job_types(self) -> dict[str, type[J]]:
+        """Job type name -> class, for ``job_cls`` and every subclass defined so far."""
+        found: dict[str, type[J]] = {}
+        stack: list[type[J]] = [self.job_cls]
+        while stack:
+            cls = stack.pop()
+            found.setdefault(cls.job_type(), cls)
+            stack.extend(cls.__subclasses__())
+        return found
+
+    def status_expression(self, now: datetime | None = None) -> ColumnElement[str]:
+        """SQL deriving :class:`JobStatus` from the queue columns."""
+        t = self.table
+        now = now or self.clock()
+        return case(
+            (t.c.status == DEAD, JobStatus.DEAD.value),
+            (and_(t.c.status == DONE, t.c.cancelled_at.is_not(None)), JobStatus.CANCELLED.value),
+            (t.c.status == DONE, JobStatus.COMPLETED.value),
+            (
+                and_(t.c.lease_token.is_not(None), t.c.locked_until > now),
+                JobStatus.RUNNING.value,
+            ),
+            else_=JobStatus.PENDING.value,
+        )
+
+    def _not_leased(self, now: datetime) -> ColumnElement[bool]:
+        t = self.table
+        return or_(t.c.lease_token.is_(None), t.c.locked_until <= now)
+
+    # -- rows <-> jobs -----------------------------------------------------------------------
+    def _row(self, job: BackgroundJob, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.id,
+            "job_type": type(job).job_type(),
+            "payload": job.arguments(),
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "dedupe_key": job.dedupe_key,
+            "available_at": job.run_at or now,
+            "created_at": job.created_at,
+            "updated_at": now,
+        }
+
+    def _load(self, cls: type[J], row: Mapping[Any, Any], status: JobStatus) -> J:
+        return cls.model_validate(
+            {
+                **(row["payload"] or {}),
+                "id": row["job_id"],
+                "status": status,
+                "priority": row["priority"],
+                "attempts": row["attempts"],
+                "max_attempts": row["max_attempts"],
+                "run_at": row["available_at"],
+                "dedupe_key": row["dedupe_key"],
+                "progress": row["progress"],
+                "progress_message": row["progress_message"],
+                "result": (row["result"] or {}).get("value"),
+                "error": row["last_error"],
+                "cancel_requested": row["cancel_requested"],
+                "created_at": row["created_at"],
+                "updated_at": row["updated_at"],
+                "finished_at": row["finished_at"],
+            }
+        )

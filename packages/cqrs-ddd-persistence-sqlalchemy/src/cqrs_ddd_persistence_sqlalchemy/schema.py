@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-__all__ = ["NAMING_CONVENTION", "metadata"]
+from cqrs_ddd_core.errors import ConfigurationError
+
+__all__ = ["MAX_IDENTIFIER_BYTES", "NAMING_CONVENTION", "check_channel", "metadata"]
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -26,3 +28,19 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+#: PostgreSQL's identifier limit (``NAMEDATALEN - 1``), in bytes: it applies to LISTEN/NOTIFY
+#: channel names too.
+MAX_IDENTIFIER_BYTES = 63
+
+
+def check_channel(channel: str) -> str:
+    """A LISTEN/NOTIFY channel name, refused at once (``ConfigurationError``) when PostgreSQL
+    would refuse it at ``pg_notify`` / ``LISTEN`` time: empty, or over 63 bytes."""
+    if not channel or len(channel.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ConfigurationError(
+            f"NOTIFY channel {channel[:80]!r} must be 1 to {MAX_IDENTIFIER_BYTES} bytes long "
+            "(PostgreSQL's identifier limit)"
+        )
+    return channel

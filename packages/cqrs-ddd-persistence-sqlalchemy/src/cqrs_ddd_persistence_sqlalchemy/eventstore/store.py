@@ -16,7 +16,6 @@ from sqlalchemy.sql.base import Executable
 
 from cqrs_ddd_core.domain.event_registry import EventTypeRegistry, default_registry
 from cqrs_ddd_core.domain.events import DomainEvent
-from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.event_store import ExpectedVersion, StoredEvent, StreamState
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
@@ -30,6 +29,7 @@ from cqrs_ddd_persistence_sqlalchemy.eventstore.appending import Appender
 from cqrs_ddd_persistence_sqlalchemy.eventstore.global_log import GlobalLog
 from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import hydrate_rows, row_to_event
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner, kept
+from cqrs_ddd_persistence_sqlalchemy.schema import check_channel
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table
 
 __all__ = ["MAX_VERSION", "Ordering", "SQLAlchemyEventStore"]
@@ -113,13 +113,8 @@ class SQLAlchemyEventStore:
         self.notify = notify
         self.listen = listen
         self.poll_interval = poll_interval
-        if not channel or len(channel.encode()) > 63:
-            # PostgreSQL truncates identifiers to 63 bytes and pg_notify refuses longer names:
-            # say so now rather than at the first append.
-            raise ConfigurationError(
-                f"channel must be 1 to 63 bytes (a PostgreSQL identifier), got {channel!r}"
-            )
-        self.channel = channel
+        # Refused now rather than at the first append.
+        self.channel = check_channel(channel)
         self.registry = registry if registry is not None else default_registry
         self._engine = engine
         self._logs: dict[str, EventLogSql] = {}

@@ -28,7 +28,6 @@ short transaction. A claim should run on its own so that the lease is visible at
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -45,6 +44,7 @@ from sqlalchemy import (
 )
 
 from cqrs_ddd_core.errors import ConfigurationError
+from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.queue.admin import QueueAdmin
 from cqrs_ddd_persistence_sqlalchemy.queue.claims import (
@@ -356,7 +356,7 @@ class DurableQueue(QueueAdmin):
     # -- the earlier names ---------------------------------------------------------------------
     async def ack(self, claims: Sequence[Claim], *, uow: Any = None) -> Outcome:
         """Deprecated: :meth:`complete`."""
-        _renamed("DurableQueue.ack", "complete")
+        renamed("DurableQueue.ack", "complete")
         return await self.complete(claims, uow=uow)
 
     async def nack(
@@ -368,18 +368,10 @@ class DurableQueue(QueueAdmin):
         uow: Any = None,
     ) -> Outcome:
         """Deprecated: :meth:`fail`."""
-        _renamed("DurableQueue.nack", "fail")
+        renamed("DurableQueue.nack", "fail")
         return await self.fail(claims, error=error, delay=delay, uow=uow)
 
     async def dead_letter(self, claims: Sequence[Claim], *, error: str, uow: Any = None) -> Outcome:
         """Deprecated: ``fail(claims, error=..., retry=False)``."""
-        _renamed("DurableQueue.dead_letter", "fail(..., retry=False)")
+        renamed("DurableQueue.dead_letter", "fail(..., retry=False)")
         return await self._dead_now(claims, error=error, uow=uow)
-
-
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(
-        f"{old} is deprecated and will be removed in the next release: use {new}",
-        DeprecationWarning,
-        stacklevel=3,
-    )

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Select, String, Table, Update, bindparam, func, select, update
 
-from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
+from cqrs_ddd_persistence_sqlalchemy.schema import check_channel
 
-__all__ = ["MAX_CHANNEL_BYTES", "check_channel", "claim_statement", "notify_statement"]
+__all__ = ["NOTIFY", "check_channel", "claim_statement", "notify_statement"]
 
 
 def claim_statement(
@@ -27,20 +27,6 @@ def claim_statement(
     locked = candidates.with_for_update(skip_locked=True, of=table)
     cte = locked.cte("claimable").prefix_with("MATERIALIZED")
     return update(table).where(table.c.id == cte.c.id).values(**values).returning(*table.c)
-
-
-#: PostgreSQL's identifier limit (``NAMEDATALEN - 1``) applies to channel names, in bytes.
-MAX_CHANNEL_BYTES = 63
-
-
-def check_channel(channel: str) -> str:
-    """Refuse a channel name PostgreSQL would reject at ``pg_notify`` / ``LISTEN`` time."""
-    if not channel or len(channel.encode()) > MAX_CHANNEL_BYTES:
-        raise ConfigurationError(
-            f"NOTIFY channel {channel[:80]!r} must be 1 to {MAX_CHANNEL_BYTES} bytes long "
-            "(PostgreSQL's identifier limit)"
-        )
-    return channel
 
 
 #: ``SELECT pg_notify(:channel, '')``: PostgreSQL folds identical notifications of one

@@ -23,16 +23,21 @@ bind — on its own: one statement atomic on its own (``Execution.fetch``) or a 
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.base import Executable
 
 from cqrs_ddd_core.errors import ConfigurationError, UnitOfWorkError
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.errors import ConstraintErrors, translating
-from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Execution, Executor
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
+    Execution,
+    Executor,
+    StatementRunner,
+)
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork, current_uow
@@ -205,6 +210,26 @@ class Binding:
         if not self.owns_transaction(uow):
             return None
         return self.execution()
+
+    @asynccontextmanager
+    async def single(self, uow: Any = None) -> AsyncIterator[StatementRunner]:
+        """Where statements that are each atomic on their own run: the joined unit of work's
+        (or bound session's) executor, else the engine's :class:`Execution` (one autocommit
+        round trip per statement where the dialect allows it; kept statements on the fast
+        path), else a short transaction."""
+        execution = self.own_execution(uow)
+        if execution is not None:
+            yield execution
+            return
+        async with self.transaction(uow) as executor:
+            yield executor
+
+    async def fetch(
+        self, statement: Executable, params: Mapping[str, Any] | None = None, uow: Any = None
+    ) -> Sequence[Sequence[Any]]:
+        """Rows of one read statement, run where :meth:`single` says."""
+        async with self.single(uow) as runner:
+            return await runner.fetch(statement, params)
 
     @asynccontextmanager
     async def session(

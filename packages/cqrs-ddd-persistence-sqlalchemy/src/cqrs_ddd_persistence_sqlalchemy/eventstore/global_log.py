@@ -121,8 +121,5 @@ class GlobalLog:
     async def horizon_lag(self, *, uow: Any) -> HorizonStatus:
         store = self._store
         log = store.log_for(uow)
-        execution = store.binding.own_execution(uow)
-        if execution is not None:
-            return await log.horizon(execution)
-        async with store.binding.transaction(uow) as executor:
-            return await log.horizon(executor)
+        async with store.binding.single(uow) as runner:
+            return await log.horizon(runner)

@@ -141,11 +141,7 @@ class SQLAlchemyEventStore:
     ) -> Sequence[Sequence[Any]]:
         """Rows of one read statement: in the joined unit of work, else on its own (one
         autocommit round trip where the dialect allows it)."""
-        execution = self.binding.own_execution(uow)
-        if execution is not None:
-            return await execution.fetch(statement, params)
-        async with self.binding.transaction(uow) as executor:
-            return await executor.fetch(statement, params)
+        return await self.binding.fetch(statement, params, uow)
 
     # -- writing -----------------------------------------------------------------------------
     async def append(

@@ -64,6 +64,11 @@ def is_kept(statement: Any) -> bool:
 class StatementRunner(Protocol):
     """Runs statements: what :class:`Executor` and :class:`Execution` have in common."""
 
+    @property
+    def dialect(self) -> Dialect:
+        """The SQLAlchemy dialect of the database the statements run on."""
+        ...
+
     async def fetch(self, statement: Executable, params: Params = None) -> Sequence[Sequence[Any]]:
         """The rows of ``statement``, read by position (a list of parameter sets runs it
         once per set: ``INSERT … RETURNING`` of many rows)."""
@@ -83,11 +88,6 @@ class StatementRunner(Protocol):
 
 class Executor(StatementRunner, Protocol):
     """Runs statements on one connection, in whatever transaction it is in."""
-
-    @property
-    def dialect(self) -> Dialect:
-        """The SQLAlchemy dialect of the connection."""
-        ...
 
 
 class Pin(Protocol):

@@ -26,7 +26,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
 from cqrs_ddd_persistence_sqlalchemy.tables.projections import projection_positions_table
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-from .running import one_bind, single
+from .running import one_bind
 
 __all__ = ["SQLAlchemyProjectionPositionStore"]
 
@@ -113,13 +113,13 @@ class SQLAlchemyProjectionPositionStore:
         self, projection: str, *, uow: SQLAlchemyUnitOfWork | None = None
     ) -> Checkpoint | None:
         """The checkpoint of ``projection`` (``None`` before its first event)."""
-        async with single(self.binding, uow) as runner:
+        async with self.binding.single(uow) as runner:
             rows = await runner.fetch_mappings(_GET, {"p_projection": projection})
         return _checkpoint(rows[0]) if rows else None
 
     async def get_all(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> list[Checkpoint]:
         """Every checkpoint, by projection name."""
-        async with single(self.binding, uow) as runner:
+        async with self.binding.single(uow) as runner:
             rows = await runner.fetch_mappings(_GET_ALL)
         return [_checkpoint(r) for r in rows]
 
@@ -152,7 +152,7 @@ class SQLAlchemyProjectionPositionStore:
             "events_processed": 1,
             "updated_at": datetime.now(UTC),
         }
-        async with single(self.binding, uow) as runner:
+        async with self.binding.single(uow) as runner:
             _, upsert = _upserts(dialect_for(runner.dialect))
             return bool(await runner.fetch(upsert, params))
 
@@ -207,5 +207,5 @@ class SQLAlchemyProjectionPositionStore:
 
     async def reset(self, projection: str, *, uow: SQLAlchemyUnitOfWork | None = None) -> None:
         """Forget the checkpoint: the projection starts again from the first event."""
-        async with single(self.binding, uow) as runner:
+        async with self.binding.single(uow) as runner:
             await runner.execute(_RESET, {"p_projection": projection})

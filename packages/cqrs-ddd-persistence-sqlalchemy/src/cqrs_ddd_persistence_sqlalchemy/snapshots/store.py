@@ -11,8 +11,6 @@ with its pruning in a short transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, bindparam, delete, select
@@ -21,7 +19,7 @@ from cqrs_ddd_advanced_core.snapshots import Snapshot
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
-from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Execution, Executor, kept
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
 from cqrs_ddd_persistence_sqlalchemy.tables.snapshots import snapshots_table
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
@@ -102,18 +100,6 @@ class SQLAlchemySnapshotStore:
         self.binding = Binding(bind, owner="SQLAlchemySnapshotStore")
         self.keep = keep
 
-    @asynccontextmanager
-    async def _single(
-        self, uow: SQLAlchemyUnitOfWork | None
-    ) -> AsyncIterator[Executor | Execution]:
-        """Where one statement atomic on its own runs (see ``Binding.own_execution``)."""
-        execution = self.binding.own_execution(uow)
-        if execution is not None:
-            yield execution
-            return
-        async with self.binding.transaction(uow) as executor:
-            yield executor
-
     async def save(self, snapshot: Snapshot, *, uow: SQLAlchemyUnitOfWork | None = None) -> None:
         """Upsert ``snapshot`` and prune the stream's older ones beyond ``keep``."""
         values = {
@@ -125,7 +111,7 @@ class SQLAlchemySnapshotStore:
             "created_at": snapshot.created_at,
         }
         if self.keep is None:
-            async with self._single(uow) as runner:
+            async with self.binding.single(uow) as runner:
                 await runner.execute(_upsert(dialect_for(runner.dialect)), values)
             return
         async with self.binding.transaction(uow) as executor:
@@ -155,7 +141,7 @@ class SQLAlchemySnapshotStore:
             params["s_schema_version"] = schema_version
         if max_version is not None:
             params["s_max_version"] = max_version
-        async with self._single(uow) as runner:
+        async with self.binding.single(uow) as runner:
             rows = await runner.fetch_mappings(stmt, params)
         if not rows:
             return None
@@ -173,6 +159,6 @@ class SQLAlchemySnapshotStore:
         self, aggregate_type: str, aggregate_id: str, *, uow: SQLAlchemyUnitOfWork | None = None
     ) -> int:
         """Remove every snapshot of one aggregate; returns how many rows went."""
-        async with self._single(uow) as runner:
+        async with self.binding.single(uow) as runner:
             count = await runner.execute(_DELETE, {"s_type": aggregate_type, "s_id": aggregate_id})
         return max(count, 0)

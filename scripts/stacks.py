@@ -13,7 +13,7 @@ the tests' URL names. Two environments:
 Environment: ``CQRS_STACKS`` (``all``, or stack names separated by commas; default ``all``
 without arguments, ``default`` with), ``CQRS_TEST_WORKERS`` (pytest-xdist workers per full
 run, default 2; 0 runs in one process), ``CQRS_TEST_POSTGRES_URL`` (the server; each stack
-swaps in its driver).
+swaps in its driver), ``CQRS_TEST_REPORT_DIR`` (keep each stack's JUnit XML there).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
         versions = installed(python)
         banner = f"stack {stack.name}: {versions}, PostgreSQL via {stack.driver}"
         print(f"\n==> {banner}\n    pytest {' '.join(args)}", flush=True)
-        rc, counts = run_pytest(python, args, with_driver(base_url, stack.driver))
+        rc, counts = run_pytest(python, args, with_driver(base_url, stack.driver), stack.name)
         results.append((stack, versions, rc, counts))
     print("\n==> stacks")
     for stack, versions, rc, counts in results:
@@ -163,10 +163,14 @@ def installed(python: Path) -> str:
     return ", ".join(out.stdout.split("\n")[:-1])
 
 
-def run_pytest(python: Path, args: list[str], url: str) -> tuple[int, str]:
-    """Run pytest (terminal untouched: ``--pdb`` works); counts come from a JUnit report."""
+def run_pytest(python: Path, args: list[str], url: str, name: str) -> tuple[int, str]:
+    """Run pytest (terminal untouched: ``--pdb`` works); counts come from a JUnit report, kept
+    as ``<CQRS_TEST_REPORT_DIR>/<stack>.xml`` when that is set."""
     with tempfile.TemporaryDirectory(prefix="cqrs-stack-") as tmp:
-        report = Path(tmp) / "junit.xml"
+        keep = os.environ.get("CQRS_TEST_REPORT_DIR")
+        report = Path(keep or tmp) / f"{name}.xml"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.unlink(missing_ok=True)
         env = dict(os.environ, CQRS_TEST_POSTGRES_URL=url)
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()

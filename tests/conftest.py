@@ -14,10 +14,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,24 @@ async def _probe() -> str | None:
     finally:
         await conn.close()
     return None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport() -> Generator[None, Any, Any]:
+    """No garbage collection while a report (its traceback) is built.
+
+    CPython before 3.11.5 (gh-106905) raises ``SystemError: AST constructor recursion depth
+    mismatch`` from ``ast.parse`` — which pytest calls to show a failure's source — when a
+    collection in the middle of it finalizes a leaked SQLAlchemy async connection (a greenlet
+    switch): pytest then aborts the whole run with INTERNALERROR. Debian 12's python3 is 3.11.2.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def pytest_configure(config: pytest.Config) -> None:

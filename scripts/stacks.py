@@ -18,6 +18,7 @@ swaps in its driver), ``CQRS_TEST_REPORT_DIR`` (keep each stack's JUnit XML ther
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -28,8 +29,12 @@ import tempfile
 import time
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pg_spare
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "packages" / "cqrs-ddd-persistence-sqlalchemy" / "pyproject.toml"
@@ -47,35 +52,78 @@ class Stack:
     env: str  # "default" (.venv) or "lowest" (.venvs/lowest)
     driver: str  # the PostgreSQL driver of the test URL
     paths: tuple[str, ...]  # what runs when ./scripts/test gets no arguments ((): everything)
+    #: False where another stack already runs the SQLite half in the same environment
+    #: (SQLite does not depend on the PostgreSQL driver): only PostgreSQL tests run.
+    sqlite: bool = True
 
 
 STACKS = (
     Stack("default", "default", "asyncpg", ()),
-    Stack("psycopg", "default", "psycopg", CONTRACT_AND_INTEGRATION),
+    Stack("psycopg", "default", "psycopg", CONTRACT_AND_INTEGRATION, sqlite=False),
     # tests/unit once on the lowest SQLAlchemy: statement compilation is version-dependent
     Stack("lowest-asyncpg", "lowest", "asyncpg", ("tests/unit", *CONTRACT_AND_INTEGRATION)),
-    Stack("lowest-psycopg", "lowest", "psycopg", CONTRACT_AND_INTEGRATION),
+    Stack("lowest-psycopg", "lowest", "psycopg", CONTRACT_AND_INTEGRATION, sqlite=False),
 )
+#: Deselects the SQLite half (parameter ids ``sqlite``, ``spatialite``, ``memory-sqlite``...;
+#: checked: no PostgreSQL test of tests/integration has either word in its name).
+NO_SQLITE = ("-k", "not sqlite and not spatialite")
 
 
 def main(argv: list[str]) -> int:
     chosen = choose(os.environ.get("CQRS_STACKS") or ("default" if argv else "all"))
-    workers = int(os.environ.get("CQRS_TEST_WORKERS", "2"))
+    workers = int(os.environ.get("CQRS_TEST_WORKERS", "2")) if not argv else 0
     base_url = os.environ.get("CQRS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
-    results: list[tuple[Stack, str, int, str]] = []
-    for stack in chosen:
-        python = environment(stack.env)
-        args = list(argv) if argv else [*xdist(workers), *stack.paths]
-        versions = installed(python)
-        banner = f"stack {stack.name}: {versions}, PostgreSQL via {stack.driver}"
-        print(f"\n==> {banner}\n    pytest {' '.join(args)}", flush=True)
-        rc, counts = run_pytest(python, args, with_driver(base_url, stack.driver), stack.name)
-        results.append((stack, versions, rc, counts))
+    with servers(base_url, workers) as (urls, workers):
+        results = [run_stack(stack, argv, urls, workers) for stack in chosen]
     print("\n==> stacks")
     for stack, versions, rc, counts in results:
         status = "ok" if rc == 0 else f"FAILED (exit {rc})"
         print(f"{stack.name:<15} {status:<16} {counts}  [{versions}, {stack.driver}]")
     return overall([rc for _, _, rc, _ in results])
+
+
+@contextlib.contextmanager
+def servers(base_url: str, workers: int) -> Iterator[tuple[list[str], int]]:
+    """The PostgreSQL URL of each pytest-xdist worker and the number of workers: the first on
+    ``base_url``, the others on spare clusters (``pg_spare.py`` says why); one process, on
+    ``base_url``, when spare clusters cannot be made here."""
+    if workers < 2:
+        yield [base_url], 0
+        return
+    reason = pg_spare.unavailable()
+    if reason:
+        print(f"==> one pytest process per stack: no spare PostgreSQL cluster ({reason})")
+        yield [base_url], 0
+        return
+    print(f"==> {workers - 1} spare PostgreSQL cluster(s) for {workers} pytest-xdist workers")
+    with pg_spare.spare_clusters(workers - 1) as hosts:
+        base = make_url(base_url)
+        spares = [
+            base.set(host=host.split(":")[0], port=int(host.split(":")[1]), database="test")
+            .set(username="postgres", password=None)
+            .render_as_string(hide_password=False)
+            for host in hosts
+        ]
+        yield [base_url, *spares], workers
+
+
+def run_stack(
+    stack: Stack, argv: list[str], urls: list[str], workers: int
+) -> tuple[Stack, str, int, str]:
+    python = environment(stack.env)
+    if argv:
+        args = list(argv)
+    else:
+        args = [*xdist(workers), *(() if stack.sqlite else NO_SQLITE), *stack.paths]
+    versions = installed(python)
+    print(f"\n==> stack {stack.name}: {versions}, PostgreSQL via {stack.driver}", flush=True)
+    print(f"    pytest {' '.join(args)}", flush=True)
+    env = {
+        "CQRS_TEST_POSTGRES_URL": with_driver(urls[0], stack.driver),
+        "CQRS_TEST_POSTGRES_URLS": " ".join(with_driver(u, stack.driver) for u in urls),
+    }
+    rc, counts = run_pytest(python, args, env, stack.name)
+    return stack, versions, rc, counts
 
 
 def choose(spec: str) -> list[Stack]:
@@ -163,7 +211,7 @@ def installed(python: Path) -> str:
     return ", ".join(out.stdout.split("\n")[:-1])
 
 
-def run_pytest(python: Path, args: list[str], url: str, name: str) -> tuple[int, str]:
+def run_pytest(python: Path, args: list[str], urls: dict[str, str], name: str) -> tuple[int, str]:
     """Run pytest (terminal untouched: ``--pdb`` works); counts come from a JUnit report, kept
     as ``<CQRS_TEST_REPORT_DIR>/<stack>.xml`` when that is set."""
     with tempfile.TemporaryDirectory(prefix="cqrs-stack-") as tmp:
@@ -171,7 +219,7 @@ def run_pytest(python: Path, args: list[str], url: str, name: str) -> tuple[int,
         report = Path(keep or tmp) / f"{name}.xml"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.unlink(missing_ok=True)
-        env = dict(os.environ, CQRS_TEST_POSTGRES_URL=url)
+        env = dict(os.environ, **urls)
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
         rc = subprocess.run(

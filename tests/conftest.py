@@ -3,7 +3,8 @@
 - SQLite: a temporary database file per test.
 - PostgreSQL: a fresh schema per test (``search_path = <schema>, public``; PostGIS lives in
   ``public``), dropped afterwards. URL, and with it the driver under test (asyncpg or psycopg),
-  from ``CQRS_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``);
+  from ``CQRS_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``;
+  under pytest-xdist ``CQRS_TEST_POSTGRES_URLS`` may give each worker a server of its own);
   :func:`pg_connect_args` spells per-connection settings for that driver. Administration (probe,
   schemas) always goes through asyncpg: a test helper, not the stack under test.
 - Helper processes import this module as ``conftest`` (``tests/`` on ``sys.path``): it imports
@@ -30,7 +31,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-PG_URL = os.environ.get("CQRS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+def _pg_url() -> str:
+    # CQRS_TEST_POSTGRES_URLS: one server per pytest-xdist worker (gwN takes the N-th, modulo),
+    # so that no worker's open transactions hold back another's event-store horizon
+    # (scripts/pg_spare.py). Helper processes inherit PYTEST_XDIST_WORKER: same server.
+    urls = os.environ.get("CQRS_TEST_POSTGRES_URLS", "").split()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if urls and worker.startswith("gw") and worker[2:].isdigit():
+        return urls[int(worker[2:]) % len(urls)]
+    return os.environ.get("CQRS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+PG_URL = _pg_url()
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 _pg_status: dict[str, Any] = {}
 _SCHEMAS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()

@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,12 +74,16 @@ def main(argv: list[str]) -> int:
     chosen = choose(os.environ.get("CQRS_STACKS") or ("default" if argv else "all"))
     workers = int(os.environ.get("CQRS_TEST_WORKERS", "2")) if not argv else 0
     base_url = os.environ.get("CQRS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+    # a stopped run (CI timeout, kill) still drops its spare clusters: finally blocks run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # every environment before the first test: a failing install fails fast
+    pythons = {kind: environment(kind) for kind in dict.fromkeys(s.env for s in chosen)}
     with servers(base_url, workers) as (urls, workers):
-        results = [run_stack(stack, argv, urls, workers) for stack in chosen]
+        results = [run_stack(s, pythons[s.env], argv, urls, workers) for s in chosen]
     print("\n==> stacks")
     for stack, versions, rc, counts in results:
         status = "ok" if rc == 0 else f"FAILED (exit {rc})"
-        print(f"{stack.name:<15} {status:<16} {counts}  [{versions}, {stack.driver}]")
+        print(f"{stack.name:<15} {status:<16} {counts}  [{versions}]")
     return overall([rc for _, _, rc, _ in results])
 
 
@@ -108,15 +113,16 @@ def servers(base_url: str, workers: int) -> Iterator[tuple[list[str], int]]:
 
 
 def run_stack(
-    stack: Stack, argv: list[str], urls: list[str], workers: int
+    stack: Stack, python: Path, argv: list[str], urls: list[str], workers: int
 ) -> tuple[Stack, str, int, str]:
-    python = environment(stack.env)
     if argv:
         args = list(argv)
     else:
         args = [*xdist(workers), *(() if stack.sqlite else NO_SQLITE), *stack.paths]
-    versions = installed(python)
-    print(f"\n==> stack {stack.name}: {versions}, PostgreSQL via {stack.driver}", flush=True)
+    found = installed(python)
+    names = ["sqlalchemy", stack.driver, *(["aiosqlite"] if stack.sqlite else [])]
+    versions = ", ".join(f"{n} {found.get(n, '-')}" for n in names)
+    print(f"\n==> stack {stack.name}: {versions}", flush=True)
     print(f"    pytest {' '.join(args)}", flush=True)
     env = {
         "CQRS_TEST_POSTGRES_URL": with_driver(urls[0], stack.driver),
@@ -200,15 +206,16 @@ def environment(kind: str) -> Path:
     return env / "bin" / "python"
 
 
-def installed(python: Path) -> str:
+def installed(python: Path) -> dict[str, str]:
+    """The installed version of each varied distribution (missing ones left out)."""
     code = (
         "import importlib.metadata as m\n"
         f"for n in {list(VARIED)!r}:\n"
         "    try: print(n, m.version(n))\n"
-        "    except m.PackageNotFoundError: print(n, '-')\n"
+        "    except m.PackageNotFoundError: pass\n"
     )
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
-    return ", ".join(out.stdout.split("\n")[:-1])
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines())
 
 
 def run_pytest(python: Path, args: list[str], urls: dict[str, str], name: str) -> tuple[int, str]:
@@ -231,7 +238,7 @@ def run_pytest(python: Path, args: list[str], urls: dict[str, str], name: str) -
 
 def counts(report: Path) -> str:
     if not report.exists():
-        return "no report"
+        return "no tests ran"
     suite = ET.parse(report).getroot()
     if suite.tag == "testsuites":
         suite = suite[0]

@@ -90,19 +90,20 @@ def main(argv: list[str]) -> int:
 @contextlib.contextmanager
 def servers(base_url: str, workers: int) -> Iterator[tuple[list[str], int]]:
     """The PostgreSQL URL of each pytest-xdist worker and the number of workers: the first on
-    ``base_url``, the others on spare clusters (``pg_spare.py`` says why); one process, on
-    ``base_url``, when spare clusters cannot be made here."""
+    ``base_url``, the others on spare clusters made on this machine (``pg_spare.py`` says why);
+    one process, on ``base_url``, when they cannot be made or ``base_url`` is another machine."""
     if workers < 2:
         yield [base_url], 0
         return
-    reason = pg_spare.unavailable()
+    base = make_url(base_url)
+    local = base.host in ("127.0.0.1", "localhost", "::1") or not base.host
+    reason = pg_spare.unavailable() if local else f"{base.host} is not this machine"
     if reason:
         print(f"==> one pytest process per stack: no spare PostgreSQL cluster ({reason})")
         yield [base_url], 0
         return
     print(f"==> {workers - 1} spare PostgreSQL cluster(s) for {workers} pytest-xdist workers")
     with pg_spare.spare_clusters(workers - 1) as hosts:
-        base = make_url(base_url)
         spares = [
             base.set(host=host.split(":")[0], port=int(host.split(":")[1]), database="test")
             .set(username="postgres", password=None)

@@ -2,18 +2,24 @@
 
 - SQLite: a temporary database file per test.
 - PostgreSQL: a fresh schema per test (``search_path = <schema>, public``; PostGIS lives in
-  ``public``), dropped afterwards. URL from ``CQRS_TEST_POSTGRES_URL`` (default
-  ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
+  ``public``), dropped afterwards. URL, and with it the driver under test (asyncpg or psycopg),
+  from ``CQRS_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``;
+  under pytest-xdist ``CQRS_TEST_POSTGRES_URLS`` may give each worker a server of its own);
+  :func:`pg_connect_args` spells per-connection settings for that driver. Administration (probe,
+  schemas) always goes through asyncpg: a test helper, not the stack under test.
+- Helper processes import this module as ``conftest`` (``tests/`` on ``sys.path``): it imports
+  nothing from ``tests``.
 - ``REQUIRE_POSTGRES=1`` turns an unreachable server into a failure instead of a skip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +31,21 @@ from tests.kafka_broker import kafka_bootstrap as kafka_bootstrap  # the session
 
 from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
 
-PG_URL = os.environ.get(
-    "CQRS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def _pg_url() -> str:
+    # CQRS_TEST_POSTGRES_URLS: one server per pytest-xdist worker (gwN takes the N-th, modulo),
+    # so that no worker's open transactions hold back another's event-store horizon
+    # (scripts/pg_spare.py). Helper processes inherit PYTEST_XDIST_WORKER: same server.
+    urls = os.environ.get("CQRS_TEST_POSTGRES_URLS", "").split()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if urls and worker.startswith("gw") and worker[2:].isdigit():
+        return urls[int(worker[2:]) % len(urls)]
+    return os.environ.get("CQRS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+PG_URL = _pg_url()
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 _pg_status: dict[str, Any] = {}
 _SCHEMAS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
@@ -41,6 +59,43 @@ def schema_of(engine: AsyncEngine) -> str | None:
 def pg_dsn(url: str = PG_URL) -> str:
     """The plain libpq DSN for asyncpg of a SQLAlchemy URL."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def pg_connect_args(
+    url: str = PG_URL, connect_args: Mapping[str, Any] | None = None, **settings: str
+) -> dict[str, Any]:
+    """``connect_args`` for ``url``'s driver, with the server ``settings`` added.
+
+    Tests isolate themselves in a schema (``search_path``) and find their own backends by
+    ``application_name``: server settings given at connect time (a ``SET`` on a pooled
+    connection would not do: the pool's rollback on return undoes it), which asyncpg takes as
+    ``server_settings={...}`` and psycopg (libpq) as ``options="-c name=value ..."``.
+    ``connect_args`` may hold asyncpg's ``server_settings`` (the spelling tests use); its
+    entries are merged with ``settings`` (which win) and re-spelled for the driver.
+
+    Example::
+
+        create_engine(PG_URL, connect_args=pg_connect_args(search_path=f"{schema}, public"))
+    """
+    args = dict(connect_args or {})
+    merged = {**args.pop("server_settings", {}), **settings}
+    if not merged:
+        return args
+    driver = make_url(url).get_driver_name()
+    if driver == "asyncpg":
+        args["server_settings"] = merged
+    elif driver in ("psycopg", "psycopg_async"):
+        options = [args.pop("options")] if args.get("options") else []
+        options += [f"-c {name}={_libpq_escape(str(value))}" for name, value in merged.items()]
+        args["options"] = " ".join(options)
+    else:
+        raise ValueError(f"server settings for the {driver!r} driver are not supported: {url}")
+    return args
+
+
+def _libpq_escape(value: str) -> str:
+    # libpq splits ``options`` on whitespace; a backslash escapes the next character.
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 async def _probe() -> str | None:
@@ -61,6 +116,24 @@ async def _probe() -> str | None:
     finally:
         await conn.close()
     return None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport() -> Generator[None, Any, Any]:
+    """No garbage collection while a report (its traceback) is built.
+
+    CPython before 3.11.5 (gh-106905) raises ``SystemError: AST constructor recursion depth
+    mismatch`` from ``ast.parse`` — which pytest calls to show a failure's source — when a
+    collection in the middle of it finalizes a leaked SQLAlchemy async connection (a greenlet
+    switch): pytest then aborts the whole run with INTERNALERROR. Debian 12's python3 is 3.11.2.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,11 +191,12 @@ async def pg_schema() -> AsyncIterator[str]:
 
 
 def pg_engine_for(schema: str, **kwargs: Any) -> AsyncEngine:
-    """An engine whose connections use ``schema`` first (then ``public`` for PostGIS)."""
-    connect_args = dict(kwargs.pop("connect_args", {}))
-    settings = dict(connect_args.pop("server_settings", {}))
-    settings["search_path"] = f"{schema}, public"
-    connect_args["server_settings"] = settings
+    """An engine on ``CQRS_TEST_POSTGRES_URL`` whose connections use ``schema`` first (then
+    ``public`` for PostGIS). ``connect_args`` may carry asyncpg-style ``server_settings``; they
+    are passed in the spelling of the URL's driver."""
+    connect_args = pg_connect_args(
+        PG_URL, kwargs.pop("connect_args", None), search_path=f"{schema}, public"
+    )
     return create_engine(PG_URL, connect_args=connect_args, **kwargs)
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.conftest import PG_URL, pg_dsn
+from tests.conftest import PG_URL, pg_connect_args, pg_dsn
 
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 
@@ -49,11 +50,12 @@ def app_name(tag: str = "rel") -> str:
 
 def tagged_engine(schema: str, name: str, *, url: str = PG_URL, **kwargs: Any) -> AsyncEngine:
     """A library engine on ``schema`` whose connections report ``application_name = name``."""
-    connect_args = dict(kwargs.pop("connect_args", {}))
-    settings = dict(connect_args.pop("server_settings", {}))
-    settings["search_path"] = f"{schema}, public"
-    settings["application_name"] = name
-    connect_args["server_settings"] = settings
+    connect_args = pg_connect_args(
+        url,
+        kwargs.pop("connect_args", None),
+        search_path=f"{schema}, public",
+        application_name=name,
+    )
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
@@ -198,7 +200,13 @@ class DedicatedCluster:
 
     @property
     def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        # the driver under test (CQRS_TEST_POSTGRES_URL's), on this cluster
+        return (
+            make_url(PG_URL)
+            .set(username="postgres", password=None, host="127.0.0.1", port=self.port)
+            .set(database="postgres")
+            .render_as_string(hide_password=False)
+        )
 
     @property
     def dsn(self) -> str:

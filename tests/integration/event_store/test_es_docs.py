@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.conftest import pg_connect_args
 
 import cqrs_ddd_persistence_sqlalchemy.core as core_pkg
 
@@ -35,7 +36,7 @@ async def test_example_runs(
         async with engine.connect() as conn:  # the test's isolated schema
             search_path = (await conn.execute(text("SHOW search_path"))).scalar_one()
         url = engine.url.render_as_string(hide_password=False)
-        kwargs = {"connect_args": {"server_settings": {"search_path": search_path}}}
+        kwargs = {"connect_args": pg_connect_args(url, search_path=search_path)}
     source = BLOCKS[index].replace("asyncio.run(main())", "")
     if kwargs:
         source = source.replace("engine = create_engine(url)", "engine = create_engine(url, **kw)")

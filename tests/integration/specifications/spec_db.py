@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from tests.conftest import PG_URL, pg_connect_args
 
 T = TypeVar("T")
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
 class Harness:
@@ -96,7 +96,7 @@ def harness(
 
                 pytest.skip(f"PostgreSQL unavailable: {exc}")
             engine = create_async_engine(
-                PG_URL, connect_args={"server_settings": {"search_path": f"{schema}, public"}}
+                PG_URL, connect_args=pg_connect_args(PG_URL, search_path=f"{schema}, public")
             )
 
         async def prepare() -> None:

@@ -13,16 +13,17 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from conftest import PG_URL, pg_connect_args  # the test suite's helpers
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
 from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxClaim, OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.publishers.rabbitmq import RabbitMQPublisher
 
-PG_URL = os.environ.get(
-    "CQRS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 AMQP_URL = os.environ.get("CQRS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -61,7 +62,7 @@ async def main() -> None:
     schema = env["OUTBOX_SCHEMA"]
     engine = create_engine(
         PG_URL,
-        connect_args={"server_settings": {"search_path": f"{schema}, public"}},
+        connect_args=pg_connect_args(PG_URL, search_path=f"{schema}, public"),
         pool_size=4,
     )
     outbox = LoggingOutbox(

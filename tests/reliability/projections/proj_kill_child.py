@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "integration" / "projections"))
+sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from proj_support import TICK, counting_projection
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from conftest import pg_connect_args  # the test suite's helper
 from cqrs_ddd_advanced_core.projections import ProjectionContext
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy import create_engine
@@ -25,9 +28,9 @@ from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
 
 async def main(url: str, schema: str, signal_at: int) -> None:
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if schema != "-":
-        kwargs["connect_args"] = {"server_settings": {"search_path": f"{schema}, public"}}
+        kwargs["connect_args"] = pg_connect_args(url, search_path=f"{schema}, public")
     engine = create_engine(url, **kwargs)
     session_factory = async_sessionmaker(engine, expire_on_commit=False)
     projection = counting_projection("killed", "killed_counts")

@@ -68,6 +68,8 @@ STACKS = (
 #: Deselects the SQLite half (parameter ids ``sqlite``, ``spatialite``, ``memory-sqlite``...;
 #: checked: no PostgreSQL test of tests/integration has either word in its name).
 NO_SQLITE = ("-k", "not sqlite and not spatialite")
+#: Tests of the asyncpg fast path itself are not collected where the driver is another.
+NOT_ASYNCPG = ("-m", "not asyncpg_only")
 
 
 def main(argv: list[str]) -> int:
@@ -119,7 +121,12 @@ def run_stack(
     if argv:
         args = list(argv)
     else:
-        args = [*xdist(workers), *(() if stack.sqlite else NO_SQLITE), *stack.paths]
+        args = [
+            *xdist(workers),
+            *(() if stack.sqlite else NO_SQLITE),
+            *(() if stack.driver == "asyncpg" else NOT_ASYNCPG),
+            *stack.paths,
+        ]
     found = installed(python)
     names = ["sqlalchemy", stack.driver, *(["aiosqlite"] if stack.sqlite else [])]
     versions = ", ".join(f"{n} {found.get(n, '-')}" for n in names)

@@ -33,7 +33,8 @@ async def test_engine_url_asyncpg_arguments_and_server_settings() -> None:
         "statement_cache_size=0&command_timeout=30&connect_timeout=5"
         "&application_name=url-app&options=-c%20statement_timeout%3D4s%20-c%20lock_timeout%3D3s"
     )
-    name, statement, lock, driver = await _session_state(f"{PG_URL}?{query}", lock_timeout_ms=2000)
+    url = PG_URL.replace("postgresql+psycopg://", "postgresql+asyncpg://", 1)
+    name, statement, lock, driver = await _session_state(f"{url}?{query}", lock_timeout_ms=2000)
     assert (name, statement, lock) == ("url-app", "4s", "2s")  # the keyword wins over the URL
     assert type(driver).__module__.startswith("asyncpg")
 

@@ -40,6 +40,7 @@ pytestmark = pytest.mark.postgres_only
 SF = async_sessionmaker[AsyncSession]
 
 
+@pytest.mark.asyncpg_only
 def test_append_statements_compile_for_the_driver(library_tables: AsyncEngine) -> None:
     dialect = library_tables.sync_engine.dialect
     for guarded in (False, True):
@@ -51,6 +52,7 @@ def test_append_statements_compile_for_the_driver(library_tables: AsyncEngine) -
         assert {"stream_id", "events", "first_event_id", "lo", "hi", "notify"} <= set(call.names)
 
 
+@pytest.mark.asyncpg_only
 def test_stream_reads_compile_for_the_driver(library_tables: AsyncEngine) -> None:
     dialect = library_tables.sync_engine.dialect
     for stmt in (_STREAM_READ, _STREAM_VERSION, _STREAM_EXISTS):
@@ -84,6 +86,7 @@ async def test_driver_reads_return_what_the_uow_reads_return(
     assert outside[1:] == (5, True, False)
 
 
+@pytest.mark.asyncpg_only
 def test_driver_form_converts_values_as_sqlalchemy_would_or_declines(
     library_tables: AsyncEngine,
 ) -> None:

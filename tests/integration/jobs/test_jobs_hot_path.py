@@ -77,7 +77,7 @@ async def test_pinned_loop_uses_one_connection_and_settles_every_job(
                 done.append(c.job.text)
     assert sorted(done, key=int) == [str(i) for i in range(12)]
     assert checkouts() == 1
-    if library_tables.dialect.name == "postgresql":  # claim and complete ran on the driver
+    if library_tables.dialect.driver == "asyncpg":  # claim and complete ran on the driver
         from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import compiled_for
 
         kept = list(jobs.queue._statements.values())

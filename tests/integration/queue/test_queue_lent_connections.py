@@ -40,7 +40,7 @@ from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, queue_columns, queue_indexes
 from cqrs_ddd_persistence_sqlalchemy.schema import NAMING_CONVENTION
 
-pytestmark = pytest.mark.postgres_only
+pytestmark = [pytest.mark.postgres_only, pytest.mark.asyncpg_only]
 
 ROOT_CONFTEST = Path(__file__).parents[2] / "conftest.py"
 

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from repo_models import Counter, CounterModel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from tests.conftest import schema_of
+from tests.conftest import pg_connect_args, schema_of
 
 from cqrs_ddd_core.errors import (
     ConnectionLostError,
@@ -158,7 +158,8 @@ async def test_driver_error_from_session_execute_is_a_library_error(
 async def plain_engine(repo_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     """The same database through an engine the library did not configure."""
     schema = schema_of(repo_engine)
-    connect_args = {"server_settings": {"search_path": f"{schema}, public"}} if schema else {}
+    url = repo_engine.url.render_as_string(hide_password=False)
+    connect_args = pg_connect_args(url, search_path=f"{schema}, public") if schema else {}
     engine = create_async_engine(repo_engine.url, connect_args=connect_args)
     try:
         yield engine

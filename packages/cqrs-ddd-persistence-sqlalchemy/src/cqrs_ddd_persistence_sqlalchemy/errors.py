@@ -144,7 +144,10 @@ def translate(
     error: PersistenceError | None = None
     if isinstance(sqlstate, str) and sqlstate:
         cls = _EXACT.get(sqlstate) or _CLASS.get(sqlstate[:2]) or PersistenceError
-        constraint = getattr(driver, "constraint_name", None)
+        # asyncpg names the constraint on the exception, psycopg in its diagnostics.
+        constraint = getattr(driver, "constraint_name", None) or getattr(
+            getattr(driver, "diag", None), "constraint_name", None
+        )
         error = cls(message, sqlstate=sqlstate, constraint=constraint)
     elif hasattr(driver, "sqlite_errorname"):
         name = str(driver.sqlite_errorname)

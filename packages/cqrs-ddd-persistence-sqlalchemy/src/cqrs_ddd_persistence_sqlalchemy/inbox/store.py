@@ -77,21 +77,22 @@ class SQLAlchemyInbox:
                 "SQLAlchemyInbox.record() must run in the unit of work of the handler's "
                 "effects: pass uow= or use 'async with uow:'"
             )
-        async with self._source.session(uow) as session:
-            conn = await session.connection()
-            stmt = dialect_for(conn).insert_ignore(self.table, self._key)
-            result = await conn.execute(
-                stmt.values(consumer=consumer, message_id=message_id, handled_at=self._clock())
+        async with self._source.transaction(uow) as executor:
+            stmt = dialect_for(executor.dialect).insert_ignore(self.table, self._key)
+            # RETURNING, not the row count: drivers do not all report one for an INSERT
+            # (psycopg through SQLAlchemy says -1).
+            inserted = await executor.fetch(
+                stmt.values(
+                    consumer=consumer, message_id=message_id, handled_at=self._clock()
+                ).returning(self.table.c.message_id)
             )
-        return result.rowcount == 1
+        return bool(inserted)
 
     async def has_seen(self, consumer: str, message_id: str, *, uow: Any = None) -> bool:
         """Whether ``message_id`` is recorded for ``consumer`` (committed, or in ``uow``)."""
         c = self.table.c
         stmt = select(c.message_id).where(c.consumer == consumer, c.message_id == message_id)
-        async with self._source.session(uow) as session:
-            conn = await session.connection()
-            return (await conn.execute(stmt)).first() is not None
+        return bool(await self._source.fetch(stmt, None, uow))
 
     async def purge(
         self, older_than: timedelta, *, consumer: str | None = None, uow: Any = None
@@ -105,7 +106,5 @@ class SQLAlchemyInbox:
         stmt = delete(self.table).where(c.handled_at < self._clock() - older_than)
         if consumer is not None:
             stmt = stmt.where(c.consumer == consumer)
-        async with self._source.session(uow) as session:
-            conn = await session.connection()
-            result = await conn.execute(stmt)
-        return int(result.rowcount)
+        async with self._source.transaction(uow) as executor:
+            return await executor.execute(stmt)

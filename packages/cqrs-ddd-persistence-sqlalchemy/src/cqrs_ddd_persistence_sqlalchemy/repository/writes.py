@@ -57,8 +57,10 @@ async def _insert(
     row = dict(values)
     if root.version_key is not None:
         row[root.version_key] = 1
-    stmt = dialect_for(session).insert_ignore(root.table, [root.pk]).values(row)
-    if (await session.execute(stmt)).rowcount == 0:  # type: ignore[attr-defined]
+    stmt = dialect_for(session).insert_ignore(root.table, [root.pk]).values(row).returning(root.pk)
+    # RETURNING, not the row count: drivers do not all report one for an INSERT (psycopg
+    # through SQLAlchemy says -1).
+    if (await session.execute(stmt)).first() is None:
         actual = await root.actual_version(session, key)
         raise root.conflict(entity_id, 0, actual, "a row with this id already exists")
 

@@ -28,6 +28,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import Postgr
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     NotificationListener,
     listen_event,
+    listens,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
 
@@ -96,8 +97,8 @@ class PostgresDialect:
         return queue.notify_statement(channel)
 
     def listener(self, engine: AsyncEngine, channel: str) -> Listener | None:
-        if engine.dialect.driver != "asyncpg":
-            return None  # LISTEN through asyncpg only; other drivers poll
+        if not listens(engine):
+            return None  # a driver this module cannot LISTEN with: poll
         return NotificationListener(engine, channel)
 
     def listen_event(

@@ -1,7 +1,8 @@
-"""LISTEN/NOTIFY wake-ups for queue workers (a hint only: workers still poll).
+"""LISTEN/NOTIFY wake-ups (a hint only: workers and subscribers still poll).
 
-Holds one dedicated connection. Behind PgBouncer in transaction mode LISTEN does not work —
-switch it off (``listen=False`` on the relay) and rely on polling.
+Holds one dedicated connection, on asyncpg (``add_listener``) or psycopg 3 (``LISTEN`` in
+autocommit, then its ``notifies()`` stream read by a task). Behind a transaction-mode pooler
+LISTEN does not work — switch it off (``listen=False``) and rely on polling.
 """
 
 from __future__ import annotations
@@ -9,16 +10,91 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.queue import check_channel
+from cqrs_ddd_persistence_sqlalchemy.schema import check_channel
 
-__all__ = ["NotificationListener", "listen_event"]
+__all__ = ["NotificationListener", "listen_event", "listens"]
 
 logger = logging.getLogger(__name__)
+
+_DRIVERS = frozenset({"asyncpg", "psycopg", "psycopg_async"})
+
+
+def listens(engine: AsyncEngine) -> bool:
+    """Whether the engine's driver is one this module can LISTEN with."""
+    return engine.dialect.driver in _DRIVERS
+
+
+class _Subscription:
+    """A LISTEN on one connection calling ``wake`` on every notification of the channel."""
+
+    def __init__(self, conn: AsyncConnection, channel: str, wake: Callable[[], None]) -> None:
+        self._conn = conn
+        self._channel = channel
+        self._wake = wake
+        self._driver: Any = None
+        self._pump: asyncio.Task[None] | None = None
+        self._dead = False
+
+    async def start(self) -> None:
+        raw = await self._conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        self._driver = driver
+        if self._conn.dialect.driver == "asyncpg":
+            await driver.add_listener(self._channel, self._on_asyncpg)
+            return
+        # psycopg 3: notifications arrive only while the connection is being read, so a task
+        # reads its ``notifies()`` stream. LISTEN needs autocommit (SQLAlchemy restores the
+        # isolation level when the connection goes back to the pool).
+        await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+        await self._conn.execute(text(f"LISTEN {_quoted(self._channel)}"))
+        self._pump = asyncio.get_running_loop().create_task(self._read_notifies())
+
+    def _on_asyncpg(self, *_args: Any) -> None:
+        self._wake()
+
+    async def _read_notifies(self) -> None:
+        try:
+            async for _ in self._driver.notifies():
+                self._wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the connection died: the listener is not alive any more
+            self._dead = True
+            self._wake()
+
+    @property
+    def alive(self) -> bool:
+        driver = self._driver
+        if driver is None or self._dead:
+            return False
+        if self._conn.dialect.driver == "asyncpg":
+            return not driver.is_closed()
+        return not driver.closed
+
+    async def stop(self) -> None:
+        driver, self._driver = self._driver, None
+        if driver is None:
+            return
+        with contextlib.suppress(Exception):  # the connection may already be gone
+            if self._pump is not None:
+                self._pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._pump
+                await self._conn.execute(text("UNLISTEN *"))
+            elif not driver.is_closed():
+                await driver.remove_listener(self._channel, self._on_asyncpg)
+
+
+def _quoted(channel: str) -> str:
+    # A PostgreSQL identifier, quoted as asyncpg's add_listener quotes it (pg_notify takes the
+    # name as it is, so the two must match exactly).
+    return '"' + check_channel(channel).replace('"', '""') + '"'
 
 
 class NotificationListener:
@@ -37,24 +113,23 @@ class NotificationListener:
         self.channel = check_channel(channel)
         self._event = asyncio.Event()
         self._conn: AsyncConnection | None = None
-        self._driver: Any = None
+        self._subscription: _Subscription | None = None
 
     async def start(self) -> None:
         """Open the dedicated connection and LISTEN; on failure nothing stays checked out."""
         conn = await self.engine.connect()
+        subscription = _Subscription(conn, self.channel, self._event.set)
         try:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            await driver.add_listener(self.channel, self._on_notify)
+            await subscription.start()
         except BaseException:
             await _close_quietly(conn)
             raise
-        self._conn, self._driver = conn, driver
+        self._conn, self._subscription = conn, subscription
 
     @property
     def listening(self) -> bool:
         """Whether the LISTEN connection is alive."""
-        return self._driver is not None and not self._driver.is_closed()
+        return self._subscription is not None and self._subscription.alive
 
     async def _restart(self) -> bool:
         """Re-LISTEN after the connection died (server restart, terminated backend)."""
@@ -66,9 +141,6 @@ class NotificationListener:
             return False
         logger.info("LISTEN on %s re-established", self.channel)
         return True
-
-    def _on_notify(self, *_args: Any) -> None:
-        self._event.set()
 
     def wake(self) -> None:
         """Wake a waiter now (used for shutdown)."""
@@ -94,16 +166,14 @@ class NotificationListener:
         return True
 
     async def close(self) -> None:
+        subscription, self._subscription = self._subscription, None
         try:
-            if self._driver is not None and not self._driver.is_closed():
-                await self._driver.remove_listener(self.channel, self._on_notify)
-        except Exception:  # the connection may already be gone; closing is best effort
-            logger.debug("removing the LISTEN callback failed", exc_info=True)
+            if subscription is not None:
+                await subscription.stop()
         finally:
             if self._conn is not None:
                 await _close_quietly(self._conn)
             self._conn = None
-            self._driver = None
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:
@@ -116,22 +186,16 @@ async def _close_quietly(conn: AsyncConnection) -> None:
 
 @contextlib.asynccontextmanager
 async def listen_event(engine: AsyncEngine, channel: str) -> AsyncIterator[asyncio.Event | None]:
-    """An event set on every NOTIFY of ``channel`` for the block (``None``: the driver has no
-    LISTEN support the library uses — asyncpg's ``add_listener`` — so the caller polls)."""
+    """An event set on every NOTIFY of ``channel`` for the block (``None`` with a driver this
+    module cannot LISTEN with: the caller polls)."""
+    if not listens(engine):
+        yield None
+        return
+    woken = asyncio.Event()
     async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        if engine.dialect.driver != "asyncpg" or driver is None:
-            yield None
-            return
-        woken = asyncio.Event()
-
-        def _wake(*_: Any) -> None:
-            woken.set()
-
-        await driver.add_listener(channel, _wake)
+        subscription = _Subscription(conn, channel, woken.set)
+        await subscription.start()
         try:
             yield woken
         finally:
-            with contextlib.suppress(Exception):  # the connection may be gone already
-                await driver.remove_listener(channel, _wake)
+            await subscription.stop()

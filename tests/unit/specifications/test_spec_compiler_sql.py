@@ -123,7 +123,8 @@ def test_spec_negation_pushdown_keeps_nulls() -> None:
     sql, _ = _sql(build_sqla_filter(Order, ~Condition("total", "gt", 5)), "postgresql")
     assert "orders.total IS NULL OR NOT" in sql or "orders.total IS NULL OR orders.total <=" in sql
     sql, _ = _sql(build_sqla_filter(Order, ~Condition("status", "ne", "x")), "postgresql")
-    assert sql.endswith("orders.status = %(status_1)s::VARCHAR")
+    # SQLAlchemy 2.1 adds a ``::VARCHAR`` cast to the parameter, 2.0 does not.
+    assert sql.removesuffix("::VARCHAR").endswith("orders.status = %(status_1)s")
 
 
 def test_spec_relationship_paths_become_exists() -> None:

@@ -102,18 +102,31 @@ class UowTransaction:
         if self._session is not None:
             await self._session.flush()
 
+    def _session_in_use(self) -> AsyncSession | None:
+        """The session, if anything was done with it: a session the seed's pattern only made
+        (``SQLAlchemyEventStore(uow.session)``) and never used has nothing to flush, commit,
+        roll back or close — skipping it saves a round of SQLAlchemy's session
+        machinery per unit of work."""
+        session = self._session
+        if session is None:
+            return None
+        if session.in_transaction() or session.new or session.deleted or session.dirty:
+            return session
+        return None
+
     async def commit(self) -> None:
         """Flush and commit (the session's work and the stores' statements together)."""
-        if self._session is not None:
+        session = self._session_in_use()
+        if session is not None:
             # Joined to our connection, this flushes and ends the session's own transaction;
             # the connection's commit below is the one that counts.
-            await self._session.commit()
+            await session.commit()
         if self._conn is not None and self._conn.in_transaction():
             await self._conn.commit()
 
     async def rollback(self) -> None:
         """Roll back; a connection that cannot (it was lost) is discarded, nothing raised."""
-        session, conn = self._session, self._conn
+        session, conn = self._session_in_use(), self._conn
         if session is not None:
             await ending_quietly("rollback", session.rollback, session.invalidate)
         if conn is not None and conn.in_transaction():
@@ -121,7 +134,7 @@ class UowTransaction:
 
     async def close(self) -> None:
         """Give the connection back (a borrowed session is left to its owner)."""
-        session, conn = self._session, self._conn
+        session, conn = self._session_in_use(), self._conn
         self._session = self._conn = None
         if session is not None and session is not self._borrowed:
             await ending_quietly("closing a session", session.close, session.invalidate)

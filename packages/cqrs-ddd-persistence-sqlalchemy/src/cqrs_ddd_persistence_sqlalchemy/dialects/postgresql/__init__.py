@@ -39,6 +39,9 @@ class PostgresDialect:
     """:class:`~..interface.DialectSupport` for PostgreSQL (asyncpg or psycopg 3)."""
 
     name = "postgresql"
+
+    def __init__(self) -> None:
+        self._event_logs: dict[tuple[Ordering, str, bool], EventLogSql] = {}
     # One statement is atomic on its own: single-statement operations run in autocommit
     # (no BEGIN/COMMIT round trips).
     autocommit_statements = True
@@ -91,7 +94,15 @@ class PostgresDialect:
         return queue.claim_statement(table, candidates, due, values)
 
     def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql:
-        return PostgresEventLog(ordering=ordering, channel=channel, notify=notify)
+        # One per configuration and process: stores built per request share it, and with it
+        # the NOTIFY coalescer of their channel (its decisions are about the process's appends).
+        key = (ordering, channel, notify)
+        log = self._event_logs.get(key)
+        if log is None:
+            log = self._event_logs[key] = PostgresEventLog(
+                ordering=ordering, channel=channel, notify=notify
+            )
+        return log
 
     def notify_statement(self, channel: str) -> Executable | None:
         return queue.notify_statement(channel)

@@ -32,6 +32,9 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
 __all__ = ["SqliteDialect"]
 
 
+_SERIAL_LOG = SerialEventLog()
+
+
 @asynccontextmanager
 async def _no_listen() -> AsyncIterator[asyncio.Event | None]:
     yield None
@@ -97,7 +100,7 @@ class SqliteDialect:
 
     def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql:
         # One writer at a time: positions are commit-ordered whatever ``ordering`` says.
-        return SerialEventLog()
+        return _SERIAL_LOG
 
     def notify_statement(self, channel: str) -> Executable | None:
         return None

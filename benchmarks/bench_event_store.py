@@ -10,6 +10,10 @@
   ``LOCK TABLE … IN EXCLUSIVE MODE`` mode, and raw asyncpg into a plain ``bigserial`` table
   (the baseline: what PostgreSQL does with no ordering guarantee at all).
 
+Each workload also runs ``ours (psycopg)`` (the store on a psycopg 3 engine; commit-safe for 8
+writers) against ``raw psycopg`` (the raw asyncpg code's statements and JSON encoding on psycopg)
+and reports their ratio; raw asyncpg stays the baseline (``benchmarks/README.md``).
+
 Targets (issue 5): append_100 >= 0.8x raw; commit-safe >= 2x lock-table with 8 writers.
 Run: ``uv run python -m benchmarks.run 'es.*'``.
 """
@@ -25,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from benchmarks._pg import BenchDb
+from benchmarks._pg import OURS_PSYCOPG, PSYCOPG_COMPARE, RAW_PSYCOPG, BenchDb, PsycopgSql
 from benchmarks.harness import Context, Variant, workload
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -79,6 +83,8 @@ CREATE TABLE bench_plain_events (
 )
 """
 _PLAIN_INSERT = _RAW_INSERT.replace("cqrs_events", "bench_plain_events")
+_PG_INSERT = PsycopgSql(_RAW_INSERT)
+_PG_PLAIN_INSERT = PsycopgSql(_PLAIN_INSERT)
 
 
 def _raw_rows(stream: str, n: int, start: int = 0) -> list[tuple[Any, ...]]:
@@ -110,22 +116,28 @@ async def _open(ctx: Context) -> _Db:
     # costs 3 round trips per checkout on asyncpg (BEGIN; ; ROLLBACK); an engine with the
     # pre-ping (the former default) shows what the guard saves.
     db.engine_sa_ping = db.make_engine(pool_pre_ping=True)
+    db.psycopg_engine = db.make_psycopg_engine()
     return db
 
 
 class _Db(BenchDb):
     engine_sa_ping: AsyncEngine
+    psycopg_engine: AsyncEngine | None  # None without psycopg: no psycopg variants
 
     def store(
-        self, *, sa_ping: bool = False, own_pool: bool = False, **kw: Any
+        self, *, sa_ping: bool = False, own_pool: bool = False, psycopg: bool = False, **kw: Any
     ) -> SQLAlchemyEventStore:
-        """A store on the shared engine, the pre-ping engine, or (``own_pool``) an engine of
-        its own: variants measured side by side then share no pooled connection (and no
-        server-side state of those connections) with each other."""
-        if own_pool:
+        """A store on the shared engine, the pre-ping engine, the psycopg engine, or
+        (``own_pool``) an engine of its own: variants measured side by side then share no
+        pooled connection (and no server-side state of those connections) with each other."""
+        engine: AsyncEngine | None
+        if psycopg:
+            engine = self.make_psycopg_engine() if own_pool else self.psycopg_engine
+        elif own_pool:
             engine = self.make_engine(pool_pre_ping=True) if sa_ping else self.make_engine()
         else:
             engine = self.engine_sa_ping if sa_ping else self.engine
+        assert engine is not None, "psycopg variants are built only when psycopg is installed"
         return SQLAlchemyEventStore(self.session_factory(engine), listen=False, **kw)
 
 
@@ -134,6 +146,25 @@ _seq = itertools.count()
 
 def _stream() -> str:
     return f"s-{next(_seq)}-{uuid.uuid4().hex[:6]}"
+
+
+def raw_psycopg_appends(db: BenchDb, batch: int, transactions: int) -> Any:
+    """The raw asyncpg append loop on a held psycopg connection (one sample per call)."""
+
+    async def run() -> float:
+        (conn,) = await db.psycopg_connections()
+        start = time.perf_counter()
+        for _ in range(transactions):
+            rows = _raw_rows(_stream(), batch)
+            async with conn.transaction():
+                if batch == 1:
+                    await conn.execute(_PG_INSERT.sql, _PG_INSERT.args(*rows[0]))
+                else:
+                    async with conn.cursor() as cur:
+                        await cur.executemany(_PG_INSERT.sql, _PG_INSERT.rows(rows))
+        return batch * transactions / (time.perf_counter() - start)
+
+    return run
 
 
 def _append_variants(db: _Db, batch: int, transactions: int) -> list[Variant]:
@@ -167,26 +198,42 @@ def _append_variants(db: _Db, batch: int, transactions: int) -> list[Variant]:
         await ours()
         await raw()
 
-    return [
+    variants = [
         Variant("ours", ours, setup=warm),
         Variant("ours, pool_pre_ping=True", ours_sa_ping),
         Variant("raw asyncpg", raw, baseline=True),
     ]
+    if db.psycopg_engine is None:
+        return variants
+    ours_psycopg = appender(db.store(psycopg=True))
+    raw_psycopg = raw_psycopg_appends(db, batch, transactions)
+    return [
+        *variants,
+        Variant(OURS_PSYCOPG, ours_psycopg, setup=ours_psycopg),
+        Variant(RAW_PSYCOPG, raw_psycopg, setup=raw_psycopg),
+    ]
 
 
-@workload("es.append_1", "append one event per transaction", unit="events/s")
+@workload(
+    "es.append_1", "append one event per transaction", unit="events/s", compare=PSYCOPG_COMPARE
+)
 async def append_1(ctx: Context) -> list[Variant]:
     db = await _open(ctx)
     return _append_variants(db, 1, ctx.size(400))
 
 
-@workload("es.append_100", "append 100-event batches", unit="events/s")
+@workload("es.append_100", "append 100-event batches", unit="events/s", compare=PSYCOPG_COMPARE)
 async def append_100(ctx: Context) -> list[Variant]:
     db = await _open(ctx)
     return _append_variants(db, 100, ctx.size(40))
 
 
-@workload("es.read_1000", "read a 1,000-event stream into typed events", unit="events/s")
+@workload(
+    "es.read_1000",
+    "read a 1,000-event stream into typed events",
+    unit="events/s",
+    compare=PSYCOPG_COMPARE,
+)
 async def read_1000(ctx: Context) -> list[Variant]:
     db = await _open(ctx)
     store = db.store()
@@ -200,13 +247,18 @@ async def read_1000(ctx: Context) -> list[Variant]:
         "ORDER BY version"
     )
 
-    async def ours() -> float:
-        gc.collect()  # untimed: the previous variant's garbage is not this sample's cost
-        start = time.perf_counter()
-        for _ in range(reads):
-            events = await store.load_events(stream)
-            assert len(events) == 1000 and isinstance(events[0], BenchLineAdded)
-        return 1000 * reads / (time.perf_counter() - start)
+    def reader(store: SQLAlchemyEventStore) -> Any:
+        async def run() -> float:
+            gc.collect()  # untimed: the previous variant's garbage is not this sample's cost
+            start = time.perf_counter()
+            for _ in range(reads):
+                events = await store.load_events(stream)
+                assert len(events) == 1000 and isinstance(events[0], BenchLineAdded)
+            return 1000 * reads / (time.perf_counter() - start)
+
+        return run
+
+    ours = reader(store)
 
     async def raw() -> float:
         async with db.pool.acquire() as conn:
@@ -234,7 +286,40 @@ async def read_1000(ctx: Context) -> list[Variant]:
         await ours()
         await raw()
 
-    return [Variant("ours", ours, setup=warm), Variant("raw asyncpg", raw, baseline=True)]
+    variants = [Variant("ours", ours, setup=warm), Variant("raw asyncpg", raw, baseline=True)]
+    if db.psycopg_engine is None:
+        return variants
+    ours_psycopg = reader(db.store(psycopg=True))
+    pg_sql = PsycopgSql(raw_sql)
+
+    async def raw_psycopg() -> float:
+        (conn,) = await db.psycopg_connections()
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(reads):
+            rows = await (await conn.execute(pg_sql.sql, pg_sql.args(stream))).fetchall()
+            # the columns of raw_sql by position: psycopg's default rows are tuples
+            events = [
+                BenchLineAdded.model_validate(
+                    {
+                        **orjson.loads(r[4]),
+                        "event_id": r[0],
+                        "occurred_at": r[6],
+                        "aggregate_id": stream,
+                        "aggregate_type": r[7],
+                        "metadata": orjson.loads(r[5]),
+                    }
+                )
+                for r in rows
+            ]
+            assert len(events) == 1000
+        return 1000 * reads / (time.perf_counter() - start)
+
+    return [
+        *variants,
+        Variant(OURS_PSYCOPG, ours_psycopg, setup=ours_psycopg),
+        Variant(RAW_PSYCOPG, raw_psycopg, setup=raw_psycopg),
+    ]
 
 
 @workload(
@@ -244,6 +329,7 @@ async def read_1000(ctx: Context) -> list[Variant]:
     compare=(
         ("ours commit-safe", "ours LOCK TABLE"),
         ("ours commit-safe, no NOTIFY", "ours LOCK TABLE"),
+        *PSYCOPG_COMPARE,
     ),
 )
 async def writers_8(ctx: Context) -> list[Variant]:
@@ -283,17 +369,31 @@ async def writers_8(ctx: Context) -> list[Variant]:
     quiet = ours(db.store(notify=False, own_pool=True))
     sa_ping = ours(db.store(sa_ping=True, own_pool=True))
     locked = ours(db.store(ordering=Ordering.LOCK_TABLE, own_pool=True))
+    variants = [
+        Variant("ours commit-safe", safe, setup=safe),
+        Variant("ours commit-safe, no NOTIFY", quiet, setup=quiet),
+        Variant("ours commit-safe, pool_pre_ping=True", sa_ping, setup=sa_ping),
+        Variant("ours LOCK TABLE", locked, setup=locked),
+        Variant("raw asyncpg bigserial", raw_plain, baseline=True, setup=raw_plain),
+    ]
+    if db.psycopg_engine is None:
+        return variants
+    safe_psycopg = ours(db.store(psycopg=True, own_pool=True))
 
-    def warmed(run: Any) -> Any:
-        async def warm() -> None:
-            await run()
+    async def raw_plain_psycopg() -> float:
+        async def writer(conn: Any) -> None:
+            for _ in range(per_writer):
+                rows = _raw_rows(_stream(), batch)
+                async with conn.transaction(), conn.cursor() as cur:
+                    await cur.executemany(_PG_PLAIN_INSERT.sql, _PG_PLAIN_INSERT.rows(rows))
 
-        return warm
+        conns = await db.psycopg_connections(WRITERS)
+        start = time.perf_counter()
+        await asyncio.gather(*(writer(c) for c in conns))
+        return WRITERS * per_writer * batch / (time.perf_counter() - start)
 
     return [
-        Variant("ours commit-safe", safe, setup=warmed(safe)),
-        Variant("ours commit-safe, no NOTIFY", quiet, setup=warmed(quiet)),
-        Variant("ours commit-safe, pool_pre_ping=True", sa_ping, setup=warmed(sa_ping)),
-        Variant("ours LOCK TABLE", locked, setup=warmed(locked)),
-        Variant("raw asyncpg bigserial", raw_plain, baseline=True, setup=warmed(raw_plain)),
+        *variants,
+        Variant(OURS_PSYCOPG, safe_psycopg, setup=safe_psycopg),
+        Variant(RAW_PSYCOPG, raw_plain_psycopg, setup=raw_plain_psycopg),
     ]

@@ -17,6 +17,12 @@ Before every run the ``cqrs_background_jobs`` table is refilled with N due jobs 
   $2`` per job (results differ per job), each statement in autocommit on a connection held by
   the worker.
 
+Both also run on psycopg 3: ``ours (psycopg)`` (the ``ours`` loop with the repository on a
+``postgresql+psycopg://`` engine) against ``raw psycopg`` (the raw loop's claim and complete
+statements and ``json`` calls, on 4 held psycopg connections in autocommit), their ratio
+reported; raw asyncpg stays the baseline. Without psycopg those two variants are skipped with
+a note.
+
 Every run checks that each job was completed exactly once (zero duplicates, nothing left).
 Target (issue 9): ours >= 0.8x raw at batch 50.
 """
@@ -32,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from benchmarks._pg import BenchDb
+from benchmarks._pg import OURS_PSYCOPG, PSYCOPG_COMPARE, RAW_PSYCOPG, BenchDb, PsycopgSql
 from benchmarks.harness import Context, Variant, workload
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
@@ -71,6 +77,8 @@ SET status = 'done', result = $3::jsonb, progress = 1.0, attempts = attempts + 1
 WHERE id = $1 AND lease_token = $2
 RETURNING cancel_requested, attempts
 """
+_PG_CLAIM = PsycopgSql(_CLAIM)
+_PG_COMPLETE = PsycopgSql(_COMPLETE)
 
 
 async def fill(repo: SQLAlchemyBackgroundJobRepository[Any], pool: asyncpg.Pool, n: int) -> None:
@@ -153,6 +161,41 @@ async def run_raw(pool: asyncpg.Pool, batch: int) -> Counter[str]:
     return done
 
 
+async def run_raw_psycopg(conns: list[Any], batch: int) -> Counter[str]:
+    """``run_raw`` on psycopg connections: the same statements, one per round trip."""
+    done: Counter[str] = Counter()
+    types = [BenchJob.job_type()]
+
+    async def worker(conn: Any) -> None:
+        while True:
+            now = datetime.now(UTC)
+            token = uuid.uuid4().hex
+            cur = await conn.execute(
+                _PG_CLAIM.sql, _PG_CLAIM.args(now, batch, token, now + timedelta(seconds=60), types)
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return
+            col = {d.name: i for i, d in enumerate(cur.description)}
+            rows = sorted(rows, key=lambda r: (-r[col["priority"]], r[col["id"]]))
+            for r in rows:
+                job = BenchJob.model_validate(
+                    {
+                        **json.loads(r[col["payload"]]),
+                        "id": r[col["job_id"]],
+                        "attempts": r[col["attempts"]],
+                    }
+                )
+                result = json.dumps({"value": {"n": job.n}})
+                args = _PG_COMPLETE.args(r[col["id"]], token, result, datetime.now(UTC))
+                row = await (await conn.execute(_PG_COMPLETE.sql, args)).fetchone()
+                assert row is not None
+                done[r[col["job_id"]]] += 1
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    return done
+
+
 def _check(done: Counter[str], n: int, name: str) -> None:
     duplicates = sum(c - 1 for c in done.values() if c > 1)
     if duplicates or len(done) != n:
@@ -167,6 +210,7 @@ def _register(name: str, batch: int) -> None:
         f"job claim+complete, {WORKERS} workers, batch {batch}: ours vs raw SKIP LOCKED"
         + (" (target >= 0.8x)" if batch > 1 else ""),
         unit="jobs/s",
+        compare=PSYCOPG_COMPARE,
     )
     async def build(ctx: Context) -> list[Variant]:
         import cqrs_ddd_persistence_sqlalchemy.advanced  # noqa: F401  (tables on the metadata)
@@ -195,12 +239,24 @@ def _register(name: str, batch: int) -> None:
 
             return Variant(label, run, baseline=baseline, setup=warm)
 
-        return [
+        variants = [
             variant("raw asyncpg", lambda: run_raw(db.pool, batch), baseline=True),
             variant("ours", lambda: run_ours(repo, batch)),
             variant("ours, pool_pre_ping=True", lambda: run_ours(repo_sa_ping, batch)),
             variant("ours, repo.pinned()", lambda: run_ours(repo, batch, pinned=True)),
             variant("ours, JobWorker", lambda: run_job_worker(repo, batch, db.pool)),
+        ]
+        psycopg_engine = db.make_psycopg_engine()
+        if psycopg_engine is None:
+            return variants
+        repo_psycopg: SQLAlchemyBackgroundJobRepository[Any] = SQLAlchemyBackgroundJobRepository(
+            BenchJob, psycopg_engine
+        )
+        conns = await db.psycopg_connections(WORKERS)
+        return [
+            *variants,
+            variant(OURS_PSYCOPG, lambda: run_ours(repo_psycopg, batch)),
+            variant(RAW_PSYCOPG, lambda: run_raw_psycopg(conns, batch)),
         ]
 
 

@@ -10,6 +10,11 @@ concurrent workers on PostgreSQL, at batch sizes 1 and 50:
   ``UPDATE … WHERE id = ANY($1) AND lease_token = $2``; each statement in autocommit, on one
   connection held per worker (no pool round trips at all).
 
+Through the harness, both are also measured on psycopg 3: ``ours (psycopg)`` (the same relay
+on a ``postgresql+psycopg://`` engine) against ``raw psycopg`` (the raw loop's statements and
+``json.loads`` on 4 psycopg connections in autocommit), their ratio reported; the raw asyncpg
+loop stays the baseline. Without psycopg those two variants are skipped with a note.
+
 Every run checks that each message was processed exactly once (zero duplicates).
 Target (issue 6): ours >= 0.8x raw throughput at batch 50.
 
@@ -46,6 +51,17 @@ if __package__ in (
 ):  # ``python benchmarks/bench_queue.py``: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# after the path fix above: the standalone run imports the package from the repository root
+from benchmarks._pg import (
+    OURS_PSYCOPG,
+    PSYCOPG_COMPARE,
+    RAW_PSYCOPG,
+    PsycopgSql,
+    connect_psycopg,
+    psycopg_url,
+    search_path_args,
+)
+
 PG_URL = os.environ.get(
     "CQRS_BENCH_POSTGRES_URL",
     os.environ.get("CQRS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
@@ -69,6 +85,8 @@ UPDATE outbox_messages
 SET status = 'done', finished_at = $3, lease_token = NULL, locked_until = NULL
 WHERE id = ANY($1::bigint[]) AND lease_token = $2
 """
+_PG_CLAIM = PsycopgSql(CLAIM_SQL)
+_PG_ACK = PsycopgSql(ACK_SQL)
 
 
 def _dsn(url: str) -> str:
@@ -111,11 +129,7 @@ async def _fill(conn: asyncpg.Connection, n: int) -> None:
 
 
 async def _run_ours(url: str, schema: str, n: int, batch: int) -> tuple[float, list[str]]:
-    engine = create_engine(
-        url,
-        connect_args={"server_settings": {"search_path": schema}},
-        pool_size=WORKERS + 1,
-    )
+    engine = create_engine(url, connect_args=search_path_args(url, schema), pool_size=WORKERS + 1)
     collector = _Collector()
     outbox = SQLAlchemyOutboxStorage(engine, lease_seconds=60)
     relays = [
@@ -176,6 +190,44 @@ async def _run_raw(url: str, schema: str, n: int, batch: int) -> tuple[float, li
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
     elapsed = time.perf_counter() - started
     await pool.close()
+    return elapsed, collector.ids
+
+
+async def _run_raw_psycopg(url: str, schema: str, n: int, batch: int) -> tuple[float, list[str]]:
+    """``_run_raw`` on psycopg: the same statements, decoding and autocommit per statement."""
+    conns = [await connect_psycopg(url, schema) for _ in range(WORKERS)]
+    collector = _Collector()
+
+    async def worker(conn: Any) -> None:
+        while True:
+            now = datetime.now(UTC)
+            token = uuid.uuid4().hex
+            cur = await conn.execute(
+                _PG_CLAIM.sql, _PG_CLAIM.args(now, batch, token, now + timedelta(seconds=60))
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return
+            col = {d.name: i for i, d in enumerate(cur.description)}
+            for row in sorted(rows, key=lambda r: r[col["id"]]):
+                message = OutboxMessage(
+                    message_id=row[col["message_id"]],
+                    event_type=row[col["event_type"]],
+                    payload=json.loads(row[col["payload"]]),
+                    metadata=json.loads(row[col["metadata"]]),
+                    created_at=row[col["created_at"]],
+                    retry_count=row[col["attempts"]],
+                    partition_key=row[col["partition_key"]],
+                )
+                await collector.publish(message)
+            ids = [r[col["id"]] for r in rows]
+            await conn.execute(_PG_ACK.sql, _PG_ACK.args(ids, token, datetime.now(UTC)))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - started
+    for conn in conns:
+        await conn.close()
     return elapsed, collector.ids
 
 
@@ -247,25 +299,34 @@ if workload is not None:
 
         ctx.cleanup.append(drop)
 
-        def side(runner: Any, name: str) -> Any:
+        def side(runner: Any, name: str, url: str = ctx.pg_url) -> Any:
             async def run_once() -> float:
                 await _fill(admin, n)
-                elapsed, ids = await runner(ctx.pg_url, schema, n, batch)
+                elapsed, ids = await runner(url, schema, n, batch)
                 if len(ids) != n or len(set(ids)) != n:
                     raise AssertionError(f"{name}: {len(ids)} processed, expected {n} unique")
                 return float(n / elapsed)
 
             return run_once
 
-        return [
+        variants = [
             Variant("ours (OutboxRelay)", side(_run_ours, "ours")),
             Variant("raw asyncpg SKIP LOCKED", side(_run_raw, "raw"), baseline=True),
+        ]
+        url = psycopg_url(ctx.pg_url)
+        if url is None:
+            return variants
+        return [
+            *variants,
+            Variant(OURS_PSYCOPG, side(_run_ours, OURS_PSYCOPG, url)),
+            Variant(RAW_PSYCOPG, side(_run_raw_psycopg, RAW_PSYCOPG, url)),
         ]
 
     @workload(
         "queue.outbox_batch1",
         "outbox claim+publish+ack, 4 workers, batch 1, vs raw asyncpg (zero duplicates checked)",
         unit="msgs/s",
+        compare=PSYCOPG_COMPARE,
     )
     async def outbox_batch1(ctx: Context) -> list[Variant]:
         return await _variants(ctx, 1, ctx.size(4_000))
@@ -274,6 +335,7 @@ if workload is not None:
         "queue.outbox_batch50",
         "outbox claim+publish+ack, 4 workers, batch 50, vs raw asyncpg (target >= 0.8x)",
         unit="msgs/s",
+        compare=PSYCOPG_COMPARE,
     )
     async def outbox_batch50(ctx: Context) -> list[Variant]:
         return await _variants(ctx, 50, ctx.size(20_000))

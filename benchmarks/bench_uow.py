@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from benchmarks._pg import BenchDb, dsn_of
+from benchmarks._pg import BenchDb
 from benchmarks.bench_event_store import (
     _RAW_INSERT,
     BenchLineAdded,
@@ -37,6 +37,7 @@ from benchmarks.bench_event_store import (
     _payload,
     _raw_rows,
     _stream,
+    raw_psycopg_appends,
 )
 from benchmarks.harness import Context, Variant, workload
 from sqlalchemy import MetaData, Numeric, String, insert
@@ -46,7 +47,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from cqrs_ddd_core import StoredEvent
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
 from cqrs_ddd_core.ports.outbox import OutboxMessage
-from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, create_engine
+from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION
 from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyEventStore,
     SQLAlchemyOutboxStorage,
@@ -74,45 +75,13 @@ class AccountModel(VersionMixin, UowBase):
     balance: Mapped[Decimal] = mapped_column(Numeric(14, 2))
 
 
-def _psycopg_url(url: str) -> str | None:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return None
-    return url.replace("+asyncpg", "+psycopg", 1)
-
-
 class _UowDb(BenchDb):
     psycopg_engine: AsyncEngine | None = None
 
     async def open_all(self) -> _UowDb:
         await self.open(extra_metadata=UowBase.metadata)
-        url = _psycopg_url(self.ctx.pg_url)
-        if url is not None:
-            self.psycopg_engine = create_engine(
-                url,
-                pool_size=self.pool_size,
-                connect_args={"options": f"-csearch_path={self.schema}"},
-            )
-            self.engines.append(self.psycopg_engine)
+        self.psycopg_engine = self.make_psycopg_engine()
         return self
-
-
-async def _raw_psycopg(db: _UowDb) -> Any:
-    import psycopg
-
-    conn = await psycopg.AsyncConnection.connect(
-        dsn_of(db.ctx.pg_url), options=f"-csearch_path={db.schema}"
-    )
-    db.ctx.cleanup.append(conn.close)
-    return conn
-
-
-_PSYCOPG_INSERT = (
-    _RAW_INSERT.replace("$1", "%s").replace("$2", "%s").replace("$3", "%s").replace("$4", "%s")
-)
-for _n in range(5, 10):
-    _PSYCOPG_INSERT = _PSYCOPG_INSERT.replace(f"${_n}", "%s")
 
 
 def _append_variants(db: _UowDb, batch: int, transactions: int) -> list[Variant]:
@@ -184,18 +153,9 @@ def _append_variants(db: _UowDb, batch: int, transactions: int) -> list[Variant]
         async def psycopg_seed(events: list[StoredEvent]) -> None:
             await seed_style(events, psf)
 
-        async def raw_psycopg() -> float:
-            conn = await _raw_psycopg(db)
-            start = time.perf_counter()
-            for _ in range(transactions):
-                rows = _raw_rows(_stream(), batch)
-                async with conn.transaction(), conn.cursor() as cur:
-                    await cur.executemany(_PSYCOPG_INSERT, rows)
-            return batch * transactions / (time.perf_counter() - start)
-
         variants += [
             Variant("psycopg: ours, uow, store per call", timed(psycopg_seed)),
-            Variant("psycopg: raw", raw_psycopg),
+            Variant("psycopg: raw", raw_psycopg_appends(db, batch, transactions)),
         ]
 
     async def warm() -> None:

@@ -20,7 +20,8 @@ Writing a workload::
         return [Variant("ours", ours), Variant("baseline", ours, baseline=True)]
 
 ``Variant.run`` returns one sample (higher is better unless the workload says
-``higher_is_better=False``). ``Variant.setup`` / ``teardown`` (optional) run once around all runs;
+``higher_is_better=False``). ``Variant.setup`` / ``teardown`` (optional) run once around all runs
+(``setup=run`` warms up with one untimed sample: what it returns is ignored);
 ``Context.cleanup`` collects callbacks run after the workload.
 """
 
@@ -67,7 +68,7 @@ class Variant:
     name: str
     run: Callable[[], Awaitable[float]]
     baseline: bool = False
-    setup: Callable[[], Awaitable[None]] | None = None
+    setup: Callable[[], Awaitable[object]] | None = None
     teardown: Callable[[], Awaitable[None]] | None = None
 
 
@@ -201,6 +202,7 @@ async def environment(pg_url: str = PG_URL) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "sqlalchemy": _version("sqlalchemy"),
         "asyncpg": _version("asyncpg"),
+        "psycopg": _version("psycopg"),
         "aiosqlite": _version("aiosqlite"),
         "orjson": _version("orjson"),
         "postgresql": await _server_version(pg_url),
@@ -264,6 +266,8 @@ async def run_workloads(
                 flush=True,
             )
         for a, b in spec.compare:
+            if a not in samples or b not in samples:
+                continue  # a variant left out of this run (an optional driver not installed)
             ratio = statistics.median(samples[a]) / statistics.median(samples[b])
             comparisons.append(
                 {"workload": spec.name, "numerator": a, "denominator": b, "ratio": ratio}

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._pg import OURS_PSYCOPG
 from benchmarks.harness import RESULTS_DIR
 
 
@@ -108,19 +109,25 @@ _PEERS = ("eventsourcing Application", "eventsourcing recorder")
 
 def targets(payloads: Iterable[dict[str, Any]]) -> str:
     """The target table: ratio to baseline of ours (defaults), ours with SQLAlchemy's pre-ping
-    (the former default), peers."""
+    (the former default), peers; and the same workload on psycopg 3, ours over its raw psycopg
+    (or hand-written ORM on psycopg) in the same run (not part of "met": no target yet)."""
     ratios: dict[tuple[str, str], float] = {}
+    on_psycopg: dict[str, float] = {}
     for payload in payloads:
         for r in payload["results"]:
             if r["ratio_to_baseline"] is not None:
                 ratios[(r["workload"], r["variant"])] = r["ratio_to_baseline"]
+        for c in payload.get("comparisons", []):
+            if c["numerator"] == OURS_PSYCOPG:
+                on_psycopg[c["workload"]] = c["ratio"]
     lines = [
         "| workload | target | ours (library defaults) | ours, SQLAlchemy `pool_pre_ping=True` "
-        "| eventsourcing Application / recorder | met |",
-        "|---|---|---|---|---|---|",
+        "| eventsourcing Application / recorder | met | psycopg 3: ours / raw psycopg |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row, text, threshold, sources in TARGETS:
         ours, sa_ping, peers = [], [], []
+        psycopg = [f"{on_psycopg[w]:.2f} (`{w}`)" for w, _ in sources if w in on_psycopg]
         for workload, variant in sources:
             if (workload, variant) in ratios:
                 ours.append(f"{ratios[(workload, variant)]:.2f} (`{workload}`)")
@@ -135,7 +142,7 @@ def targets(payloads: Iterable[dict[str, Any]]) -> str:
         met = "yes" if best and min(best) >= threshold else ("no" if best else "not run")
         lines.append(
             f"| {row} | {text} | {'; '.join(ours) or '-'} | {'; '.join(sa_ping) or '-'} "
-            f"| {'; '.join(peers) or '-'} | {met} |"
+            f"| {'; '.join(peers) or '-'} | {met} | {'; '.join(psycopg) or '-'} |"
         )
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
+sys.path.insert(0, str(Path(__file__).parents[3]))  # tests/conftest.py imports tests.*
 
 from conftest import PG_URL, pg_connect_args  # the test suite's helpers
 from cqrs_ddd_core.ports.outbox import OutboxMessage

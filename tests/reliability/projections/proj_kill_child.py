@@ -15,6 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "integration" / "projections"))
 sys.path.insert(0, str(Path(__file__).parents[2]))
+sys.path.insert(0, str(Path(__file__).parents[3]))  # tests/conftest.py imports tests.*
 
 from proj_support import TICK, counting_projection
 from sqlalchemy.ext.asyncio import async_sessionmaker

@@ -11,6 +11,10 @@ from another connection; the test waits until the backend is gone. Then:
 - a statement on the dead connection raises ``ConnectionLostError`` chained to the driver's
   exception, where it failed (library engine) and when it leaves the block (any engine);
 - a commit on it raises ``ConnectionLostError``;
+- with only the library's stores in the unit of work (no ORM session: the transaction driven
+  on the driver where the engine allows it), a statement after the loss and the commit raise
+  ``ConnectionLostError`` even when the application caught the first one, and nothing of the
+  unit of work is committed — never a fresh transaction on another connection;
 - an unreachable server is ``ConnectionLostError`` as well.
 """
 
@@ -26,12 +30,25 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.conftest import PG_URL
-from tests.reliability.rel_faults import admin_connect, app_name, tagged_engine, wait_for
+from tests.reliability.rel_faults import (
+    admin_connect,
+    app_name,
+    backends,
+    tagged_engine,
+    wait_for,
+)
 
+from cqrs_ddd_core import StoredEvent
 from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
 from cqrs_ddd_core.errors import ConnectionLostError, CQRSDDDError, DomainError
-from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, create_engine
-from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
+from cqrs_ddd_core.ports.outbox import OutboxMessage
+from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION, create_engine, metadata
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    SQLAlchemyEventStore,
+    SQLAlchemyOutboxStorage,
+    SQLAlchemyRepository,
+    SQLAlchemyUnitOfWork,
+)
 
 pytestmark = pytest.mark.postgres_only
 
@@ -221,6 +238,53 @@ async def test_rel_commit_on_the_dead_connection_is_connection_lost(
     assert info.value.retryable
     assert rolled_back == [1]
     await _next_works(factory, killed)
+
+
+async def test_rel_stores_only_uow_after_a_loss_commits_nothing(
+    driver: str, pg_schema: str
+) -> None:
+    name = app_name("rel-exit-stores")
+    engine = _engine(driver, pg_schema, name)
+    async with engine.begin() as conn:
+        await conn.run_sync(_Base.metadata.create_all)
+        await conn.run_sync(metadata.create_all)
+    factory = async_sessionmaker(engine, expire_on_commit=False)
+    store = SQLAlchemyEventStore(factory, listen=False)
+    outbox = SQLAlchemyOutboxStorage(factory)
+
+    def event(aggregate: str) -> StoredEvent:
+        return StoredEvent(event_type="Noted", aggregate_id=aggregate, payload={"n": 1})
+
+    async def kill_idle_in_transaction() -> int:
+        (pid,) = [b["pid"] for b in await backends(name) if b["state"] == "idle in transaction"]
+        admin = await admin_connect()
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+
+        async def gone() -> bool:
+            return all(b["pid"] != pid for b in await backends(name))
+
+        await wait_for(gone)
+        return int(pid)
+
+    try:
+        with pytest.raises(ConnectionLostError) as info:
+            async with SQLAlchemyUnitOfWork(factory) as uow:
+                await store.append([event("first")], uow=uow)
+                killed = await kill_idle_in_transaction()
+                with pytest.raises(ConnectionLostError):
+                    await store.append([event("second")], uow=uow)
+                with pytest.raises(ConnectionLostError):  # caught, and tried again
+                    await outbox.save_messages([OutboxMessage(event_type="Noted")], uow=uow)
+                await uow.commit()
+        assert info.value.retryable
+        assert (await store.read_all())[0] == []
+        assert await outbox.get_pending() == []
+        await _next_works(factory, killed)
+    finally:
+        await engine.dispose()
 
 
 async def test_rel_any_engine_translates_when_the_error_leaves_the_block(

@@ -41,9 +41,7 @@ async def counts(engine: AsyncEngine) -> tuple[int, int, int]:
     async with engine.connect() as conn:
         notes = (await conn.execute(select(func.count()).select_from(MixNote))).scalar_one()
         events = (await conn.execute(select(func.count()).select_from(events_table))).scalar_one()
-        messages = (
-            await conn.execute(select(func.count()).select_from(outbox_table))
-        ).scalar_one()
+        messages = (await conn.execute(select(func.count()).select_from(outbox_table))).scalar_one()
     return int(notes), int(events), int(messages)
 
 
@@ -143,3 +141,31 @@ async def test_a_store_only_unit_of_work_never_creates_a_session(
         assert uow._txn is not None and uow._txn._session is None  # type: ignore[union-attr]
         await uow.commit()
     assert await counts(tables) == (0, 1, 1)
+
+
+async def test_transaction_listeners_see_a_store_only_unit_of_work(
+    tables: AsyncEngine, session_factory: SF
+) -> None:
+    """An engine with ``begin`` / ``commit`` / ``rollback`` listeners (auditing, metrics):
+    a unit of work of the stores alone still reaches them, committed and rolled back."""
+    from sqlalchemy import event as sa_event
+
+    seen: list[str] = []
+    listeners = {
+        name: (lambda _conn, name=name: seen.append(name))
+        for name in ("begin", "commit", "rollback")
+    }
+    for name, listener in listeners.items():
+        sa_event.listen(tables.sync_engine, name, listener)
+    try:
+        store = SQLAlchemyEventStore(session_factory)
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await store.append(event("listened"))
+            await uow.commit()
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await store.append(event("undone"))
+        assert seen == ["begin", "commit", "begin", "rollback"]
+    finally:
+        for name, listener in listeners.items():
+            sa_event.remove(tables.sync_engine, name, listener)
+    assert await counts(tables) == (0, 1, 0)

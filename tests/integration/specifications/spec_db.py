@@ -21,7 +21,6 @@ from tests.conftest import PG_URL, pg_connect_args
 T = TypeVar("T")
 
 
-
 class Harness:
     def __init__(self, runner: asyncio.Runner, engine: AsyncEngine, dialect: str) -> None:
         self.runner = runner

@@ -92,8 +92,14 @@ class Binding:
         elif isinstance(bind, SQLAlchemyUnitOfWork):
             self._uow = bind
         elif isinstance(bind, AsyncSession):
-            self._session = bind
-            self._engine = bind.bind if isinstance(bind.bind, AsyncEngine) else None
+            ambient = current_uow()
+            if ambient is not None and ambient.owns_session(bind):
+                # ``SQLAlchemyEventStore(uow.session)`` (the seed's pattern): the store belongs
+                # to that unit of work, and runs on its transaction like a store built on it.
+                self._uow = ambient
+            else:
+                self._session = bind
+                self._engine = bind.bind if isinstance(bind.bind, AsyncEngine) else None
         elif isinstance(bind, AsyncEngine):
             self._engine = bind
             self._factory = async_sessionmaker(bind, expire_on_commit=False)

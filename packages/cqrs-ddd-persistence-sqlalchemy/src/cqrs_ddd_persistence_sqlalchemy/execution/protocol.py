@@ -34,7 +34,16 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["Execution", "Executor", "Params", "Pin"]
+__all__ = [
+    "Execution",
+    "Executor",
+    "Params",
+    "Pin",
+    "StatementRunner",
+    "UnitTransaction",
+    "is_kept",
+    "kept",
+]
 
 #: Named parameters of one execution, or a list of them (``executemany``).
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -90,6 +99,45 @@ class Executor(StatementRunner, Protocol):
     """Runs statements on one connection, in whatever transaction it is in."""
 
 
+class UnitTransaction(Protocol):
+    """One transaction on one pooled connection, held by a unit of work.
+
+    Nothing is checked out until the first statement. The library's stores run on
+    :meth:`executor`; an ORM session joins the same transaction through :meth:`connection` (or
+    :meth:`bound_connection`, without I/O, once the transaction has begun). After
+    :meth:`commit` / :meth:`rollback` the next statement begins the next transaction on the
+    same connection; :meth:`close` gives the connection back. Once the connection is lost
+    mid-transaction, every further statement and :meth:`commit` raise ``ConnectionLostError``
+    (never a fresh transaction on another connection: that would commit half the work);
+    :meth:`rollback` is then a no-op.
+    """
+
+    async def executor(self) -> Executor:
+        """The executor of the transaction (begun if it was not)."""
+        ...
+
+    async def connection(self) -> AsyncConnection:
+        """A SQLAlchemy connection in the transaction (begun if it was not)."""
+        ...
+
+    def bound_connection(self) -> AsyncConnection | None:
+        """The SQLAlchemy connection in the transaction when it has begun (``None`` before),
+        made without I/O: what an ORM session created now must be bound to."""
+        ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+    async def close(self) -> None:
+        """Give the connection back (after a commit or a rollback)."""
+        ...
+
+    async def discard(self) -> None:
+        """Never hand the connection out again (it failed: its state is unknown)."""
+        ...
+
+
 class Pin(Protocol):
     """A connection a task holds for a loop of single statements (see
     :meth:`Execution.pinned`), lendable to other tasks one at a time."""
@@ -117,6 +165,10 @@ class Execution(StatementRunner, Protocol):
     def in_transaction(self, connection: AsyncConnection) -> Executor:
         """The executor of ``connection`` (of this engine) inside a transaction SQLAlchemy
         began on it: a unit of work's transaction, shared with an ORM session joined to it."""
+        ...
+
+    def open_transaction(self) -> UnitTransaction:
+        """A unit of work's transaction (nothing checked out until its first statement)."""
         ...
 
     def transaction(self) -> AbstractAsyncContextManager[Executor]:

@@ -26,9 +26,18 @@ from cqrs_ddd_persistence_sqlalchemy.execution.pinning import (
     set_pinned,
     unpinned,
 )
-from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor, Params
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
+    Executor,
+    Params,
+    UnitTransaction,
+)
 
-__all__ = ["ConnectionExecutor", "ReferenceExecution", "raise_translated"]
+__all__ = [
+    "ConnectionExecutor",
+    "ConnectionTransaction",
+    "ReferenceExecution",
+    "raise_translated",
+]
 
 
 def raise_translated(exc: Exception) -> NoReturn:
@@ -101,6 +110,51 @@ class _TransactionPerStatement(ConnectionExecutor):
                 return await super().execute(statement, params)
 
 
+class ConnectionTransaction:
+    """A :class:`~.protocol.UnitTransaction` on a SQLAlchemy ``AsyncConnection``."""
+
+    __slots__ = ("_conn", "_engine")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def connection(self) -> AsyncConnection:
+        conn = self._conn
+        if conn is None:
+            with translating():
+                conn = self._conn = await self._engine.connect()
+        if not conn.in_transaction():
+            with translating():
+                await conn.begin()
+        return conn
+
+    async def executor(self) -> Executor:
+        return ConnectionExecutor(await self.connection())
+
+    def bound_connection(self) -> AsyncConnection | None:
+        return self._conn
+
+    async def commit(self) -> None:
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.commit()
+
+    async def rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.rollback()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.invalidate()
+            await conn.close()
+
+
 class ReferenceExecution:
     """An :class:`~.protocol.Execution` on SQLAlchemy's public API.
 
@@ -160,6 +214,9 @@ class ReferenceExecution:
         with translating():
             async with self._engine.begin() as conn:
                 yield ConnectionExecutor(conn)
+
+    def open_transaction(self) -> UnitTransaction:
+        return ConnectionTransaction(self._engine)
 
     def in_transaction(self, conn: AsyncConnection) -> Executor:
         """The executor of ``conn`` inside a transaction SQLAlchemy began on it (a unit of

@@ -195,6 +195,10 @@ class SQLAlchemyUnitOfWork:
         a session)."""
         return self._factory
 
+    def owns_session(self, session: Any) -> bool:
+        """Whether ``session`` is this (entered) unit of work's :attr:`session`."""
+        return self._txn is not None and self._txn.owns(session)
+
     @property
     def borrowed_session(self) -> AsyncSession | None:
         """The session this unit of work was given (used, never closed), if any."""

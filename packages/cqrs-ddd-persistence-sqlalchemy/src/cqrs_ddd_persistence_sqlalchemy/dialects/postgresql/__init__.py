@@ -42,6 +42,7 @@ class PostgresDialect:
 
     def __init__(self) -> None:
         self._event_logs: dict[tuple[Ordering, str, bool], EventLogSql] = {}
+
     # One statement is atomic on its own: single-statement operations run in autocommit
     # (no BEGIN/COMMIT round trips).
     autocommit_statements = True

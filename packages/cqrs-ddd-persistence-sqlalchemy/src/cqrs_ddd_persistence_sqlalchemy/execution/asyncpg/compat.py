@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy.util.concurrency import await_only as await_only
 from sqlalchemy.util.concurrency import greenlet_spawn as greenlet_spawn
 
-__all__ = ["TESTED", "await_only", "fast_path_supported", "greenlet_spawn", "start_transaction"]
+__all__ = [
+    "TESTED",
+    "await_only",
+    "end_transaction",
+    "fast_path_supported",
+    "greenlet_spawn",
+    "start_transaction",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +77,14 @@ async def start_transaction(adapter: Any) -> None:
         started = adapter._transaction is not None
     if not started:
         await adapter._start_transaction()
+
+
+async def end_transaction(adapter: Any, *, commit: bool) -> None:
+    """Commit or roll back, on asyncpg directly, the transaction :func:`start_transaction`
+    began, and clear SQLAlchemy's record of it first: it is over whatever the outcome."""
+    transaction = adapter._transaction
+    adapter._transaction = None
+    if getattr(adapter, "_started", None) is not None:
+        adapter._started = False
+    if transaction is not None:
+        await (transaction.commit() if commit else transaction.rollback())

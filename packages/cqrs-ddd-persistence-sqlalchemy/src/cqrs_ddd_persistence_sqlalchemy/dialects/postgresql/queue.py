@@ -6,6 +6,7 @@ may otherwise re-run a ``LIMIT`` subquery inside a semi-join and lock more rows 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,9 @@ def claim_statement(
 NOTIFY = kept(select(func.pg_notify(bindparam("channel", type_=String), "")))
 
 
+@functools.lru_cache(maxsize=256)
 def notify_statement(channel: str) -> Select[Any]:
     """``SELECT pg_notify(<channel>, '')`` for one channel (checked: ``ConfigurationError``
-    for a name PostgreSQL would refuse)."""
-    return select(func.pg_notify(check_channel(channel), ""))
+    for a name PostgreSQL would refuse), built once per channel and kept (see
+    :func:`~...execution.protocol.kept`): the outbox sends it with every save."""
+    return kept(select(func.pg_notify(check_channel(channel), "")))

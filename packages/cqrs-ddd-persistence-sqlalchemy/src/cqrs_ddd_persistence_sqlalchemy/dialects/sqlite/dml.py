@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,13 @@ def insert(table: Table) -> DialectInsert:
 
 
 def insert_ignore(table: Table, conflict_columns: Sequence[Any]) -> Insert:
-    """``INSERT … ON CONFLICT (conflict_columns) DO NOTHING``."""
+    """``INSERT … ON CONFLICT (conflict_columns) DO NOTHING``, built once per table and
+    columns (a statement is immutable; stores built per request ask for it on every save)."""
+    return _insert_ignore(table, tuple(conflict_columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignore(table: Table, conflict_columns: tuple[Any, ...]) -> Insert:
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
 
 

@@ -26,6 +26,11 @@ __all__ = ["Build", "QueueBase"]
 _REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "attempts",
              "last_error", "created_at", "finished_at")  # fmt: skip
 
+#: The backoff jitter's source unless one is given: one per process, since seeding a
+#: ``random.Random`` (from ``os.urandom``) cost more than the rest of building a store, which
+#: applications do per request.
+_JITTER = random.Random()
+
 #: ``build(dialect)`` -> a statement with bound parameters only.
 Build = Callable[[DialectSupport], Any]
 
@@ -66,7 +71,7 @@ class QueueBase:
         self._sort_keys = sort_keys(table, self.order_by)
         self._only_checked: set[tuple[str, ...]] = set()
         self.clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
         # A per-row attempt limit: the row's own ``max_attempts`` column when the table has one.
         self._row_limit = table.c.get("max_attempts")
         self._statements: dict[tuple[DialectSupport, Hashable], Any] = {}

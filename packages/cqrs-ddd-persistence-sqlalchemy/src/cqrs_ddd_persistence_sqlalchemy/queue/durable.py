@@ -106,13 +106,17 @@ class DurableQueue(QueueAdmin):
             return
         now = self.clock()
         params = [{"available_at": now, "created_at": now, **row} for row in rows]
-        async with self.binding.transaction(uow) as executor:
+        # One row is one statement, atomic on its own: outside a unit of work it runs alone
+        # (one autocommit round trip where the dialect allows it, not BEGIN / INSERT /
+        # COMMIT). Several rows are an ``executemany``: one transaction keeps it all or none.
+        single = len(params) == 1
+        async with (self.binding.single(uow) if single else self.binding.transaction(uow)) as run:
             if ignore_conflicts_on:
-                dialect = dialect_for(executor.dialect)
+                dialect = dialect_for(run.dialect)
                 stmt: Any = dialect.insert_ignore(self.table, ignore_conflicts_on)
             else:
                 stmt = insert(self.table)
-            await executor.execute(stmt, params)
+            await run.execute(stmt, params[0] if single else params)
 
     # -- claiming --------------------------------------------------------------------------
     async def claim(

@@ -59,6 +59,10 @@ class DriverStatement:
         compiled: Any = stmt.compile(dialect=dialect)
         if compiled.literal_execute_params or compiled.post_compile_params:
             return None  # expanding IN and literal binds are rendered per execution
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            # Column defaults computed client-side at each execution (an INSERT leaving out a
+            # column with a Python-side default): only SQLAlchemy's execution fills them in.
+            return None
         for col in getattr(stmt, "exported_columns", ()):
             if _needs_result_processing(col.type, dialect):
                 return None  # SQLAlchemy would convert this result column

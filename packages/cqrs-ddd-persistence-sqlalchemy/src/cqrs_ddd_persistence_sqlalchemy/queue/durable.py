@@ -99,9 +99,10 @@ class DurableQueue(QueueAdmin):
         uow: Any = None,
     ) -> None:
         """Insert rows (pending, due now unless they carry ``available_at``) in one
-        ``executemany``. With ``ignore_conflicts_on=("message_id",)`` a row whose unique key
-        already exists is skipped (idempotent enqueue). Joins the unit of work, or the session
-        the queue was built with."""
+        ``executemany`` (one row outside a unit of work: one statement on its own). With
+        ``ignore_conflicts_on=("message_id",)`` a row whose unique key already exists is
+        skipped (idempotent enqueue). Joins the unit of work, or the session the queue was
+        built with."""
         if not rows:
             return
         now = self.clock()
@@ -110,7 +111,7 @@ class DurableQueue(QueueAdmin):
         # (one autocommit round trip where the dialect allows it, not BEGIN / INSERT /
         # COMMIT). Several rows are an ``executemany``: one transaction keeps it all or none.
         single = len(params) == 1
-        async with (self.binding.single(uow) if single else self.binding.transaction(uow)) as run:
+        async with self.binding.single(uow) if single else self.binding.transaction(uow) as run:
             if ignore_conflicts_on:
                 dialect = dialect_for(run.dialect)
                 stmt: Any = dialect.insert_ignore(self.table, ignore_conflicts_on)

@@ -23,7 +23,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.executors import (
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.lending import Lender, lender_for
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
     DriverStatement,
-    compiled_for,
+    driver_form,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.transaction import DriverTransaction
 from cqrs_ddd_persistence_sqlalchemy.execution.pinning import pinned_executor
@@ -73,33 +73,32 @@ class AsyncpgExecution(ReferenceExecution):
             return DriverConnectionExecutor(conn)
         return super().held_executor(conn)
 
-    def _call(self, statement: Executable) -> DriverStatement | None:
-        if not self._eligible:
+    def _call(self, statement: Executable, params: Params) -> DriverStatement | None:
+        """The driver form of a statement run on its own here (``None``: SQLAlchemy runs it,
+        also when a pinned connection is in use)."""
+        if not self._eligible or pinned_executor(self) is not None:
             return None
-        return compiled_for(statement, self._engine.dialect)  # type: ignore[arg-type]
+        return driver_form(statement, params, self._engine.dialect)
 
     async def fetch(self, statement: Executable, params: Params = None) -> Sequence[Sequence[Any]]:
-        if pinned_executor(self) is None and (params is None or isinstance(params, Mapping)):
-            call = self._call(statement)
-            if call is not None:
-                return await self._fetch_lent(call, params)  # type: ignore[no-any-return]
+        call = self._call(statement, params)
+        if call is not None:
+            return await self._fetch_lent(call, params)  # type: ignore[arg-type, no-any-return]
         return await super().fetch(statement, params)
 
     async def fetch_mappings(
         self, statement: Executable, params: Params = None
     ) -> Sequence[Mapping[str, Any]]:
-        if pinned_executor(self) is None and (params is None or isinstance(params, Mapping)):
-            call = self._call(statement)
-            if call is not None:
-                return await self._fetch_lent(call, params)  # type: ignore[no-any-return]
+        call = self._call(statement, params)
+        if call is not None:
+            return await self._fetch_lent(call, params)  # type: ignore[arg-type, no-any-return]
         return await super().fetch_mappings(statement, params)
 
     async def execute(self, statement: Executable, params: Params = None) -> int:
-        if pinned_executor(self) is None and (params is None or isinstance(params, Mapping)):
-            call = self._call(statement)
-            if call is not None:
-                status = await self._fetch_lent(call, params, status=True)
-                return rowcount(status)
+        call = self._call(statement, params)
+        if call is not None:
+            status = await self._fetch_lent(call, params, status=True)  # type: ignore[arg-type]
+            return rowcount(status)
         return await super().execute(statement, params)
 
     async def _fetch_lent(

@@ -12,7 +12,7 @@ from sqlalchemy.sql.base import Executable
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.compat import start_transaction
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
     DriverStatement,
-    compiled_for,
+    driver_form,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Params
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
@@ -65,39 +65,35 @@ class DriverConnectionExecutor(ConnectionExecutor):
         try:
             return await driver.fetch(call.sql, *call.args(params))
         except BaseException as exc:
-            if state_unknown(exc):
-                # Not an error the server reported (lost connection, cancellation mid-flight):
-                # the connection's state is unknown, never hand it out again.
-                with contextlib.suppress(Exception):
-                    await self.connection.invalidate()
-            if isinstance(exc, Exception):
-                raise_translated(exc)
+            await self._failed(exc)
             raise
 
+    async def _failed(self, exc: BaseException) -> None:
+        if state_unknown(exc):
+            # Not an error the server reported (lost connection, cancellation mid-flight):
+            # the connection's state is unknown, never hand it out again.
+            with contextlib.suppress(Exception):
+                await self.connection.invalidate()
+        if isinstance(exc, Exception):
+            raise_translated(exc)
+
+    async def _records(self, statement: Executable, params: Params) -> Any:
+        """asyncpg's records of ``statement``, or ``None`` when SQLAlchemy must run it."""
+        call = driver_form(statement, params, self.dialect)
+        return None if call is None else await self._run(call, params)  # type: ignore[arg-type]
+
     async def fetch(self, statement: Executable, params: Params = None) -> Sequence[Sequence[Any]]:
-        call = (
-            compiled_for(statement, self.dialect)  # type: ignore[arg-type]
-            if params is None or isinstance(params, Mapping)
-            else None
-        )
-        if call is not None:
-            records = await self._run(call, params)  # type: ignore[arg-type]
-            if records is not None:
-                return records  # type: ignore[no-any-return]
+        records = await self._records(statement, params)
+        if records is not None:
+            return records  # type: ignore[no-any-return]
         return await super().fetch(statement, params)
 
     async def fetch_mappings(
         self, statement: Executable, params: Params = None
     ) -> Sequence[Mapping[str, Any]]:
-        call = (
-            compiled_for(statement, self.dialect)  # type: ignore[arg-type]
-            if params is None or isinstance(params, Mapping)
-            else None
-        )
-        if call is not None:
-            records = await self._run(call, params)  # type: ignore[arg-type]
-            if records is not None:
-                return records  # type: ignore[no-any-return]
+        records = await self._records(statement, params)
+        if records is not None:
+            return records  # type: ignore[no-any-return]
         return await super().fetch_mappings(statement, params)
 
 
@@ -124,11 +120,5 @@ class DriverTransactionExecutor(DriverConnectionExecutor):
             await start_transaction(adapter)
             return await adapter.driver_connection.fetch(call.sql, *call.args(params))
         except BaseException as exc:
-            if state_unknown(exc):
-                # Not an error the server reported (lost connection, cancellation mid-flight):
-                # the connection's state is unknown, never hand it out again.
-                with contextlib.suppress(Exception):
-                    await self.connection.invalidate()
-            if isinstance(exc, Exception):
-                raise_translated(exc)
+            await self._failed(exc)
             raise

@@ -26,7 +26,7 @@ from sqlalchemy.sql import ClauseElement
 
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import is_kept
 
-__all__ = ["DriverStatement", "compiled_for"]
+__all__ = ["DriverStatement", "compiled_for", "driver_form"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -111,3 +111,11 @@ def compiled_for(stmt: ClauseElement, dialect: Dialect) -> DriverStatement | Non
     form = DriverStatement.compile(stmt, dialect)
     per_dialect[key] = (weakref.ref(stmt, lambda _ref: per_dialect.pop(key, None)), form)
     return form
+
+
+def driver_form(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | None:
+    """The driver form of ``stmt`` run with ``params``: only for one parameter set (or none);
+    a list of them (``executemany``) goes through SQLAlchemy."""
+    if params is not None and not isinstance(params, Mapping):
+        return None
+    return compiled_for(stmt, dialect)

@@ -32,7 +32,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.executors import (
     state_unknown,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.lending import Held, Lender
-from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import compiled_for
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import driver_form
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor, Params
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
     ConnectionExecutor,
@@ -188,11 +188,7 @@ class _DriverInTransaction:
         return self._owner._engine.dialect
 
     async def _driver(self, statement: Executable, params: Params, *, status: bool) -> Any:
-        call = (
-            compiled_for(statement, self.dialect)  # type: ignore[arg-type]
-            if params is None or isinstance(params, Mapping)
-            else None
-        )
+        call = driver_form(statement, params, self.dialect)
         if call is None or self._owner._conn is not None:
             return None
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table as RichTable
 
-__all__ = ["format_seconds", "queue_stats_table"]
+__all__ = ["format_seconds", "queue_stats_rows", "queue_stats_table"]
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -30,10 +30,19 @@ def queue_stats_table(
     table = RichTable(title=title, caption=caption, show_header=False, min_width=width)
     table.add_column("state")
     table.add_column("count", justify="right")
-    table.add_row("pending (due)", str(stats.pending - stats.leased - stats.scheduled))
-    table.add_row("leased (in flight)", str(stats.leased))
-    table.add_row("scheduled / backing off", str(stats.scheduled))
-    table.add_row(done_label, str(stats.done))
-    table.add_row("dead", str(stats.dead))
-    table.add_row("oldest due lag", format_seconds(stats.lag_seconds))
+    for label, value in queue_stats_rows(stats, done_label=done_label):
+        table.add_row(label, value)
     return table
+
+
+def queue_stats_rows(stats: Any, *, done_label: str = "done") -> list[tuple[str, str]]:
+    """``(state, count)`` lines of a durable queue's ``QueueStats`` (the terminal's table and
+    the operations page show the same)."""
+    return [
+        ("pending (due)", str(stats.pending - stats.leased - stats.scheduled)),
+        ("leased (in flight)", str(stats.leased)),
+        ("scheduled / backing off", str(stats.scheduled)),
+        (done_label, str(stats.done)),
+        ("dead", str(stats.dead)),
+        ("oldest due lag", format_seconds(stats.lag_seconds)),
+    ]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cqrs_ddd_persistence_sqlalchemy.cli import (
+    dashboard,
     demo,
     health,
     jobs,
@@ -35,6 +36,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(projections.app, name="projections")
 app.add_typer(sagas.app, name="sagas")
 app.command("health")(health.command)
+app.command("dashboard")(dashboard.command)
 
 
 def _version(value: bool) -> None:

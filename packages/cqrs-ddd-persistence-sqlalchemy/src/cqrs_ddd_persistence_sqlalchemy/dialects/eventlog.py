@@ -25,6 +25,7 @@ from cqrs_ddd_persistence_sqlalchemy.tables.events import (
 __all__ = [
     "Cursor",
     "GlobalFilter",
+    "HorizonHolder",
     "HorizonStatus",
     "Ordering",
     "cursor_of",
@@ -116,6 +117,25 @@ class HorizonStatus:
     oldest_xact_age_s: float | None = None
     oldest_pid: int | None = None
     oldest_xact_started: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonHolder:
+    """The database session whose open transaction holds the horizon back (PostgreSQL): the
+    one an operator ends (``pg_terminate_backend(pid)``) or goes to ask about.
+
+    Every text field comes from the server as the session reported it (its application name,
+    its current query): untrusted text, to be escaped wherever it is shown.
+    """
+
+    pid: int
+    user: str | None
+    application: str | None
+    client: str | None
+    state: str | None
+    xact_started: datetime | None
+    xact_age_s: float | None
+    query: str | None
 
 
 def event_columns() -> list[Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.sql.dml import Insert
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
     Cursor,
     GlobalFilter,
+    HorizonHolder,
     HorizonStatus,
     Ordering,
 )
@@ -182,6 +183,12 @@ class DialectSupport(Protocol):
 
     # -- event log -----------------------------------------------------------------------
     def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql: ...
+
+    async def horizon_holder(self, runner: StatementRunner) -> HorizonHolder | None:
+        """The session whose open transaction holds the event log's commit-safe horizon back
+        (the oldest one with a transaction id), or ``None``: none does, or the database has no
+        such sessions (SQLite's single writer holds nothing back from readers)."""
+        ...
 
     # -- notifications and singletons ----------------------------------------------------
     def notify_statement(self, channel: str) -> Executable | None:

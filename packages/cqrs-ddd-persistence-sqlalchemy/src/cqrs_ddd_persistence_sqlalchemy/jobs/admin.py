@@ -93,6 +93,25 @@ class JobAdmin(JobStore[J]):
         counts.update({JobStatus(r[0]): int(r[1]) for r in rows})
         return counts
 
+    async def count_by_type(
+        self, *, uow: SQLAlchemyUnitOfWork | None = None
+    ) -> dict[str, dict[JobStatus, int]]:
+        """Number of jobs per job type and status (a type's statuses without jobs left out),
+        types in name order; every type stored, known to this repository or not."""
+        t = self.table
+        expr = self.status_expression().label("s")
+        stmt = (
+            select(t.c.job_type, expr, func.count())
+            .group_by(t.c.job_type, expr)
+            .order_by(t.c.job_type)
+        )
+        async with self.queue.transaction(uow) as executor:
+            rows = await executor.fetch(stmt)
+        counts: dict[str, dict[JobStatus, int]] = {}
+        for job_type, status, count in rows:
+            counts.setdefault(job_type, {})[JobStatus(status)] = int(count)
+        return counts
+
     async def stalled(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> tuple[int, float | None]:
         """Jobs whose worker stopped heartbeating (lease expired, not yet recovered), and the
         age in seconds of the oldest expired lease (``None`` without any)."""

@@ -4,6 +4,9 @@ See the "Sagas" section of ``advanced/README.md``; users import these names
 from the ``advanced`` facade.
 """
 
+from cqrs_ddd_persistence_sqlalchemy.sagas.overview import (
+    count_sagas_by_type as count_sagas_by_type,
+)
 from cqrs_ddd_persistence_sqlalchemy.sagas.recovery import (
     SagaRecoveryWorker as SagaRecoveryWorker,
 )
@@ -12,4 +15,9 @@ from cqrs_ddd_persistence_sqlalchemy.sagas.repository import (
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.sagas import sagas_table as sagas_table
 
-__all__ = ["SQLAlchemySagaRepository", "SagaRecoveryWorker", "sagas_table"]
+__all__ = [
+    "SQLAlchemySagaRepository",
+    "SagaRecoveryWorker",
+    "count_sagas_by_type",
+    "sagas_table",
+]

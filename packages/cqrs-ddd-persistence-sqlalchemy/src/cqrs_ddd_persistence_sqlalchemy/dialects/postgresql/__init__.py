@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
-from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import HorizonHolder, Ordering
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
     RunnerLock,
     UpsertInsert,
 )
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import dml, engine, queue, specs
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import activity, dml, engine, queue, specs
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import PostgresEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     NotificationListener,
@@ -31,6 +31,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     listens,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 
 __all__ = ["PostgresDialect"]
 
@@ -104,6 +105,9 @@ class PostgresDialect:
                 ordering=ordering, channel=channel, notify=notify
             )
         return log
+
+    async def horizon_holder(self, runner: StatementRunner) -> HorizonHolder | None:
+        return await activity.horizon_holder(runner)
 
     def notify_statement(self, channel: str) -> Executable | None:
         return queue.notify_statement(channel)

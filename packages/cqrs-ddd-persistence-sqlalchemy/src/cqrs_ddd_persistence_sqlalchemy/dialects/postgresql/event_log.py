@@ -34,7 +34,6 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -51,6 +50,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
     not_tombstoned,
     select_page,
 )
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.activity import horizon_holder
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.notify import NotifyCoalescer
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.queue import NOTIFY
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner, kept
@@ -222,11 +222,6 @@ _HORIZON_STATUS = select(
     cast(_HORIZON, Text),
     select(func.count()).where(events_table.c.txid >= _HORIZON).scalar_subquery(),
 )
-_OLDEST_XACT = text(
-    "SELECT pid, xact_start, extract(epoch FROM clock_timestamp() - xact_start) "
-    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
-    "ORDER BY age(backend_xid) DESC LIMIT 1"
-)
 
 
 class PostgresEventLog:
@@ -385,14 +380,13 @@ class PostgresEventLog:
 
     async def horizon(self, runner: StatementRunner) -> HorizonStatus:
         horizon_text, invisible = (await runner.fetch(_HORIZON_STATUS))[0]
-        found = await runner.fetch(_OLDEST_XACT)
-        oldest = found[0] if found else None
+        holder = await horizon_holder(runner)
         return HorizonStatus(
             horizon_txid=int(horizon_text) if horizon_text is not None else None,
             invisible_events=int(invisible),
-            oldest_pid=int(oldest[0]) if oldest else None,
-            oldest_xact_started=oldest[1] if oldest else None,
-            oldest_xact_age_s=float(oldest[2]) if oldest and oldest[2] is not None else None,
+            oldest_pid=holder.pid if holder else None,
+            oldest_xact_started=holder.xact_started if holder else None,
+            oldest_xact_age_s=holder.xact_age_s if holder else None,
         )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
 from cqrs_ddd_core.errors import ConfigurationError
-from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
+from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import HorizonHolder, Ordering
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
@@ -28,6 +28,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue, specs
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 
 __all__ = ["SqliteDialect"]
 
@@ -101,6 +102,9 @@ class SqliteDialect:
     def event_log(self, *, ordering: Ordering, channel: str, notify: bool) -> EventLogSql:
         # One writer at a time: positions are commit-ordered whatever ``ordering`` says.
         return _SERIAL_LOG
+
+    async def horizon_holder(self, runner: StatementRunner) -> HorizonHolder | None:
+        return None  # one writer at a time: no open transaction hides committed events
 
     def notify_statement(self, channel: str) -> Executable | None:
         return None

@@ -9,7 +9,9 @@ from cqrs_ddd_persistence_sqlalchemy.cli._views import format_seconds
 
 __all__ = ["format_value", "line_chart"]
 
-WIDTH, HEIGHT, PAD = 240, 56, 3
+WIDTH, HEIGHT, PAD = 240, 60, 3
+#: Room above the line for the scale.
+TOP = 14
 
 
 def format_value(value: float, unit: str) -> str:
@@ -34,11 +36,14 @@ def line_chart(
     largest = max(v for _, v in points)
     top = largest or 1.0  # a flat zero line sits on the axis
     end = points[-1][0]
-    start = end - window_s
+    # Until the window is full the chart spans the samples there are (a dashboard started a
+    # minute ago draws its minute across the whole width).
+    span = min(window_s, end - points[0][0]) or 1.0
+    start = end - span
 
     def xy(at: float, value: float) -> str:
-        x = PAD + (WIDTH - 2 * PAD) * max(0.0, at - start) / window_s
-        y = HEIGHT - PAD - (HEIGHT - 2 * PAD) * value / top
+        x = PAD + (WIDTH - 2 * PAD) * max(0.0, at - start) / span
+        y = HEIGHT - PAD - (HEIGHT - PAD - TOP) * value / top
         return f"{x:.1f},{y:.1f}"
 
     coords = " ".join(xy(at, v) for at, v in points)
@@ -51,7 +56,7 @@ def line_chart(
         f'<line x1="0" y1="{HEIGHT - PAD}" x2="{WIDTH}" y2="{HEIGHT - PAD}" class="axis"/>'
         f'<polyline points="{coords}" class="line"/>'
         f'<circle cx="{dot.split(",")[0]}" cy="{dot.split(",")[1]}" r="2.5" class="dot"/>'
-        f'<text x="{WIDTH - PAD}" y="11" text-anchor="end" class="scale">'
-        f"{escape(format_value(largest, unit))}</text>"
+        f'<text x="{PAD}" y="9" class="scale">max {escape(format_value(largest, unit))} · '
+        f"{escape(format_seconds(span))}</text>"
         "</svg></figure>"
     )

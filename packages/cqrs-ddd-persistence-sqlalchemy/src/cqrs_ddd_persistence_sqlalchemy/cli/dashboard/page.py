@@ -150,10 +150,10 @@ def _dead_letters(view: OutboxView, token: str | None) -> str:
     for m in view.dead_letters:
         error = (m.error or "")[:ERROR_CHARS]
         out.append(
-            f'<tr data-message-id="{escape(m.message_id)}"><td class="mono">'
+            f'<tr data-message-id="{escape(m.message_id)}"><td class="mono nowrap">'
             f"{escape(m.message_id)}</td><td>{escape(m.event_type)}</td>"
             f'<td class="num">{m.retry_count}</td>'
-            f"<td>{escape(m.created_at.isoformat(timespec='seconds'))}</td>"
+            f'<td class="nowrap">{escape(m.created_at.isoformat(timespec="seconds"))}</td>'
             f'<td><pre class="error">{escape(error)}</pre></td>'
         )
         if token:

@@ -19,22 +19,25 @@ h3{font-size:14px;margin:12px 0 6px}
 .notice.fail{background:#fde8e8;border-color:#f5b5b5}
 .charts{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
 .chart{margin:0;background:#fff;border:1px solid #e1e4ea;border-radius:6px;padding:6px 8px}
-.chart figcaption{font-size:12px;color:#4b5563}.chart .now{float:right;color:#1d2330}
+.chart figcaption{font-size:12px;color:#4b5563}
+.chart .now{float:right;margin-left:12px;color:#1d2330}
 .chart .line{fill:none;stroke:#2f6fdf;stroke-width:1.5}.chart .dot{fill:#2f6fdf}
 .chart .axis{stroke:#d5d9e0}.chart .scale{font-size:9px;fill:#9aa1ad}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:14px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:14px}
+#outbox{grid-column:1/-1}
 .panel{background:#fff;border:1px solid #e1e4ea;border-radius:6px;padding:12px 14px;
 overflow-x:auto}
 table{border-collapse:collapse}
-th,td{padding:3px 8px;text-align:left;border-bottom:1px solid #eef0f3;vertical-align:top}
+th,td{padding:3px 7px;text-align:left;border-bottom:1px solid #eef0f3;vertical-align:top}
 .kv th{font-weight:normal;color:#4b5563}
 .list th{font-weight:600;font-size:12px}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 tr.total{background:#f3f5f8}
 .warn{color:#a15c00;font-weight:600}.fail{color:#c0262d;font-weight:600}.ok{}
 pre{margin:0;white-space:pre-wrap;word-break:break-word;font-size:12px}
-pre.error{max-height:6em;overflow:auto;color:#8a1c1c;max-width:420px}
+pre.error{max-height:6em;overflow:auto;color:#8a1c1c;max-width:640px}
 pre.query{background:#f3f5f8;padding:6px;border-radius:4px;max-height:8em;overflow:auto}
+.nowrap{white-space:nowrap}
 .mono{font-family:ui-monospace,monospace;font-size:12px}
 form.action{display:inline;margin:0}
 button{font-size:12px;padding:2px 10px;cursor:pointer}

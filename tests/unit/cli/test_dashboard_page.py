@@ -4,9 +4,9 @@ actions appear only with a token, charts are drawn from samples, requests are bo
 from __future__ import annotations
 
 import asyncio
-from http import HTTPStatus
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from http import HTTPStatus
 
 import pytest
 

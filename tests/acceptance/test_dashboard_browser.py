@@ -348,3 +348,34 @@ def _actions(browser: Browser, address: str, ids: dict[str, Any], holder_pid: in
         for r in browser.find_all("#dead-letters tr[data-message-id]")
     ] == [ids["hostile_id"]]
     _wait_for_samples(browser, address, 6)
+
+
+def test_dashboard_errors_are_one_line(tmp_path: Path) -> None:
+    """No library table, or a port already taken: one line on stderr, exit code 1."""
+    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    asyncio.run(_create_one_table(empty))
+    for args, expected in [
+        (["-d", f"sqlite+aiosqlite:///{tmp_path / 'none.db'}"], "MissingSchemaError"),
+        (["-d", empty, "--host", "203.0.113.1"], "cannot listen on 203.0.113.1:8765"),
+    ]:
+        done = subprocess.run(
+            [str(CLI), "dashboard", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=cli_env(COLUMNS="300"),
+            check=False,
+        )
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: ") and expected in lines[0]
+
+
+async def _create_one_table(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(outbox_table.create)
+    finally:
+        await engine.dispose()

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
+    CliError,
     DatabaseUrl,
     Schema,
     describe_url,
@@ -77,7 +78,10 @@ def command(
             dashboard = Dashboard(
                 engine, take, history, allow_actions=allow_actions, options=options
             )
-            server = await serve_http(dashboard.handle, host, port)
+            try:
+                server = await serve_http(dashboard.handle, host, port)
+            except OSError as exc:  # port taken, address not local...
+                raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
             try:
                 bound = server.sockets[0].getsockname()[1]
                 mode = "actions enabled" if allow_actions else "read-only"

@@ -92,18 +92,20 @@ async def take_snapshot(engine: AsyncEngine, *, dead_letters: int = 20) -> Snaps
     def present(*tables: str) -> bool:
         return not missing.intersection(tables)
 
+    # The log's head once for both panels that show it (a count over the whole log).
+    head = await _head(engine) if present(events_table.name) else (0, 0)
     return Snapshot(
         taken_at=datetime.now(UTC),
         where=describe_url(engine),
         outbox=await _outbox(engine, dead_letters) if present(outbox_table.name) else None,
         jobs=await _jobs(engine) if present(jobs_table.name) else None,
         projections=(
-            await _projections(engine)
+            ProjectionsView(head[0], tuple(await projection_lags(engine)))
             if present(events_table.name, projection_positions_table.name)
             else None
         ),
         sagas=await _sagas(engine) if present(sagas_table.name) else None,
-        event_store=await _event_store(engine) if present(events_table.name) else None,
+        event_store=await _event_store(engine, head) if present(events_table.name) else None,
         missing=tuple(sorted(missing)),
     )
 
@@ -125,21 +127,15 @@ async def _jobs(engine: AsyncEngine) -> JobsView:
     return JobsView(await jobs.count_by_status(), await jobs.count_by_type(), stalled, age)
 
 
-async def _projections(engine: AsyncEngine) -> ProjectionsView:
-    head, _ = await _head(engine)
-    return ProjectionsView(head, tuple(await projection_lags(engine)))
-
-
 async def _sagas(engine: AsyncEngine) -> Mapping[str, Mapping[str, int]]:
     from cqrs_ddd_persistence_sqlalchemy.sagas import count_sagas_by_type
 
     return await count_sagas_by_type(engine)
 
 
-async def _event_store(engine: AsyncEngine) -> EventStoreView:
+async def _event_store(engine: AsyncEngine, head: tuple[int, int]) -> EventStoreView:
     from cqrs_ddd_persistence_sqlalchemy.eventstore import SQLAlchemyEventStore
 
-    head, events = await _head(engine)
     horizon = await SQLAlchemyEventStore(engine).horizon_lag()
     holder = await dialect_for(engine).horizon_holder(execution_for(engine))
-    return EventStoreView(head, events, horizon, holder)
+    return EventStoreView(head[0], head[1], horizon, holder)

@@ -112,17 +112,13 @@ def _panel(panel_id: str, title: str, body: Iterable[str]) -> str:
     )
 
 
-def _grade(limits: Thresholds, seconds: float | None) -> str:
-    return limits.grade(seconds)
-
-
 def _outbox(view: OutboxView | None, options: PageOptions) -> str:
     if view is None:
         return ""
     rows = []
     for label, value in queue_stats_rows(view.stats, done_label="published"):
         key = label.split()[0]
-        cls = _grade(options.limits, view.stats.lag_seconds) if key == "oldest" else ""
+        cls = options.limits.grade(view.stats.lag_seconds) if key == "oldest" else ""
         if key == "dead" and view.stats.dead:
             cls = "warn"
         rows.append(
@@ -194,7 +190,7 @@ def _jobs(view: JobsView | None, limits: Thresholds) -> str:
             for s in statuses
         )
         rows.append(f"<tr><th>{escape(job_type)}</th>{cells}</tr>")
-    stalled_cls = _grade(limits, view.stalled_age_s) if view.stalled else ""
+    stalled_cls = limits.grade(view.stalled_age_s) if view.stalled else ""
     stalled = (
         f'<p>stalled (lease expired, worker gone): <b id="jobs-stalled" class="{stalled_cls}">'
         f"{view.stalled}</b>"
@@ -220,7 +216,7 @@ def _projections(view: ProjectionsView | None, limits: Thresholds) -> str:
         return _panel("projections", "Projections", body)
     rows = []
     for lag in view.lags:
-        cls = _grade(limits, lag.age_s) if lag.behind and lag.exact else ""
+        cls = limits.grade(lag.age_s) if lag.behind and lag.exact else ""
         behind = str(lag.behind) if lag.exact else f"≤ {lag.behind}"
         rows.append(
             f'<tr data-projection="{escape(lag.projection)}"><th>{escape(lag.projection)}</th>'
@@ -304,7 +300,7 @@ def _holder(view: EventStoreView, limits: Thresholds) -> str:
         for label, ident, value in fields
     )
     return (
-        f'<h3 class="{_grade(limits, age)}">Session holding the horizon back</h3>'
+        f'<h3 class="{limits.grade(age)}">Session holding the horizon back</h3>'
         f'<table class="kv" id="es-holder">{rows}</table>'
         f'<pre class="query" id="es-holder-query">{escape(holder.query or "")}</pre>'
         f'<p class="muted small">end it with <code>SELECT pg_terminate_backend({holder.pid})'

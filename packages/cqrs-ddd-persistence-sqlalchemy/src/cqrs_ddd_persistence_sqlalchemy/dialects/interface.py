@@ -9,7 +9,7 @@ instance) and uses the pieces below. Where only the SQL text differs, types and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -144,6 +144,20 @@ class DialectSupport(Protocol):
 
     def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
         """Install what the library relies on in an engine (idempotent)."""
+        ...
+
+    def pooled_engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        mode: str,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any], Callable[[AsyncEngine], None]]:
+        """:meth:`engine_arguments` for an engine behind a ``mode`` pooler
+        (``create_engine(pooler=...)``), and what to install on the engine once it exists
+        (``ConfigurationError`` where the dialect has no pooler support)."""
         ...
 
     def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:

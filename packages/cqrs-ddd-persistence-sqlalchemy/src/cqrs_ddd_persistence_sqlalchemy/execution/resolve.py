@@ -19,6 +19,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
     ConnectionExecutor,
     ReferenceExecution,
 )
+from cqrs_ddd_persistence_sqlalchemy.pooling import pooler_of
 
 __all__ = ["execution_for", "executor_for", "pool_checks", "set_fast_path"]
 
@@ -48,6 +49,11 @@ def execution_for(engine: AsyncEngine) -> Execution:
 
 def _resolve(engine: AsyncEngine) -> Execution:
     autocommit = dialect_for(engine.dialect).autocommit_statements
+    pooler = pooler_of(engine)
+    if pooler is not None and pooler.settings:
+        # Behind a pooler, settings are applied per transaction (SET LOCAL): a statement in
+        # autocommit would run without them, so every statement gets a transaction.
+        autocommit = False
     if engine.dialect.driver == "asyncpg" and not _FAST_PATH_OFF.get(engine.sync_engine):
         from cqrs_ddd_persistence_sqlalchemy.execution import asyncpg as fast
 

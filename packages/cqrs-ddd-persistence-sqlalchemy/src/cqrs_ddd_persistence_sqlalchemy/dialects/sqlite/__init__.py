@@ -5,7 +5,7 @@ the JSON1 / FTS5 / SpatiaLite specification operators)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -66,6 +66,19 @@ class SqliteDialect:
         lock_timeout_ms: int | None,
     ) -> tuple[URL, dict[str, Any]]:
         return url, kwargs  # SQLAlchemy converts SQLite's URL parameters itself
+
+    def pooled_engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        mode: str,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any], Callable[[AsyncEngine], None]]:
+        raise ConfigurationError(
+            f"pooler={mode!r} is for PostgreSQL behind a connection pooler; SQLite has none"
+        )
 
     def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
         if lock_timeout_ms is None:

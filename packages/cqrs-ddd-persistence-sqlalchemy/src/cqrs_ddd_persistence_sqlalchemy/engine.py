@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -13,8 +12,12 @@ from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engin
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for, support_for_url
 from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import DEFAULT_PING_AFTER
-from cqrs_ddd_persistence_sqlalchemy.execution.resolve import pool_checks, set_fast_path
-from cqrs_ddd_persistence_sqlalchemy.pooling import check_pooler_mode
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import (
+    install_pooler,
+    pool_checks,
+    set_fast_path,
+)
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, check_pooler_mode
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
 
@@ -70,13 +73,13 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     pooler = check_pooler_mode(kwargs.pop("pooler", None))
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
-    install_pooler: Callable[[AsyncEngine], None] | None = None
+    found: Pooler | None = None
     if pooler is None:
         parsed, kwargs = support.engine_arguments(
             parsed, kwargs, statement_timeout_ms=statement_timeout, lock_timeout_ms=lock_timeout
         )
     else:
-        parsed, kwargs, install_pooler = support.pooled_engine_arguments(
+        parsed, kwargs, found = support.pooled_engine_arguments(
             parsed,
             kwargs,
             mode=pooler,
@@ -86,8 +89,8 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     kwargs, install_checks = pool_checks(parsed, kwargs, ping_after=ping_after)
     engine = _sa_create_async_engine(parsed, **kwargs)
     install_checks(engine)
-    if install_pooler is not None:
-        install_pooler(engine)
+    if found is not None:
+        install_pooler(engine, found)
     if not fast_path:
         set_fast_path(engine, False)
     support.configure_engine(engine, lock_timeout_ms=lock_timeout)

@@ -9,7 +9,8 @@ generic code asks :func:`pooler_of` instead of looking at URLs or drivers:
 - the dialect's LISTEN helpers return ``None`` (workers and subscribers poll).
 
 The driver side (no named prepared statement outliving a transaction, settings applied with
-``SET LOCAL``) is the dialect's: ``dialects/postgresql/pooler.py``.
+``SET LOCAL``) is the dialect's: ``dialects/postgresql/pooler.py``; the hook sending the
+settings after ``BEGIN`` is the execution's (``execution/resolve.py::install_pooler``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Pooler:
     mode: str
     #: ``(name, value)`` pairs set with ``SET LOCAL`` at the start of every transaction.
     settings: tuple[tuple[str, str], ...] = ()
+    #: The dialect's one statement applying ``settings`` (sent right after ``BEGIN``).
+    begin_sql: str | None = None
 
 
 # Keyed by the pool: ``AsyncEngine.execution_options()`` makes other engines over the same pool

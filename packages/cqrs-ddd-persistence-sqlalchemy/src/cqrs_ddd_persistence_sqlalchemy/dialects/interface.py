@@ -9,7 +9,7 @@ instance) and uses the pieces below. Where only the SQL text differs, types and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +28,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import JsonAccess, OperatorFn
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler
 from cqrs_ddd_specifications import Operator
 
 if TYPE_CHECKING:
@@ -154,10 +155,11 @@ class DialectSupport(Protocol):
         mode: str,
         statement_timeout_ms: int | None,
         lock_timeout_ms: int | None,
-    ) -> tuple[URL, dict[str, Any], Callable[[AsyncEngine], None]]:
+    ) -> tuple[URL, dict[str, Any], Pooler]:
         """:meth:`engine_arguments` for an engine behind a ``mode`` pooler
-        (``create_engine(pooler=...)``), and what to install on the engine once it exists
-        (``ConfigurationError`` where the dialect has no pooler support)."""
+        (``create_engine(pooler=...)``), and the :class:`~...pooling.Pooler` to install on
+        the engine once it exists (``ConfigurationError`` where the dialect has no pooler
+        support)."""
         ...
 
     def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:

@@ -5,8 +5,7 @@ specification operators)."""
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -32,7 +31,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     listens,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
-from cqrs_ddd_persistence_sqlalchemy.pooling import pooler_of
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, pooler_of
 
 __all__ = ["PostgresDialect"]
 
@@ -81,15 +80,14 @@ class PostgresDialect:
         mode: str,
         statement_timeout_ms: int | None,
         lock_timeout_ms: int | None,
-    ) -> tuple[URL, dict[str, Any], Callable[[AsyncEngine], None]]:
-        url, kwargs, found = pooler.pooled_engine_arguments(
+    ) -> tuple[URL, dict[str, Any], Pooler]:
+        return pooler.pooled_engine_arguments(
             url,
             kwargs,
             mode=mode,
             statement_timeout_ms=statement_timeout_ms,
             lock_timeout_ms=lock_timeout_ms,
         )
-        return url, kwargs, functools.partial(pooler.install_pooler, pooler=found)
 
     def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:
         return engine.with_session_defaults(url, schema=schema, connect_timeout=connect_timeout)

@@ -27,16 +27,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import URL
 
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import engine as pg_engine
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.url import options_settings
-from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, set_pooler
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler
 
-__all__ = ["install_pooler", "pooled_engine_arguments", "transaction_settings_sql"]
+__all__ = ["pooled_engine_arguments", "transaction_settings_sql"]
 
 #: Startup parameters PgBouncer (and the other poolers) accept and track per client.
 _STARTUP_PARAMETERS = frozenset(
@@ -60,8 +58,9 @@ def pooled_engine_arguments(
     lock_timeout_ms: int | None,
 ) -> tuple[URL, dict[str, Any], Pooler]:
     """The engine arguments of ``url`` behind a ``mode`` pooler, and the :class:`Pooler` to
-    install once the engine exists (``install_pooler``): driver settings without named
-    prepared statements, and every session setting moved into the per-transaction ones."""
+    install once the engine exists (``execution.resolve.install_pooler``): driver settings
+    without named prepared statements, and every session setting moved into the
+    per-transaction ones (with the statement that applies them after ``BEGIN``)."""
     url, kwargs = pg_engine.engine_arguments(
         url, kwargs, statement_timeout_ms=None, lock_timeout_ms=None
     )
@@ -110,7 +109,8 @@ def pooled_engine_arguments(
         if not _SETTING_NAME.fullmatch(name):
             raise ConfigurationError(f"invalid server setting name {name!r}")
     kwargs["connect_args"] = connect_args
-    return url, kwargs, Pooler(mode, tuple(settings.items()))
+    pairs = tuple(settings.items())
+    return url, kwargs, Pooler(mode, pairs, transaction_settings_sql(pairs) if pairs else None)
 
 
 def transaction_settings_sql(settings: tuple[tuple[str, str], ...]) -> str:
@@ -124,31 +124,3 @@ def transaction_settings_sql(settings: tuple[tuple[str, str], ...]) -> str:
         for name, value in settings
     )
     return f"SELECT {calls}"
-
-
-def install_pooler(engine: AsyncEngine, pooler: Pooler) -> None:
-    """Record ``pooler`` for ``engine`` and apply its settings at the start of every
-    transaction (one simple-protocol statement right after ``BEGIN``)."""
-    set_pooler(engine, pooler)
-    if not pooler.settings:
-        return
-    sql = transaction_settings_sql(pooler.settings)
-    asyncpg = engine.dialect.driver == "asyncpg"
-
-    def _on_begin(conn: Connection) -> None:
-        fairy = conn.connection
-        dbapi = fairy.dbapi_connection
-        if dbapi is None or getattr(dbapi, "autocommit", False):
-            return  # no transaction to scope the settings to (nothing in the library does it)
-        if asyncpg:
-            from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.compat import begin_with
-
-            begin_with(dbapi, fairy.driver_connection, sql)
-            return
-        cursor = dbapi.cursor()  # psycopg sends BEGIN before it (not in autocommit)
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
-
-    event.listen(engine.sync_engine, "begin", _on_begin)

@@ -5,7 +5,7 @@ the JSON1 / FTS5 / SpatiaLite specification operators)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue, specs
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler
 
 __all__ = ["SqliteDialect"]
 
@@ -75,7 +76,7 @@ class SqliteDialect:
         mode: str,
         statement_timeout_ms: int | None,
         lock_timeout_ms: int | None,
-    ) -> tuple[URL, dict[str, Any], Callable[[AsyncEngine], None]]:
+    ) -> tuple[URL, dict[str, Any], Pooler]:
         raise ConfigurationError(
             f"pooler={mode!r} is for PostgreSQL behind a connection pooler; SQLite has none"
         )

@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tests.kafka_broker import kafka_bootstrap as kafka_bootstrap  # the session's Kafka broker
+from tests.topology.pgbouncer import Bouncer, running_pgbouncer
 
 from cqrs_ddd_persistence_sqlalchemy import create_engine, metadata
 
@@ -239,3 +241,19 @@ async def library_tables(engine: AsyncEngine) -> AsyncEngine:
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[Bouncer]:
+    """A PgBouncer in transaction mode in front of the test server, for the session (see
+    ``tests/topology/pgbouncer.py``). Under ``REQUIRE_POSTGRES=1`` one that cannot start is a
+    failure, not a skip."""
+    require_postgres()
+    with contextlib.ExitStack() as stack:
+        try:
+            bouncer = stack.enter_context(running_pgbouncer(PG_URL))
+        except RuntimeError as exc:
+            if REQUIRE_POSTGRES:
+                pytest.fail(f"PgBouncer required (REQUIRE_POSTGRES=1) but it did not start: {exc}")
+            pytest.skip(f"no PgBouncer: {exc}")
+        yield bouncer

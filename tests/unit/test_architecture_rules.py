@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "spec_kernel",
             "execution.protocol",
             "execution.pinning",
+            "pooling",
         ),
     ),
     ("dialects", ("dialects",)),

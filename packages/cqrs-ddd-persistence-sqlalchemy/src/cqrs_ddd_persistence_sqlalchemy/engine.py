@@ -12,7 +12,12 @@ from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engin
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for, support_for_url
 from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import DEFAULT_PING_AFTER
-from cqrs_ddd_persistence_sqlalchemy.execution.resolve import pool_checks, set_fast_path
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import (
+    install_pooler,
+    pool_checks,
+    set_fast_path,
+)
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, check_pooler_mode
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
 
@@ -37,6 +42,15 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
       ``?sslmode=require``, ``?options=-c search_path=app``, psycopg's ``prepare_threshold``);
       one the driver does not accept raises ``ConfigurationError``
       (``dialects/postgresql/url.py``).
+    - ``pooler="transaction"``: the engine connects through a transaction-mode pooler
+      (PgBouncer, RDS Proxy, Supavisor...): no named prepared statement outlives a transaction
+      (asyncpg's statement caches off and unnamed statements; psycopg's
+      ``prepare_threshold=None``), the session settings (``statement_timeout_ms``,
+      ``lock_timeout_ms``, the URL's ``options=-c name=value``) are applied per transaction
+      with ``SET LOCAL`` instead of at connect, single statements then run in a transaction
+      of their own, and nothing LISTENs (workers poll; NOTIFY is still sent). See
+      ``dialects/postgresql/pooler.py`` and ``docs/deploying.md``. Default ``None``: a direct
+      connection (or a session-mode pooler, which needs nothing).
     - SQLite: ``BEGIN IMMEDIATE`` transactions, foreign keys, WAL, busy timeout
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
     - Inside an entered ``SQLAlchemyUnitOfWork`` a failing statement raises the library's
@@ -48,6 +62,7 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         engine = create_engine(
             "postgresql+asyncpg://postgres@127.0.0.1/app", statement_timeout_ms=5000
         )
+        engine = create_engine("postgresql+asyncpg://app@pgbouncer:6432/app", pooler="transaction")
     """
     parsed = make_url(url)
     support = support_for_url(parsed)
@@ -55,14 +70,27 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     lock_timeout = kwargs.pop("lock_timeout_ms", None)
     ping_after = kwargs.pop("pool_ping_after", DEFAULT_PING_AFTER)
     fast_path = bool(kwargs.pop("fast_path", True))
+    pooler = check_pooler_mode(kwargs.pop("pooler", None))
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
-    parsed, kwargs = support.engine_arguments(
-        parsed, kwargs, statement_timeout_ms=statement_timeout, lock_timeout_ms=lock_timeout
-    )
+    found: Pooler | None = None
+    if pooler is None:
+        parsed, kwargs = support.engine_arguments(
+            parsed, kwargs, statement_timeout_ms=statement_timeout, lock_timeout_ms=lock_timeout
+        )
+    else:
+        parsed, kwargs, found = support.pooled_engine_arguments(
+            parsed,
+            kwargs,
+            mode=pooler,
+            statement_timeout_ms=statement_timeout,
+            lock_timeout_ms=lock_timeout,
+        )
     kwargs, install_checks = pool_checks(parsed, kwargs, ping_after=ping_after)
     engine = _sa_create_async_engine(parsed, **kwargs)
     install_checks(engine)
+    if found is not None:
+        install_pooler(engine, found)
     if not fast_path:
         set_fast_path(engine, False)
     support.configure_engine(engine, lock_timeout_ms=lock_timeout)

@@ -30,6 +30,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects import support_for_url, with_defau
 
 __all__ = [
     "DatabaseUrl",
+    "Pooler",
     "Schema",
     "console",
     "err_console",
@@ -47,6 +48,7 @@ T = TypeVar("T")
 
 ENV_URL = "CQRS_DATABASE_URL"
 ENV_SCHEMA = "CQRS_DATABASE_SCHEMA"
+ENV_POOLER = "CQRS_POOLER"
 #: Seconds a command waits for a PostgreSQL connection unless the URL says otherwise.
 CONNECT_TIMEOUT = 10
 
@@ -72,6 +74,18 @@ Schema = Annotated[
         "--schema",
         envvar=ENV_SCHEMA,
         help="PostgreSQL schema to work in (search_path = <schema>, public).",
+        show_default=False,
+    ),
+]
+
+Pooler = Annotated[
+    str | None,
+    typer.Option(
+        "--pooler",
+        envvar=ENV_POOLER,
+        help="'transaction' when the URL points at a transaction-mode pooler (PgBouncer, RDS "
+        "Proxy, Supavisor): no named prepared statements, settings per transaction, polling "
+        "instead of LISTEN.",
         show_default=False,
     ),
 ]
@@ -109,14 +123,17 @@ def _safe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
+def open_engine(
+    url: str | None, schema: str | None = None, pooler: str | None = None, **kwargs: Any
+) -> AsyncEngine:
     """An engine for ``url`` built with the library's defaults (``create_engine``).
 
     On PostgreSQL a connect timeout of 10 s (unless the URL sets one) keeps a dead or
     firewalled server from hanging the command, and ``schema`` sets ``search_path`` to
     ``<schema>, public``. Both are added as the URL's libpq parameters (``connect_timeout``,
     ``options=-c search_path=…``), which ``create_engine`` hands to whichever driver the URL
-    names, like the URL's own parameters.
+    names, like the URL's own parameters. ``pooler`` is ``create_engine``'s (with
+    ``"transaction"`` they are applied per transaction instead of at connect).
     """
     from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
 
@@ -131,6 +148,8 @@ def open_engine(url: str | None, schema: str | None = None, **kwargs: Any) -> As
     except ConfigurationError as exc:
         raise CliError(str(exc)) from exc
     try:
+        if pooler:
+            kwargs["pooler"] = pooler
         return create_engine(parsed, **kwargs)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
@@ -165,9 +184,11 @@ async def require_tables(engine: AsyncEngine, names: Iterable[str]) -> None:
 
 
 @asynccontextmanager
-async def engine_scope(url: str | None, schema: str | None = None) -> AsyncIterator[AsyncEngine]:
+async def engine_scope(
+    url: str | None, schema: str | None = None, pooler: str | None = None
+) -> AsyncIterator[AsyncEngine]:
     """An engine disposed of when the block ends."""
-    engine = open_engine(url, schema)
+    engine = open_engine(url, schema, pooler)
     try:
         yield engine
     finally:

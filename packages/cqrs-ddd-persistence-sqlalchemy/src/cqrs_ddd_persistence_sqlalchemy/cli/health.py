@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     DatabaseUrl,
+    Pooler,
     Schema,
     console,
     describe_url,
@@ -176,6 +177,7 @@ async def collect(engine: AsyncEngine, limits: Thresholds) -> list[Check]:
 def command(
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     warn_after: Annotated[
         float, typer.Option(help="Lag in seconds above which a check warns.")
     ] = 60.0,
@@ -204,7 +206,7 @@ def command(
 
         handled = handled_types(_load_projections(projection)) if projection else None
         limits = Thresholds(warn_after, fail_after, handled)
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             return describe_url(engine), await collect(engine, limits)
 
     where, checks = run(body)

@@ -13,6 +13,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
+    Pooler,
     Schema,
     console,
     describe_url,
@@ -48,13 +49,13 @@ async def stalled_jobs(engine: AsyncEngine) -> tuple[int, float | None]:
 
 
 @app.command("stats")
-def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+def stats(database_url: DatabaseUrl = None, schema: Schema = None, pooler: Pooler = None) -> None:
     """Jobs per status, and stalled ones (their worker died; recovered after the lease)."""
     from cqrs_ddd_advanced_core.jobs import BackgroundJob
     from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobRepository
 
     async def body() -> tuple[str, dict[Any, int], int]:
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [_table_name()])
             counts = await SQLAlchemyBackgroundJobRepository(
                 BackgroundJob, engine
@@ -107,6 +108,7 @@ def worker(
     ] = None,
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at the same time.")] = 4,
     lease_seconds: Annotated[
         float, typer.Option(min=1, help="Lease of a claimed job (heartbeats extend it).")
@@ -126,7 +128,7 @@ def worker(
             mapping = load_object(handlers)
             if not isinstance(mapping, Mapping):
                 raise CliError(f"{handlers!r} is not a mapping of job type to handler")
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [_table_name()])
             repo = SQLAlchemyBackgroundJobRepository(cls, engine, lease_seconds=lease_seconds)
             job_worker = JobWorker(

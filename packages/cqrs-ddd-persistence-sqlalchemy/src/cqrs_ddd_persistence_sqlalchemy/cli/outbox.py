@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
+    Pooler,
     Schema,
     console,
     describe_url,
@@ -36,12 +37,12 @@ app = typer.Typer(
 
 
 @app.command("stats")
-def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+def stats(database_url: DatabaseUrl = None, schema: Schema = None, pooler: Pooler = None) -> None:
     """Pending, leased, scheduled (backing off), published and dead messages; oldest lag."""
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, outbox_table
 
     async def body() -> None:
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [outbox_table.name])
             result = await SQLAlchemyOutboxStorage(engine).stats()
             where = describe_url(engine)
@@ -54,13 +55,14 @@ def stats(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
 def dead_letters(
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
 ) -> None:
     """List the messages that exhausted their attempts, oldest first."""
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, outbox_table
 
     async def body() -> None:
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [outbox_table.name])
             messages = await SQLAlchemyOutboxStorage(engine).dead_letters(limit)
         if not messages:
@@ -90,6 +92,7 @@ def requeue(
     all_: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
 ) -> None:
     """Bring dead-lettered messages back to pending (attempts start again from zero)."""
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, outbox_table
@@ -98,7 +101,7 @@ def requeue(
         fail("name the message ids to requeue, or pass --all")
 
     async def body() -> int:
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [outbox_table.name])
             return await SQLAlchemyOutboxStorage(engine).requeue(message_ids or None)
 
@@ -162,6 +165,7 @@ def kafka_servers(broker_url: str | None) -> list[str]:
 def relay(
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     publisher: Annotated[
         PublisherKind, typer.Option(help="Where to publish (logging prints each message).")
     ] = PublisherKind.logging,
@@ -183,7 +187,8 @@ def relay(
     relays: Annotated[int, typer.Option(min=1, help="Concurrent relays in this process.")] = 1,
     poll_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls.")] = 1.0,
     listen: Annotated[
-        bool, typer.Option(help="Wake on LISTEN/NOTIFY (PostgreSQL); --no-listen behind PgBouncer.")
+        bool,
+        typer.Option(help="Wake on LISTEN/NOTIFY (PostgreSQL; never with --pooler transaction)."),
     ] = True,
     ordered_by_key: Annotated[
         bool, typer.Option("--ordered-by-key", help="Publish each aggregate's messages in order.")
@@ -198,7 +203,7 @@ def relay(
     from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 
     async def body() -> dict[str, int]:
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [outbox_table.name])
             storage = SQLAlchemyOutboxStorage(
                 engine, ordered_by_key=ordered_by_key, max_attempts=max_attempts

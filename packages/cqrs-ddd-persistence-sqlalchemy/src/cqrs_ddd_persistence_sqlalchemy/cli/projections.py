@@ -24,6 +24,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
+    Pooler,
     Schema,
     console,
     describe_url,
@@ -157,12 +158,13 @@ def status(
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
 ) -> None:
     """Every projection's checkpoint and how many events of the log it has not applied yet."""
 
     async def body() -> tuple[str, int, list[Lag]]:
         handled = handled_types(_load_projections(projection)) if projection else None
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, _tables())
             head, _ = await _head(engine)
             return describe_url(engine), head, await projection_lags(engine, handled)
@@ -189,6 +191,7 @@ def run_projections(
     projection: ProjectionRefs = [],  # noqa: B006 - typer reads the default, never mutates it
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 500,
     once: Annotated[bool, typer.Option("--once", help="Catch up with the log, then exit.")] = False,
 ) -> None:
@@ -200,7 +203,7 @@ def run_projections(
 
     async def body() -> list[tuple[str, int]]:
         projections = _load_projections(projection)
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, _tables())
             runners = _runners(engine, projections, batch_size)
             if once:
@@ -221,6 +224,7 @@ def rebuild(
     projection: ProjectionRefs = [],  # noqa: B006 - typer reads the default, never mutates it
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 1000,
     wait: Annotated[
         bool, typer.Option(help="Wait for a running runner to release the projection.")
@@ -233,7 +237,7 @@ def rebuild(
 
     async def body() -> list[tuple[str, int, float]]:
         projections = _load_projections(projection)
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, _tables())
             head, _ = await _head(engine)
             results = []

@@ -12,6 +12,7 @@ from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
+    Pooler,
     Schema,
     console,
     describe_url,
@@ -68,6 +69,7 @@ def recover(
     ] = None,
     database_url: DatabaseUrl = None,
     schema: Schema = None,
+    pooler: Pooler = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sagas claimed at a time.")] = 10,
     lease_seconds: Annotated[
         float, typer.Option(min=1, help="How long a claimed saga is exclusive.")
@@ -84,7 +86,7 @@ def recover(
     async def body() -> int:
         if not orchestrators:
             raise CliError("name the sagas to recover: --orchestrators package.module:attribute")
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             await require_tables(engine, [sagas_table.name])
             factory = async_sessionmaker(engine, expire_on_commit=False)
             worker = SagaRecoveryWorker(

@@ -16,6 +16,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     DatabaseUrl,
+    Pooler,
     Schema,
     console,
     describe_url,
@@ -130,7 +131,7 @@ def sql(
 
 
 @app.command("create")
-def create(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+def create(database_url: DatabaseUrl = None, schema: Schema = None, pooler: Pooler = None) -> None:
     """Create the library tables that do not exist yet (existing ones are left alone).
 
     For production, prefer migrations: see docs/alembic-example.
@@ -138,7 +139,7 @@ def create(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
 
     async def body() -> None:
         metadata = library_metadata()
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             async with engine.begin() as conn:
                 before = set(await conn.run_sync(lambda c: sa_inspect(c).get_table_names()))
                 await conn.run_sync(metadata.create_all)
@@ -153,12 +154,12 @@ def create(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
 
 
 @app.command("check")
-def check(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+def check(database_url: DatabaseUrl = None, schema: Schema = None, pooler: Pooler = None) -> None:
     """Compare the database with the library's models; exit 1 when they differ."""
 
     async def body() -> int:
         metadata = library_metadata()
-        async with engine_scope(database_url, schema) as engine:
+        async with engine_scope(database_url, schema, pooler) as engine:
             async with engine.connect() as conn:
                 problems = await conn.run_sync(schema_differences, metadata)
             where = describe_url(engine)

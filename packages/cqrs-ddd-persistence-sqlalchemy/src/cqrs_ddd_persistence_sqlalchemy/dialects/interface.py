@@ -29,6 +29,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.spec_kernel import JsonAccess, OperatorFn
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler
 from cqrs_ddd_specifications import Operator
 
 if TYPE_CHECKING:
@@ -145,6 +146,21 @@ class DialectSupport(Protocol):
 
     def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
         """Install what the library relies on in an engine (idempotent)."""
+        ...
+
+    def pooled_engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        mode: str,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any], Pooler]:
+        """:meth:`engine_arguments` for an engine behind a ``mode`` pooler
+        (``create_engine(pooler=...)``), and the :class:`~...pooling.Pooler` to install on
+        the engine once it exists (``ConfigurationError`` where the dialect has no pooler
+        support)."""
         ...
 
     def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
@@ -19,8 +20,9 @@ from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
     ConnectionExecutor,
     ReferenceExecution,
 )
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, pooler_of, set_pooler
 
-__all__ = ["execution_for", "executor_for", "pool_checks", "set_fast_path"]
+__all__ = ["execution_for", "executor_for", "install_pooler", "pool_checks", "set_fast_path"]
 
 # sync engine -> (the AsyncEngine it was resolved for, its execution). ``AsyncEngine`` objects
 # are wrappers (``execution_options()`` makes new ones over the same pool); the key is the
@@ -48,6 +50,11 @@ def execution_for(engine: AsyncEngine) -> Execution:
 
 def _resolve(engine: AsyncEngine) -> Execution:
     autocommit = dialect_for(engine.dialect).autocommit_statements
+    pooler = pooler_of(engine)
+    if pooler is not None and pooler.settings:
+        # Behind a pooler, settings are applied per transaction (SET LOCAL): a statement in
+        # autocommit would run without them, so every statement gets a transaction.
+        autocommit = False
     if engine.dialect.driver == "asyncpg" and not _FAST_PATH_OFF.get(engine.sync_engine):
         from cqrs_ddd_persistence_sqlalchemy.execution import asyncpg as fast
 
@@ -92,3 +99,34 @@ def pool_checks(
 
 def _nothing(engine: AsyncEngine) -> None:
     return None
+
+
+def install_pooler(engine: AsyncEngine, pooler: Pooler) -> None:
+    """Record ``pooler`` for ``engine`` (``create_engine(pooler=...)``) and send its settings
+    statement at the start of every transaction: on asyncpg as one simple-protocol statement
+    right after ``BEGIN`` (no prepared statement), on other drivers through the DBAPI cursor
+    (psycopg sends ``BEGIN`` before it)."""
+    set_pooler(engine, pooler)
+    _EXECUTIONS.pop(engine.sync_engine, None)
+    sql = pooler.begin_sql
+    if sql is None:
+        return
+    asyncpg = engine.dialect.driver == "asyncpg"
+
+    def _on_begin(conn: Connection) -> None:
+        fairy = conn.connection
+        dbapi = fairy.dbapi_connection
+        if dbapi is None or getattr(dbapi, "autocommit", False):
+            return  # no transaction to scope the settings to (the library opens none)
+        if asyncpg:
+            from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.compat import begin_with
+
+            begin_with(dbapi, fairy.driver_connection, sql)
+            return
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+    event.listen(engine.sync_engine, "begin", _on_begin)

@@ -23,7 +23,14 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     RunnerLock,
     UpsertInsert,
 )
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import activity, dml, engine, queue, specs
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import (
+    activity,
+    dml,
+    engine,
+    pooler,
+    queue,
+    specs,
+)
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import PostgresEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     NotificationListener,
@@ -32,6 +39,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, pooler_of
 
 __all__ = ["PostgresDialect"]
 
@@ -71,6 +79,23 @@ class PostgresDialect:
 
     def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
         return None  # everything is in the connect arguments
+
+    def pooled_engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        mode: str,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any], Pooler]:
+        return pooler.pooled_engine_arguments(
+            url,
+            kwargs,
+            mode=mode,
+            statement_timeout_ms=statement_timeout_ms,
+            lock_timeout_ms=lock_timeout_ms,
+        )
 
     def with_session_defaults(self, url: URL, *, schema: str | None, connect_timeout: float) -> URL:
         return engine.with_session_defaults(url, schema=schema, connect_timeout=connect_timeout)
@@ -113,14 +138,17 @@ class PostgresDialect:
         return queue.notify_statement(channel)
 
     def listener(self, engine: AsyncEngine, channel: str) -> Listener | None:
-        if not listens(engine):
-            return None  # a driver this module cannot LISTEN with: poll
+        if not listens(engine) or pooler_of(engine) is not None:
+            # a driver this module cannot LISTEN with, or a transaction-mode pooler (a LISTEN
+            # holds a session; through the pooler it would stay on one shared server
+            # connection and miss notifications): poll
+            return None
         return NotificationListener(engine, channel)
 
     def listen_event(
         self, engine: AsyncEngine, channel: str
     ) -> AbstractAsyncContextManager[asyncio.Event | None]:
-        return listen_event(engine, channel)
+        return listen_event(engine, channel, enabled=pooler_of(engine) is None)
 
     def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
         return AdvisoryLock(engine, name)

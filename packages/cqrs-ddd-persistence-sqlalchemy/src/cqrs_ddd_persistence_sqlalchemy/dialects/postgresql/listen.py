@@ -2,7 +2,8 @@
 
 Holds one dedicated connection, on asyncpg (``add_listener``) or psycopg 3 (``LISTEN`` in
 autocommit, then its ``notifies()`` stream read by a task). Behind a transaction-mode pooler
-LISTEN does not work — switch it off (``listen=False``) and rely on polling.
+LISTEN does not work: an engine made with ``create_engine(..., pooler="transaction")`` gets
+no listener (the dialect returns ``None``) and relies on polling.
 """
 
 from __future__ import annotations
@@ -185,10 +186,12 @@ async def _close_quietly(conn: AsyncConnection) -> None:
 
 
 @contextlib.asynccontextmanager
-async def listen_event(engine: AsyncEngine, channel: str) -> AsyncIterator[asyncio.Event | None]:
+async def listen_event(
+    engine: AsyncEngine, channel: str, *, enabled: bool = True
+) -> AsyncIterator[asyncio.Event | None]:
     """An event set on every NOTIFY of ``channel`` for the block (``None`` with a driver this
-    module cannot LISTEN with: the caller polls)."""
-    if not listens(engine):
+    module cannot LISTEN with, or when not ``enabled``: the caller polls)."""
+    if not enabled or not listens(engine):
         yield None
         return
     woken = asyncio.Event()

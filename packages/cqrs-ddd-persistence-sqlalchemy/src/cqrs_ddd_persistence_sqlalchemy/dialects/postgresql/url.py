@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL
 
 from cqrs_ddd_core.errors import ConfigurationError
 
-__all__ = ["driver_connect_args"]
+__all__ = ["driver_connect_args", "options_settings"]
 
 #: Read by SQLAlchemy's PostgreSQL dialects themselves: they stay in the URL.
 _SQLALCHEMY_PARAMS = frozenset({"host", "port"})
@@ -229,7 +229,7 @@ def _asyncpg(url: URL) -> tuple[dict[str, Any], list[str]]:
         elif name == "application_name":
             settings[name] = value
         else:  # options
-            settings.update(_options_settings(value))
+            settings.update(options_settings(value))
     if settings:
         moved["server_settings"] = settings
     if dsn:
@@ -257,7 +257,7 @@ def _psycopg(url: URL) -> tuple[dict[str, Any], list[str]]:
     return moved, list(moved)
 
 
-def _options_settings(options: str) -> dict[str, str]:
+def options_settings(options: str) -> dict[str, str]:
     """Server settings of libpq's ``options`` (``-c name=value``, ``--name=value``).
 
     Words are separated by spaces; a backslash makes the next character part of the word.

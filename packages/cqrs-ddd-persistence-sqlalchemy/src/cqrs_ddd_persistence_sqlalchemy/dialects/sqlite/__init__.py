@@ -29,6 +29,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sql
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler
 
 __all__ = ["SqliteDialect"]
 
@@ -67,6 +68,19 @@ class SqliteDialect:
         lock_timeout_ms: int | None,
     ) -> tuple[URL, dict[str, Any]]:
         return url, kwargs  # SQLAlchemy converts SQLite's URL parameters itself
+
+    def pooled_engine_arguments(
+        self,
+        url: URL,
+        kwargs: dict[str, Any],
+        *,
+        mode: str,
+        statement_timeout_ms: int | None,
+        lock_timeout_ms: int | None,
+    ) -> tuple[URL, dict[str, Any], Pooler]:
+        raise ConfigurationError(
+            f"pooler={mode!r} is for PostgreSQL behind a connection pooler; SQLite has none"
+        )
 
     def configure_engine(self, engine: AsyncEngine, *, lock_timeout_ms: int | None) -> None:
         if lock_timeout_ms is None:

@@ -14,6 +14,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn as greenlet_spawn
 __all__ = [
     "TESTED",
     "await_only",
+    "begin_with",
     "end_transaction",
     "fast_path_supported",
     "greenlet_spawn",
@@ -88,3 +89,15 @@ async def end_transaction(adapter: Any, *, commit: bool) -> None:
         adapter._started = False
     if transaction is not None:
         await (transaction.commit() if commit else transaction.rollback())
+
+
+def begin_with(adapter: Any, driver: Any, sql: str) -> None:
+    """Begin SQLAlchemy's transaction on ``adapter`` (its asyncpg DBAPI connection) and run
+    ``sql`` in it as one simple-protocol statement on ``driver`` (no prepared statement).
+    Called from a ``begin`` event, inside SQLAlchemy's greenlet."""
+
+    async def begin() -> None:
+        await start_transaction(adapter)
+        await driver.execute(sql)
+
+    await_only(begin())

@@ -132,8 +132,8 @@ async def test_writes_are_single_statements(repo_engine: AsyncEngine) -> None:
     order = ContractOrder(id="one", customer_id="c", total=Decimal(1))
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as inserts:
-            await repo.add(order, uow=uow)
-        await uow.commit()
+            await repo.add(order, uow=uow)  # held for the unit of work's batch
+            await uow.commit()
     order.status = "paid"
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as updates:

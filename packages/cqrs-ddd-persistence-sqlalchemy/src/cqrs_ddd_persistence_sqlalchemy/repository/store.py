@@ -27,6 +27,7 @@ from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
+from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
@@ -146,6 +147,8 @@ class SQLAlchemyRepository(Generic[A]):
                 f"{type(self).__name__} of {self.entity_cls.__name__} got {type(entity).__name__}"
             )
         joined = self._source.resolve_uow(uow)
+        if joined is not None and self._deferred(entity, joined):
+            return entity
         loaded = self._loaded_version(entity, joined)
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
@@ -156,6 +159,25 @@ class SQLAlchemyRepository(Generic[A]):
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
         self._root.children.saved(entity, values, new_version)
         return entity
+
+    def _deferred(self, entity: A, uow: SQLAlchemyUnitOfWork) -> bool:
+        """Hold a new aggregate (or one still held) for the unit of work's batched INSERT
+        (:mod:`.batch`); ``False`` when it must be written now."""
+        root = self._root
+        key = root.key(entity.id)
+        held = uow.deferred(root)
+        version = 1
+        if isinstance(held, PendingInserts) and held.holds(entity, key):
+            # Added again before its INSERT was sent: the pending rows are replaced, and the
+            # version moves on as an UPDATE would have moved it.
+            version = self._loaded_version(entity, uow) + 1
+        elif self._loaded_version(entity, uow) != 0 or key is None or key is NO_ROW:
+            return False
+        values = self.mapper.to_values(entity)
+        uow.defer(root, lambda: PendingInserts(root, uow)).add(entity, key, values, version)
+        self._finish(entity, uow, version)
+        root.children.saved(entity, values, version)
+        return True
 
     async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
         """Delete (or archive, for archivable models) by entity or by id.

@@ -28,6 +28,7 @@ from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
+from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
@@ -152,8 +153,11 @@ class SQLAlchemyRepository(Generic[A]):
         loaded = self._loaded_version(entity, joined)
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
-        async with self._source.session(joined) as session:
-            await writes.save(self._root, session, entity, values, loaded, new_version)
+        if joined is not None and loaded != 0:
+            await self._update_in(joined, entity, values, loaded, new_version)
+        else:
+            async with self._source.session(joined) as session:
+                await writes.save(self._root, session, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
@@ -178,6 +182,34 @@ class SQLAlchemyRepository(Generic[A]):
         self._finish(entity, uow, version)
         root.children.saved(entity, values, version)
         return True
+
+    async def _update_in(
+        self,
+        uow: SQLAlchemyUnitOfWork,
+        entity: A,
+        values: dict[str, Any],
+        loaded: int,
+        new_version: int,
+    ) -> None:
+        """A loaded aggregate saved in a unit of work: its root ``UPDATE`` now (a conflict is
+        raised here, the transaction usable), its changed child rows held for one
+        ``executemany`` per table with the other saves of the unit of work (the ``UPDATE``
+        holds the row lock until commit, so they cannot change meanwhile)."""
+        root = self._root
+        memo = root.children
+        held = uow.deferred(memo)
+        if isinstance(held, ChildChanges) and held.holds(entity):
+            await uow.write_deferred()  # saved again: its first save's child rows go first
+        executor = await uow.executor(keep=memo)
+        await writes.update(
+            root, executor, entity.id, values, values[root.pk_key], loaded, new_version
+        )
+        diffs = memo.diff(entity, values, loaded) if memo.enabled else None
+        if diffs is not None:
+            uow.defer(memo, lambda: ChildChanges(memo.first_table)).add(entity, diffs)
+        elif root.mapper.children:
+            async with self._source.session(uow) as session:
+                await writes.rewrite_children(root, session, entity, values)
 
     async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
         """Delete (or archive, for archivable models) by entity or by id.

@@ -77,16 +77,20 @@ class DeferredWrites:
     def clear(self) -> None:
         self._writes = {}
 
-    def take(self) -> list[DeferredWrite]:
-        """Every deferred write, parent tables first; forgotten here (written once)."""
+    def take(self, keep: Any = None) -> list[DeferredWrite]:
+        """Every deferred write (but ``keep``'s), parent tables first; forgotten here (written
+        once)."""
+        kept = self._writes.pop(keep, None) if keep is not None else None
         writes, self._writes = list(self._writes.values()), {}
+        if kept is not None:
+            self._writes[keep] = kept
         if len(writes) < 2:
             return writes
         rank = {table: i for i, table in enumerate(sort_tables([w.table for w in writes]))}
         return sorted(writes, key=lambda w: rank.get(w.table, 0))
 
-    async def write(self, runner: StatementRunner) -> None:
-        for deferred in self.take():
+    async def write(self, runner: StatementRunner, *, keep: Any = None) -> None:
+        for deferred in self.take(keep):
             await deferred.write(runner)
 
     # -- the caller's own statements on the ORM session --------------------------------------

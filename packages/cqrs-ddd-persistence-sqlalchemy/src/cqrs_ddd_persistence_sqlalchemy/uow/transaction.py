@@ -153,12 +153,12 @@ class UowTransaction:
             handle = self._handle = self._execution.open_transaction()
         return handle
 
-    async def executor(self) -> Executor:
+    async def executor(self, *, keep: Any = None) -> Executor:
         """The execution seam's executor of the transaction (the fast path where it applies),
-        what is deferred written first."""
+        what is deferred written first (but the write under ``keep``)."""
         executor = await self._executor()
         if self._deferred:
-            await self._deferred.write(executor)
+            await self._deferred.write(executor, keep=keep)
         return executor
 
     async def _executor(self) -> Executor:

@@ -205,11 +205,13 @@ class SQLAlchemyUnitOfWork:
         """The session this unit of work was given (used, never closed), if any."""
         return self._borrowed
 
-    async def executor(self) -> Executor:
-        """The executor of this unit of work's transaction (the execution seam)."""
+    async def executor(self, *, keep: Any = None) -> Executor:
+        """The executor of this unit of work's transaction (the execution seam), every write
+        held back written first — but the one under ``keep``, when its owner knows that the
+        statement it is about to run cannot depend on it."""
         if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
-        return await self._txn.executor()
+        return await self._txn.executor(keep=keep)
 
     # -- deferred writes (see .deferred) -----------------------------------------------------
     def defer(self, key: Any, make: Callable[[], W]) -> W:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -26,10 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from cqrs_ddd_core.errors import OptimisticConcurrencyError
 from cqrs_ddd_core.testing import ContractOrder
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
+
+
+_WRITE = re.compile(r'^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+"?(\w+)', re.IGNORECASE)
 
 
 def _writes(statements: list[str]) -> list[str]:
-    return [s.split("(", 1)[0].split()[-1] for s in statements if not s.startswith("SELECT")]
+    """``table:VERB`` of every write sent, in order."""
+    found = [_WRITE.match(s) for s in statements]
+    return [f"{m.group(2)}:{m.group(1).split()[0].upper()}" for m in found if m is not None]
 
 
 async def _count(factory: async_sessionmaker[Any], model: Any) -> int:
@@ -53,7 +60,7 @@ async def test_the_seed_loop_is_one_insert_per_table(
                 await repo.add(order, uow=uow)
             assert statements == []  # held until the commit
             await uow.commit()
-    assert _writes(statements) == ["rich_orders", "rich_order_lines"]
+    assert _writes(statements) == ["rich_orders:INSERT", "rich_order_lines:INSERT"]
     assert all(order.version == 1 for order in orders)
     assert await _count(factory, RichOrderModel) == 25
     assert await _count(factory, OrderLineModel) == 75
@@ -260,3 +267,64 @@ async def test_a_loaded_aggregate_is_still_saved_at_once_and_version_checked(
     async with SQLAlchemyUnitOfWork(factory) as uow:
         values = {c.id: c.value for c in await repo.list_all(uow=uow)}
     assert values == {"u0": 1, "u1": 9, "u2": 1, "u3": 0}
+
+
+async def test_loaded_aggregates_saved_together_send_one_child_statement_per_table(
+    repo_engine: AsyncEngine, factory: async_sessionmaker[Any]
+) -> None:
+    set_fast_path(repo_engine, False)  # every statement where the recorder sees it
+    repo = _repo()
+    orders = [_order(i, lines=3) for i in range(6)]
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        for order in orders:
+            await repo.add(order, uow=uow)
+        await uow.commit()
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        loaded = await repo.get_many([o.id for o in orders], uow=uow)
+    async with SQLAlchemyUnitOfWork(factory) as uow:  # somebody else saves the fourth one
+        other = await repo.get(orders[3].id, uow=uow)
+        assert other is not None
+        other.customer = "elsewhere"
+        await repo.add(other, uow=uow)
+        await uow.commit()
+    with count_queries(repo_engine) as statements:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            for order in loaded:
+                order.lines[0].qty += 10
+                order.lines.pop()
+                if order is loaded[3]:
+                    # the conflict is reported at once, naming the aggregate
+                    with pytest.raises(OptimisticConcurrencyError) as info:
+                        await repo.add(order, uow=uow)
+                    assert info.value.entity_id == order.id
+                    assert info.value.expected_version == 1 and info.value.actual_version == 2
+                    continue
+                await repo.add(order, uow=uow)
+            await uow.commit()
+    # one version-checked UPDATE per aggregate (the conflicting one included), then the
+    # changed lines of the five saved: one DELETE and one UPDATE for all of them
+    assert _writes(statements) == ["rich_orders:UPDATE"] * 6 + [
+        "rich_order_lines:DELETE",
+        "rich_order_lines:UPDATE",
+    ]
+    assert [o.version for o in loaded] == [2, 2, 2, 1, 2, 2]
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        stored = await repo.get_many([o.id for o in orders], uow=uow)
+    for before, after in zip(loaded, stored, strict=True):
+        if before is loaded[3]:
+            assert [line.qty for line in after.lines] == [1, 2, 3]
+            assert after.customer == "elsewhere"
+        else:
+            assert [line.qty for line in after.lines] == [11, 2]
+
+
+async def test_a_session_used_before_the_add_still_sees_it(
+    factory: async_sessionmaker[Any],
+) -> None:
+    repo = SQLAlchemyRepository(Basket, BasketModel)
+    async with SQLAlchemyUnitOfWork(factory) as uow:
+        session = uow.session
+        assert await session.get(BasketModel, "s1") is None
+        await repo.add(Basket(id="s1"), uow=uow)
+        assert await session.get(BasketModel, "s1") is not None
+        await uow.commit()

@@ -29,7 +29,6 @@ from cqrs_ddd_core.testing import ContractOrder
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
 
-
 _WRITE = re.compile(r'^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+"?(\w+)', re.IGNORECASE)
 
 

@@ -11,7 +11,8 @@ on the same engine (the library's ``create_engine``: same pool, same driver sett
   (``for order in orders: await repo.add(order, uow=uow)``, one commit), the ORM
   ``session.add_all`` + commit, advanced-alchemy ``add_many`` + commit;
 - ``peers.update``: load, change the status and one line, save;
-- ``peers.update_20``: 20 loaded aggregates changed and saved in one transaction;
+- ``peers.update_20``: 20 loaded aggregates changed and saved in one transaction (ours: the
+  loop of ``repo.add``; ORM: one flush at commit; advanced-alchemy: ``update`` per instance);
 - ``peers.list_50``: 50 aggregates with their lines, filtered (``status = 'paid' AND total >
   50``), ordered by ``-total, id``;
 - ``peers.count``: ``COUNT(*)`` over that filter.
@@ -171,7 +172,9 @@ class Peers(Sides):
                 order.lines[0].qty += 1
                 m.status = order.status
                 m.lines[0].qty = order.lines[0].qty
-            await repo.update_many(models)
+                # ``update`` per instance: ``update_many`` is a bulk UPDATE of detached data
+                # (it bypasses ``version_id_col`` and fails on the loaded, changed instances)
+                await repo.update(m, load=LINES)
 
     async def aa_list(self) -> list[Order]:
         async with self.sf() as session, session.begin():

@@ -143,10 +143,20 @@ class ChildRowMemo:
         if self._plans:
             self._keep(entity, version, dict(child_rows))
 
-    def saved(self, entity: Any, parent: Mapping[str, Any], version: int) -> None:
+    def saved(
+        self,
+        entity: Any,
+        parent: Mapping[str, Any],
+        version: int,
+        diffs: list[Diff] | None = None,
+    ) -> None:
         """``entity`` was written as it is now; its rows are the database's at ``version``
-        once that version is the aggregate's."""
+        once that version is the aggregate's (``diffs``: what :meth:`diff` just compared, whose
+        rows now are those)."""
         if not self._plans:
+            return
+        if diffs is not None:
+            self._keep(entity, version, {plan.field: after for plan, _, _, after in diffs})
             return
         rows = self._rows_now(entity, parent)
         if rows is None:

@@ -8,6 +8,11 @@ written means somebody else got there first (or deleted the row):
 still usable (reload and retry in the same unit of work). The aggregate's ``version`` changes only
 when the unit of work commits.
 
+In a unit of work, new aggregates are held and inserted together — one ``INSERT`` per table
+before the transaction's next statement or at commit (:mod:`.batch`) — and the changed child
+rows of loaded aggregates are held the same way, their root ``UPDATE`` (and its conflict) still
+at ``add``.
+
 Reads select columns (no ORM identity map) and load child tables with one ``IN`` query per
 relationship (:mod:`.loader`), so loading N aggregates costs ``1 + relationships`` queries.
 Saving a loaded aggregate writes only the child rows that changed where that is safe
@@ -28,7 +33,7 @@ from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
-from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges
+from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges, Diff
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
@@ -137,6 +142,10 @@ class SQLAlchemyRepository(Generic[A]):
     async def add(self, entity: A, *, uow: IUnitOfWork | None = None) -> A:
         """Insert a new aggregate or update a loaded one (version-checked).
 
+        In a unit of work a new aggregate is held for the batched ``INSERT`` (see the module):
+        a taken id is then reported where the batch is written (``commit()``, ``uow.flush()``,
+        the next statement), naming the aggregate.
+
         Raises:
             OptimisticConcurrencyError: the row changed since it was loaded, was deleted, or a
                 new aggregate's id is taken. The transaction stays usable (reload and retry),
@@ -153,15 +162,16 @@ class SQLAlchemyRepository(Generic[A]):
         loaded = self._loaded_version(entity, joined)
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
+        diffs = None
         if joined is not None and loaded != 0:
-            await self._update_in(joined, entity, values, loaded, new_version)
+            diffs = await self._update_in(joined, entity, values, loaded, new_version)
         else:
             async with self._source.session(joined) as session:
                 await writes.save(self._root, session, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
-        self._root.children.saved(entity, values, new_version)
+        self._root.children.saved(entity, values, new_version, diffs)
         return entity
 
     def _deferred(self, entity: A, uow: SQLAlchemyUnitOfWork) -> bool:
@@ -190,11 +200,12 @@ class SQLAlchemyRepository(Generic[A]):
         values: dict[str, Any],
         loaded: int,
         new_version: int,
-    ) -> None:
+    ) -> list[Diff] | None:
         """A loaded aggregate saved in a unit of work: its root ``UPDATE`` now (a conflict is
         raised here, the transaction usable), its changed child rows held for one
         ``executemany`` per table with the other saves of the unit of work (the ``UPDATE``
-        holds the row lock until commit, so they cannot change meanwhile)."""
+        holds the row lock until commit, so they cannot change meanwhile). Returns what was
+        compared (``None``: the child rows were rewritten, or there are none)."""
         root = self._root
         memo = root.children
         held = uow.deferred(memo)
@@ -210,6 +221,7 @@ class SQLAlchemyRepository(Generic[A]):
         elif root.mapper.children:
             async with self._source.session(uow) as session:
                 await writes.rewrite_children(root, session, entity, values)
+        return diffs
 
     async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
         """Delete (or archive, for archivable models) by entity or by id.

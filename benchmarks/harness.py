@@ -207,6 +207,8 @@ async def environment(pg_url: str = PG_URL) -> dict[str, Any]:
         "orjson": _version("orjson"),
         "postgresql": await _server_version(pg_url),
         "uvloop": _version("uvloop"),
+        # peers measured against (issue 18)
+        "advanced-alchemy": _version("advanced-alchemy"),
     }
 
 

@@ -102,6 +102,19 @@ TARGETS: list[tuple[str, str, float, list[tuple[str, str]]]] = [
     ),
     ("repository get vs hand-written ORM", ">= 0.83 (<= 1.2x time)", 0.83, [("repo.get", "ours")]),
     ("repository add vs hand-written ORM", ">= 0.83 (<= 1.2x time)", 0.83, [("repo.add", "ours")]),
+    # issue 18 (ours / advanced-alchemy is printed with each peers.* table)
+    (
+        "seed batch loop, 100 adds in one UoW vs ORM add_all",
+        ">= 0.90",
+        0.90,
+        [("peers.add_100", "ours")],
+    ),
+    (
+        "20 loaded aggregates saved in one UoW vs ORM",
+        ">= 0.90",
+        0.90,
+        [("peers.update_20", "ours")],
+    ),
 ]
 
 _PEERS = ("eventsourcing Application", "eventsourcing recorder")

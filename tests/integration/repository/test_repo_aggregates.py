@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cqrs_ddd_core.errors import OptimisticConcurrencyError
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository, SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.execution.resolve import set_fast_path
 
 
 async def test_rich_aggregate_round_trips(repo_engine: AsyncEngine) -> None:
@@ -127,13 +128,16 @@ async def test_writes_are_single_statements(repo_engine: AsyncEngine) -> None:
 
     from cqrs_ddd_core.testing import ContractOrder
 
+    # Every statement through SQLAlchemy, where the recorder sees it (the asyncpg fast path
+    # sends the kept UPDATE on the driver).
+    set_fast_path(repo_engine, False)
     factory = async_sessionmaker(repo_engine, expire_on_commit=False)
     repo = SQLAlchemyRepository(ContractOrder, ContractOrderModel)
     order = ContractOrder(id="one", customer_id="c", total=Decimal(1))
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as inserts:
-            await repo.add(order, uow=uow)
-        await uow.commit()
+            await repo.add(order, uow=uow)  # held for the unit of work's batch
+            await uow.commit()
     order.status = "paid"
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as updates:

@@ -51,7 +51,7 @@ async def test_one_changed_line_is_one_update(repo_engine: AsyncEngine) -> None:
         loaded.customer = "someone else"
         with count_queries(repo_engine) as sent:
             await repo.add(loaded, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE", "lines:UPDATE"]
     stored = await _stored(factory, order)
     assert stored.version == 2 and stored.customer == "someone else"
@@ -68,7 +68,7 @@ async def test_unchanged_children_are_not_written(repo_engine: AsyncEngine) -> N
         loaded.customer = "x"
         with count_queries(repo_engine) as sent:
             await repo.add(loaded, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE"]
     assert (await _stored(factory, order)).lines == order.lines
 
@@ -90,7 +90,7 @@ async def test_removed_moved_and_new_lines_in_one_save(repo_engine: AsyncEngine)
         ]
         with count_queries(repo_engine) as sent:
             await repo.add(loaded, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE", "lines:DELETE", "lines:UPDATE", "lines:INSERT"]
     stored = await _stored(factory, order)
     assert [line.id for line in stored.lines] == ["l4", "l0", "n1", "l2", "n2"]
@@ -110,8 +110,9 @@ async def test_two_saves_in_one_unit_of_work(repo_engine: AsyncEngine) -> None:
         loaded.lines.pop()
         with count_queries(repo_engine) as sent:
             await repo.add(loaded, uow=uow)
-        await uow.commit()
-    assert _kinds(sent) == ["orders:UPDATE", "lines:DELETE", "lines:UPDATE"]
+            await uow.commit()  # the changed child rows are written with the batch
+    # the first save's held line UPDATE goes first, before the second save's statements
+    assert _kinds(sent) == ["lines:UPDATE", "orders:UPDATE", "lines:DELETE", "lines:UPDATE"]
     stored = await _stored(factory, order)
     assert stored.version == 3 and stored.lines == loaded.lines
     assert [line.qty for line in stored.lines] == [51, 2]
@@ -136,7 +137,7 @@ async def test_a_rolled_back_save_is_not_trusted(repo_engine: AsyncEngine) -> No
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as sent:
             await repo.add(loaded, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE", "lines:DELETE", "lines:INSERT"]
     stored = await _stored(factory, order)
     assert stored.lines[1].qty == 70 and stored.lines == loaded.lines
@@ -145,7 +146,7 @@ async def test_a_rolled_back_save_is_not_trusted(repo_engine: AsyncEngine) -> No
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as sent:
             await repo.add(loaded, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE", "lines:UPDATE"]
     assert (await _stored(factory, order)).lines[2].qty == 71
 
@@ -163,7 +164,7 @@ async def test_a_new_aggregate_saved_again_compares_with_its_insert(
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as sent:
             await repo.add(order, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE", "lines:INSERT"]
     assert (await _stored(factory, order)).lines == order.lines
     # Rows are remembered per repository: another one (which never saw this object) rewrites.
@@ -171,7 +172,7 @@ async def test_a_new_aggregate_saved_again_compares_with_its_insert(
     async with SQLAlchemyUnitOfWork(factory) as uow:
         with count_queries(repo_engine) as sent:
             await rich_repo().add(order, uow=uow)
-        await uow.commit()
+            await uow.commit()  # the changed child rows are written with the batch
     assert _kinds(sent) == ["orders:UPDATE", "lines:DELETE", "lines:INSERT"]
     assert (await _stored(factory, order)).lines == order.lines
 

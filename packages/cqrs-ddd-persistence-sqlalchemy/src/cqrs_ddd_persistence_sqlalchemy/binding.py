@@ -245,6 +245,7 @@ class Binding:
         joined = self.resolve_uow(uow)
         with translating(constraints=constraints):
             if joined is not None:
+                await joined.write_deferred()  # held-back writes first (uow/deferred.py)
                 yield joined.session
                 return
             if self.bound_session is not None:

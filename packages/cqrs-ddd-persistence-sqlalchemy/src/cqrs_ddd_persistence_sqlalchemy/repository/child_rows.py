@@ -41,11 +41,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.plans import ChildPlan
 
-__all__ = ["ChildRowMemo", "delete_children", "insert_children"]
+__all__ = ["ChildChanges", "ChildRowMemo", "delete_children", "insert_children"]
 
 #: One relationship's rows: primary key values -> column values.
 Keyed = dict[tuple[Any, ...], Mapping[str, Any]]
@@ -122,6 +123,11 @@ class ChildRowMemo:
     def enabled(self) -> bool:
         return bool(self._plans)
 
+    @property
+    def first_table(self) -> sa.Table:
+        """The table of the first child plan taking part (``enabled`` only)."""
+        return self._plans[0][0].mapper.table
+
     def _rows_now(self, entity: Any, parent: Mapping[str, Any]) -> dict[str, Keyed] | None:
         rows: dict[str, Keyed] = {}
         for plan, pk in self._plans:
@@ -137,10 +143,20 @@ class ChildRowMemo:
         if self._plans:
             self._keep(entity, version, dict(child_rows))
 
-    def saved(self, entity: Any, parent: Mapping[str, Any], version: int) -> None:
+    def saved(
+        self,
+        entity: Any,
+        parent: Mapping[str, Any],
+        version: int,
+        diffs: list[Diff] | None = None,
+    ) -> None:
         """``entity`` was written as it is now; its rows are the database's at ``version``
-        once that version is the aggregate's."""
+        once that version is the aggregate's (``diffs``: what :meth:`diff` just compared, whose
+        rows now are those)."""
         if not self._plans:
+            return
+        if diffs is not None:
+            self._keep(entity, version, {plan.field: after for plan, _, _, after in diffs})
             return
         rows = self._rows_now(entity, parent)
         if rows is None:
@@ -168,64 +184,107 @@ class ChildRowMemo:
             return
         memo[ident] = (ref, version, state)
 
+    def diff(self, entity: Any, parent: Mapping[str, Any], loaded: int) -> list[Diff] | None:
+        """Per child table, the rows remembered at ``loaded`` and the rows now; ``None`` when
+        the rows remembered do not describe version ``loaded`` (the caller rewrites them all)."""
+        entry = self._rows.get(id(entity))
+        if entry is None or entry[0]() is not entity or entry[1] != loaded:
+            return None
+        after = self._rows_now(entity, parent)
+        if after is None:
+            return None
+        diffs: list[Diff] = []
+        for plan, pk in self._plans:
+            state = entry[2].get(plan.field)
+            keyed = state if isinstance(state, dict) else _keyed(state or [], pk)
+            if keyed is None:
+                return None
+            diffs.append((plan, pk, keyed, after[plan.field]))
+        return diffs
+
     async def save(
         self,
-        session: AsyncSession,
+        runner: StatementRunner,
         entity: Any,
         parent: Mapping[str, Any],
         loaded: int,
     ) -> bool:
         """Write only the child rows that changed since ``loaded``; ``False`` when the rows
         remembered do not describe version ``loaded`` (the caller rewrites them all)."""
-        entry = self._rows.get(id(entity))
-        if entry is None or entry[0]() is not entity or entry[1] != loaded:
+        diffs = self.diff(entity, parent, loaded)
+        if diffs is None:
             return False
-        after = self._rows_now(entity, parent)
-        if after is None:
-            return False
-        before: dict[str, Keyed] = {}
-        for plan, pk in self._plans:
-            state = entry[2].get(plan.field)
-            keyed = state if isinstance(state, dict) else _keyed(state or [], pk)
-            if keyed is None:
-                return False
-            before[plan.field] = keyed
-        for plan, pk in self._plans:
-            await _write_changes(session, plan, pk, before[plan.field], after[plan.field])
+        changes = ChildChanges(self.first_table)
+        changes.add(entity, diffs)
+        await changes.write(runner)
         return True  # the caller then records the rows written (``saved``)
 
 
-async def _write_changes(
-    session: AsyncSession,
-    plan: ChildPlan,
-    pk: tuple[str, ...],
-    before: Keyed,
-    after: Keyed,
-) -> None:
-    table = plan.mapper.table
-    gone = [key for key in before if key not in after]
-    changed = [row for key, row in after.items() if key in before and _changed(row, before[key])]
-    new = [dict(row) for key, row in after.items() if key not in before]
-    where = [table.c[k] == sa.bindparam(f"pk_{k}") for k in pk]
-    if gone:
-        await session.execute(
-            sa.delete(table).where(*where),
-            [{f"pk_{k}": value for k, value in zip(pk, key, strict=True)} for key in gone],
-        )
-    # One UPDATE shape per set of columns (optional fields may leave some out).
-    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in changed:
-        columns = tuple(sorted(k for k in row if k not in pk))
-        if not columns:
-            continue  # only key columns: nothing an UPDATE could change
-        params = {f"v_{k}": row[k] for k in columns}
-        params.update({f"pk_{k}": row[k] for k in pk})
-        shapes.setdefault(columns, []).append(params)
-    for columns, params_list in shapes.items():
-        stmt = sa.update(table).where(*where).values({k: sa.bindparam(f"v_{k}") for k in columns})
-        await session.execute(stmt, params_list)
-    if new:
-        await session.execute(sa.insert(table), new)
+#: One child table of one save: (plan, key columns, rows before, rows now).
+Diff = tuple[ChildPlan, tuple[str, ...], Keyed, Keyed]
+
+
+class ChildChanges:
+    """The child-row writes of one or more saves: one ``executemany`` per table and kind
+    (``DELETE`` of rows gone, ``UPDATE`` per set of changed columns, ``INSERT`` of new rows),
+    deletes first. Saves of different aggregates touch different rows, so grouping them keeps
+    each save's outcome; two saves of one aggregate must not share one (``holds``)."""
+
+    __slots__ = ("_entities", "_tables", "table")
+
+    def __init__(self, table: sa.Table) -> None:
+        #: The first child table (batches are written in their tables' foreign-key order).
+        self.table = table
+        #: plan field -> (plan, key columns, deletes, updates by columns, inserts)
+        self._tables: dict[
+            str, tuple[ChildPlan, tuple[str, ...], list[Any], dict[Any, Any], list[Any]]
+        ] = {}
+        self._entities: dict[int, Any] = {}
+
+    def holds(self, entity: Any) -> bool:
+        return self._entities.get(id(entity)) is entity
+
+    def add(self, entity: Any, diffs: list[Diff]) -> None:
+        self._entities[id(entity)] = entity
+        for plan, pk, before, after in diffs:
+            entry = self._tables.get(plan.field)
+            if entry is None:
+                entry = self._tables[plan.field] = (plan, pk, [], {}, [])
+            _, _, gone, shapes, new = entry
+            gone.extend(
+                {f"pk_{k}": value for k, value in zip(pk, key, strict=True)}
+                for key in before
+                if key not in after
+            )
+            for key, row in after.items():
+                if key not in before:
+                    new.append(dict(row))
+                    continue
+                if not _changed(row, before[key]):
+                    continue
+                # One UPDATE shape per set of columns (optional fields may leave some out).
+                columns = tuple(sorted(k for k in row if k not in pk))
+                if not columns:
+                    continue  # only key columns: nothing an UPDATE could change
+                params = {f"v_{k}": row[k] for k in columns}
+                params.update({f"pk_{k}": row[k] for k in pk})
+                shapes.setdefault(columns, []).append(params)
+
+    async def write(self, runner: StatementRunner) -> None:
+        for plan, pk, gone, shapes, new in self._tables.values():
+            table = plan.mapper.table
+            where = [table.c[k] == sa.bindparam(f"pk_{k}") for k in pk]
+            if gone:
+                await runner.execute(sa.delete(table).where(*where), _many(gone))
+            for columns, params in shapes.items():
+                values: dict[str, Any] = {k: sa.bindparam(f"v_{k}") for k in columns}
+                await runner.execute(sa.update(table).where(*where).values(values), _many(params))
+            if new:
+                await runner.execute(sa.insert(table), _many(new))
+
+
+def _many(params: list[dict[str, Any]]) -> Any:
+    return params if len(params) > 1 else params[0]
 
 
 async def delete_children(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cqrs_ddd_core.errors import ConfigurationError, OptimisticConcurrencyError
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildRowMemo
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
@@ -75,6 +76,7 @@ class RootTable:
             for name, target in self.renamed.items()
         } or None
         self.select = column_select(mapper)
+        self._updates: dict[tuple[str, ...], Any] = {}
         # Saves write only the child rows that changed where that is safe (child_rows.py).
         self.children = ChildRowMemo(mapper, versioned=self.version is not None)
 
@@ -94,6 +96,31 @@ class RootTable:
         if self.archived_at is None or include_archived:
             return stmt
         return stmt.where(self.archived_at.is_(None))
+
+    def update_statement(
+        self, values: dict[str, Any], key: Any, loaded: int, new_version: int
+    ) -> tuple[Any, dict[str, Any]]:
+        """The version-checked ``UPDATE`` of a row to ``values`` and its parameters: one
+        statement per set of columns, built once and kept (the execution seam may prepare it)."""
+        columns = tuple(k for k in values if k != self.pk_key)
+        stmt = self._updates.get(columns)
+        if stmt is None:
+            stmt = sa.update(self.table).where(self.pk == sa.bindparam("w_key"))
+            changes: dict[str, Any] = {c: sa.bindparam(f"v_{c}") for c in columns}
+            if self.version is not None:
+                stmt = stmt.where(self.version == sa.bindparam("w_loaded"))
+                changes[self.version.key] = sa.bindparam("v_version_")
+            if self.archived_at is not None:
+                stmt = stmt.where(self.archived_at.is_(None))
+            if not changes:  # nothing but the key: still check the row is there
+                changes = {self.pk.key: sa.bindparam("w_key")}
+            stmt = self._updates[columns] = kept(stmt.values(changes))
+        params = {f"v_{c}": values[c] for c in columns}
+        params["w_key"] = key
+        if self.version is not None:
+            params["w_loaded"] = loaded
+            params["v_version_"] = new_version
+        return stmt, params
 
     def conflict(
         self, entity_id: Any, expected: Any, actual: Any, what: str

@@ -8,6 +8,11 @@ written means somebody else got there first (or deleted the row):
 still usable (reload and retry in the same unit of work). The aggregate's ``version`` changes only
 when the unit of work commits.
 
+In a unit of work, new aggregates are held and inserted together — one ``INSERT`` per table
+before the transaction's next statement or at commit (:mod:`.batch`) — and the changed child
+rows of loaded aggregates are held the same way, their root ``UPDATE`` (and its conflict) still
+at ``add``.
+
 Reads select columns (no ORM identity map) and load child tables with one ``IN`` query per
 relationship (:mod:`.loader`), so loading N aggregates costs ``1 + relationships`` queries.
 Saving a loaded aggregate writes only the child rows that changed where that is safe
@@ -27,6 +32,8 @@ from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
+from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
+from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges, Diff
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
@@ -135,6 +142,10 @@ class SQLAlchemyRepository(Generic[A]):
     async def add(self, entity: A, *, uow: IUnitOfWork | None = None) -> A:
         """Insert a new aggregate or update a loaded one (version-checked).
 
+        In a unit of work a new aggregate is held for the batched ``INSERT`` (see the module):
+        a taken id is then reported where the batch is written (``commit()``, ``uow.flush()``,
+        the next statement), naming the aggregate.
+
         Raises:
             OptimisticConcurrencyError: the row changed since it was loaded, was deleted, or a
                 new aggregate's id is taken. The transaction stays usable (reload and retry),
@@ -146,16 +157,71 @@ class SQLAlchemyRepository(Generic[A]):
                 f"{type(self).__name__} of {self.entity_cls.__name__} got {type(entity).__name__}"
             )
         joined = self._source.resolve_uow(uow)
+        if joined is not None and self._deferred(entity, joined):
+            return entity
         loaded = self._loaded_version(entity, joined)
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
-        async with self._source.session(joined) as session:
-            await writes.save(self._root, session, entity, values, loaded, new_version)
+        diffs = None
+        if joined is not None and loaded != 0:
+            diffs = await self._update_in(joined, entity, values, loaded, new_version)
+        else:
+            async with self._source.session(joined) as session:
+                await writes.save(self._root, session, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
-        self._root.children.saved(entity, values, new_version)
+        self._root.children.saved(entity, values, new_version, diffs)
         return entity
+
+    def _deferred(self, entity: A, uow: SQLAlchemyUnitOfWork) -> bool:
+        """Hold a new aggregate (or one still held) for the unit of work's batched INSERT
+        (:mod:`.batch`); ``False`` when it must be written now."""
+        root = self._root
+        key = root.key(entity.id)
+        held = uow.deferred(root)
+        version = 1
+        if isinstance(held, PendingInserts) and held.holds(entity, key):
+            # Added again before its INSERT was sent: the pending rows are replaced, and the
+            # version moves on as an UPDATE would have moved it.
+            version = self._loaded_version(entity, uow) + 1
+        elif self._loaded_version(entity, uow) != 0 or key is None or key is NO_ROW:
+            return False
+        values = self.mapper.to_values(entity)
+        uow.defer(root, lambda: PendingInserts(root, uow)).add(entity, key, values, version)
+        self._finish(entity, uow, version)
+        root.children.saved(entity, values, version)
+        return True
+
+    async def _update_in(
+        self,
+        uow: SQLAlchemyUnitOfWork,
+        entity: A,
+        values: dict[str, Any],
+        loaded: int,
+        new_version: int,
+    ) -> list[Diff] | None:
+        """A loaded aggregate saved in a unit of work: its root ``UPDATE`` now (a conflict is
+        raised here, the transaction usable), its changed child rows held for one
+        ``executemany`` per table with the other saves of the unit of work (the ``UPDATE``
+        holds the row lock until commit, so they cannot change meanwhile). Returns what was
+        compared (``None``: the child rows were rewritten, or there are none)."""
+        root = self._root
+        memo = root.children
+        held = uow.deferred(memo)
+        if isinstance(held, ChildChanges) and held.holds(entity):
+            await uow.write_deferred()  # saved again: its first save's child rows go first
+        executor = await uow.executor(keep=memo)
+        await writes.update(
+            root, executor, entity.id, values, values[root.pk_key], loaded, new_version
+        )
+        diffs = memo.diff(entity, values, loaded) if memo.enabled else None
+        if diffs is not None:
+            uow.defer(memo, lambda: ChildChanges(memo.first_table)).add(entity, diffs)
+        elif root.mapper.children:
+            async with self._source.session(uow) as session:
+                await writes.rewrite_children(root, session, entity, values)
+        return diffs
 
     async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
         """Delete (or archive, for archivable models) by entity or by id.

@@ -17,12 +17,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import SerializationFailureError
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.mixins.auditable import current_actor
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import delete_children, insert_children
 from cqrs_ddd_persistence_sqlalchemy.repository.root import RootTable
 from cqrs_ddd_persistence_sqlalchemy.types.clock import utcnow
 
-__all__ = ["delete", "restore", "save"]
+__all__ = ["delete", "restore", "rewrite_children", "save", "update"]
 
 
 async def save(
@@ -43,12 +45,20 @@ async def save(
         await _insert(root, session, entity.id, values, key)
         await insert_children(session, root.mapper, entity, values)
         return
-    await _update(root, session, entity.id, values, key, loaded, new_version)
+    runner = ConnectionExecutor(await session.connection())
+    await update(root, runner, entity.id, values, key, loaded, new_version)
     # The root's UPDATE checked ``loaded`` and holds its row lock: the children remembered at
     # ``loaded`` are the database's, so only changes are written.
-    if not await root.children.save(session, entity, values, loaded):
-        await delete_children(session, root.mapper, values)
-        await insert_children(session, root.mapper, entity, values)
+    if not await root.children.save(runner, entity, values, loaded):
+        await rewrite_children(root, session, entity, values)
+
+
+async def rewrite_children(
+    root: RootTable, session: AsyncSession, entity: Any, values: dict[str, Any]
+) -> None:
+    """Replace every child row of ``entity`` (``DELETE`` them, ``INSERT`` them again)."""
+    await delete_children(session, root.mapper, values)
+    await insert_children(session, root.mapper, entity, values)
 
 
 async def _insert(
@@ -65,30 +75,30 @@ async def _insert(
         raise root.conflict(entity_id, 0, actual, "a row with this id already exists")
 
 
-async def _update(
+async def update(
     root: RootTable,
-    session: AsyncSession,
+    runner: StatementRunner,
     entity_id: Any,
     values: dict[str, Any],
     key: Any,
     loaded: int,
     new_version: int,
 ) -> None:
-    changes = {k: v for k, v in values.items() if k != root.pk_key}
-    stmt = sa.update(root.table).where(root.pk == key)
-    if root.version is not None:
-        stmt = stmt.where(root.version == loaded)
-        changes[root.version.key] = new_version
-    if root.archived_at is not None:
-        stmt = stmt.where(root.archived_at.is_(None))
-    if not changes:  # nothing but the key: still check the row is there
-        changes = {root.pk.key: key}
+    """``UPDATE`` the root row from version ``loaded`` to ``new_version`` (one statement, built
+    once per repository and set of columns).
+
+    Raises:
+        OptimisticConcurrencyError: the row changed or went since ``loaded``.
+    """
+    stmt, params = root.update_statement(values, key, loaded, new_version)
     try:
-        rowcount = (await session.execute(stmt.values(changes))).rowcount  # type: ignore[attr-defined]
+        rowcount = await runner.execute(stmt, params)
     except SerializationFailureError as exc:  # REPEATABLE READ / SERIALIZABLE loser
         raise root.conflict(entity_id, loaded, None, "concurrent update") from exc
     if rowcount == 0:
-        actual = await root.actual_version(session, key)
+        column = root.version if root.version is not None else sa.literal(1)
+        found = await runner.fetch(sa.select(column).where(root.pk == key))
+        actual = found[0][0] if found else None
         raise root.conflict(entity_id, loaded, actual, "changed or deleted concurrently")
 
 

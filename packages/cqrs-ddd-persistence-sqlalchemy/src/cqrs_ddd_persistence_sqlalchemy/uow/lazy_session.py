@@ -42,10 +42,14 @@ def _lazy_class(cls: type[AsyncSession]) -> type[AsyncSession]:
 
 
 def lazy_session(
-    factory: async_sessionmaker[AsyncSession], bind: Callable[[], AsyncConnection | None]
+    factory: async_sessionmaker[AsyncSession],
+    bind: Callable[[], AsyncConnection | None],
+    *,
+    made: Callable[[AsyncSession], None] | None = None,
 ) -> AsyncSession:
     """A session of ``factory``'s class and configuration, made at its first use; ``bind()``
-    then says which connection it joins (``None``: the factory's own bind)."""
+    then says which connection it joins (``None``: the factory's own bind), and ``made(session)``
+    is called once it is made."""
     cls = factory.class_
     session = object.__new__(_lazy_class(cls))
 
@@ -55,6 +59,8 @@ def lazy_session(
         if conn is not None:
             kw["bind"] = conn
         cls.__init__(session, **kw)
+        if made is not None:
+            made(session)
 
     session.__dict__[_MAKE] = make
     return session

@@ -28,6 +28,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
     UnitTransaction,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
+from cqrs_ddd_persistence_sqlalchemy.uow.deferred import DeferredWrite, DeferredWrites, W
 from cqrs_ddd_persistence_sqlalchemy.uow.failures import ending_quietly
 from cqrs_ddd_persistence_sqlalchemy.uow.lazy_session import is_materialized, lazy_session
 
@@ -39,13 +40,14 @@ SessionFactory = Callable[..., AsyncSession]
 class UowTransaction:
     """One entered unit of work's session and transaction."""
 
-    __slots__ = ("_borrowed", "_execution", "_factory", "_handle", "_session")
+    __slots__ = ("_borrowed", "_deferred", "_execution", "_factory", "_handle", "_session")
 
     def __init__(self, factory: SessionFactory | None, borrowed: AsyncSession | None) -> None:
         self._factory = factory
         self._borrowed = borrowed
         self._session: AsyncSession | None = borrowed
         self._handle: UnitTransaction | None = None
+        self._deferred = DeferredWrites()
         engine = factory.kw.get("bind") if isinstance(factory, async_sessionmaker) else None
         # Transaction first only where the session can later be bound to its connection.
         self._execution: Execution | None = (
@@ -67,7 +69,7 @@ class UowTransaction:
             factory = self._factory
             assert factory is not None
             if self._execution is not None and isinstance(factory, async_sessionmaker):
-                session = lazy_session(factory, self._bound_connection)
+                session = lazy_session(factory, self._bound_connection, made=self._made)
             else:
                 session = factory()
                 if not isinstance(session, AsyncSession):
@@ -75,7 +77,33 @@ class UowTransaction:
                         f"session_factory returned {type(session).__name__}, expected AsyncSession"
                     )
             self._session = session
+            if self._deferred and is_materialized(session):
+                self._deferred.watch(session.sync_session)
         return session
+
+    def _made(self, session: AsyncSession) -> None:
+        if self._deferred:
+            self._deferred.watch(session.sync_session)
+
+    # -- deferred writes (see .deferred) ---------------------------------------------------------
+    def defer(self, key: Any, make: Callable[[], W]) -> W:
+        """The deferred write of ``key`` (made with ``make()`` the first time)."""
+        deferred = self._deferred.setdefault(key, make)
+        session = self._session
+        if session is not None and is_materialized(session):
+            self._deferred.watch(session.sync_session)
+        return deferred
+
+    def deferred(self, key: Any) -> DeferredWrite | None:
+        return self._deferred.get(key)
+
+    def forget_deferred(self) -> None:
+        self._deferred.clear()
+
+    async def write_deferred(self) -> None:
+        """Write what is deferred now (before any other statement of the transaction)."""
+        if self._deferred:
+            await self._deferred.write(await self._executor())
 
     def _bound_connection(self) -> AsyncConnection | None:
         return self._handle.bound_connection() if self._handle is not None else None
@@ -125,8 +153,15 @@ class UowTransaction:
             handle = self._handle = self._execution.open_transaction()
         return handle
 
-    async def executor(self) -> Executor:
-        """The execution seam's executor of the transaction (the fast path where it applies)."""
+    async def executor(self, *, keep: Any = None) -> Executor:
+        """The execution seam's executor of the transaction (the fast path where it applies),
+        what is deferred written first (but the write under ``keep``)."""
+        executor = await self._executor()
+        if self._deferred:
+            await self._deferred.write(executor, keep=keep)
+        return executor
+
+    async def _executor(self) -> Executor:
         if self._execution is None:
             from cqrs_ddd_persistence_sqlalchemy.execution.resolve import executor_for
 
@@ -139,12 +174,14 @@ class UowTransaction:
         return await self._transaction().executor()
 
     async def flush(self) -> None:
+        await self.write_deferred()
         session = self._active_session()
         if session is not None:
             await session.flush()
 
     async def commit(self) -> None:
         """Flush and commit (the session's work and the stores' statements together)."""
+        await self.write_deferred()
         session = self._active_session()
         if session is not None:
             # Joined to the transaction's connection, this flushes and ends the session's own
@@ -155,6 +192,7 @@ class UowTransaction:
 
     async def rollback(self) -> None:
         """Roll back; a connection that cannot (it was lost) is discarded, nothing raised."""
+        self._deferred.clear()
         session = self._active_session()
         if session is not None:
             await ending_quietly("rollback", session.rollback, session.invalidate)
@@ -165,6 +203,8 @@ class UowTransaction:
         """Give the connection back (a borrowed session is left to its owner)."""
         session, handle = self._active_session(), self._handle
         self._session = self._handle = None
+        self._deferred.clear()
+        self._deferred.unwatch()
         if session is not None and session is not self._borrowed:
             await ending_quietly("closing a session", session.close, session.invalidate)
         if handle is not None:

@@ -40,6 +40,7 @@ from cqrs_ddd_core.errors import (
 )
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+from cqrs_ddd_persistence_sqlalchemy.uow.deferred import DeferredWrite, W
 from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
     describe,
     is_database_failure,
@@ -204,13 +205,39 @@ class SQLAlchemyUnitOfWork:
         """The session this unit of work was given (used, never closed), if any."""
         return self._borrowed
 
-    async def executor(self) -> Executor:
-        """The executor of this unit of work's transaction (the execution seam)."""
+    async def executor(self, *, keep: Any = None) -> Executor:
+        """The executor of this unit of work's transaction (the execution seam), every write
+        held back written first — but the one under ``keep``, when its owner knows that the
+        statement it is about to run cannot depend on it."""
         if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
-        return await self._txn.executor()
+        return await self._txn.executor(keep=keep)
+
+    # -- deferred writes (see .deferred) -----------------------------------------------------
+    def defer(self, key: Any, make: Callable[[], W]) -> W:
+        """The write a store holds back under ``key`` until the transaction's next statement
+        or the commit (made with ``make()`` the first time); see :mod:`.deferred`."""
+        return self._active_txn().defer(key, make)
+
+    def deferred(self, key: Any) -> DeferredWrite | None:
+        """The write held back under ``key``, if any."""
+        return self._txn.deferred(key) if self._txn is not None else None
+
+    async def write_deferred(self) -> None:
+        """Write what the stores hold back, now (``flush()`` and every statement do it)."""
+        await self._active_txn().write_deferred()
+
+    def _active_txn(self) -> UowTransaction:
+        if self._txn is None:
+            raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        return self._txn
 
     # -- tracking --------------------------------------------------------------------------
+    def forget(self, aggregate: AggregateRoot[Any]) -> None:
+        """Undo :meth:`register`: ``aggregate``'s save did not happen after all."""
+        self._seen.pop(id(aggregate), None)
+        self._pending_versions.pop(id(aggregate), None)
+
     def register(self, aggregate: AggregateRoot[Any], *, new_version: int | None = None) -> None:
         """Note that ``aggregate`` was saved; its version becomes ``new_version`` on commit."""
         self._seen[id(aggregate)] = aggregate
@@ -247,12 +274,16 @@ class SQLAlchemyUnitOfWork:
         fails because the connection was lost: the next statement or the commit reports that.
         """
         raised: BaseException | None = None
+        txn = self._active_txn()
+        await txn.write_deferred()  # what was held back before it is not the savepoint's
         try:
             async with self.session.begin_nested() as nested:
                 try:
                     yield nested
+                    await txn.write_deferred()  # inside it, before its release
                 except BaseException as exc:
                     raised = exc
+                    txn.forget_deferred()  # held back inside it: rolled back with it
                     raise
         except Exception as exc:
             if raised is None or exc is raised or not is_database_failure(exc):
@@ -293,6 +324,7 @@ class SQLAlchemyUnitOfWork:
         pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
         try:
             with translating():
+                await txn.write_deferred()
                 for hook in list(self._before_commit):
                     await hook(self)
                 if self.event_sinks:

@@ -109,7 +109,9 @@ class DriverTransactionExecutor(DriverConnectionExecutor):
 
     __slots__ = ()
 
-    async def _run(self, call: DriverStatement, params: Mapping[str, Any] | None) -> Any:
+    async def _run(
+        self, call: DriverStatement, params: Mapping[str, Any] | None, *, status: bool = False
+    ) -> Any:
         sync = self.connection.sync_connection
         if sync is None or sync.invalidated or not sync.in_transaction():
             return None
@@ -118,7 +120,19 @@ class DriverTransactionExecutor(DriverConnectionExecutor):
             return None
         try:
             await start_transaction(adapter)
-            return await adapter.driver_connection.fetch(call.sql, *call.args(params))
+            driver = adapter.driver_connection
+            if status:
+                return await driver.execute(call.sql, *call.args(params))
+            return await driver.fetch(call.sql, *call.args(params))
         except BaseException as exc:
             await self._failed(exc)
             raise
+
+    async def execute(self, statement: Executable, params: Params = None) -> int:
+        """A kept statement on the driver, its row count from the command status (the
+        repository's version-checked ``UPDATE``); anything else through SQLAlchemy."""
+        call = driver_form(statement, params, self.dialect)
+        status = None if call is None else await self._run(call, params, status=True)  # type: ignore[arg-type]
+        if status is not None:
+            return rowcount(status)
+        return await super().execute(statement, params)

@@ -239,3 +239,38 @@ async def library_tables(engine: AsyncEngine) -> AsyncEngine:
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class DatabaseUrl:
+    """Where several processes or engines of one test meet: the ``library_tables`` database as
+    a URL (PostgreSQL: the test's schema; SQLite: the test's file). The ``database_url`` fixture
+    gives it, so that a test taking it can be run through another route to the same database
+    (e.g. a pooler) by parametrising that fixture."""
+
+    def __init__(self, url: str, schema: str | None) -> None:
+        self.url = url
+        self.schema = schema
+
+    def engine(self, **kwargs: Any) -> AsyncEngine:
+        """A new engine on the database (the caller disposes of it)."""
+        if self.schema is not None:
+            kwargs["connect_args"] = pg_connect_args(
+                self.url, kwargs.pop("connect_args", None), search_path=f"{self.schema}, public"
+            )
+        return create_engine(self.url, **kwargs)
+
+    def argv(self) -> list[str]:
+        """``[url, schema or "-"]``: how helper processes are told (``DatabaseUrl.from_argv``)."""
+        return [self.url, self.schema or "-"]
+
+    @classmethod
+    def from_argv(cls, url: str, schema: str) -> DatabaseUrl:
+        return cls(url, None if schema == "-" else schema)
+
+
+@pytest.fixture
+def database_url(library_tables: AsyncEngine, dialect_name: str) -> DatabaseUrl:
+    """The test's database (with the library tables) as a :class:`DatabaseUrl`."""
+    if dialect_name == "postgresql":
+        return DatabaseUrl(PG_URL, schema_of(library_tables))
+    return DatabaseUrl(library_tables.url.render_as_string(hide_password=False), None)

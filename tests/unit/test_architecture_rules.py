@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "snapshots",
             "repository",
             "inbox",
+            "leases",
             "projections",
         ),
     ),
@@ -72,6 +73,7 @@ COMPONENT_RANK = {
     "snapshots": 1,
     "repository": 1,
     "inbox": 1,
+    "leases": 0,
     "projections": 2,
 }
 

@@ -60,7 +60,7 @@ from cqrs_ddd_persistence_sqlalchemy.tables.leases import leases_table
 from cqrs_ddd_persistence_sqlalchemy.types.clock import utcclock, utcclock_after
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-__all__ = ["Lease"]
+__all__ = ["Lease", "lease_timing"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,20 @@ def _acquire_statement(dialect: DialectSupport) -> Any:
     return built
 
 
+def lease_timing(duration: float, renew_interval: float | None) -> tuple[float, float]:
+    """``(duration, renew_interval)`` checked (``ConfigurationError``), the interval defaulting
+    to a third of the duration."""
+    if not duration > 0:
+        raise ConfigurationError(f"lease duration must be positive, got {duration!r}")
+    interval = duration / 3 if renew_interval is None else renew_interval
+    if not 0 < interval < duration:
+        raise ConfigurationError(
+            f"lease renew interval must be positive and shorter than the lease duration "
+            f"({duration}s), got {interval!r}"
+        )
+    return float(duration), float(interval)
+
+
 def _default_owner() -> str:
     """Who holds a lease, for people reading the table: host, process id and a random part
     (two leases of one process are two owners)."""
@@ -144,17 +158,8 @@ class Lease:
     ) -> None:
         if not name or len(name) > 200:
             raise ConfigurationError(f"lease name must be 1 to 200 characters, got {name[:80]!r}")
-        if not duration > 0:
-            raise ConfigurationError(f"lease duration must be positive, got {duration!r}")
-        interval = duration / 3 if renew_interval is None else renew_interval
-        if not 0 < interval < duration:
-            raise ConfigurationError(
-                f"lease renew_interval must be positive and shorter than its duration "
-                f"({duration}s), got {interval!r}"
-            )
         self.name = name
-        self.duration = float(duration)
-        self.renew_interval = float(interval)
+        self.duration, self.renew_interval = lease_timing(duration, renew_interval)
         self.owner = owner or _default_owner()
         self._binding = Binding(engine, owner="Lease")
         self._token: int | None = None

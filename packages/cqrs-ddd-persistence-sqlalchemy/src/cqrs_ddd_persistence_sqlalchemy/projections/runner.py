@@ -44,6 +44,7 @@ from cqrs_ddd_core.errors import (
 from cqrs_ddd_core.ports.event_store import IEventStore
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
 from cqrs_ddd_persistence_sqlalchemy.leases import Lease
+from cqrs_ddd_persistence_sqlalchemy.leases.lease import lease_timing
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.workers import WorkerLifecycle
 
@@ -134,6 +135,7 @@ class ProjectionRunner(WorkerLifecycle):
         self.poll_interval = poll_interval
         self.buffer_writes = buffer_writes
         self._engine = engine
+        lease_timing(lease_duration, lease_renew_interval)  # refused here, not at first run
         self.lease_duration = lease_duration
         self.lease_renew_interval = lease_renew_interval
         self._lease: Lease | None = None

@@ -76,7 +76,9 @@ class ProjectionRunner(WorkerLifecycle):
         poll_interval: seconds between polls when caught up (and between lease attempts).
         engine: the engine of the lease's statements (default: the one behind ``bind``).
         lease_duration: seconds the projection's lease lasts after its last renewal: how long a
-            runner that died keeps the others waiting.
+            runner that died keeps the others waiting. Keep it longer than the longest batch:
+            a batch renews the lease when it starts, and a standby may take over once a batch
+            has outlasted it (that batch still commits; the runner's next one is refused).
         lease_renew_interval: seconds between renewals while caught up (default: a third of
             ``lease_duration``); every batch renews it too.
         buffer_writes: queue the ``ctx.upsert`` writes of a batch and flush them with

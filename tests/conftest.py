@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import uuid
 import weakref
@@ -243,16 +244,21 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 class DatabaseUrl:
     """Where several processes or engines of one test meet: the ``library_tables`` database as
-    a URL (PostgreSQL: the test's schema; SQLite: the test's file). The ``database_url`` fixture
-    gives it, so that a test taking it can be run through another route to the same database
-    (e.g. a pooler) by parametrising that fixture."""
+    a URL (PostgreSQL: the test's schema; SQLite: the test's file), plus keyword arguments of
+    ``create_engine`` (JSON values). The ``database_url`` fixture gives it, so that a test taking
+    it can be run through another route to the same database (e.g. a pooler, with the engine
+    options it needs) by parametrising that fixture."""
 
-    def __init__(self, url: str, schema: str | None) -> None:
+    def __init__(
+        self, url: str, schema: str | None, engine_options: Mapping[str, Any] | None = None
+    ) -> None:
         self.url = url
         self.schema = schema
+        self.engine_options = dict(engine_options or {})
 
     def engine(self, **kwargs: Any) -> AsyncEngine:
         """A new engine on the database (the caller disposes of it)."""
+        kwargs = {**self.engine_options, **kwargs}
         if self.schema is not None:
             kwargs["connect_args"] = pg_connect_args(
                 self.url, kwargs.pop("connect_args", None), search_path=f"{self.schema}, public"
@@ -260,12 +266,13 @@ class DatabaseUrl:
         return create_engine(self.url, **kwargs)
 
     def argv(self) -> list[str]:
-        """``[url, schema or "-"]``: how helper processes are told (``DatabaseUrl.from_argv``)."""
-        return [self.url, self.schema or "-"]
+        """``[url, schema or "-", engine options as JSON]``: how helper processes are told
+        (:meth:`from_argv`)."""
+        return [self.url, self.schema or "-", json.dumps(self.engine_options)]
 
     @classmethod
-    def from_argv(cls, url: str, schema: str) -> DatabaseUrl:
-        return cls(url, None if schema == "-" else schema)
+    def from_argv(cls, url: str, schema: str, engine_options: str = "{}") -> DatabaseUrl:
+        return cls(url, None if schema == "-" else schema, json.loads(engine_options))
 
 
 @pytest.fixture

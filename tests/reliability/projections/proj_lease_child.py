@@ -1,6 +1,7 @@
 """Child process of ``test_proj_lease_kill``: one projection runner, until SIGTERM or SIGKILL.
 
-Usage: ``python proj_lease_child.py <url> <schema or -> <lease seconds>``.
+Usage: ``python proj_lease_child.py <url> <schema or -> <engine options JSON> <lease seconds>``
+(the first three are ``DatabaseUrl.argv()``).
 It counts applications per stream (as ``proj_support.counting_projection``), logs every event it
 applies in ``leased_log`` (one document per event: which process, under which lease token;
 ``_version`` counts applications), and stalls a little per event so that a kill lands while it
@@ -29,8 +30,8 @@ from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
 
-async def main(url: str, schema: str, lease_seconds: float) -> None:
-    engine = DatabaseUrl.from_argv(url, schema).engine()
+async def main(database: DatabaseUrl, lease_seconds: float) -> None:
+    engine = database.engine()
     session_factory = async_sessionmaker(engine, expire_on_commit=False)
     projection = Projection("leased", collections=["leased_counts", "leased_log"])
     box: list[ProjectionRunner] = []
@@ -70,4 +71,4 @@ async def main(url: str, schema: str, lease_seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    asyncio.run(main(DatabaseUrl.from_argv(*sys.argv[1:4]), float(sys.argv[4])))

@@ -75,6 +75,18 @@ async def test_renewal_keeps_it_and_expiry_frees_it(library_tables: AsyncEngine)
     await b.release()
 
 
+async def test_hostile_names_are_data(library_tables: AsyncEngine) -> None:
+    names = ["x'; DROP TABLE cqrs_leases; --", 'quote"', "ä" * 200, "projection:orders"]
+    leases = [Lease(library_tables, n, owner=n) for n in names]
+    for lease in leases:
+        assert await lease.acquire() and lease.token == 1
+    for lease in leases:
+        row = await lease.holder()
+        assert row is not None
+        assert (row["name"], row["owner"], row["token"]) == (lease.name, lease.name, 1)
+        await lease.release()
+
+
 async def test_two_leases_of_different_names_do_not_contend(library_tables: AsyncEngine) -> None:
     a = Lease(library_tables, "one")
     b = Lease(library_tables, "two")
@@ -141,6 +153,10 @@ async def test_bad_settings_are_refused(library_tables: AsyncEngine) -> None:
         Lease(library_tables, "")
     with pytest.raises(ConfigurationError):
         Lease(library_tables, "x" * 201)
+    with pytest.raises(ConfigurationError):
+        Lease(library_tables, 5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        Lease(library_tables, "x", owner="o" * 201)
     with pytest.raises(ConfigurationError):
         Lease(library_tables, "x", duration=0)
     with pytest.raises(ConfigurationError):

@@ -156,8 +156,13 @@ class Lease:
         renew_interval: float | None = None,
         owner: str | None = None,
     ) -> None:
-        if not name or len(name) > 200:
-            raise ConfigurationError(f"lease name must be 1 to 200 characters, got {name[:80]!r}")
+        for what, value in (("name", name), ("owner", owner)):
+            if value is None and what == "owner":
+                continue
+            if not isinstance(value, str) or not value or len(value) > 200:
+                raise ConfigurationError(
+                    f"lease {what} must be a string of 1 to 200 characters, got {value!r:.80}"
+                )
         self.name = name
         self.duration, self.renew_interval = lease_timing(duration, renew_interval)
         self.owner = owner or _default_owner()

@@ -5,7 +5,8 @@ Usage: ``python proj_lease_child.py <url> <schema or -> <engine options JSON> <l
 It counts applications per stream (as ``proj_support.counting_projection``), logs every event it
 applies in ``leased_log`` (one document per event: which process, under which lease token;
 ``_version`` counts applications), and stalls a little per event so that a kill lands while it
-leads.
+leads. It prints ``READY <pid>`` once started and ``BATCH <events processed>`` after every
+batch it commits.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from proj_support import TICK
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from conftest import DatabaseUrl  # the test suite's helper
-from cqrs_ddd_advanced_core.projections import Projection, ProjectionContext
+from cqrs_ddd_advanced_core.projections import Projection, ProjectionContext, ProjectionProgress
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
@@ -64,8 +65,13 @@ async def main(database: DatabaseUrl, lease_seconds: float) -> None:
     box.append(runner)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, runner.stop)
     print("READY", os.getpid(), flush=True)
+
+    def committed(progress: ProjectionProgress) -> None:
+        if not progress.caught_up:
+            print("BATCH", progress.events_processed, flush=True)
+
     try:
-        await runner.run()
+        await runner.run(progress=committed)
     finally:
         await engine.dispose()
 

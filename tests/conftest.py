@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import uuid
 import weakref
@@ -257,3 +258,44 @@ def pgbouncer() -> Iterator[Bouncer]:
                 pytest.fail(f"PgBouncer required (REQUIRE_POSTGRES=1) but it did not start: {exc}")
             pytest.skip(f"no PgBouncer: {exc}")
         yield bouncer
+
+
+class DatabaseUrl:
+    """Where several processes or engines of one test meet: the ``library_tables`` database as
+    a URL (PostgreSQL: the test's schema; SQLite: the test's file), plus keyword arguments of
+    ``create_engine`` (JSON values). The ``database_url`` fixture gives it, so that a test taking
+    it can be run through another route to the same database (e.g. a pooler, with the engine
+    options it needs) by parametrising that fixture."""
+
+    def __init__(
+        self, url: str, schema: str | None, engine_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine_options = dict(engine_options or {})
+
+    def engine(self, **kwargs: Any) -> AsyncEngine:
+        """A new engine on the database (the caller disposes of it)."""
+        kwargs = {**self.engine_options, **kwargs}
+        if self.schema is not None:
+            kwargs["connect_args"] = pg_connect_args(
+                self.url, kwargs.pop("connect_args", None), search_path=f"{self.schema}, public"
+            )
+        return create_engine(self.url, **kwargs)
+
+    def argv(self) -> list[str]:
+        """``[url, schema or "-", engine options as JSON]``: how helper processes are told
+        (:meth:`from_argv`)."""
+        return [self.url, self.schema or "-", json.dumps(self.engine_options)]
+
+    @classmethod
+    def from_argv(cls, url: str, schema: str, engine_options: str = "{}") -> DatabaseUrl:
+        return cls(url, None if schema == "-" else schema, json.loads(engine_options))
+
+
+@pytest.fixture
+def database_url(library_tables: AsyncEngine, dialect_name: str) -> DatabaseUrl:
+    """The test's database (with the library tables) as a :class:`DatabaseUrl`."""
+    if dialect_name == "postgresql":
+        return DatabaseUrl(PG_URL, schema_of(library_tables))
+    return DatabaseUrl(library_tables.url.render_as_string(hide_password=False), None)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 from tests.acceptance.conftest import CLI, ROOT, RunCli, cli_env
 from tests.conftest import PG_URL, pg_dsn, require_postgres
 
@@ -161,7 +164,10 @@ def test_cli_projections_run_stops_gracefully_on_sigterm(demo_db: tuple[str, Pat
     """``projections run`` serves its runners as workers: SIGTERM stops them (``stop()``)."""
     url, cwd = demo_db
     proc = subprocess.Popen(
-        [str(CLI), "projections", "run", "-p", f"{DEMO}.read_model:order_summaries", "-d", url],
+        [
+            *(str(CLI), "projections", "run", "-p", f"{DEMO}.read_model:order_summaries"),
+            *("-d", url, "--lease-duration", "120", "--lease-renew", "10"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -179,6 +185,13 @@ def test_cli_projections_run_stops_gracefully_on_sigterm(demo_db: tuple[str, Pat
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+    # it gave its projection's lease back on the way out (not 120 s later)
+    with closing(sqlite3.connect(str(make_url(url).database))) as conn:
+        [(expired,)] = conn.execute(
+            "SELECT expires_at <= strftime('%Y-%m-%d %H:%M:%f', 'now') FROM cqrs_leases "
+            "WHERE name = 'projection:demo.order_summaries'"
+        ).fetchall()
+    assert expired == 1
 
 
 @pytest.mark.parametrize(

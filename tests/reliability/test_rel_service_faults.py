@@ -2,7 +2,7 @@
 
 An outbox relay, a job worker and a projection runner run together while writers keep
 producing; ``pg_terminate_backend`` repeatedly kills the connections of one of them (its work
-queries, its LISTEN connection, its advisory-lock connection). The service must reconnect and
+queries, its LISTEN connection, its lease statements). The service must reconnect and
 continue: afterwards nothing is lost, nothing has a duplicate effect in the database, and the
 errors were logged with backoff (no tight loop).
 """

@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "snapshots",
             "repository",
             "inbox",
+            "leases",
             "projections",
         ),
     ),
@@ -73,6 +74,7 @@ COMPONENT_RANK = {
     "snapshots": 1,
     "repository": 1,
     "inbox": 1,
+    "leases": 0,
     "projections": 2,
 }
 

@@ -331,6 +331,7 @@ async def test_table_for_migrations(session_factory: Factory, engine: AsyncEngin
         "order summaries",
         "cqrs_events",
         "projection_positions",
+        "cqrs_leases",
     ],
 )
 async def test_hostile_collection_names_are_refused(

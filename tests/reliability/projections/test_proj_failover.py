@@ -1,11 +1,11 @@
 """Several runners of one projection: one works, the others stand by and take over when the
-leader stops or loses its lock connection; every event is still applied exactly once."""
+leader stops or loses its lease; every event is still applied exactly once."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 from proj_support import (
     TICK,
@@ -15,13 +15,12 @@ from proj_support import (
     wait_for_checkpoint,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from tests.conftest import schema_of
 
 from cqrs_ddd_advanced_core.projections import ProjectionContext
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import lock_key
+from cqrs_ddd_persistence_sqlalchemy.tables import leases_table
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -72,10 +71,12 @@ async def test_standby_takes_over_when_the_leader_stops(
     assert len(docs) == 10
 
 
-@pytest.mark.postgres_only
-async def test_leader_losing_its_lock_connection_is_replaced(
+async def test_leader_whose_lease_is_taken_over_stands_by(
     library_tables: AsyncEngine, session_factory: Factory
 ) -> None:
+    """The leader's lease is expired under it (as if it had stalled past its duration): the
+    standby takes it over with the next token, the old leader's next batch is refused by the
+    fence, and every event is still applied once."""
     event_store = SQLAlchemyEventStore(session_factory, listen=False)
     applied_by: list[str] = []
     runners = {t: tagged_runner(t, applied_by, event_store, session_factory) for t in "AB"}
@@ -83,20 +84,23 @@ async def test_leader_losing_its_lock_connection_is_replaced(
     try:
         await append_round_robin(event_store, streams=4, per_stream=50)
         await wait_for_checkpoint(runners["A"], 200)
-        key = lock_key(schema_of(library_tables) or "public", "failover")
-        async with library_tables.connect() as conn:
-            holder = (
-                await conn.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                        "AND classid = :hi AND objid = :lo AND objsubid = 1"
-                    ),
-                    {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
-                )
-            ).scalar_one()
-            await conn.execute(sa.select(sa.func.pg_terminate_backend(holder)))
+        leader = applied_by[0]
+        async with library_tables.begin() as conn:
+            await conn.execute(
+                sa.update(leases_table)
+                .where(leases_table.c.name == "projection:failover")
+                .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+            )
+        standby = runners["B" if leader == "A" else "A"]
+        for _ in range(500):  # it polls every 20 ms
+            if standby.lease.token is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert standby.lease.token == 2
+        applied_by.clear()
         await append_round_robin(event_store, streams=4, per_stream=50, prefix="after-")
         await wait_for_checkpoint(runners["A"], 400)
+        assert set(applied_by) == {"B" if leader == "A" else "A"}
     finally:
         for runner in runners.values():
             runner.stop()

@@ -160,3 +160,12 @@ def test_cli_demo_restores_logger_levels() -> None:
     before = saga_logger.level
     runner.invoke(app, ["demo", "-d", "postgresql+asyncpg://postgres@127.0.0.1:1/x"])
     assert saga_logger.level == before
+
+
+def test_cli_projections_run_refuses_a_renewal_slower_than_the_lease(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lease.db'}"
+    assert runner.invoke(app, ["schema", "create", "-d", url]).exit_code == 0
+    lease = ["--lease-duration", "5", "--lease-renew", "5"]
+    result = runner.invoke(app, [*args_for(("projections", "run"), url), *lease])
+    assert result.exit_code == 1, result.output
+    assert "shorter than the lease duration" in _one_error_line(result.output)

@@ -25,7 +25,6 @@ from cqrs_ddd_core.errors import ConfigurationError, CQRSDDDError
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.advanced import SQLAlchemyProjectionStore
 from cqrs_ddd_persistence_sqlalchemy.dialects import SUPPORTED
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import lock_key
 from cqrs_ddd_persistence_sqlalchemy.projections.reads import into_document
 from cqrs_ddd_persistence_sqlalchemy.projections.writes import plan
 
@@ -303,14 +302,6 @@ def test_typed_table_columns() -> None:
     assert [i.name for i in table.indexes] == ["ix_orders_at"]
     with pytest.raises(ConfigurationError):
         store.register("orders", ProjectionSchema([ProjectionField("other")]))
-
-
-def test_lock_keys() -> None:
-    a = lock_key("public", "orders")
-    assert a == lock_key("public", "orders")
-    assert a != lock_key("tenant_a", "orders")
-    assert a != lock_key("public", "orders2")
-    assert -(2**63) <= a < 2**63
 
 
 def test_plan_drops_a_repeated_write_of_one_event() -> None:

@@ -195,7 +195,7 @@ class Projection:
     """A named read model: the collections it owns and its handlers.
 
     Args:
-        name: the projection's name (its checkpoint key and advisory-lock key).
+        name: the projection's name (its checkpoint key; its lease is ``projection:<name>``).
         collections: collections the projection writes; a rebuild truncates them.
         schemas: typed collections (``collection -> ProjectionSchema``); the others are
             document collections.

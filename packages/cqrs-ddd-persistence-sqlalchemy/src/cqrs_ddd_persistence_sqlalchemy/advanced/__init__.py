@@ -1,10 +1,12 @@
-"""Advanced patterns: sagas, projections, snapshots, background jobs, command scheduling."""
+"""Advanced patterns: sagas, projections, snapshots, background jobs, command scheduling,
+fenced leases (leader election)."""
 
 from cqrs_ddd_persistence_sqlalchemy.jobs import ClaimedJob as ClaimedJob
 from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker as JobWorker
 from cqrs_ddd_persistence_sqlalchemy.jobs import (
     SQLAlchemyBackgroundJobRepository as SQLAlchemyBackgroundJobRepository,
 )
+from cqrs_ddd_persistence_sqlalchemy.leases import Lease as Lease
 from cqrs_ddd_persistence_sqlalchemy.projections import (
     ProjectionRunner as ProjectionRunner,
 )

@@ -151,7 +151,7 @@ PROBES: list[Probe] = [
     Probe("schema", (), _schema),
     Probe("event store", ("cqrs_events",), _event_store),
     Probe("outbox", ("outbox_messages",), _outbox),
-    Probe("projection", ("cqrs_events", "projection_positions"), _projections),
+    Probe("projection", ("cqrs_events", "projection_positions", "cqrs_leases"), _projections),
     Probe("jobs", ("cqrs_background_jobs",), _jobs),
 ]
 

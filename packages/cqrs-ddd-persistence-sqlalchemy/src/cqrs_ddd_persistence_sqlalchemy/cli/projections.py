@@ -64,6 +64,32 @@ def _tables() -> list[str]:
     return [events_table.name, projection_positions_table.name]
 
 
+def _runner_tables() -> list[str]:
+    """What running a projection needs: the log, the checkpoints and the leases."""
+    from cqrs_ddd_persistence_sqlalchemy.tables.leases import leases_table
+
+    return [*_tables(), leases_table.name]
+
+
+LeaseDuration = Annotated[
+    float,
+    typer.Option(
+        min=0.1,
+        help="Seconds a runner's lease on its projection lasts after its last renewal: how "
+        "long a runner that died keeps the others waiting.",
+    ),
+]
+LeaseRenew = Annotated[
+    float | None,
+    typer.Option(
+        min=0.01,
+        help="Seconds between lease renewals while caught up (default: a third of "
+        "--lease-duration; every batch renews it too).",
+        show_default=False,
+    ),
+]
+
+
 def _load_projections(refs: list[str]) -> list[Any]:
     from cqrs_ddd_advanced_core.projections import Projection
 
@@ -78,13 +104,27 @@ def _load_projections(refs: list[str]) -> list[Any]:
     return found
 
 
-def _runners(engine: AsyncEngine, projections: list[Any], batch_size: int) -> list[Any]:
+def _runners(
+    engine: AsyncEngine,
+    projections: list[Any],
+    batch_size: int,
+    lease_duration: float = 15.0,
+    lease_renew: float | None = None,
+) -> list[Any]:
     from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
 
     store = SQLAlchemyEventStore(engine)
     return [
-        ProjectionRunner(p, engine, event_store=store, batch_size=batch_size) for p in projections
+        ProjectionRunner(
+            p,
+            engine,
+            event_store=store,
+            batch_size=batch_size,
+            lease_duration=lease_duration,
+            lease_renew_interval=lease_renew,
+        )
+        for p in projections
     ]
 
 
@@ -194,18 +234,22 @@ def run_projections(
     pooler: Pooler = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 500,
     once: Annotated[bool, typer.Option("--once", help="Catch up with the log, then exit.")] = False,
+    lease_duration: LeaseDuration = 15.0,
+    lease_renew: LeaseRenew = None,
 ) -> None:
     """Follow the event log and keep the projections up to date (until SIGINT/SIGTERM).
 
     Several processes may run the same projections: one runner per projection is active at a
-    time (advisory lock on PostgreSQL), the others stand by.
+    time (it holds the projection's lease, a row of cqrs_leases), the others stand by. A runner
+    that stops frees its projections at once; one that dies frees them when its leases expire
+    (--lease-duration).
     """
 
     async def body() -> list[tuple[str, int]]:
         projections = _load_projections(projection)
         async with engine_scope(database_url, schema, pooler) as engine:
-            await require_tables(engine, _tables())
-            runners = _runners(engine, projections, batch_size)
+            await require_tables(engine, _runner_tables())
+            runners = _runners(engine, projections, batch_size, lease_duration, lease_renew)
             if once:
                 return [(r.name, await r.run_once()) for r in runners]
             err_console.print(
@@ -238,7 +282,7 @@ def rebuild(
     async def body() -> list[tuple[str, int, float]]:
         projections = _load_projections(projection)
         async with engine_scope(database_url, schema, pooler) as engine:
-            await require_tables(engine, _tables())
+            await require_tables(engine, _runner_tables())
             head, _ = await _head(engine)
             results = []
             with Progress(

@@ -43,7 +43,6 @@ __all__ = [
     "DialectSupport",
     "EventLogSql",
     "Listener",
-    "RunnerLock",
     "UpsertInsert",
 ]
 
@@ -63,19 +62,6 @@ class Listener(Protocol):
     async def wait(self, seconds: float) -> bool: ...
 
     async def close(self) -> None: ...
-
-
-class RunnerLock(Protocol):
-    """Leadership of one singleton worker (one projection runner at a time)."""
-
-    @property
-    def held(self) -> bool: ...
-
-    async def try_acquire(self) -> bool: ...
-
-    async def check(self) -> bool: ...
-
-    async def release(self) -> None: ...
 
 
 class EventLogSql(Protocol):
@@ -206,7 +192,7 @@ class DialectSupport(Protocol):
         such sessions (SQLite's single writer holds nothing back from readers)."""
         ...
 
-    # -- notifications and singletons ----------------------------------------------------
+    # -- notifications -------------------------------------------------------------------
     def notify_statement(self, channel: str) -> Executable | None:
         """A statement that sends a wake-up on ``channel`` at commit (``None``: no NOTIFY)."""
         ...
@@ -220,10 +206,6 @@ class DialectSupport(Protocol):
     ) -> AbstractAsyncContextManager[asyncio.Event | None]:
         """An ``asyncio.Event`` set on every notification of ``channel`` for the block
         (``None``: unavailable, poll)."""
-        ...
-
-    def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
-        """Leadership of the singleton worker ``name`` on ``engine``'s database."""
         ...
 
     # -- specifications --------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Catching a projection up with the log, one batch per transaction, with progress reports.
 
-Each batch is one unit of work: the checkpoint is compare-and-set first (it locks the checkpoint
-row), then the handlers write the read model, then both commit together. A crash anywhere rolls
+Each batch is one unit of work: the runner's lease is fenced first (a runner that is no longer
+the lease's current holder gets :class:`LeaseLostError` and writes nothing), the checkpoint is
+compare-and-set (it locks the checkpoint row), then the handlers write the read model, then all
+commit together. A crash anywhere rolls
 the whole batch back, so the next catch-up starts at the last committed checkpoint: no event is
 applied twice and none is skipped.
 
@@ -210,7 +212,9 @@ class BatchApplier:
         runner = self.runner
         store = runner.store
         async with runner.unit_of_work() as uow:
-            # checkpoint first: its row lock makes a competing runner wait, then fail the CAS
+            # the fence first: a stale leader's batch is refused before it writes anything
+            await runner.lease.fence(uow)
+            # then the checkpoint: its row lock makes a competing runner wait, then fail the CAS
             await runner.positions.advance(
                 self.name,
                 cursor=next_cursor,

@@ -4,10 +4,14 @@ The events come from the event store's commit-safe ``read_all`` cursor (IEventSt
 a runner never passes an event that commits late; each batch commits its read-model writes and
 its checkpoint together (see :mod:`.batches`).
 
-One runner per projection is active at a time: the dialect's runner lock
-(``DialectSupport.runner_lock``) — on PostgreSQL an advisory lock taken on a connection of its
-own (other processes running the same service stand by and take over when it is released or its
-connection dies); on SQLite a per-process lock (one runner process).
+One runner per projection is active at a time: the runner holds the projection's fenced
+:class:`~cqrs_ddd_persistence_sqlalchemy.leases.Lease` (name ``projection:<name>``, a row of
+``cqrs_leases``) on both dialects. Other runners — in this process or others — stand by and take
+over when it is released (a runner that stops) or has expired (a runner that died: at most
+``lease_duration`` seconds). Every batch transaction starts with the lease's fence: a runner
+whose token is no longer the current one has its batch refused (:class:`LeaseLostError`, rolled
+back, nothing written) and stands by again. The lease needs no session state and holds no
+transaction open, so it works behind a transaction-mode pooler too.
 
 The runner starts and stops like every worker of the library
 (:class:`~cqrs_ddd_persistence_sqlalchemy.workers.WorkerLifecycle`): ``await runner.run()``
@@ -31,11 +35,16 @@ from cqrs_ddd_advanced_core.projections import (
     ProgressCallback,
     Projection,
 )
-from cqrs_ddd_core.errors import ConcurrencyError, ConfigurationError, RetryableError
+from cqrs_ddd_core.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    LeaseLostError,
+    RetryableError,
+)
 from cqrs_ddd_core.ports.event_store import IEventStore
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
-from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
-from cqrs_ddd_persistence_sqlalchemy.dialects.interface import RunnerLock
+from cqrs_ddd_persistence_sqlalchemy.leases import Lease
+from cqrs_ddd_persistence_sqlalchemy.leases.lease import lease_timing
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.workers import WorkerLifecycle
 
@@ -64,8 +73,14 @@ class ProjectionRunner(WorkerLifecycle):
         positions: the checkpoint store (default: on ``bind``).
         batch_size: events per transaction.
         error_policy: retries before stopping on a failing handler.
-        poll_interval: seconds between polls when caught up (and between lock attempts).
-        engine: the engine of the runner lock's connection (default: the one behind ``bind``).
+        poll_interval: seconds between polls when caught up (and between lease attempts).
+        engine: the engine of the lease's statements (default: the one behind ``bind``).
+        lease_duration: seconds the projection's lease lasts after its last renewal: how long a
+            runner that died keeps the others waiting. Keep it longer than the longest batch:
+            a batch renews the lease when it starts, and a standby may take over once a batch
+            has outlasted it (that batch still commits; the runner's next one is refused).
+        lease_renew_interval: seconds between renewals while caught up (default: a third of
+            ``lease_duration``); every batch renews it too.
         buffer_writes: queue the ``ctx.upsert`` writes of a batch and flush them with
             ``upsert_many`` before the checkpoint (reads through ``ctx`` flush first). When a
             buffered batch fails, it is replayed writing through to find the failing event.
@@ -96,6 +111,8 @@ class ProjectionRunner(WorkerLifecycle):
         poll_interval: float = 0.5,
         engine: AsyncEngine | None = None,
         buffer_writes: bool = True,
+        lease_duration: float = 15.0,
+        lease_renew_interval: float | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -120,7 +137,11 @@ class ProjectionRunner(WorkerLifecycle):
         self.poll_interval = poll_interval
         self.buffer_writes = buffer_writes
         self._engine = engine
-        self._lock: RunnerLock | None = None
+        lease_timing(lease_duration, lease_renew_interval)  # refused here, not at first run
+        self.lease_duration = lease_duration
+        self.lease_renew_interval = lease_renew_interval
+        self._lease: Lease | None = None
+        self._outages = 0  # consecutive database outages of run()
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._batches = BatchApplier(self)
 
@@ -130,7 +151,7 @@ class ProjectionRunner(WorkerLifecycle):
 
     @property
     def engine(self) -> AsyncEngine:
-        """The engine of the runner lock (``engine=``, else the one behind the bind)."""
+        """The engine of the lease (``engine=``, else the one behind the bind)."""
         engine = self._engine if self._engine is not None else self.binding.engine
         if engine is None:
             raise ConfigurationError(
@@ -139,11 +160,16 @@ class ProjectionRunner(WorkerLifecycle):
         return engine
 
     @property
-    def lock(self) -> RunnerLock:
-        """The leadership lock of this projection (made on first use)."""
-        if self._lock is None:
-            self._lock = dialect_for(self.engine).runner_lock(self.engine, self.name)
-        return self._lock
+    def lease(self) -> Lease:
+        """The projection's lease, ``projection:<name>`` (made on first use)."""
+        if self._lease is None:
+            self._lease = Lease(
+                self.engine,
+                f"projection:{self.name}",
+                duration=self.lease_duration,
+                renew_interval=self.lease_renew_interval,
+            )
+        return self._lease
 
     def unit_of_work(self) -> SQLAlchemyUnitOfWork:
         """A unit of work for one batch (the runner commits it): on the bind's session
@@ -167,6 +193,8 @@ class ProjectionRunner(WorkerLifecycle):
 
         Raises:
             ConcurrencyError: another runner holds the projection (unless ``wait``).
+            LeaseLostError: another runner took the projection over (the batch in flight was
+                refused and rolled back).
             ProjectionHandlerError: a handler kept failing on one event.
         """
         async with self._leadership(wait=wait):
@@ -182,6 +210,7 @@ class ProjectionRunner(WorkerLifecycle):
         async with self._leadership(wait=wait):
             await self._prepare()
             async with self.unit_of_work() as uow:
+                await self.lease.fence(uow)
                 for collection in self.projection.collections:
                     await self.store.truncate(collection, uow=uow)
                 await self.positions.reset(self.name, uow=uow)
@@ -195,7 +224,9 @@ class ProjectionRunner(WorkerLifecycle):
         """Follow the log until :meth:`stop` is called (``await runner.stop()`` also waits
         until this returns; the batch in flight is committed first).
 
-        While another runner holds the projection this one stands by and polls the lock.
+        While another runner holds the projection this one stands by and polls its lease
+        (every ``poll_interval``); a runner whose batch is refused by the lease's fence (another
+        runner took over) stands by again.
         Transient database errors (connection lost, serialization failures...) are retried
         with the error policy's backoff, indefinitely; a handler that keeps failing stops the
         runner with :class:`ProjectionHandlerError`.
@@ -226,31 +257,23 @@ class ProjectionRunner(WorkerLifecycle):
         self.stop()
 
     async def _follow(self, progress: ProgressCallback | None) -> None:
-        outages = 0
+        self._outages = 0
         while not self.stopping:
             try:
-                if not await self.lock.try_acquire():
+                if not await self.lease.acquire():
                     await self.sleep(self.poll_interval)
                     continue
                 try:
-                    await self._prepare()
-                    while not self.stopping:
-                        if not await self.lock.check():
-                            logger.warning("projection %s: lost its lock; standing by", self.name)
-                            break
-                        applied = await self._batches.catch_up(
-                            progress, stopping=lambda: self.stopping
-                        )
-                        outages = 0
-                        if not applied:
-                            await self.sleep(self.poll_interval)
+                    await self._lead(progress)
+                except LeaseLostError as exc:
+                    logger.warning("projection %s: %s; standing by", self.name, exc)
                 finally:
-                    await self.lock.release()
+                    await self.lease.release()
             except RetryableError as exc:
                 # a service outlives database restarts: back off and start over (the
                 # checkpoint tells where); handler failures still stop the runner
-                outages += 1
-                delay = self.error_policy.delay(outages)
+                self._outages += 1
+                delay = self.error_policy.delay(self._outages)
                 logger.warning(
                     "projection %s: database unavailable (%s); retrying in %.1fs",
                     self.name,
@@ -259,20 +282,35 @@ class ProjectionRunner(WorkerLifecycle):
                 )
                 await self.sleep(delay)
 
+    async def _lead(self, progress: ProgressCallback | None) -> None:
+        """Apply batches while this runner holds the lease and is not stopped."""
+        lease = self.lease
+        await self._prepare()
+        # renew at least as often as the lease asks while idle (batches renew it themselves)
+        idle = min(self.poll_interval, lease.renew_interval)
+        while not self.stopping:
+            if not await lease.keep():
+                logger.warning("projection %s: lost its lease; standing by", self.name)
+                return
+            applied = await self._batches.catch_up(progress, stopping=lambda: self.stopping)
+            self._outages = 0
+            if not applied:
+                await self.sleep(idle)
+
     @asynccontextmanager
     async def _leadership(self, *, wait: bool) -> AsyncIterator[None]:
         self._not_running()
-        while not await self.lock.try_acquire():
+        while not await self.lease.acquire():
             if not wait:
                 raise ConcurrencyError(f"projection {self.name!r} is being run by another runner")
             await asyncio.sleep(self.poll_interval)
         try:
             yield
         finally:
-            await self.lock.release()
+            await self.lease.release()
 
     def _not_running(self) -> None:
-        if self.is_running or (self._lock is not None and self._lock.held):
+        if self.is_running or (self._lease is not None and self._lease.token is not None):
             raise ConcurrencyError(
                 f"this runner of projection {self.name!r} is already running; "
                 "use one runner object per task"

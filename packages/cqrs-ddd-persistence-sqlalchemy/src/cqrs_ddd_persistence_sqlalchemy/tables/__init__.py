@@ -10,6 +10,7 @@ from cqrs_ddd_persistence_sqlalchemy.tables.events import (
 )
 from cqrs_ddd_persistence_sqlalchemy.tables.inbox import inbox_table as inbox_table
 from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table as jobs_table
+from cqrs_ddd_persistence_sqlalchemy.tables.leases import leases_table as leases_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table as outbox_table
 from cqrs_ddd_persistence_sqlalchemy.tables.projections import (
     projection_positions_table as projection_positions_table,
@@ -24,6 +25,7 @@ __all__ = [
     "events_table",
     "inbox_table",
     "jobs_table",
+    "leases_table",
     "outbox_table",
     "projection_positions_table",
     "sagas_table",

@@ -1,5 +1,5 @@
 """PostgreSQL: ``SKIP LOCKED`` claims, the commit-safe ``xid8`` event log, LISTEN/NOTIFY,
-advisory locks, ``ON CONFLICT`` DML (and, in ``specs``, the JSONB / full-text / PostGIS
+``ON CONFLICT`` DML (and, in ``specs``, the JSONB / full-text / PostGIS
 specification operators)."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import HorizonHolder, Ord
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
-    RunnerLock,
     UpsertInsert,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import (
@@ -37,7 +36,6 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     listen_event,
     listens,
 )
-from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, pooler_of
 
@@ -149,6 +147,3 @@ class PostgresDialect:
         self, engine: AsyncEngine, channel: str
     ) -> AbstractAsyncContextManager[asyncio.Event | None]:
         return listen_event(engine, channel, enabled=pooler_of(engine) is None)
-
-    def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
-        return AdvisoryLock(engine, name)

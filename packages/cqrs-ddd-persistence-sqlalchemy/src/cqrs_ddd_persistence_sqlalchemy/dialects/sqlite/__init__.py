@@ -1,5 +1,5 @@
 """SQLite (aiosqlite): serialised writers (``BEGIN IMMEDIATE``), the guarded-UPDATE claim, a
-position-ordered event log, ``ON CONFLICT`` DML, an in-process runner lock (and, in ``specs``,
+position-ordered event log, ``ON CONFLICT`` DML (and, in ``specs``,
 the JSON1 / FTS5 / SpatiaLite specification operators)."""
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import HorizonHolder, Ord
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
-    RunnerLock,
     UpsertInsert,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue, specs
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.engine import configure_sqlite_engine
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.event_log import SerialEventLog
-from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite.locks import LocalLock
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler
 
@@ -130,6 +128,3 @@ class SqliteDialect:
         self, engine: AsyncEngine, channel: str
     ) -> AbstractAsyncContextManager[asyncio.Event | None]:
         return _no_listen()
-
-    def runner_lock(self, engine: AsyncEngine, name: str) -> RunnerLock:
-        return LocalLock(engine, name)

@@ -34,6 +34,7 @@ from cqrs_ddd_persistence_sqlalchemy.jobs.statements import (
     encode_result,
     fenced_builder,
 )
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.queue import Claim, Outcome
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
@@ -90,6 +91,10 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             setattr(job, name, value)
         if job.max_attempts < 1:
             raise ConfigurationError("max_attempts must be >= 1")
+        with db_span(self.queue.binding.engine, "enqueue", self.table.name):
+            return await self._enqueue(job, uow)
+
+    async def _enqueue(self, job: J, uow: SQLAlchemyUnitOfWork | None) -> str:
         row = self._row(job, self.clock())
         if job.dedupe_key is None:
             await self.queue.enqueue([row], uow=uow)
@@ -108,12 +113,18 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
     ) -> int:
         """Store many jobs in one ``executemany`` (dedupe keys skip existing ones)."""
         now = self.clock()
-        rows = [self._row(job, now) for job in jobs]
+        with db_span(self.queue.binding.engine, "enqueue", self.table.name):
+            rows = [self._row(job, now) for job in jobs]
+            await self._enqueue_rows(rows, uow)
+        return len(rows)
+
+    async def _enqueue_rows(
+        self, rows: list[dict[str, Any]], uow: SQLAlchemyUnitOfWork | None
+    ) -> None:
         if any(r["dedupe_key"] is not None for r in rows):
             await self.queue.enqueue(rows, ignore_conflicts_on=("dedupe_key",), uow=uow)
         else:
             await self.queue.enqueue(rows, uow=uow)
-        return len(rows)
 
     # -- claiming and running --------------------------------------------------------------
     async def claim(
@@ -129,9 +140,10 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         """
         known = self.job_types()
         wanted = list(job_types) if job_types is not None else list(known)
-        claims = await self.queue.claim(
-            limit, lease_seconds=lease_seconds, only={"job_type": wanted}
-        )
+        with db_span(self.queue.binding.engine, "claim", self.table.name):
+            claims = await self.queue.claim(
+                limit, lease_seconds=lease_seconds, only={"job_type": wanted}
+            )
         return [self._claimed(c, known) for c in claims]  # "priority desc, id" (the queue's)
 
     def _claimed(self, claim: Claim, known: Mapping[str, type[J]]) -> ClaimedJob[J]:

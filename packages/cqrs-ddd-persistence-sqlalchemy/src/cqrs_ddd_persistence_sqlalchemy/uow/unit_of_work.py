@@ -40,6 +40,8 @@ from cqrs_ddd_core.errors import (
 )
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import uow_committed, uow_failed
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
     describe,
     is_database_failure,
@@ -290,6 +292,15 @@ class SQLAlchemyUnitOfWork:
         txn = self._txn
         if txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        try:
+            with db_span(txn.engine, "commit"):
+                await self._commit(txn)
+        except BaseException as exc:
+            uow_failed(exc)
+            raise
+        uow_committed()
+
+    async def _commit(self, txn: UowTransaction) -> None:
         pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
         try:
             with translating():
@@ -331,8 +342,13 @@ class SQLAlchemyUnitOfWork:
         """
         hooks = self._after_rollback
         self._reset_tracking()
-        if self._txn is not None:
-            await self._txn.rollback()
+        txn = self._txn
+        if txn is not None:
+            if self.committed:  # the usual exit after a commit: nothing to roll back
+                await txn.rollback()
+            else:
+                with db_span(txn.engine, "rollback"):
+                    await txn.rollback()
         for hook in hooks:
             try:
                 hook()

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
+from cqrs_ddd_persistence_sqlalchemy.cli._metrics import MetricsPort, metrics_served
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
@@ -191,6 +192,7 @@ def run_projections(
     schema: Schema = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 500,
     once: Annotated[bool, typer.Option("--once", help="Catch up with the log, then exit.")] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Follow the event log and keep the projections up to date (until SIGINT/SIGTERM).
 
@@ -209,7 +211,8 @@ def run_projections(
                 f"running {', '.join(r.name for r in runners)} on {describe_url(engine)}; "
                 "Ctrl-C to stop"
             )
-            await serve(runners)
+            async with metrics_served(metrics_port, engine):
+                await serve(runners)
             return []
 
     for name, applied in run(body, service=True):

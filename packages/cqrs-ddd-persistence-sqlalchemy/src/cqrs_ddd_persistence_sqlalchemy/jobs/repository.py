@@ -34,6 +34,7 @@ from cqrs_ddd_persistence_sqlalchemy.jobs.statements import (
     encode_result,
     fenced_builder,
 )
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import fencing_refused
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.queue import Claim, Outcome
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
@@ -244,6 +245,15 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         """:meth:`complete_many` with results already encoded (``encode_result``)."""
         if not completed:
             return []
+        with db_span(self.queue.binding.engine, "settle", self.table.name):
+            lost = await self._complete_rows(completed, uow)
+        if lost:
+            fencing_refused("jobs", len(lost))
+        return lost
+
+    async def _complete_rows(
+        self, completed: Sequence[tuple[ClaimedJob[J], str]], uow: SQLAlchemyUnitOfWork | None
+    ) -> list[ClaimedJob[J]]:
         if len(completed) == 1 or not self.queue.dialect(uow).supports_arrays:
             lost: list[ClaimedJob[J]] = []
             for claimed, text_ in completed:
@@ -286,9 +296,12 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             cls = self.job_types().get(claimed.job_type, self.job_cls)
             delay = (self.backoff or cls.__backoff__).seconds(claimed.claim.attempts + 1)
         # The job's own ``max_attempts`` column is the queue's per-row attempt limit.
-        outcome = await self.queue.fail(
-            [claimed.claim], error=error, delay=delay, retry=retry, uow=uow
-        )
+        with db_span(self.queue.binding.engine, "settle", self.table.name):
+            outcome = await self.queue.fail(
+                [claimed.claim], error=error, delay=delay, retry=retry, uow=uow
+            )
+        if outcome.lost:
+            fencing_refused("jobs", len(outcome.lost))
         outcome.raise_if_lost()
         return JobStatus.DEAD if outcome.dead else JobStatus.PENDING
 

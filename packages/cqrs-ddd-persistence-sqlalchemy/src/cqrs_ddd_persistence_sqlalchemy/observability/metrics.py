@@ -108,21 +108,23 @@ METRICS: tuple[MetricSpec, ...] = (
         "histogram",
         "s",
         ("messaging.system",),
-        "Publish latency of one message, from claim to the broker's confirmation.",
+        "Publish latency of one message: the publisher's call until the broker confirmed.",
     ),
     MetricSpec(
         "cqrs.jobs",
         "gauge",
         "{job}",
         ("job_type", "status"),
-        "Jobs per type and status (pending, running, stalled, dead...).",
+        "Jobs per type and status (pending, running, completed, failed, dead, cancelled; "
+        "stalled: pending with an expired lease, its worker died).",
     ),
     MetricSpec(
         "cqrs.jobs.run.duration",
         "histogram",
         "s",
         ("job_type", "outcome"),
-        "Run time of one job, per type and outcome (completed, failed, cancelled).",
+        "Run time of one job's handler, per type and outcome (completed, failed, cancelled, "
+        "interrupted).",
     ),
     MetricSpec("cqrs.sagas", "gauge", "{saga}", ("status",), "Saga instances per status."),
     MetricSpec(
@@ -143,17 +145,18 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "cqrs.uow.conflicts",
         "counter",
-        "{commit}",
+        "{unit}",
         (),
-        "Commits refused for a concurrency conflict (optimistic version, expected stream version).",
+        "Units of work ended by a concurrency conflict (optimistic version, expected stream "
+        "version).",
     ),
     MetricSpec(
         "cqrs.uow.retryable_failures",
         "counter",
-        "{commit}",
+        "{unit}",
         (),
-        "Commits that failed with a retryable error (serialization failure, deadlock, "
-        "lost connection...).",
+        "Units of work ended by a retryable error (serialization failure, deadlock, "
+        "lost connection...): run them again.",
     ),
 )
 
@@ -195,19 +198,22 @@ def _observe(name: str) -> Any:
 
 _loaded = False
 _instruments: _Instruments | None = None
+# Built once per process: a meter keeps every instrument (and gauge callback) it was given.
+_built: _Instruments | None = None
 
 
 def _get() -> _Instruments | None:
-    global _loaded, _instruments
+    global _loaded, _instruments, _built
     if _loaded:
         return _instruments
     _loaded = True
     if os.environ.get("CQRS_METRICS", "1").strip().lower() in _OFF_VALUES:
         return None
     try:
-        _instruments = _Instruments()
+        _built = _built or _Instruments()
     except ImportError:  # the ``otel`` extra is not installed
-        _instruments = None
+        return None
+    _instruments = _built
     return _instruments
 
 
@@ -217,8 +223,8 @@ def enabled() -> bool:
 
 
 def reset(*, installed: bool | None = None) -> None:
-    """Build the instruments again at the next recording (tests; ``installed=False`` behaves
-    as without the extra)."""
+    """Read ``CQRS_METRICS`` again at the next recording and forget the gauges' readings
+    (tests; ``installed=False`` behaves as without the extra)."""
     global _loaded, _instruments
     _loaded, _instruments = installed is False, None
     _readings.clear()

@@ -150,6 +150,8 @@ class SQLAlchemyUnitOfWork:
             await self._end(failed=exc is not None)
         if exc is not None:
             error = library_error(exc)
+            if self._depth == 0:
+                uow_failed(error or exc)  # counted when a conflict or retryable
             if error is not None:
                 raise error from exc
 
@@ -292,12 +294,8 @@ class SQLAlchemyUnitOfWork:
         txn = self._txn
         if txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
-        try:
-            with db_span(txn.engine, "commit"):
-                await self._commit(txn)
-        except BaseException as exc:
-            uow_failed(exc)
-            raise
+        with db_span(txn.engine, "commit"):
+            await self._commit(txn)
         uow_committed()
 
     async def _commit(self, txn: UowTransaction) -> None:

@@ -169,6 +169,7 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         params["j_now"] = self.clock()
         rows = await self.queue.run(("job", name), fenced_builder(name), params, uow=uow)
         if not rows:
+            fencing_refused("jobs")
             raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
         return rows[0]
 
@@ -216,6 +217,7 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             "j_now": self.clock(),
         }
         if not await self.queue.run(COMPLETE, build_complete, params, uow=uow):
+            fencing_refused("jobs")
             raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
 
     async def complete_many(
@@ -246,10 +248,7 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         if not completed:
             return []
         with db_span(self.queue.binding.engine, "settle", self.table.name):
-            lost = await self._complete_rows(completed, uow)
-        if lost:
-            fencing_refused("jobs", len(lost))
-        return lost
+            return await self._complete_rows(completed, uow)
 
     async def _complete_rows(
         self, completed: Sequence[tuple[ClaimedJob[J], str]], uow: SQLAlchemyUnitOfWork | None
@@ -272,7 +271,10 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         }
         rows = await self.queue.run(COMPLETE_MANY, build_complete_many, params, uow=uow)
         done = {row["id"] for row in rows}
-        return [c for c, _ in completed if c.claim.id not in done]
+        lost = [c for c, _ in completed if c.claim.id not in done]
+        if lost:
+            fencing_refused("jobs", len(lost))
+        return lost
 
     async def mark_cancelled(
         self, claimed: ClaimedJob[J], *, uow: SQLAlchemyUnitOfWork | None = None

@@ -161,6 +161,24 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 
 _SPECS = {spec.name: spec for spec in METRICS}
+# Publish and job latencies: a millisecond to minutes (the SDK's default buckets are for
+# milliseconds).
+_SECONDS_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 _OFF_VALUES = frozenset({"0", "false", "off", "no"})
 
 # gauge name -> the last reading: [(value, attributes)], set by DatabaseGauges.
@@ -179,7 +197,12 @@ class _Instruments:
             if spec.instrument == "counter":
                 made[spec.name] = meter.create_counter(spec.name, spec.unit, spec.description)
             elif spec.instrument == "histogram":
-                made[spec.name] = meter.create_histogram(spec.name, spec.unit, spec.description)
+                made[spec.name] = meter.create_histogram(
+                    spec.name,
+                    spec.unit,
+                    spec.description,
+                    explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+                )
             else:
                 meter.create_observable_gauge(
                     spec.name, [_observe(spec.name)], spec.unit, spec.description

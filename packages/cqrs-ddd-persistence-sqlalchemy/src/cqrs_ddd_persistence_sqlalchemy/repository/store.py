@@ -17,6 +17,7 @@ Saving a loaded aggregate writes only the child rows that changed where that is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import literal, select
@@ -26,6 +27,7 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
@@ -119,6 +121,10 @@ class SQLAlchemyRepository(Generic[A]):
         else:
             set_persisted_version(entity, version)
 
+    def _span(self, operation: str) -> AbstractContextManager[Any]:
+        """A span of a repository operation on the aggregate's table (a no-op when off)."""
+        return db_span(self._source.engine, operation, self.table.name)
+
     async def _hydrate(self, session: AsyncSession, rows: Sequence[Any]) -> list[A]:
         root = self._root
         if not root.children.enabled or root.version_key is None:
@@ -149,8 +155,9 @@ class SQLAlchemyRepository(Generic[A]):
         loaded = self._loaded_version(entity, joined)
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
-        async with self._source.session(joined) as session:
-            await writes.save(self._root, session, entity, values, loaded, new_version)
+        with self._span("save"):
+            async with self._source.session(joined) as session:
+                await writes.save(self._root, session, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
@@ -171,11 +178,14 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return
         expected = self._loaded_version(entity, joined) if is_entity else None
-        async with self._source.session(joined) as session:
-            rowcount = await writes.delete(root, session, key, expected)
-            if rowcount == 0 and is_entity:
-                actual = await root.actual_version(session, key)
-                raise root.conflict(entity_id, expected, actual, "changed or deleted concurrently")
+        with self._span("delete"):
+            async with self._source.session(joined) as session:
+                rowcount = await writes.delete(root, session, key, expected)
+                if rowcount == 0 and is_entity:
+                    actual = await root.actual_version(session, key)
+                    raise root.conflict(
+                        entity_id, expected, actual, "changed or deleted concurrently"
+                    )
         if is_entity and expected is not None and root.archived_at is not None:
             self._finish(entity, joined, expected + 1)
 
@@ -205,9 +215,10 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return None
         stmt = root.live(root.select.where(root.pk == key), include_archived)
-        async with self._source.session(uow) as session:
-            rows = list((await session.execute(stmt)).all())
-            found = await self._hydrate(session, rows)
+        with self._span("get"):
+            async with self._source.session(uow) as session:
+                rows = list((await session.execute(stmt)).all())
+                found = await self._hydrate(session, rows)
         return found[0] if found else None
 
     async def get_many(
@@ -221,13 +232,15 @@ class SQLAlchemyRepository(Generic[A]):
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
         found: dict[Any, A] = {}
-        async with self._source.session(uow) as session:
-            for start in range(0, len(keys), IN_CHUNK):
-                chunk = keys[start : start + IN_CHUNK]
-                stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
-                rows = list((await session.execute(stmt)).all())
-                for row, entity in zip(rows, await self._hydrate(session, rows), strict=True):
-                    found[row._mapping[root.pk_key]] = entity
+        with self._span("get_many"):
+            async with self._source.session(uow) as session:
+                for start in range(0, len(keys), IN_CHUNK):
+                    chunk = keys[start : start + IN_CHUNK]
+                    stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
+                    rows = list((await session.execute(stmt)).all())
+                    hydrated = await self._hydrate(session, rows)
+                    for row, entity in zip(rows, hydrated, strict=True):
+                        found[row._mapping[root.pk_key]] = entity
         return [found[k] for k in keys if k in found]
 
     async def list_all(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cqrs_ddd_core.errors import ConcurrencyError
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 __all__ = [
     "METRICS",
@@ -36,6 +36,7 @@ __all__ = [
     "set_gauge",
     "uow_committed",
     "uow_failed",
+    "use_meter_provider",
 ]
 
 
@@ -191,7 +192,7 @@ class _Instruments:
     def __init__(self) -> None:
         from opentelemetry import metrics
 
-        meter = metrics.get_meter("cqrs_ddd_persistence_sqlalchemy")
+        meter = metrics.get_meter("cqrs_ddd_persistence_sqlalchemy", meter_provider=_provider)
         made: dict[str, Any] = {}
         for spec in METRICS:
             if spec.instrument == "counter":
@@ -221,6 +222,7 @@ def _observe(name: str) -> Any:
 
 _loaded = False
 _instruments: _Instruments | None = None
+_provider: MeterProvider | None = None
 # Built once per process: a meter keeps every instrument (and gauge callback) it was given.
 _built: _Instruments | None = None
 
@@ -238,6 +240,15 @@ def _get() -> _Instruments | None:
         return None
     _instruments = _built
     return _instruments
+
+
+def use_meter_provider(provider: MeterProvider | None) -> None:
+    """Record the library's metrics on ``provider`` instead of the global meter provider
+    (``None``: the global one again). Call it before the first recording: a provider keeps
+    the instruments it was given."""
+    global _provider, _built
+    _provider, _built = provider, None
+    reset()
 
 
 def enabled() -> bool:

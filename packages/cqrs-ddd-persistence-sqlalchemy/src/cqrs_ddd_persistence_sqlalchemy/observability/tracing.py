@@ -27,7 +27,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.trace import Link, Span, Tracer
+    from opentelemetry.trace import Link, Span, Tracer, TracerProvider
 
 __all__ = [
     "TRACE_KEYS",
@@ -40,6 +40,7 @@ __all__ = [
     "trace_metadata",
     "tracer_for",
     "tracing_enabled",
+    "use_tracer_provider",
 ]
 
 #: The W3C trace-context keys stored in metadata and carried in broker headers.
@@ -53,6 +54,7 @@ _NULL: AbstractContextManager[None] = nullcontext()
 _ENGINE_OFF: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
 _loaded = False
 _tracer: Tracer | None = None
+_provider: TracerProvider | None = None
 
 
 def _load() -> Tracer | None:
@@ -66,8 +68,16 @@ def _load() -> Tracer | None:
     except ImportError:  # the ``otel`` extra is not installed
         return None
     # A proxy until the application sets its provider: spans reach whichever it sets.
-    _tracer = trace.get_tracer(_NAME)
+    _tracer = trace.get_tracer(_NAME, tracer_provider=_provider)
     return _tracer
+
+
+def use_tracer_provider(provider: TracerProvider | None) -> None:
+    """Send the library's spans to ``provider`` instead of the global tracer provider
+    (``None``: the global one again), e.g. an application that keeps providers of its own."""
+    global _provider
+    _provider = provider
+    reset()
 
 
 def reset(*, installed: bool | None = None) -> None:

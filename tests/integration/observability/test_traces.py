@@ -7,6 +7,7 @@ that request's trace from the ``traceparent`` stored with each.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,17 +15,25 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from otel_sdk import Spans
+from sqlalchemy import Numeric, String
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.conftest import pg_engine_for, schema_of
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
 from cqrs_ddd_advanced_core.projections import Projection, ProjectionContext
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_core.ports.outbox import OutboxMessage
+from cqrs_ddd_core.testing import ContractOrder
 from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork, create_engine
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
-from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore, SQLAlchemyOutboxStorage
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    SQLAlchemyEventStore,
+    SQLAlchemyOutboxStorage,
+    SQLAlchemyRepository,
+)
 from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker, SQLAlchemyBackgroundJobRepository
+from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
 from cqrs_ddd_persistence_sqlalchemy.observability import tracing
 from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher, headers_of
@@ -219,3 +228,40 @@ async def test_not_installed_is_the_same_as_off(engine: AsyncEngine, spans: Span
     assert tracing.tracer_for(engine) is None
     await _request(engine)
     assert [s.name for s in spans.all()] == ["POST /orders"]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _OrderModel(VersionMixin, _Base):
+    __tablename__ = "traced_orders"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    total: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    status: Mapped[str] = mapped_column(String(32))
+
+
+async def test_repository_operations_are_spans(
+    engine: AsyncEngine, dialect_name: str, spans: Spans
+) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(_Base.metadata.create_all)
+    repo = SQLAlchemyRepository(ContractOrder, _OrderModel)
+    factory = async_sessionmaker(engine, expire_on_commit=False)
+    with tracer.start_as_current_span("PUT /orders/one") as request:
+        async with SQLAlchemyUnitOfWork(factory) as uow:
+            await repo.add(ContractOrder(id="one", customer_id="c", total=Decimal(1)), uow=uow)
+            assert await repo.get("one", uow=uow) is not None
+            await uow.commit()
+    for name in ("save traced_orders", "get traced_orders", "commit"):
+        span = spans.one(name)
+        assert span.parent is not None
+        assert span.parent.span_id == request.get_span_context().span_id
+        assert span.attributes is not None
+        assert span.attributes["db.system.name"] == dialect_name
+    assert spans.one("get traced_orders").attributes == {
+        **spans.one("get traced_orders").attributes,
+        "db.operation.name": "get",
+        "db.collection.name": "traced_orders",
+    }

@@ -95,7 +95,7 @@ class Appender:
         if len(set(ids)) != len(ids):
             raise InvalidValueError(f"stream {stream_id!r}: duplicate event ids in one append")
         allowed = version_range(stream_id, expected_version, batch)
-        engine = self._store.binding.engine
+        engine = self._store.binding.traced_engine(uow)
         if tracer_for(engine) is None:
             return await self._append(stream_id, batch, expected_version, allowed, ids, uow)
         with db_span(engine, "append", events_table.name):

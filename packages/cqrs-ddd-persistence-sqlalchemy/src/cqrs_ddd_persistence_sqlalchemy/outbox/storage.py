@@ -134,7 +134,7 @@ class SQLAlchemyOutboxStorage:
             return
         now = self.queue.clock()
         rows = [to_row(m, now) for m in messages]
-        engine = self.queue.binding.engine
+        engine = self.queue.binding.traced_engine(uow)
         if tracer_for(engine) is None:
             await self._insert(rows, uow)
             return

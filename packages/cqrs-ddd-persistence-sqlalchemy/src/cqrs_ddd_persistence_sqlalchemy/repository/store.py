@@ -17,7 +17,7 @@ Saving a loaded aggregate writes only the child rows that changed where that is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import literal, select
@@ -27,7 +27,7 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
-from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span, tracer_for
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
@@ -121,9 +121,11 @@ class SQLAlchemyRepository(Generic[A]):
         else:
             set_persisted_version(entity, version)
 
-    def _span(self, operation: str) -> AbstractContextManager[Any]:
+    def _span(self, operation: str, uow: Any) -> AbstractContextManager[Any]:
         """A span of a repository operation on the aggregate's table (a no-op when off)."""
-        return db_span(self._source.engine, operation, self.table.name)
+        if tracer_for() is None:
+            return nullcontext()
+        return db_span(self._source.traced_engine(uow), operation, self.table.name)
 
     async def _hydrate(self, session: AsyncSession, rows: Sequence[Any]) -> list[A]:
         root = self._root
@@ -155,7 +157,7 @@ class SQLAlchemyRepository(Generic[A]):
         loaded = self._loaded_version(entity, joined)
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
-        with self._span("save"):
+        with self._span("save", joined):
             async with self._source.session(joined) as session:
                 await writes.save(self._root, session, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
@@ -178,7 +180,7 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return
         expected = self._loaded_version(entity, joined) if is_entity else None
-        with self._span("delete"):
+        with self._span("delete", joined):
             async with self._source.session(joined) as session:
                 rowcount = await writes.delete(root, session, key, expected)
                 if rowcount == 0 and is_entity:
@@ -215,7 +217,7 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return None
         stmt = root.live(root.select.where(root.pk == key), include_archived)
-        with self._span("get"):
+        with self._span("get", uow):
             async with self._source.session(uow) as session:
                 rows = list((await session.execute(stmt)).all())
                 found = await self._hydrate(session, rows)
@@ -232,7 +234,7 @@ class SQLAlchemyRepository(Generic[A]):
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
         found: dict[Any, A] = {}
-        with self._span("get_many"):
+        with self._span("get_many", uow):
             async with self._source.session(uow) as session:
                 for start in range(0, len(keys), IN_CHUNK):
                     chunk = keys[start : start + IN_CHUNK]

@@ -190,6 +190,12 @@ class SQLAlchemyUnitOfWork:
         return self._txn.dialect
 
     @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine of the current transaction when known without a session (``None``
+        for a unit of work given a session, or not entered)."""
+        return self._txn.engine if self._txn is not None else None
+
+    @property
     def active(self) -> bool:
         return self._txn is not None
 

@@ -27,6 +27,11 @@ from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_core.testing import ContractOrder
 from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork, create_engine
 from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
+from cqrs_ddd_persistence_sqlalchemy.consumers.base import (
+    InboxConsumer,
+    Outcome,
+    ReceivedMessage,
+)
 from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyEventStore,
     SQLAlchemyOutboxStorage,
@@ -36,7 +41,7 @@ from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker, SQLAlchemyBackground
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
 from cqrs_ddd_persistence_sqlalchemy.observability import tracing
 from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
-from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher, headers_of
+from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher, encode_body, headers_of
 
 pytestmark = pytest.mark.usefixtures("library_tables")
 
@@ -265,3 +270,36 @@ async def test_repository_operations_are_spans(
         "db.operation.name": "get",
         "db.collection.name": "traced_orders",
     }
+
+
+async def test_a_consumer_continues_the_trace_the_broker_carried(
+    engine: AsyncEngine, spans: Spans
+) -> None:
+    request = await _request(engine)
+    publisher = InMemoryPublisher()
+    await OutboxRelay(SQLAlchemyOutboxStorage(engine), publisher).run_once()
+    send = spans.one("send OrderPlaced")
+    (published,) = publisher.published
+    received = ReceivedMessage(
+        message_id=published.message_id,
+        event_type=published.event_type,
+        body=encode_body(published),
+        headers=headers_of(published),
+        source="orders",
+    )
+    handled: list[str] = []
+
+    async def handler(message: ReceivedMessage, uow: SQLAlchemyUnitOfWork) -> None:
+        handled.append(message.message_id)
+
+    consumer = InboxConsumer(
+        handler, consumer="billing", uow_factory=lambda: SQLAlchemyUnitOfWork(engine)
+    )
+    assert await consumer.process(received) is Outcome.HANDLED
+    assert handled == [published.message_id]
+    process = spans.one("process orders")
+    assert process.kind is SpanKind.CONSUMER
+    assert process.context.trace_id == request.get_span_context().trace_id
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+    assert process.attributes is not None
+    assert process.attributes["messaging.consumer.group.name"] == "billing"

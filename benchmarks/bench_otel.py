@@ -4,6 +4,9 @@ tracer provider with a batch span processor, an SDK meter provider), in the same
 
 - ``otel.append_1``: one event appended outside any unit of work (one autocommit statement).
 - ``otel.uow_append_1``: one event appended in a unit of work, then committed.
+- ``otel.append_1.cpu`` / ``otel.uow_append_1.cpu``: the same, measured as this process's CPU
+  time per operation (microseconds, lower is better): instrumentation is a client-side cost,
+  and on a shared machine wall-clock throughput moves by more than it.
 
 "not installed" behaves exactly as without ``opentelemetry-api`` (the library's switches are
 set as its import failure sets them, ``tracing.reset(installed=False)``); every other variant
@@ -78,7 +81,9 @@ def _sdk_mode() -> Mode | None:
     return on
 
 
-def _variants(ctx: Context, operation: Callable[[], Awaitable[Any]], count: int) -> list[Variant]:
+def _variants(
+    operation: Callable[[], Awaitable[Any]], count: int, *, cpu: bool = False
+) -> list[Variant]:
     modes: list[tuple[str, Mode | None, bool]] = [
         ("not installed", _not_installed, True),
         ("installed, off (CQRS_TRACING=0, CQRS_METRICS=0)", _switched_off, False),
@@ -87,13 +92,17 @@ def _variants(ctx: Context, operation: Callable[[], Awaitable[Any]], count: int)
     ]
 
     def timed(mode: Mode) -> Callable[[], Awaitable[float]]:
+        clock = time.process_time if cpu else time.perf_counter
+
         async def run() -> float:
             mode()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(count):
                 await operation()
-            elapsed = time.perf_counter() - start
-            return count / elapsed
+            elapsed = clock() - start
+            # CPU: microseconds of this process per operation (what instrumentation adds on
+            # the client, without the server's and the shared machine's noise).
+            return elapsed / count * 1e6 if cpu else count / elapsed
 
         return run
 
@@ -120,7 +129,7 @@ async def append_1(ctx: Context) -> list[Variant]:
     async def append() -> None:
         await store.append(_events(_stream(), 1))
 
-    return _variants(ctx, append, ctx.size(400))
+    return _variants(append, ctx.size(400))
 
 
 @workload("otel.uow_append_1", "one event appended in a unit of work", unit="events/s")
@@ -133,4 +142,38 @@ async def uow_append_1(ctx: Context) -> list[Variant]:
             await store.append(_events(_stream(), 1), uow=uow)
             await uow.commit()
 
-    return _variants(ctx, append, ctx.size(400))
+    return _variants(append, ctx.size(400))
+
+
+@workload(
+    "otel.append_1.cpu",
+    "client CPU of one event appended outside a unit of work",
+    unit="us/op",
+    higher_is_better=False,
+)
+async def append_1_cpu(ctx: Context) -> list[Variant]:
+    db = await BenchDb(ctx).open()
+    store = SQLAlchemyEventStore(db.engine, listen=False)
+
+    async def append() -> None:
+        await store.append(_events(_stream(), 1))
+
+    return _variants(append, ctx.size(400), cpu=True)
+
+
+@workload(
+    "otel.uow_append_1.cpu",
+    "client CPU of one event appended in a unit of work",
+    unit="us/op",
+    higher_is_better=False,
+)
+async def uow_append_1_cpu(ctx: Context) -> list[Variant]:
+    db = await BenchDb(ctx).open()
+    store = SQLAlchemyEventStore(db.engine, listen=False)
+
+    async def append() -> None:
+        async with SQLAlchemyUnitOfWork(db.engine) as uow:
+            await store.append(_events(_stream(), 1), uow=uow)
+            await uow.commit()
+
+    return _variants(append, ctx.size(400), cpu=True)

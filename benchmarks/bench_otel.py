@@ -1,5 +1,6 @@
 """What OpenTelemetry costs the hot paths: the same workload with the ``otel`` extra not
-installed, installed but switched off, installed with no SDK (the API's no-ops), and on (an SDK
+installed, installed but switched off, installed with no provider set (the API's default), and
+on (an SDK
 tracer provider with a batch span processor, an SDK meter provider), in the same run.
 
 - ``otel.append_1``: one event appended outside any unit of work (one autocommit statement).
@@ -87,7 +88,7 @@ def _variants(
     modes: list[tuple[str, Mode | None, bool]] = [
         ("not installed", _not_installed, True),
         ("installed, off (CQRS_TRACING=0, CQRS_METRICS=0)", _switched_off, False),
-        ("installed, no SDK (API no-ops)", _api_only, False),
+        ("installed, no provider set", _api_only, False),
         ("on: SDK spans (batch processor) + meters", _sdk_mode(), False),
     ]
 

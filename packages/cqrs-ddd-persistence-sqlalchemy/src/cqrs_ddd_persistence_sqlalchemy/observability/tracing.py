@@ -15,7 +15,7 @@ batch serving many requests, links to each (:func:`links_to`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -55,6 +55,10 @@ _ENGINE_OFF: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
 _loaded = False
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
+# Whether a tracer provider that records was set: the API's default (a proxy until one is
+# set) makes only no-op spans, which are not worth their cost. Read at every span: a
+# provider set later is seen at once.
+_recording: Callable[[], bool] = bool
 
 
 def _load() -> Tracer | None:
@@ -67,9 +71,23 @@ def _load() -> Tracer | None:
         from opentelemetry import trace
     except ImportError:  # the ``otel`` extra is not installed
         return None
+    global _recording
+    if _provider is not None:
+        _recording = _always
+    else:
+        no_op = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+        def set_globally() -> bool:
+            return not isinstance(trace.get_tracer_provider(), no_op)
+
+        _recording = set_globally
     # A proxy until the application sets its provider: spans reach whichever it sets.
     _tracer = trace.get_tracer(_NAME, tracer_provider=_provider)
     return _tracer
+
+
+def _always() -> bool:
+    return True
 
 
 def use_tracer_provider(provider: TracerProvider | None) -> None:
@@ -99,14 +117,18 @@ def set_tracing(engine: AsyncEngine, enabled: bool) -> None:
 
 
 def tracing_enabled() -> bool:
-    """Whether the library makes spans in this process (extra installed, not switched off)."""
-    return (_tracer if _loaded else _load()) is not None
+    """Whether the library makes spans in this process now (extra installed, not switched
+    off, a tracer provider set)."""
+    return tracer_for() is not None
 
 
 def tracer_for(engine: AsyncEngine | None = None) -> Tracer | None:
-    """The library's tracer, ``None`` when spans are off (for the process or ``engine``)."""
+    """The library's tracer, ``None`` when spans are off (for the process or ``engine``) or
+    when no tracer provider was set (OpenTelemetry would make no-op spans)."""
     tracer = _tracer if _loaded else _load()
-    if tracer is None or (engine is not None and engine.sync_engine in _ENGINE_OFF):
+    if tracer is None or not _recording():
+        return None
+    if engine is not None and engine.sync_engine in _ENGINE_OFF:
         return None
     return tracer
 
@@ -175,7 +197,7 @@ def db_attributes(
 def trace_metadata(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     """``metadata`` with the current span's ``traceparent`` (and ``tracestate``) added, or
     ``None`` when there is nothing to add (spans off, no current span, already set)."""
-    if (_tracer if _loaded else _load()) is None or "traceparent" in metadata:
+    if "traceparent" in metadata or tracer_for() is None:
         return None
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 

@@ -1,7 +1,6 @@
 """What OpenTelemetry costs the hot paths: the same workload with the ``otel`` extra not
 installed, installed but switched off, installed with no provider set (the API's default), and
-on (an SDK
-tracer provider with a batch span processor, an SDK meter provider), in the same run.
+on (an SDK tracer provider with a batch span processor, an SDK meter provider), in the same run.
 
 - ``otel.append_1``: one event appended outside any unit of work (one autocommit statement).
 - ``otel.uow_append_1``: one event appended in a unit of work, then committed.

@@ -23,7 +23,8 @@ if {set_provider}:
     from opentelemetry.sdk.trace import TracerProvider
     trace.set_tracer_provider(TracerProvider())
     provider_set = True
-print(before, tracing.tracing_enabled(), metrics.enabled(), sys.modules.get("opentelemetry") is not None)
+imported = sys.modules.get("opentelemetry") is not None
+print(before, tracing.tracing_enabled(), metrics.enabled(), imported)
 """
 
 BLOCKED = "sys.modules['opentelemetry'] = None  # as if the extra were not installed"

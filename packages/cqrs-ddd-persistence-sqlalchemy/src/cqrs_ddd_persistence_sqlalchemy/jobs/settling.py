@@ -17,8 +17,6 @@ from cqrs_ddd_core.errors import LeaseLostError
 from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
 from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
 from cqrs_ddd_persistence_sqlalchemy.jobs.statements import encode_result
-from cqrs_ddd_persistence_sqlalchemy.observability.metrics import fencing_refused
-from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 
 __all__ = ["Completions"]
 
@@ -103,11 +101,7 @@ class Completions:
         try:
             async with self._held():
                 batch = self._take()
-                repository = self._repository
-                with db_span(repository.queue.binding.engine, "settle", repository.table.name):
-                    lost = await repository._complete_encoded([(c, r) for c, r, _ in batch])
-                if lost:
-                    fencing_refused("jobs", len(lost))
+                lost = await self._repository._complete_encoded([(c, r) for c, r, _ in batch])
                 # Outcomes and free slots before the loop's claim can have the connection.
                 lost_ids = {c.claim.id for c in lost}
                 for claimed, _, done in batch:

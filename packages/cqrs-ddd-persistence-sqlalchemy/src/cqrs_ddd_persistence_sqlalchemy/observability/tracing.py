@@ -1,7 +1,8 @@
 """Spans on the global OpenTelemetry tracer provider, or nothing at all.
 
 With the ``otel`` extra installed (``opentelemetry-api``) every span of the library goes to the
-global tracer provider, whatever provider the application installs, whenever it installs it.
+global tracer provider, whatever provider the application installs, whenever it installs it;
+until it installs one (the API's default only makes no-op spans) the library makes none.
 Without the extra nothing of OpenTelemetry is imported and :func:`tracer_for` is one global
 read. ``CQRS_TRACING=0`` switches spans off for the process, ``create_engine(...,
 tracing=False)`` (:func:`set_tracing`) for one engine.

@@ -1,8 +1,9 @@
 """The OpenTelemetry SDK behind the library's spans and meters, in memory, for these tests.
 
-OpenTelemetry keeps the first global tracer / meter provider a process is given: both are set
-once here (the library finds them through the API, as an application's would be found) and
-each test starts with an empty exporter and the process switches read again.
+The providers are handed to the library for each test (``use_tracer_provider`` /
+``use_meter_provider``) and taken back after it, never made global: the other tests of the
+process run as without them. That the global providers are found with no code is tested in
+fresh interpreters (tests/unit/test_observability_switches.py, the docs' example).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -23,18 +23,11 @@ from cqrs_ddd_persistence_sqlalchemy.observability import tracing as library_tra
 
 EXPORTER = InMemorySpanExporter()
 READER = InMemoryMetricReader()
-
-
-def _install() -> None:
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-        trace.set_tracer_provider(provider)
-    if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
-
-
-_install()
+TRACER_PROVIDER = TracerProvider()
+TRACER_PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
+METER_PROVIDER = MeterProvider(metric_readers=[READER])
+#: The tests' own spans ("the request"), on the provider the library's go to.
+tracer = TRACER_PROVIDER.get_tracer("tests")
 
 
 class Spans:
@@ -55,10 +48,10 @@ class Spans:
 @pytest.fixture
 def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spans]:
     monkeypatch.delenv("CQRS_TRACING", raising=False)
-    library_tracing.reset()
+    library_tracing.use_tracer_provider(TRACER_PROVIDER)
     EXPORTER.clear()
     yield Spans()
-    library_tracing.reset()
+    library_tracing.use_tracer_provider(None)
     EXPORTER.clear()
 
 
@@ -86,7 +79,8 @@ def value(name: str, **attributes: str) -> float | None:
 
 
 @pytest.fixture
-def meters() -> Iterator[None]:
-    library_metrics.reset()
+def meters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("CQRS_METRICS", raising=False)
+    library_metrics.use_meter_provider(METER_PROVIDER)
     yield
-    library_metrics.reset()
+    library_metrics.use_meter_provider(None)

@@ -11,10 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
-from otel_sdk import Spans
+from otel_sdk import Spans, tracer
 from sqlalchemy import Numeric, String
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -44,8 +43,6 @@ from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher, encode_body, headers_of
 
 pytestmark = pytest.mark.usefixtures("library_tables")
-
-tracer = trace.get_tracer("tests")
 
 
 class ShipOrder(BackgroundJob):

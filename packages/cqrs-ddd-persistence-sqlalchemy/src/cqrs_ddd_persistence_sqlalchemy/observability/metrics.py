@@ -223,31 +223,31 @@ def _observe(name: str) -> Any:
 _loaded = False
 _instruments: _Instruments | None = None
 _provider: MeterProvider | None = None
-# Built once per process: a meter keeps every instrument (and gauge callback) it was given.
-_built: _Instruments | None = None
+# Built once per provider (``None``: the global one): a meter keeps every instrument (and
+# gauge callback) it was given.
+_built: dict[MeterProvider | None, _Instruments] = {}
 
 
 def _get() -> _Instruments | None:
-    global _loaded, _instruments, _built
+    global _loaded, _instruments
     if _loaded:
         return _instruments
     _loaded = True
     if os.environ.get("CQRS_METRICS", "1").strip().lower() in _OFF_VALUES:
         return None
     try:
-        _built = _built or _Instruments()
+        built = _built.get(_provider) or _Instruments()
     except ImportError:  # the ``otel`` extra is not installed
         return None
-    _instruments = _built
+    _instruments = _built[_provider] = built
     return _instruments
 
 
 def use_meter_provider(provider: MeterProvider | None) -> None:
     """Record the library's metrics on ``provider`` instead of the global meter provider
-    (``None``: the global one again). Call it before the first recording: a provider keeps
-    the instruments it was given."""
-    global _provider, _built
-    _provider, _built = provider, None
+    (``None``: the global one again), e.g. an application that keeps providers of its own."""
+    global _provider
+    _provider = provider
     reset()
 
 

@@ -13,7 +13,11 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
-from cqrs_ddd_core.errors import LeaseLostError, WrongExpectedVersionError
+from cqrs_ddd_core.errors import (
+    LeaseLostError,
+    SerializationFailureError,
+    WrongExpectedVersionError,
+)
 from cqrs_ddd_core.ports.event_store import StoredEvent, StreamState
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy import SQLAlchemyUnitOfWork
@@ -178,6 +182,14 @@ async def test_unit_of_work_commits_conflicts_and_lease_hooks(engine: AsyncEngin
             await uow.commit()
     assert _count("cqrs.uow.conflicts") == conflicts + 1
     assert _count("cqrs.uow.commits") == commits + 1
+
+    retryable = _count("cqrs.uow.retryable_failures")
+    with pytest.raises(SerializationFailureError):
+        async with SQLAlchemyUnitOfWork(engine) as uow:
+            await store.append(StoredEvent(event_type="E", aggregate_id="z"), uow=uow)
+            raise SerializationFailureError("could not serialize access")  # as the server says
+    assert _count("cqrs.uow.retryable_failures") == retryable + 1
+    assert _count("cqrs.uow.conflicts") == conflicts + 1
 
     losses = _count("cqrs.lease.losses", component="projection")
     lease_lost("projection")

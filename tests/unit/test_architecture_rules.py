@@ -40,7 +40,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("dialects", ("dialects",)),
     ("execution", ("execution",)),
-    ("transactions", ("uow", "binding", "engine", "workers")),
+    (
+        "transactions",
+        ("uow", "binding", "engine", "workers", "observability.tracing", "observability.metrics"),
+    ),
     (
         "components",
         (
@@ -58,7 +61,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "projections",
         ),
     ),
-    ("facades", ("core", "advanced")),
+    # ``observability`` (the hooks' re-exports) sits with the facades; its ``gauges`` read
+    # every component's tables, ``prometheus`` serves them.
+    ("facades", ("core", "advanced", "observability")),
     ("applications", ("publishers", "consumers", "cli", "alembic")),
 ]
 

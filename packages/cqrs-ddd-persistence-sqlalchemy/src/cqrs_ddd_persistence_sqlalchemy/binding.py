@@ -189,6 +189,16 @@ class Binding:
         return dialect_for(engine.dialect)
 
     # -- per operation -----------------------------------------------------------------------
+    def traced_engine(self, uow: Any = None) -> AsyncEngine | None:
+        """The engine an operation with ``uow`` is traced against (its spans' database
+        attributes, ``create_engine(..., tracing=False)``): the bind's, else the joined unit of
+        work's, else ``None``."""
+        engine = self.engine
+        if engine is None:
+            joined = self.resolve_uow(uow)
+            engine = joined.engine if joined is not None else None
+        return engine
+
     def resolve_uow(self, uow: Any = None) -> SQLAlchemyUnitOfWork | None:
         """The unit of work an operation joins, if any."""
         if uow is not None:

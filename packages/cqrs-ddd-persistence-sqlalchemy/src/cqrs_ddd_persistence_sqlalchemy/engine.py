@@ -17,6 +17,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.resolve import (
     pool_checks,
     set_fast_path,
 )
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import set_tracing
 from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, check_pooler_mode
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
@@ -38,6 +39,8 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
       ``fast_path=False`` sends every statement through SQLAlchemy (the asyncpg fast path of
       ``execution/asyncpg`` is otherwise used where it applies; ``CQRS_FAST_PATH=0`` turns it
       off for the whole process).
+    - ``tracing=False``: no OpenTelemetry spans for this engine's units of work and stores
+      (``CQRS_TRACING=0`` for the whole process; see ``docs/observability.md``).
       Query parameters of the URL reach the driver typed (``?statement_cache_size=0``,
       ``?sslmode=require``, ``?options=-c search_path=app``, psycopg's ``prepare_threshold``);
       one the driver does not accept raises ``ConfigurationError``
@@ -71,6 +74,7 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     ping_after = kwargs.pop("pool_ping_after", DEFAULT_PING_AFTER)
     fast_path = bool(kwargs.pop("fast_path", True))
     pooler = check_pooler_mode(kwargs.pop("pooler", None))
+    tracing = bool(kwargs.pop("tracing", True))
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
     found: Pooler | None = None
@@ -93,6 +97,8 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         install_pooler(engine, found)
     if not fast_path:
         set_fast_path(engine, False)
+    if not tracing:
+        set_tracing(engine, False)
     support.configure_engine(engine, lock_timeout_ms=lock_timeout)
     return configure_engine(engine)
 

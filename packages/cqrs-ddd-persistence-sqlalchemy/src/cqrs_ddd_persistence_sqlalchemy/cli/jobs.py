@@ -10,6 +10,7 @@ from rich.table import Table as RichTable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
+from cqrs_ddd_persistence_sqlalchemy.cli._metrics import MetricsPort, metrics_served
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
@@ -117,6 +118,7 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Run the jobs due now (and their retries), then exit.")
     ] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run background jobs until SIGINT/SIGTERM (running jobs finish or are given back)."""
     from cqrs_ddd_persistence_sqlalchemy.jobs import JobWorker, SQLAlchemyBackgroundJobRepository
@@ -140,7 +142,8 @@ def worker(
                 f"running {cls.__name__} jobs from {describe_url(engine)} "
                 f"(concurrency {concurrency}); Ctrl-C to stop"
             )
-            await serve([job_worker])
+            async with metrics_served(metrics_port, engine):
+                await serve([job_worker])
             return job_worker.processed
 
     console.print(f"processed {run(body, service=True)} job(s)")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table as RichTable
 
+from cqrs_ddd_persistence_sqlalchemy.cli._metrics import MetricsPort, metrics_served
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
@@ -197,6 +198,7 @@ def relay(
     once: Annotated[
         bool, typer.Option("--once", help="Drain what is due now, then exit (cron-style).")
     ] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Publish the outbox to a broker until SIGINT/SIGTERM (or, with --once, until drained)."""
     from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, outbox_table
@@ -230,7 +232,8 @@ def relay(
                         f"relaying {describe_url(engine)} -> {publisher.value} "
                         f"({relays} relay(s)); Ctrl-C to stop"
                     )
-                    await serve(workers)
+                    async with metrics_served(metrics_port, engine):
+                        await serve(workers)
         totals: dict[str, int] = {}
         for w in workers:
             for key in ("claimed", "published", "failed", "dead", "lost"):

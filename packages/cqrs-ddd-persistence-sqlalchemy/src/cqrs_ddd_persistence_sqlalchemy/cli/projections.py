@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
+from cqrs_ddd_persistence_sqlalchemy.cli._metrics import MetricsPort, metrics_served
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
@@ -236,6 +237,7 @@ def run_projections(
     once: Annotated[bool, typer.Option("--once", help="Catch up with the log, then exit.")] = False,
     lease_duration: LeaseDuration = 15.0,
     lease_renew: LeaseRenew = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Follow the event log and keep the projections up to date (until SIGINT/SIGTERM).
 
@@ -256,7 +258,8 @@ def run_projections(
                 f"running {', '.join(r.name for r in runners)} on {describe_url(engine)}; "
                 "Ctrl-C to stop"
             )
-            await serve(runners)
+            async with metrics_served(metrics_port, engine):
+                await serve(runners)
             return []
 
     for name, applied in run(body, service=True):

@@ -9,6 +9,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cqrs_ddd_persistence_sqlalchemy.cli._loader import load_object
+from cqrs_ddd_persistence_sqlalchemy.cli._metrics import MetricsPort, metrics_served
 from cqrs_ddd_persistence_sqlalchemy.cli._runtime import (
     CliError,
     DatabaseUrl,
@@ -78,6 +79,7 @@ def recover(
     once: Annotated[
         bool, typer.Option("--once", help="Recover what is due now, then exit.")
     ] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Resume sagas that stalled (their process died between steps) and compensate sagas whose
     event wait timed out — each by exactly one worker, however many run."""
@@ -102,7 +104,8 @@ def recover(
                     total += processed
                 return total
             err_console.print(f"recovering sagas in {describe_url(engine)}; Ctrl-C to stop")
-            await serve([worker])
+            async with metrics_served(metrics_port, engine):
+                await serve([worker])
             return 0
 
     console.print(f"recovered {run(body, service=True)} saga(s)")

@@ -20,6 +20,7 @@ from typing import Any
 from cqrs_ddd_core.errors import ConfigurationError, MissingSchemaError
 from cqrs_ddd_core.ports.inbox import MAX_INBOX_KEY_LENGTH, IInbox
 from cqrs_ddd_persistence_sqlalchemy.inbox import SQLAlchemyInbox
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import span, stored_context, tracer_for
 from cqrs_ddd_persistence_sqlalchemy.queue import Backoff
 from cqrs_ddd_persistence_sqlalchemy.serialization import json_loads
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
@@ -137,6 +138,9 @@ class InboxConsumer(WorkerLifecycle):
         error_backoff: delay before a failed message is tried again.
     """
 
+    #: ``messaging.system`` of the consumer spans (the broker loops name theirs).
+    messaging_system = "unknown"
+
     def __init__(
         self,
         handler: Handler,
@@ -167,7 +171,28 @@ class InboxConsumer(WorkerLifecycle):
         raise NotImplementedError
 
     async def process(self, message: ReceivedMessage) -> Outcome:
-        """Run the handler in a new unit of work with the inbox record; commit both."""
+        """Run the handler in a new unit of work with the inbox record; commit both.
+
+        With tracing on, under a consumer span continuing the trace of the ``traceparent``
+        header (the relay's publish span)."""
+        if tracer_for() is None:
+            return await self._process(message)
+        attributes = {
+            "messaging.system": self.messaging_system,
+            "messaging.operation.type": "process",
+            "messaging.destination.name": message.source,
+            "messaging.message.id": message.message_id,
+            "messaging.consumer.group.name": self.consumer,
+        }
+        with span(
+            f"process {message.source or message.event_type}",
+            attributes,
+            kind="consumer",
+            context=stored_context(message.headers),
+        ):
+            return await self._process(message)
+
+    async def _process(self, message: ReceivedMessage) -> Outcome:
         self.metrics.received += 1
         try:
             async with self.uow_factory() as uow:

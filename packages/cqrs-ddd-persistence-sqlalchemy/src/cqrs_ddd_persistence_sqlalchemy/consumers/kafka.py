@@ -79,6 +79,8 @@ class KafkaInboxConsumer(InboxConsumer):
         await consumer.run()        # until consumer.stop()
     """
 
+    messaging_system = "kafka"
+
     def __init__(
         self,
         handler: Handler,

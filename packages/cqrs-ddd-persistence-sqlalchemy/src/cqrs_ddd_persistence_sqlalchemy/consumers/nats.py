@@ -67,6 +67,8 @@ class NatsInboxConsumer(InboxConsumer):
         await consumer.run()        # until consumer.stop()
     """
 
+    messaging_system = "nats"
+
     def __init__(
         self,
         handler: Handler,

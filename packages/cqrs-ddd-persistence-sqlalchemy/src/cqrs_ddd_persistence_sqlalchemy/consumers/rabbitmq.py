@@ -77,6 +77,8 @@ class RabbitMQInboxConsumer(InboxConsumer):
         await consumer.run()        # until consumer.stop()
     """
 
+    messaging_system = "rabbitmq"
+
     def __init__(
         self,
         handler: Handler,

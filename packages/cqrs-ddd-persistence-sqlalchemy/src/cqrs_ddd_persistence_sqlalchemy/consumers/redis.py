@@ -76,6 +76,8 @@ class RedisStreamInboxConsumer(InboxConsumer):
         await consumer.run()        # until consumer.stop()
     """
 
+    messaging_system = "redis"
+
     def __init__(
         self,
         handler: Handler,

@@ -4,6 +4,7 @@ stream tombstones."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
@@ -22,6 +23,11 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import event_text_columns
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import row_to_event
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import (
+    db_span,
+    trace_metadata,
+    tracer_for,
+)
 from cqrs_ddd_persistence_sqlalchemy.tables.events import (
     UQ_EVENT_ID,
     UQ_STREAM_VERSION,
@@ -62,6 +68,11 @@ def version_range(
     return lo, hi
 
 
+def _traced(event: StoredEvent) -> StoredEvent:
+    metadata = trace_metadata(event.metadata)
+    return event if metadata is None else replace(event, metadata=metadata)
+
+
 class Appender:
     """Appends and tombstones of one :class:`SQLAlchemyEventStore`."""
 
@@ -84,6 +95,23 @@ class Appender:
         if len(set(ids)) != len(ids):
             raise InvalidValueError(f"stream {stream_id!r}: duplicate event ids in one append")
         allowed = version_range(stream_id, expected_version, batch)
+        engine = self._store.binding.traced_engine(uow)
+        if tracer_for(engine) is None:
+            return await self._append(stream_id, batch, expected_version, allowed, ids, uow)
+        with db_span(engine, "append", events_table.name):
+            # The request's trace context travels with each event (projections continue it).
+            batch = [_traced(e) for e in batch]
+            return await self._append(stream_id, batch, expected_version, allowed, ids, uow)
+
+    async def _append(
+        self,
+        stream_id: str,
+        batch: list[StoredEvent],
+        expected_version: ExpectedVersion,
+        allowed: tuple[int, int],
+        ids: list[str],
+        uow: Any,
+    ) -> list[StoredEvent]:
         owns = self._store.binding.owns_transaction(uow)
         # With ``ANY`` a lost race is no conflict for the caller: try again (a refused append
         # leaves the transaction usable, so this works inside the caller's unit of work too).

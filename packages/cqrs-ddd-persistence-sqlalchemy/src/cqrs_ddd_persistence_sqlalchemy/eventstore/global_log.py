@@ -21,6 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
     page_cursor,
 )
 from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import row_to_event
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 
 if TYPE_CHECKING:
     from cqrs_ddd_persistence_sqlalchemy.eventstore.store import SQLAlchemyEventStore
@@ -54,7 +55,8 @@ class GlobalLog:
         start = Cursor.decode(after)
         store = self._store
         log = store.log_for(uow)
-        rows = await store._fetch(log.page_query(start, limit, flt), None, uow)
+        with db_span(store.binding.engine, "read", "cqrs_events"):
+            rows = await store._fetch(log.page_query(start, limit, flt), None, uow)
         events, cursor = page_cursor(rows, limit, flt, log.cursor_width)
         return [row_to_event(r) for r in events], cursor.encode() if cursor else after
 
@@ -83,14 +85,15 @@ class GlobalLog:
             while True:
                 if woken is not None:
                     woken.clear()
-                page, cursor = await self.read_all(
-                    after=cursor,
-                    limit=batch_size,
-                    event_types=types,
-                    aggregate_types=categories,
-                    tenant_id=tenant_id,
-                    uow=None,
-                )
+                with db_span(store.binding.engine, "subscribe batch", "cqrs_events"):
+                    page, cursor = await self.read_all(
+                        after=cursor,
+                        limit=batch_size,
+                        event_types=types,
+                        aggregate_types=categories,
+                        tenant_id=tenant_id,
+                        uow=None,
+                    )
                 for event in page:
                     yield event
                 if on_cursor is not None and page:

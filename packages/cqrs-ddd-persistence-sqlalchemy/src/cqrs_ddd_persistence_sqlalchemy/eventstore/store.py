@@ -29,6 +29,7 @@ from cqrs_ddd_persistence_sqlalchemy.eventstore.appending import Appender
 from cqrs_ddd_persistence_sqlalchemy.eventstore.global_log import GlobalLog
 from cqrs_ddd_persistence_sqlalchemy.eventstore.mapping import hydrate_rows, row_to_event
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner, kept
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.schema import check_channel
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table
 
@@ -208,7 +209,8 @@ class SQLAlchemyEventStore:
         uow: Any = None,
     ) -> list[StoredEvent]:
         """The events of one stream in version order (empty for a deleted stream)."""
-        rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
+        with db_span(self.binding.engine, "read", "cqrs_events"):
+            rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
         return [row_to_event(r) for r in rows]
 
     async def load_events(
@@ -220,7 +222,8 @@ class SQLAlchemyEventStore:
         uow: Any = None,
     ) -> list[DomainEvent]:
         """Like :meth:`get_events`, as registered ``DomainEvent`` classes (upcast first)."""
-        rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
+        with db_span(self.binding.engine, "read", "cqrs_events"):
+            rows = await self._stream_rows(aggregate_id, from_version, to_version, uow)
         return hydrate_rows(self.registry, rows)
 
     async def _stream_rows(

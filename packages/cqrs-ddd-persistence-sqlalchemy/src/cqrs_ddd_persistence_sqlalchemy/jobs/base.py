@@ -19,12 +19,15 @@ from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobStatus
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed_argument
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import trace_metadata
 from cqrs_ddd_persistence_sqlalchemy.queue import DEAD, DONE, Claim, DurableQueue, Pin
 from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table
 
 __all__ = ["ClaimedJob", "JobStore"]
 
 J = TypeVar("J", bound=BackgroundJob)
+
+_NO_METADATA: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class JobStore(Generic[J]):
             "available_at": job.run_at or now,
             "created_at": job.created_at,
             "updated_at": now,
+            "trace_context": trace_metadata(_NO_METADATA),
         }
 
     def _load(self, cls: type[J], row: Mapping[Any, Any], status: JobStatus) -> J:

@@ -34,6 +34,8 @@ from cqrs_ddd_persistence_sqlalchemy.jobs.statements import (
     encode_result,
     fenced_builder,
 )
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import fencing_refused
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.queue import Claim, Outcome
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
@@ -90,6 +92,10 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             setattr(job, name, value)
         if job.max_attempts < 1:
             raise ConfigurationError("max_attempts must be >= 1")
+        with db_span(self.queue.binding.engine, "enqueue", self.table.name):
+            return await self._enqueue(job, uow)
+
+    async def _enqueue(self, job: J, uow: SQLAlchemyUnitOfWork | None) -> str:
         row = self._row(job, self.clock())
         if job.dedupe_key is None:
             await self.queue.enqueue([row], uow=uow)
@@ -108,12 +114,18 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
     ) -> int:
         """Store many jobs in one ``executemany`` (dedupe keys skip existing ones)."""
         now = self.clock()
-        rows = [self._row(job, now) for job in jobs]
+        with db_span(self.queue.binding.engine, "enqueue", self.table.name):
+            rows = [self._row(job, now) for job in jobs]
+            await self._enqueue_rows(rows, uow)
+        return len(rows)
+
+    async def _enqueue_rows(
+        self, rows: list[dict[str, Any]], uow: SQLAlchemyUnitOfWork | None
+    ) -> None:
         if any(r["dedupe_key"] is not None for r in rows):
             await self.queue.enqueue(rows, ignore_conflicts_on=("dedupe_key",), uow=uow)
         else:
             await self.queue.enqueue(rows, uow=uow)
-        return len(rows)
 
     # -- claiming and running --------------------------------------------------------------
     async def claim(
@@ -129,9 +141,10 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         """
         known = self.job_types()
         wanted = list(job_types) if job_types is not None else list(known)
-        claims = await self.queue.claim(
-            limit, lease_seconds=lease_seconds, only={"job_type": wanted}
-        )
+        with db_span(self.queue.binding.engine, "claim", self.table.name):
+            claims = await self.queue.claim(
+                limit, lease_seconds=lease_seconds, only={"job_type": wanted}
+            )
         return [self._claimed(c, known) for c in claims]  # "priority desc, id" (the queue's)
 
     def _claimed(self, claim: Claim, known: Mapping[str, type[J]]) -> ClaimedJob[J]:
@@ -156,6 +169,7 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         params["j_now"] = self.clock()
         rows = await self.queue.run(("job", name), fenced_builder(name), params, uow=uow)
         if not rows:
+            fencing_refused("jobs")
             raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
         return rows[0]
 
@@ -203,6 +217,7 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             "j_now": self.clock(),
         }
         if not await self.queue.run(COMPLETE, build_complete, params, uow=uow):
+            fencing_refused("jobs")
             raise LeaseLostError(f"job {claimed.id}: the lease was lost to another worker")
 
     async def complete_many(
@@ -232,6 +247,12 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         """:meth:`complete_many` with results already encoded (``encode_result``)."""
         if not completed:
             return []
+        with db_span(self.queue.binding.engine, "settle", self.table.name):
+            return await self._complete_rows(completed, uow)
+
+    async def _complete_rows(
+        self, completed: Sequence[tuple[ClaimedJob[J], str]], uow: SQLAlchemyUnitOfWork | None
+    ) -> list[ClaimedJob[J]]:
         if len(completed) == 1 or not self.queue.dialect(uow).supports_arrays:
             lost: list[ClaimedJob[J]] = []
             for claimed, text_ in completed:
@@ -250,7 +271,10 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         }
         rows = await self.queue.run(COMPLETE_MANY, build_complete_many, params, uow=uow)
         done = {row["id"] for row in rows}
-        return [c for c, _ in completed if c.claim.id not in done]
+        lost = [c for c, _ in completed if c.claim.id not in done]
+        if lost:
+            fencing_refused("jobs", len(lost))
+        return lost
 
     async def mark_cancelled(
         self, claimed: ClaimedJob[J], *, uow: SQLAlchemyUnitOfWork | None = None
@@ -274,9 +298,12 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             cls = self.job_types().get(claimed.job_type, self.job_cls)
             delay = (self.backoff or cls.__backoff__).seconds(claimed.claim.attempts + 1)
         # The job's own ``max_attempts`` column is the queue's per-row attempt limit.
-        outcome = await self.queue.fail(
-            [claimed.claim], error=error, delay=delay, retry=retry, uow=uow
-        )
+        with db_span(self.queue.binding.engine, "settle", self.table.name):
+            outcome = await self.queue.fail(
+                [claimed.claim], error=error, delay=delay, retry=retry, uow=uow
+            )
+        if outcome.lost:
+            fencing_refused("jobs", len(outcome.lost))
         outcome.raise_if_lost()
         return JobStatus.DEAD if outcome.dead else JobStatus.PENDING
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -27,6 +28,8 @@ from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
 from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
 from cqrs_ddd_persistence_sqlalchemy.jobs.running import JobRun, RunningContext
 from cqrs_ddd_persistence_sqlalchemy.jobs.settling import Completions
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import job_ran, lease_lost
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import span, stored_context, tracer_for
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, Pin
 from cqrs_ddd_persistence_sqlalchemy.workers import StopRequest, WorkerLifecycle
 
@@ -233,6 +236,28 @@ class JobWorker(WorkerLifecycle):
 
     # -- one job ---------------------------------------------------------------------------
     async def _run_one(self, claimed: ClaimedJob[Any]) -> None:
+        engine = self.repository.queue.binding.engine
+        if tracer_for(engine) is None:
+            await self._run_claimed(claimed)
+            return
+        attributes = {
+            "messaging.system": "cqrs_jobs",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": claimed.job_type,
+            "messaging.message.id": claimed.id,
+        }
+        # A child of the span that enqueued the job: the run continues the request's trace.
+        parent = stored_context(claimed.claim.values.get("trace_context"))
+        with span(
+            f"process {claimed.job_type}",
+            attributes,
+            engine=engine,
+            kind="consumer",
+            context=parent,
+        ):
+            await self._run_claimed(claimed)
+
+    async def _run_claimed(self, claimed: ClaimedJob[Any]) -> None:
         repo = self.repository
         try:
             if claimed.cancel_requested:
@@ -255,10 +280,12 @@ class JobWorker(WorkerLifecycle):
             timer = asyncio.get_running_loop().call_later(
                 self.heartbeat_interval, self._start_beat, ctx, run
             )
+            started = time.monotonic()
             try:
                 result = await (handler(job, ctx) if handler is not None else job.execute(ctx))
             except asyncio.CancelledError:
                 run.running = False
+                job_ran(claimed.job_type, time.monotonic() - started, "interrupted")
                 if run.stopped is None or task.uncancel() > 0:
                     raise  # shutdown: the worker gives the job back
                 if run.stopped == "cancelled":
@@ -268,6 +295,7 @@ class JobWorker(WorkerLifecycle):
                 raise LeaseLostError(f"job {claimed.id}: lease lost while running") from None
             except Exception as exc:
                 run.running = False
+                job_ran(claimed.job_type, time.monotonic() - started, "failed")
                 logger.warning("job %s (%s) failed", claimed.id, claimed.job_type, exc_info=True)
                 async with self._held():
                     await repo.fail(claimed, f"{type(exc).__name__}: {exc}")
@@ -280,6 +308,8 @@ class JobWorker(WorkerLifecycle):
                     beat.cancel()
                     with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
                         await beat
+            outcome = "cancelled" if ctx.cancelled else "completed"
+            job_ran(claimed.job_type, time.monotonic() - started, outcome)
             if run.stopped is not None:
                 task.uncancel()  # the handler swallowed the heartbeat's cancellation
                 if run.stopped == "lost":
@@ -315,6 +345,7 @@ class JobWorker(WorkerLifecycle):
             try:
                 alive = await ctx.heartbeat()
             except LeaseLostError:
+                lease_lost("jobs")
                 logger.warning("job lease lost while running; stopping it")
                 run.stop("lost")
                 raise

@@ -56,6 +56,7 @@ from cqrs_ddd_core.errors import (
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Execution, kept
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import fencing_refused, lease_lost
 from cqrs_ddd_persistence_sqlalchemy.tables.leases import leases_table
 from cqrs_ddd_persistence_sqlalchemy.types.clock import utcclock, utcclock_after
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
@@ -269,12 +270,14 @@ class Lease:
         """
         token = self._token
         if token is None:
+            fencing_refused(self.name)
             raise LeaseLostError(f"lease {self.name!r} is not held by {self.owner}")
         started = time.monotonic()
         async with self._binding.transaction(uow) as executor:
             rows = await executor.fetch(_RENEW, self._params(token))
         if not rows:
             self._lost()
+            fencing_refused(self.name)
             raise LeaseLostError(
                 f"lease {self.name!r}: token {token} of {self.owner} is no longer the current "
                 "one (another holder took over); the transaction is refused"
@@ -300,6 +303,7 @@ class Lease:
         logger.warning(
             "lease %s: token %s of %s was taken over", self.name, self._token, self.owner
         )
+        lease_lost(self.name)
         self._token = None
 
     def __repr__(self) -> str:

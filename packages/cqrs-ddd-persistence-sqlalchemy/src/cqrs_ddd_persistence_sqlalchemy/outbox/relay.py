@@ -13,11 +13,27 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from cqrs_ddd_core.errors import ConfigurationError, MissingSchemaError
+from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_core.ports.publisher import IMessagePublisher
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import (
+    fencing_refused,
+    lease_lost,
+    outbox_published,
+)
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import (
+    TRACE_KEYS,
+    db_attributes,
+    links_to,
+    span,
+    stored_context,
+    trace_metadata,
+    tracer_for,
+)
 from cqrs_ddd_persistence_sqlalchemy.outbox.messages import OutboxClaim
 from cqrs_ddd_persistence_sqlalchemy.outbox.metrics import RelayMetrics
 from cqrs_ddd_persistence_sqlalchemy.outbox.storage import SQLAlchemyOutboxStorage
@@ -199,15 +215,24 @@ class OutboxRelay(WorkerLifecycle):
         confirmed: list[OutboxClaim],
         failed: list[tuple[OutboxClaim, BaseException]],
     ) -> None:
+        engine = self.outbox.queue.binding.engine
+        traced = tracer_for(engine) is not None
+        system = getattr(self.publisher, "messaging_system", type(self.publisher).__name__)
+
         async def one(item: OutboxClaim) -> None:
+            started = time.monotonic()
             try:
                 async with asyncio.timeout(self.publish_timeout):
-                    await self.publisher.publish(item.message)
+                    if traced:
+                        await self._publish_traced(item.message, engine, system)
+                    else:
+                        await self.publisher.publish(item.message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a refusal is an outcome, settled below
                 failed.append((item, exc))
             else:
+                outbox_published(time.monotonic() - started, system)
                 confirmed.append(item)
 
         if self.max_in_flight == 1:
@@ -222,6 +247,26 @@ class OutboxRelay(WorkerLifecycle):
 
         await asyncio.gather(*(limited(item) for item in claimed))
 
+    async def _publish_traced(self, message: OutboxMessage, engine: Any, system: str) -> None:
+        """Publish under a producer span continuing the trace stored with the message; the
+        broker carries that span's context (``traceparent`` header) to the consumers."""
+        attributes = {
+            "messaging.system": system,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "publish",
+            "messaging.destination.name": message.event_type,
+            "messaging.message.id": message.message_id,
+        }
+        parent = stored_context(message.metadata)
+        with span(
+            f"send {message.event_type}", attributes, engine=engine, kind="producer", context=parent
+        ):
+            own = {k: v for k, v in message.metadata.items() if k not in TRACE_KEYS}
+            carried = trace_metadata(own)
+            await self.publisher.publish(
+                message if carried is None else replace(message, metadata=carried)
+            )
+
     async def _keep_alive(self, claimed: Sequence[OutboxClaim]) -> None:
         # A batch that publishes slowly must not lose its lease to another relay.
         interval = self.outbox.queue.lease.total_seconds() / 3
@@ -230,9 +275,37 @@ class OutboxRelay(WorkerLifecycle):
             with self.outbox.queue.unpinned():  # the batch's task owns the pinned connection
                 outcome = await self.outbox.heartbeat(claimed)
             if outcome.lost:
+                lease_lost("outbox", len(outcome.lost))
                 logger.warning("%s: lease lost for %d message(s)", self.name, len(outcome.lost))
 
     async def _settle(
+        self,
+        confirmed: Sequence[OutboxClaim],
+        failed: Sequence[tuple[OutboxClaim, BaseException]],
+    ) -> None:
+        engine = self.outbox.queue.binding.engine
+        if tracer_for(engine) is None:
+            await self._settle_batch(confirmed, failed)
+            return
+        # One settle serves the traces of every message in the batch: linked, not parented.
+        links = links_to(
+            [c.message.metadata for c in confirmed] + [c.message.metadata for c, _ in failed]
+        )
+        attributes = {
+            **db_attributes(engine, "settle", self.outbox.table.name),
+            "messaging.operation.type": "settle",
+            "messaging.batch.message_count": len(confirmed) + len(failed),
+        }
+        with span(
+            f"settle {self.outbox.table.name}",
+            attributes,
+            engine=engine,
+            kind="client",
+            links=links,
+        ):
+            await self._settle_batch(confirmed, failed)
+
+    async def _settle_batch(
         self,
         confirmed: Sequence[OutboxClaim],
         failed: Sequence[tuple[OutboxClaim, BaseException]],
@@ -242,6 +315,7 @@ class OutboxRelay(WorkerLifecycle):
             self.metrics.published += len(outcome.done)
             if outcome.lost:
                 self.metrics.lost += len(outcome.lost)
+                fencing_refused("outbox", len(outcome.lost))
                 logger.warning(
                     "%s: %d published message(s) had lost their lease (another relay may "
                     "publish them again)",
@@ -257,6 +331,7 @@ class OutboxRelay(WorkerLifecycle):
             self.metrics.failed += len(items)
             self.metrics.dead += len(outcome.dead)
             self.metrics.lost += len(outcome.lost)
+            fencing_refused("outbox", len(outcome.lost))
             self.metrics.last_error = text
             logger.warning(
                 "%s: %d message(s) failed (%s): %d retry later, %d dead-lettered",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Table, select
 
@@ -25,6 +26,11 @@ from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import (
+    db_span,
+    trace_metadata,
+    tracer_for,
+)
 from cqrs_ddd_persistence_sqlalchemy.outbox.messages import (
     OutboxClaim,
     message_of_event,
@@ -128,6 +134,17 @@ class SQLAlchemyOutboxStorage:
             return
         now = self.queue.clock()
         rows = [to_row(m, now) for m in messages]
+        engine = self.queue.binding.traced_engine(uow)
+        if tracer_for(engine) is None:
+            await self._insert(rows, uow)
+            return
+        with db_span(engine, "save", self.table.name):
+            # The request's trace context travels with each message (the relay continues it).
+            for row in rows:
+                row["metadata"] = trace_metadata(row["metadata"]) or row["metadata"]
+            await self._insert(rows, uow)
+
+    async def _insert(self, rows: list[dict[str, Any]], uow: SQLAlchemyUnitOfWork | None) -> None:
         async with self.queue.binding.transaction(uow) as executor:
             dialect = dialect_for(executor.dialect)
             await executor.execute(dialect.insert_ignore(self.table, ["message_id"]), rows)
@@ -213,7 +230,8 @@ class SQLAlchemyOutboxStorage:
         uow: SQLAlchemyUnitOfWork | None = None,
     ) -> list[OutboxClaim]:
         """Lease up to ``limit`` due messages in one statement, oldest first."""
-        claims = await self.queue.claim(limit, lease_seconds=lease_seconds, uow=uow)
+        with db_span(self.queue.binding.engine, "claim", self.table.name):
+            claims = await self.queue.claim(limit, lease_seconds=lease_seconds, uow=uow)
         return [OutboxClaim(to_message(c.values), c) for c in claims]
 
     async def complete(

@@ -32,6 +32,12 @@ from cqrs_ddd_advanced_core.projections import (
 )
 from cqrs_ddd_core.errors import ConcurrencyError, RetryableError
 from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import (
+    links_to,
+    span,
+    stored_context,
+    tracer_for,
+)
 
 if TYPE_CHECKING:
     from .runner import ProjectionRunner
@@ -209,8 +215,32 @@ class BatchApplier:
         *,
         buffered: bool,
     ) -> None:
+        engine = self.runner.binding.engine
+        if tracer_for(engine) is None:
+            await self._commit_batch(expected, events, next_cursor, buffered=buffered)
+            return
+        # One batch serves the traces of many requests: linked, not parented.
+        attributes = {
+            "messaging.system": "cqrs_events",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": self.name,
+            "messaging.batch.message_count": len(events),
+        }
+        links = links_to(e.metadata for e in events)
+        with span(f"process {self.name}", attributes, engine=engine, links=links):
+            await self._commit_batch(expected, events, next_cursor, buffered=buffered)
+
+    async def _commit_batch(
+        self,
+        expected: int,
+        events: list[StoredEvent],
+        next_cursor: str | None,
+        *,
+        buffered: bool,
+    ) -> None:
         runner = self.runner
         store = runner.store
+        traced = tracer_for(runner.binding.engine) is not None
         async with runner.unit_of_work() as uow:
             # the fence first: a stale leader's batch is refused before it writes anything
             await runner.lease.fence(uow)
@@ -227,7 +257,10 @@ class BatchApplier:
             for index, event in enumerate(events):
                 ctx = ProjectionContext(self.name, store, event, uow, buffer)
                 try:
-                    await runner.projection.apply(event, ctx)
+                    if traced:
+                        await self._apply_traced(event, ctx)
+                    else:
+                        await runner.projection.apply(event, ctx)
                 except RetryableError:
                     # the database failed under the handler (lost connection, deadlock):
                     # transient, not the event's fault; the whole batch is retried
@@ -243,6 +276,24 @@ class BatchApplier:
                 except Exception as exc:
                     raise _HandlerFailed(len(events) - 1, exc, certain=False) from exc
             await uow.commit()
+
+    async def _apply_traced(self, event: StoredEvent, ctx: ProjectionContext) -> None:
+        """Handle ``event`` under a span continuing the trace stored with it."""
+        attributes = {
+            "messaging.system": "cqrs_events",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": self.name,
+            "messaging.destination.name": event.event_type,
+            "messaging.message.id": event.event_id,
+        }
+        with span(
+            f"handle {event.event_type}",
+            attributes,
+            engine=self.runner.binding.engine,
+            kind="consumer",
+            context=stored_context(event.metadata),
+        ):
+            await self.runner.projection.apply(event, ctx)
 
 
 async def _report(progress: ProgressCallback, value: ProjectionProgress) -> None:

@@ -18,16 +18,17 @@ from aiokafka.errors import (
 
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.outbox import OutboxMessage
-from cqrs_ddd_persistence_sqlalchemy.publishers.envelope import encode_body, headers_of
+from cqrs_ddd_persistence_sqlalchemy.publishers.envelope import (
+    TRACE_CONTEXT_KEYS,
+    encode_body,
+    headers_of,
+)
 from cqrs_ddd_persistence_sqlalchemy.publishers.lifecycle import ConnectedPublisher
 
 __all__ = ["TRACE_CONTEXT_KEYS", "KafkaPublisher"]
 
 logger = logging.getLogger(__name__)
 
-#: W3C trace-context keys lifted from ``message.metadata`` into headers of their own, where
-#: tracing instrumentation of Kafka consumers looks for them.
-TRACE_CONTEXT_KEYS = ("traceparent", "tracestate", "baggage")
 
 # What a broker answers to InitProducerId when it cannot give an idempotent producer id:
 # no such API (old brokers), no IDEMPOTENT_WRITE permission, or a generic refusal.
@@ -72,6 +73,9 @@ class KafkaPublisher(ConnectedPublisher):
             await OutboxRelay(SQLAlchemyOutboxStorage(engine, ordered_by_key=True),
                               publisher).run()
     """
+
+    #: ``messaging.system`` of the relay's publish spans and metrics.
+    messaging_system = "kafka"
 
     def __init__(
         self,
@@ -165,9 +169,5 @@ class KafkaPublisher(ConnectedPublisher):
 
 def kafka_headers(message: OutboxMessage) -> list[tuple[str, bytes]]:
     """The record headers of ``message`` (see :class:`KafkaPublisher`)."""
-    headers = headers_of(message)
-    for name in TRACE_CONTEXT_KEYS:
-        value = message.metadata.get(name)
-        if isinstance(value, str):
-            headers[name] = value
+    headers = headers_of(message)  # trace context included
     return [(name, value.encode()) for name, value in headers.items()]

@@ -18,6 +18,9 @@ class LoggingPublisher:
         relay = OutboxRelay(outbox, LoggingPublisher())
     """
 
+    #: ``messaging.system`` of the relay's publish spans and metrics.
+    messaging_system = "logging"
+
     def __init__(self, logger: logging.Logger | None = None, *, level: int = logging.INFO) -> None:
         self.logger = logger or logging.getLogger("cqrs_ddd.outbox.published")
         self.level = level

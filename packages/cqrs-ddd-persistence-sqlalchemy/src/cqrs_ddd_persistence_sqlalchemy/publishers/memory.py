@@ -21,6 +21,9 @@ class InMemoryPublisher:
         publisher = InMemoryPublisher(fail=lambda m: ConnectionError("down") if broken else None)
     """
 
+    #: ``messaging.system`` of the relay's publish spans and metrics.
+    messaging_system = "memory"
+
     def __init__(
         self,
         *,

@@ -41,6 +41,9 @@ class NatsJetStreamPublisher(ConnectedPublisher):
             await OutboxRelay(outbox, pub).run()
     """
 
+    #: ``messaging.system`` of the relay's publish spans and metrics.
+    messaging_system = "nats"
+
     def __init__(
         self,
         servers: str | list[str] = "nats://127.0.0.1:4222",

@@ -41,6 +41,9 @@ class RabbitMQPublisher(ConnectedPublisher):
             await OutboxRelay(outbox, pub).run()
     """
 
+    #: ``messaging.system`` of the relay's publish spans and metrics.
+    messaging_system = "rabbitmq"
+
     def __init__(
         self,
         url: str = "amqp://guest:guest@127.0.0.1:5672/",

@@ -35,6 +35,9 @@ class RedisStreamPublisher(ConnectedPublisher):
             await OutboxRelay(outbox, pub).run()
     """
 
+    #: ``messaging.system`` of the relay's publish spans and metrics.
+    messaging_system = "redis"
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",

@@ -22,6 +22,7 @@ Saving a loaded aggregate writes only the child rows that changed where that is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import literal, select
@@ -31,6 +32,7 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span, tracer_for
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges, Diff
@@ -126,6 +128,12 @@ class SQLAlchemyRepository(Generic[A]):
         else:
             set_persisted_version(entity, version)
 
+    def _span(self, operation: str, uow: Any) -> AbstractContextManager[Any]:
+        """A span of a repository operation on the aggregate's table (a no-op when off)."""
+        if tracer_for() is None:
+            return nullcontext()
+        return db_span(self._source.traced_engine(uow), operation, self.table.name)
+
     async def _hydrate(self, session: AsyncSession, rows: Sequence[Any]) -> list[A]:
         root = self._root
         if not root.children.enabled or root.version_key is None:
@@ -163,11 +171,12 @@ class SQLAlchemyRepository(Generic[A]):
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
         diffs = None
-        if joined is not None and loaded != 0:
-            diffs = await self._update_in(joined, entity, values, loaded, new_version)
-        else:
-            async with self._source.session(joined) as session:
-                await writes.save(self._root, session, entity, values, loaded, new_version)
+        with self._span("save", joined):
+            if joined is not None and loaded != 0:
+                diffs = await self._update_in(joined, entity, values, loaded, new_version)
+            else:
+                async with self._source.session(joined) as session:
+                    await writes.save(self._root, session, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
@@ -237,11 +246,14 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return
         expected = self._loaded_version(entity, joined) if is_entity else None
-        async with self._source.session(joined) as session:
-            rowcount = await writes.delete(root, session, key, expected)
-            if rowcount == 0 and is_entity:
-                actual = await root.actual_version(session, key)
-                raise root.conflict(entity_id, expected, actual, "changed or deleted concurrently")
+        with self._span("delete", joined):
+            async with self._source.session(joined) as session:
+                rowcount = await writes.delete(root, session, key, expected)
+                if rowcount == 0 and is_entity:
+                    actual = await root.actual_version(session, key)
+                    raise root.conflict(
+                        entity_id, expected, actual, "changed or deleted concurrently"
+                    )
         if is_entity and expected is not None and root.archived_at is not None:
             self._finish(entity, joined, expected + 1)
 
@@ -271,9 +283,10 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return None
         stmt = root.live(root.select.where(root.pk == key), include_archived)
-        async with self._source.session(uow) as session:
-            rows = list((await session.execute(stmt)).all())
-            found = await self._hydrate(session, rows)
+        with self._span("get", uow):
+            async with self._source.session(uow) as session:
+                rows = list((await session.execute(stmt)).all())
+                found = await self._hydrate(session, rows)
         return found[0] if found else None
 
     async def get_many(
@@ -287,13 +300,15 @@ class SQLAlchemyRepository(Generic[A]):
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
         found: dict[Any, A] = {}
-        async with self._source.session(uow) as session:
-            for start in range(0, len(keys), IN_CHUNK):
-                chunk = keys[start : start + IN_CHUNK]
-                stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
-                rows = list((await session.execute(stmt)).all())
-                for row, entity in zip(rows, await self._hydrate(session, rows), strict=True):
-                    found[row._mapping[root.pk_key]] = entity
+        with self._span("get_many", uow):
+            async with self._source.session(uow) as session:
+                for start in range(0, len(keys), IN_CHUNK):
+                    chunk = keys[start : start + IN_CHUNK]
+                    stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
+                    rows = list((await session.execute(stmt)).all())
+                    hydrated = await self._hydrate(session, rows)
+                    for row, entity in zip(rows, hydrated, strict=True):
+                        found[row._mapping[root.pk_key]] = entity
         return [found[k] for k in keys if k in found]
 
     async def list_all(

@@ -33,6 +33,7 @@ from cqrs_ddd_core.errors import (
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed, renamed_argument
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.queue import DONE, PENDING
 from cqrs_ddd_persistence_sqlalchemy.tables.sagas import (
     UQ_SAGA_CORRELATION,
@@ -116,6 +117,22 @@ class SQLAlchemySagaRepository(Generic[S]):
             pending = joined.pending_version(saga)
             expected = pending if pending is not None else expected
         values = self._row(saga)
+        with db_span(
+            self.binding.engine,
+            # The orchestrator saves after every step: a step while running, a compensation
+            # while compensating.
+            "saga compensation" if saga.status is SagaStatus.COMPENSATING else "saga step",
+            self.table.name,
+        ):
+            await self._write(saga, expected, values, joined)
+        if joined is not None:
+            joined.register(saga, new_version=expected + 1)
+        else:
+            set_persisted_version(saga, expected + 1)
+
+    async def _write(
+        self, saga: S, expected: int, values: dict[str, Any], joined: SQLAlchemyUnitOfWork | None
+    ) -> None:
         t = self.table
         async with self.binding.transaction(joined, constraints=_CONSTRAINTS) as executor:
             if expected == 0:
@@ -129,10 +146,6 @@ class SQLAlchemySagaRepository(Generic[S]):
                 )
                 if not written:
                     raise await self._stale(executor, saga, expected)
-        if joined is not None:
-            joined.register(saga, new_version=expected + 1)
-        else:
-            set_persisted_version(saga, expected + 1)
 
     save = add
 

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 from cqrs_ddd_advanced_core.scheduling import PeriodicCommand
 from cqrs_ddd_core.errors import RetryableError
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import fencing_refused
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import span
 from cqrs_ddd_persistence_sqlalchemy.scheduling.scheduler import (
     SQLAlchemyCommandScheduler,
     command_type_name,
@@ -94,7 +96,18 @@ class SchedulerWorker(WorkerLifecycle):
                 continue
             try:
                 command = self._build(command_type, claim["payload"] or {})
-                await self.dispatch(command)
+                with span(
+                    f"dispatch {command_type}",
+                    {
+                        "messaging.system": "cqrs_scheduler",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": command_type,
+                        "messaging.message.id": str(claim.id),
+                    },
+                    engine=self.scheduler.queue.binding.engine,
+                    kind="consumer",
+                ):
+                    await self.dispatch(command)
             except Exception as exc:
                 logger.warning("scheduled command %s failed", claim.id, exc_info=True)
                 await self.scheduler.fail([claim], error=f"{type(exc).__name__}: {exc}")
@@ -102,6 +115,7 @@ class SchedulerWorker(WorkerLifecycle):
             # Acknowledged one by one: a crash re-dispatches at most the command in flight.
             outcome = await self.scheduler.complete([claim])
             if outcome.lost:
+                fencing_refused("scheduler", len(outcome.lost))
                 logger.warning("scheduled command %s: lease lost before ack", claim.id)
         return len(claims)
 

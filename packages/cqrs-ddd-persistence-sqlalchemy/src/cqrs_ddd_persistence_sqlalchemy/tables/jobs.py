@@ -31,6 +31,8 @@ jobs_table = Table(
     Column("cancel_requested", Boolean(), nullable=False, default=False, server_default=false()),
     Column("cancelled_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # W3C trace context of the span that enqueued it (``traceparent``...), when tracing is on.
+    Column("trace_context", JSONType(), nullable=True),
     *queue_indexes("cqrs_background_jobs"),
 )
 _pending = text(f"status = '{PENDING}'")

@@ -55,6 +55,11 @@ class UowTransaction:
         )
 
     @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine of the transaction when the unit of work knows it without a session."""
+        return self._execution.engine if self._execution is not None else None
+
+    @property
     def dialect(self) -> Dialect:
         """The SQLAlchemy dialect of the transaction's database (no session created)."""
         if self._execution is not None:

@@ -40,6 +40,8 @@ from cqrs_ddd_core.errors import (
 )
 from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import uow_committed, uow_failed
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.uow.deferred import DeferredWrite, W
 from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
     describe,
@@ -149,6 +151,8 @@ class SQLAlchemyUnitOfWork:
             await self._end(failed=exc is not None)
         if exc is not None:
             error = library_error(exc)
+            if self._depth == 0:
+                uow_failed(error or exc)  # counted when a conflict or retryable
             if error is not None:
                 raise error from exc
 
@@ -185,6 +189,12 @@ class SQLAlchemyUnitOfWork:
         if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
         return self._txn.dialect
+
+    @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine of the current transaction when known without a session (``None``
+        for a unit of work given a session, or not entered)."""
+        return self._txn.engine if self._txn is not None else None
 
     @property
     def active(self) -> bool:
@@ -321,6 +331,11 @@ class SQLAlchemyUnitOfWork:
         txn = self._txn
         if txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
+        with db_span(txn.engine, "commit"):
+            await self._commit(txn)
+        uow_committed()
+
+    async def _commit(self, txn: UowTransaction) -> None:
         pulled: list[tuple[AggregateRoot[Any], list[DomainEvent]]] = []
         try:
             with translating():
@@ -363,8 +378,13 @@ class SQLAlchemyUnitOfWork:
         """
         hooks = self._after_rollback
         self._reset_tracking()
-        if self._txn is not None:
-            await self._txn.rollback()
+        txn = self._txn
+        if txn is not None:
+            if self.committed:  # the usual exit after a commit: nothing to roll back
+                await txn.rollback()
+            else:
+                with db_span(txn.engine, "rollback"):
+                    await txn.rollback()
         for hook in hooks:
             try:
                 hook()

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from cqrs_ddd_core.errors import CQRSDDDError
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.root import RootTable
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
@@ -93,21 +94,30 @@ class PendingInserts:
         if not pending:
             return
         root = self._root
-        stmt = dialect_for(runner.dialect).insert_ignore(root.table, [root.pk]).returning(root.pk)
-        rows = [p.row for p in pending]
-        with _noted(root, len(rows)):
-            # RETURNING, not the row count: which ids were taken, exactly.
-            returned = await runner.fetch(stmt, rows if len(rows) > 1 else rows[0])
-        written = {root.key(r[0]) for r in returned}
-        inserted = pending
-        if len(written) != len(pending):
-            inserted = [p for p in pending if root.key(p.entity.id) in written]
-        with _noted(root, len(inserted)):
-            await _insert_children(
-                runner, root.mapper, [(p.entity, p.row, p.children) for p in inserted]
+        # the batch's span: written where the unit of work flushes it (inside the span of
+        # the statement or commit that needed it), one span for the whole batch
+        with db_span(
+            self._uow.engine, "save", root.table.name, **{"db.operation.batch.size": len(pending)}
+        ):
+            stmt = (
+                dialect_for(runner.dialect).insert_ignore(root.table, [root.pk]).returning(root.pk)
             )
-        if len(inserted) != len(pending):
-            await self._taken([p for p in pending if root.key(p.entity.id) not in written], runner)
+            rows = [p.row for p in pending]
+            with _noted(root, len(rows)):
+                # RETURNING, not the row count: which ids were taken, exactly.
+                returned = await runner.fetch(stmt, rows if len(rows) > 1 else rows[0])
+            written = {root.key(r[0]) for r in returned}
+            inserted = pending
+            if len(written) != len(pending):
+                inserted = [p for p in pending if root.key(p.entity.id) in written]
+            with _noted(root, len(inserted)):
+                await _insert_children(
+                    runner, root.mapper, [(p.entity, p.row, p.children) for p in inserted]
+                )
+            if len(inserted) != len(pending):
+                await self._taken(
+                    [p for p in pending if root.key(p.entity.id) not in written], runner
+                )
 
     async def _taken(self, taken: list[_Pending], runner: StatementRunner) -> None:
         root = self._root

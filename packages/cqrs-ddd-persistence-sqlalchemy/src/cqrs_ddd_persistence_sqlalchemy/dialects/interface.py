@@ -169,6 +169,24 @@ class DialectSupport(Protocol):
         """``column`` is one of the list bound as parameter ``name``."""
         ...
 
+    def insert_many(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        """One ``INSERT`` of many rows into ``columns`` (built once per arguments).
+
+        With :attr:`supports_arrays` it takes one array parameter per column, named after the
+        column, with one item per row, and inserts the batch in one statement (PostgreSQL:
+        ``INSERT … SELECT … FROM unnest(:a, :b, …)``); otherwise it takes one parameter set
+        per row (an ``executemany``). Values of ``json_columns`` are JSON text (the library's
+        codec). ``ignore_conflicts_on``: ``ON CONFLICT (…) DO NOTHING``.
+        """
+        ...
+
     def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
         """A JSON column value from JSON text (PostgreSQL: ``CAST(… AS JSONB)``)."""
         ...

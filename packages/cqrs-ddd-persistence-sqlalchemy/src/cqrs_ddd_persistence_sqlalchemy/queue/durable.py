@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -53,12 +53,24 @@ from cqrs_ddd_persistence_sqlalchemy.queue.claims import (
     lost,
     sort_claims,
 )
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 from cqrs_ddd_persistence_sqlalchemy.tables.queue import DEAD, DONE, PENDING_SQL
-from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
+from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
 __all__ = ["DurableQueue"]
 
 _NOW = bindparam("q_now", type_=UTCDateTime())
+#: Columns an enqueue stamps with the current time unless the rows carry them.
+_STAMPED = ("available_at", "created_at")
+
+
+def _uniform_columns(rows: Sequence[Mapping[Any, Any]]) -> tuple[str, ...] | None:
+    """The column names every row has (``None`` when the rows differ: one ``executemany``
+    of SQLAlchemy's then reports the mismatch)."""
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        return tuple(str(name) for name in first)
+    return None
 
 
 class DurableQueue(QueueAdmin):
@@ -98,14 +110,25 @@ class DurableQueue(QueueAdmin):
         ignore_conflicts_on: Sequence[str] | None = None,
         uow: Any = None,
     ) -> None:
-        """Insert rows (pending, due now unless they carry ``available_at``) in one
-        ``executemany`` (one row outside a unit of work: one statement on its own). With
+        """Insert rows (pending, due now unless they carry ``available_at``). With
         ``ignore_conflicts_on=("message_id",)`` a row whose unique key already exists is
         skipped (idempotent enqueue). Joins the unit of work, or the session the queue was
-        built with."""
+        built with.
+
+        One row is one statement on its own (outside a unit of work: a single autocommit round
+        trip on PostgreSQL). Many rows with the same columns are one statement where the
+        dialect has array parameters (PostgreSQL: ``INSERT … SELECT … FROM unnest(…)``, also
+        one autocommit round trip outside a unit of work), else one ``executemany`` in one
+        transaction: all or none either way.
+        """
         if not rows:
             return
         now = self.clock()
+        if len(rows) > 1:
+            columns = _uniform_columns(rows)
+            if columns is not None:
+                await self._enqueue_many(rows, columns, now, ignore_conflicts_on, uow)
+                return
         params = [{"available_at": now, "created_at": now, **row} for row in rows]
         # One row is one statement, atomic on its own: outside a unit of work it runs alone
         # (one autocommit round trip where the dialect allows it, not BEGIN / INSERT /
@@ -118,6 +141,49 @@ class DurableQueue(QueueAdmin):
             else:
                 stmt = insert(self.table)
             await run.execute(stmt, params[0] if single else params)
+
+    async def _enqueue_many(
+        self,
+        rows: Sequence[Mapping[Any, Any]],
+        columns: tuple[str, ...],
+        now: datetime,
+        ignore_conflicts_on: Sequence[str] | None,
+        uow: Any,
+    ) -> None:
+        """Rows with the same ``columns`` in one statement (``DialectSupport.insert_many``):
+        one array per column where the dialect has arrays, else an ``executemany``. JSON
+        values are encoded here, once, by the library's codec."""
+        names = columns + tuple(c for c in _STAMPED if c not in columns)
+        json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+        conflict = tuple(ignore_conflicts_on or ())
+        dialect = self.dialect(uow)
+
+        def build(d: DialectSupport) -> Any:
+            return d.insert_many(
+                self.table, names, json_columns=json_columns, ignore_conflicts_on=conflict
+            )
+
+        stmt = self.statement(("enqueue_many", names, conflict), build, dialect)
+        arrays: dict[str, list[Any]] = {}
+        for name in names:
+            if name in columns:
+                values = [row[name] for row in rows]
+                if name in json_columns:
+                    values = [None if v is None else json_dumps(v) for v in values]
+            else:
+                values = [now] * len(rows)
+            arrays[name] = values
+        if dialect.supports_arrays:
+            # One statement, atomic on its own: outside a unit of work one autocommit round
+            # trip, like a single row.
+            async with self.binding.single(uow) as run:
+                await run.execute(stmt, arrays)
+            return
+        params = [
+            dict(zip(names, values, strict=True)) for values in zip(*arrays.values(), strict=True)
+        ]
+        async with self.binding.transaction(uow) as executor:
+            await executor.execute(stmt, params)
 
     # -- claiming --------------------------------------------------------------------------
     async def claim(

@@ -207,6 +207,9 @@ async def environment(pg_url: str = PG_URL) -> dict[str, Any]:
         "orjson": _version("orjson"),
         "postgresql": await _server_version(pg_url),
         "uvloop": _version("uvloop"),
+        # Job-queue peers (``bench_job_peers``), when installed.
+        "pgqueuer": _version("pgqueuer"),
+        "procrastinate": _version("procrastinate"),
     }
 
 

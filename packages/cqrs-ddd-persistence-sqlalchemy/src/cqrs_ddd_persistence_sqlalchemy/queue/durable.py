@@ -116,7 +116,7 @@ class DurableQueue(QueueAdmin):
         built with.
 
         One row is one statement on its own (outside a unit of work: a single autocommit round
-        trip on PostgreSQL). Many rows with the same columns are one statement where the
+        trip on PostgreSQL, on asyncpg straight on the driver). Many rows with the same columns are one statement where the
         dialect has array parameters (PostgreSQL: ``INSERT … SELECT … FROM unnest(…)``, also
         one autocommit round trip outside a unit of work), else one ``executemany`` in one
         transaction: all or none either way.
@@ -124,7 +124,9 @@ class DurableQueue(QueueAdmin):
         if not rows:
             return
         now = self.clock()
-        if len(rows) > 1:
+        # Many rows, or one row where arrays make the kept statement (the driver's fast path
+        # on asyncpg: a plain INSERT with client-side defaults goes through SQLAlchemy).
+        if len(rows) > 1 or self.dialect(uow).supports_arrays:
             columns = _uniform_columns(rows)
             if columns is not None:
                 await self._enqueue_many(rows, columns, now, ignore_conflicts_on, uow)

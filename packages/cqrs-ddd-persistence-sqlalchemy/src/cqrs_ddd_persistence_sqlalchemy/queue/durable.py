@@ -116,9 +116,10 @@ class DurableQueue(QueueAdmin):
         built with.
 
         One row is one statement on its own (outside a unit of work: a single autocommit round
-        trip on PostgreSQL, on asyncpg straight on the driver). Many rows with the same columns are one statement where the
-        dialect has array parameters (PostgreSQL: ``INSERT … SELECT … FROM unnest(…)``, also
-        one autocommit round trip outside a unit of work), else one ``executemany`` in one
+        trip on PostgreSQL, on asyncpg straight on the driver). Many rows with the same columns
+        are one statement where the dialect has array parameters (PostgreSQL: ``INSERT …
+        SELECT … FROM unnest(…)``, also one autocommit round trip outside a unit of work), else
+        one ``executemany`` in one
         transaction: all or none either way.
         """
         if not rows:

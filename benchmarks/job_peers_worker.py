@@ -60,12 +60,12 @@ async def run_ours(url: str, schema: str, concurrency: int | None, prefetch: int
 async def run_pgqueuer(url: str, concurrency: int | None, prefetch: int | None) -> None:
     import asyncpg
     from benchmarks._pg import dsn_of
-    from pgqueuer import AsyncpgDriver, QueueManager
+    from pgqueuer import AsyncpgDriver, Queries, QueueManager
     from pgqueuer.types import QueueExecutionMode
 
     ran: list[int] = []
     conn = await asyncpg.connect(dsn_of(url))
-    qm = QueueManager(AsyncpgDriver(conn))
+    qm = QueueManager(Queries(AsyncpgDriver(conn)))
 
     @qm.entrypoint(ENTRYPOINT)
     async def noop(job: Any) -> None:

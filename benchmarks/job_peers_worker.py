@@ -83,8 +83,13 @@ async def run_pgqueuer(url: str, concurrency: int | None, prefetch: int | None) 
 
 
 async def run_procrastinate(url: str, concurrency: int | None) -> None:
+    import logging
+
     from benchmarks._pg import dsn_of
     from procrastinate import App, PsycopgConnector
+
+    # Its warning that the app lives in ``__main__`` (this script): true, and harmless here.
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)
 
     ran: list[int] = []
     app = App(connector=PsycopgConnector(conninfo=dsn_of(url)))

@@ -8,7 +8,8 @@ Variants are interleaved; the baseline is PgQueuer, and ``compare=`` adds ours /
 - ``jobs.peers_enqueue_1``: N jobs enqueued one by one, each its own call outside any
   transaction of the caller (ours ``enqueue(job)``, PgQueuer ``Queries.enqueue(entrypoint,
   payload)``, procrastinate ``task.defer_async(n=…)``). From the same ints: each library builds
-  its own payload (ours validates a pydantic job model).
+  its own payload (ours validates a pydantic job model; ``PgQueuer, pydantic payload`` builds
+  its bytes from a pydantic model too, for the ratio with validation on both sides).
 - ``jobs.peers_enqueue_batch``: one batch of N jobs in one call (ours ``enqueue_many``,
   PgQueuer ``enqueue`` with lists, procrastinate ``batch_defer_async``).
 - ``jobs.peers_e2e_1proc`` / ``jobs.peers_e2e_4proc``: 5,000 no-op jobs drained by 1 or 4
@@ -36,6 +37,7 @@ from typing import Any
 import asyncpg
 from benchmarks._pg import BenchDb, dsn_of
 from benchmarks.harness import Context, Variant, workload
+from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
@@ -44,6 +46,14 @@ from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobReposito
 ENTRYPOINT = "bench_noop"
 WORKER = Path(__file__).resolve().parent / "job_peers_worker.py"
 CAP = 20
+#: PgQueuer with its payload built by a pydantic model, as ours validates the job's.
+VALIDATED = "PgQueuer, pydantic payload"
+
+
+class NoopPayload(BaseModel):
+    """PgQueuer's payload validated as ours is (``PgQueuer, pydantic payload``)."""
+
+    n: int
 
 
 class NoopJob(BackgroundJob):
@@ -155,6 +165,14 @@ def _enqueue_variants(peers: Peers, n: int, *, batch: bool) -> list[Variant]:
             for i in range(n):
                 await pgq.enqueue(ENTRYPOINT, str(i).encode())
 
+    async def pgqueuer_validated() -> None:
+        if batch:
+            payloads = [NoopPayload(n=i).model_dump_json().encode() for i in range(n)]
+            await pgq.enqueue([ENTRYPOINT] * n, payloads, [0] * n)
+        else:
+            for i in range(n):
+                await pgq.enqueue(ENTRYPOINT, NoopPayload(n=i).model_dump_json().encode())
+
     async def procrastinate() -> None:
         if batch:
             await task.batch_defer_async(*({"n": i} for i in range(n)))
@@ -175,6 +193,7 @@ def _enqueue_variants(peers: Peers, n: int, *, batch: bool) -> list[Variant]:
         variant("PgQueuer", pgqueuer, baseline=True),
         variant("ours", ours),
         variant("procrastinate", procrastinate),
+        variant(VALIDATED, pgqueuer_validated),
     ]
 
 
@@ -182,7 +201,7 @@ def _enqueue_variants(peers: Peers, n: int, *, batch: bool) -> list[Variant]:
     "jobs.peers_enqueue_1",
     "enqueue one job per call: ours vs PgQueuer vs procrastinate (target >= 1.0x PgQueuer)",
     unit="jobs/s",
-    compare=(("ours", "procrastinate"),),
+    compare=(("ours", "procrastinate"), ("ours", VALIDATED)),
 )
 async def enqueue_one(ctx: Context) -> list[Variant]:
     peers = await Peers(ctx).open()
@@ -194,7 +213,7 @@ async def enqueue_one(ctx: Context) -> list[Variant]:
     "enqueue 1,000 jobs in one call: ours enqueue_many vs PgQueuer vs procrastinate "
     "(target >= 1.0x PgQueuer)",
     unit="jobs/s",
-    compare=(("ours", "procrastinate"),),
+    compare=(("ours", "procrastinate"), ("ours", VALIDATED)),
 )
 async def enqueue_batch(ctx: Context) -> list[Variant]:
     peers = await Peers(ctx).open()

@@ -187,6 +187,20 @@ class DialectSupport(Protocol):
         """
         ...
 
+    def insert_one(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        """``INSERT`` of one row into ``columns``, one scalar parameter per column (named after
+        it), nothing else computed on the client (the columns left out get their server
+        defaults), so that the statement can be kept and run on the driver. JSON columns and
+        ``ignore_conflicts_on`` as in :meth:`insert_many`."""
+        ...
+
     def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
         """A JSON column value from JSON text (PostgreSQL: ``CAST(… AS JSONB)``)."""
         ...

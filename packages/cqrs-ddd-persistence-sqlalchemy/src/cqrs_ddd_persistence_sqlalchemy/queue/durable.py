@@ -64,6 +64,11 @@ _NOW = bindparam("q_now", type_=UTCDateTime())
 _STAMPED = ("available_at", "created_at")
 
 
+def _encoded(value: Any) -> str | None:
+    """A JSON column's value as JSON text (``None``: SQL ``NULL``, as ``JSONType`` stores it)."""
+    return None if value is None else json_dumps(value)
+
+
 def _uniform_columns(rows: Sequence[Mapping[Any, Any]]) -> tuple[str, ...] | None:
     """The column names every row has (``None`` when the rows differ: one ``executemany``
     of SQLAlchemy's then reports the mismatch)."""
@@ -125,27 +130,21 @@ class DurableQueue(QueueAdmin):
         if not rows:
             return
         now = self.clock()
-        # Many rows, or one row where arrays make the kept statement (the driver's fast path
-        # on asyncpg: a plain INSERT with client-side defaults goes through SQLAlchemy).
-        if len(rows) > 1 or self.dialect(uow).supports_arrays:
-            columns = _uniform_columns(rows)
-            if columns is not None:
-                await self._enqueue_many(rows, columns, now, ignore_conflicts_on, uow)
-                return
+        columns = _uniform_columns(rows)
+        if columns is not None:
+            await self._insert(rows, columns, now, ignore_conflicts_on, uow)
+            return
+        # Rows of different columns: SQLAlchemy's ``executemany`` reports the mismatch.
         params = [{"available_at": now, "created_at": now, **row} for row in rows]
-        # One row is one statement, atomic on its own: outside a unit of work it runs alone
-        # (one autocommit round trip where the dialect allows it, not BEGIN / INSERT /
-        # COMMIT). Several rows are an ``executemany``: one transaction keeps it all or none.
-        single = len(params) == 1
-        async with self.binding.single(uow) if single else self.binding.transaction(uow) as run:
+        async with self.binding.transaction(uow) as run:
             if ignore_conflicts_on:
                 dialect = dialect_for(run.dialect)
                 stmt: Any = dialect.insert_ignore(self.table, ignore_conflicts_on)
             else:
                 stmt = insert(self.table)
-            await run.execute(stmt, params[0] if single else params)
+            await run.execute(stmt, params)
 
-    async def _enqueue_many(
+    async def _insert(
         self,
         rows: Sequence[Mapping[Any, Any]],
         columns: tuple[str, ...],
@@ -153,13 +152,34 @@ class DurableQueue(QueueAdmin):
         ignore_conflicts_on: Sequence[str] | None,
         uow: Any,
     ) -> None:
-        """Rows with the same ``columns`` in one statement (``DialectSupport.insert_many``):
-        one array per column where the dialect has arrays, else an ``executemany``. JSON
-        values are encoded here, once, by the library's codec."""
+        """Rows with the same ``columns`` in one statement, kept (the driver's fast path on
+        asyncpg): one row with scalar parameters (``DialectSupport.insert_one``), many with one
+        array per column where the dialect has arrays (``insert_many``), else an
+        ``executemany``. JSON values are encoded here, once, by the library's codec."""
         names = columns + tuple(c for c in _STAMPED if c not in columns)
         json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
         conflict = tuple(ignore_conflicts_on or ())
         dialect = self.dialect(uow)
+        if len(rows) == 1:
+            row = rows[0]
+            params = {
+                name: (_encoded(row[name]) if name in json_columns else row[name])
+                if name in columns
+                else now
+                for name in names
+            }
+
+            def build_one(d: DialectSupport) -> Any:
+                return d.insert_one(
+                    self.table, names, json_columns=json_columns, ignore_conflicts_on=conflict
+                )
+
+            one = self.statement(("enqueue_one", names, conflict), build_one, dialect)
+            # One statement, atomic on its own: outside a unit of work it runs alone (one
+            # autocommit round trip where the dialect allows it, not BEGIN / INSERT / COMMIT).
+            async with self.binding.single(uow) as run:
+                await run.execute(one, params)
+            return
 
         def build(d: DialectSupport) -> Any:
             return d.insert_many(
@@ -172,7 +192,7 @@ class DurableQueue(QueueAdmin):
             if name in columns:
                 values = [row[name] for row in rows]
                 if name in json_columns:
-                    values = [None if v is None else json_dumps(v) for v in values]
+                    values = [_encoded(v) for v in values]
             else:
                 values = [now] * len(rows)
             arrays[name] = values
@@ -182,11 +202,11 @@ class DurableQueue(QueueAdmin):
             async with self.binding.single(uow) as run:
                 await run.execute(stmt, arrays)
             return
-        params = [
+        many = [
             dict(zip(names, values, strict=True)) for values in zip(*arrays.values(), strict=True)
         ]
         async with self.binding.transaction(uow) as executor:
-            await executor.execute(stmt, params)
+            await executor.execute(stmt, many)
 
     # -- claiming --------------------------------------------------------------------------
     async def claim(

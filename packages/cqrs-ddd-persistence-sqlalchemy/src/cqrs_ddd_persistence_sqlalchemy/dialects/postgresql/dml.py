@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import Insert as DialectInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["insert", "insert_ignore", "insert_many", "json_from_text", "one_of"]
+__all__ = ["insert", "insert_ignore", "insert_many", "insert_one", "json_from_text", "one_of"]
 
 
 def insert(table: Table) -> DialectInsert:
@@ -74,6 +74,40 @@ def _insert_many(
     values = select(
         *(
             json_from_text(batch.c[name]) if name in json_columns else batch.c[name]
+            for name in columns
+        )
+    )
+    stmt = pg_insert(table).from_select(list(columns), values, include_defaults=False)
+    if conflict_columns:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_columns))
+    return stmt
+
+
+def insert_one(
+    table: Table,
+    columns: Sequence[str],
+    *,
+    json_columns: Sequence[str] = (),
+    ignore_conflicts_on: Sequence[str] | None = None,
+) -> Insert:
+    """``INSERT INTO t (a, b, …) SELECT :a, :b, …``: one row, scalar parameters (no array to
+    encode), and no client-side default added (``include_defaults=False``: columns left out
+    get their server defaults), so it is kept and runs on the driver."""
+    return _insert_one(table, tuple(columns), tuple(json_columns), tuple(ignore_conflicts_on or ()))
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_one(
+    table: Table,
+    columns: tuple[str, ...],
+    json_columns: tuple[str, ...],
+    conflict_columns: tuple[str, ...],
+) -> Insert:
+    values = select(
+        *(
+            json_from_text(bindparam(name, type_=Text()))
+            if name in json_columns
+            else bindparam(name, type_=table.c[name].type)
             for name in columns
         )
     )

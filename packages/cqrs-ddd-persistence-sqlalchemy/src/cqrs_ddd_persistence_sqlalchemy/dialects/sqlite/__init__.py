@@ -102,6 +102,18 @@ class SqliteDialect:
             table, columns, json_columns=json_columns, ignore_conflicts_on=ignore_conflicts_on
         )
 
+    def insert_one(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        return dml.insert_one(
+            table, columns, json_columns=json_columns, ignore_conflicts_on=ignore_conflicts_on
+        )
+
     def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
         return dml.json_from_text(value)
 

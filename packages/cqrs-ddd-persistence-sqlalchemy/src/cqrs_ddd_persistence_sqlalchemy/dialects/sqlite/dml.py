@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import Insert as DialectInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["insert", "insert_ignore", "insert_many", "json_from_text", "one_of"]
+__all__ = ["insert", "insert_ignore", "insert_many", "insert_one", "json_from_text", "one_of"]
 
 
 def insert(table: Table) -> DialectInsert:
@@ -60,6 +60,19 @@ def _insert_many(
     if conflict_columns:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_columns))
     return stmt
+
+
+def insert_one(
+    table: Table,
+    columns: Sequence[str],
+    *,
+    json_columns: Sequence[str] = (),
+    ignore_conflicts_on: Sequence[str] | None = None,
+) -> Insert:
+    """One row: :func:`insert_many`'s statement with one parameter set."""
+    return insert_many(
+        table, columns, json_columns=json_columns, ignore_conflicts_on=ignore_conflicts_on
+    )
 
 
 def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:

@@ -11,7 +11,8 @@ Variants are interleaved; the baseline is PgQueuer, and ``compare=`` adds ours /
   its own payload (ours validates a pydantic job model; ``PgQueuer, pydantic payload`` builds
   its bytes from a pydantic model too, for the ratio with validation on both sides).
 - ``jobs.peers_enqueue_batch``: one batch of N jobs in one call (ours ``enqueue_many``,
-  PgQueuer ``enqueue`` with lists, procrastinate ``batch_defer_async``).
+  PgQueuer ``enqueue`` with lists, procrastinate ``batch_defer_async``); a sample times 5 such
+  calls, each into empty tables.
 - ``jobs.peers_e2e_1proc`` / ``jobs.peers_e2e_4proc``: 5,000 no-op jobs drained by 1 or 4
   worker processes (``job_peers_worker.py``), each library's "until empty" mode, at its own
   defaults and at a matched in-flight cap of 20 (ours ``concurrency=prefetch=20``, PgQueuer
@@ -46,6 +47,8 @@ from cqrs_ddd_persistence_sqlalchemy.jobs import SQLAlchemyBackgroundJobReposito
 ENTRYPOINT = "bench_noop"
 WORKER = Path(__file__).resolve().parent / "job_peers_worker.py"
 CAP = 20
+#: Batch calls timed per sample of ``jobs.peers_enqueue_batch``.
+BATCH_CALLS = 5
 #: PgQueuer with its payload built by a pydantic model, as ours validates the job's.
 VALIDATED = "PgQueuer, pydantic payload"
 
@@ -180,12 +183,19 @@ def _enqueue_variants(peers: Peers, n: int, *, batch: bool) -> list[Variant]:
             for i in range(n):
                 await task.defer_async(n=i)
 
+    # A batch call lasts a few tens of milliseconds: a sample times several (fresh tables
+    # each), so that one hiccup of a shared machine does not decide it.
+    calls = BATCH_CALLS if batch else 1
+
     def variant(name: str, body: Any, *, baseline: bool = False) -> Variant:
         async def run() -> float:
-            await peers.empty()
-            start = time.perf_counter()
-            await body()
-            return n / (time.perf_counter() - start)
+            elapsed = 0.0
+            for _ in range(calls):
+                await peers.empty()
+                start = time.perf_counter()
+                await body()
+                elapsed += time.perf_counter() - start
+            return n * calls / elapsed
 
         return Variant(name, run, baseline=baseline, setup=run)
 

@@ -175,15 +175,18 @@ class DialectSupport(Protocol):
         columns: Sequence[str],
         *,
         json_columns: Sequence[str] = (),
+        shared_columns: Sequence[str] = (),
         ignore_conflicts_on: Sequence[str] | None = None,
     ) -> Insert:
         """One ``INSERT`` of many rows into ``columns`` (built once per arguments).
 
         With :attr:`supports_arrays` it takes one array parameter per column, named after the
         column, with one item per row, and inserts the batch in one statement (PostgreSQL:
-        ``INSERT … SELECT … FROM unnest(:a, :b, …)``); otherwise it takes one parameter set
-        per row (an ``executemany``). Values of ``json_columns`` are JSON text (the library's
-        codec). ``ignore_conflicts_on``: ``ON CONFLICT (…) DO NOTHING``.
+        ``INSERT … SELECT … FROM unnest(:a, :b, …)``); a column of ``shared_columns`` has the
+        same value in every row and takes it once, as a scalar parameter. Otherwise it takes
+        one parameter set per row (an ``executemany``), shared columns included. Values of
+        ``json_columns`` are JSON text (the library's codec). ``ignore_conflicts_on``:
+        ``ON CONFLICT (…) DO NOTHING``.
         """
         ...
 

@@ -69,6 +69,12 @@ def _encoded(value: Any) -> str | None:
     return None if value is None else json_dumps(value)
 
 
+def _same(values: Sequence[Any]) -> bool:
+    """Whether every item is the very same object (cheap: no comparison of values)."""
+    first = values[0]
+    return all(value is first for value in values)
+
+
 def _uniform_columns(rows: Sequence[Mapping[Any, Any]]) -> tuple[str, ...] | None:
     """The column names every row has (``None`` when the rows differ: one ``executemany``
     of SQLAlchemy's then reports the mismatch)."""
@@ -181,12 +187,6 @@ class DurableQueue(QueueAdmin):
                 await run.execute(one, params)
             return
 
-        def build(d: DialectSupport) -> Any:
-            return d.insert_many(
-                self.table, names, json_columns=json_columns, ignore_conflicts_on=conflict
-            )
-
-        stmt = self.statement(("enqueue_many", names, conflict), build, dialect)
         arrays: dict[str, list[Any]] = {}
         for name in names:
             if name in columns:
@@ -196,17 +196,44 @@ class DurableQueue(QueueAdmin):
             else:
                 values = [now] * len(rows)
             arrays[name] = values
-        if dialect.supports_arrays:
-            # One statement, atomic on its own: outside a unit of work one autocommit round
-            # trip, like a single row.
-            async with self.binding.single(uow) as run:
-                await run.execute(stmt, arrays)
+        if not dialect.supports_arrays:
+            many = [
+                dict(zip(names, values, strict=True))
+                for values in zip(*arrays.values(), strict=True)
+            ]
+            stmt = self.statement(
+                ("enqueue_many", names, (), conflict),
+                lambda d: d.insert_many(
+                    self.table, names, json_columns=json_columns, ignore_conflicts_on=conflict
+                ),
+                dialect,
+            )
+            async with self.binding.transaction(uow) as executor:
+                await executor.execute(stmt, many)
             return
-        many = [
-            dict(zip(names, values, strict=True)) for values in zip(*arrays.values(), strict=True)
-        ]
-        async with self.binding.transaction(uow) as executor:
-            await executor.execute(stmt, many)
+        # A column with the same value in every row (a time stamp, a job type, a default
+        # priority) is sent once, not as an array: less to encode, send and unnest.
+        shared = tuple(name for name in names if _same(arrays[name]))
+        if len(shared) == len(names):
+            shared = shared[1:]  # the batch's rows come from one array at least
+        batch: dict[str, Any] = {
+            name: values[0] if name in shared else values for name, values in arrays.items()
+        }
+        stmt = self.statement(
+            ("enqueue_many", names, shared, conflict),
+            lambda d: d.insert_many(
+                self.table,
+                names,
+                json_columns=json_columns,
+                shared_columns=shared,
+                ignore_conflicts_on=conflict,
+            ),
+            dialect,
+        )
+        # One statement, atomic on its own: outside a unit of work one autocommit round trip,
+        # like a single row.
+        async with self.binding.single(uow) as run:
+            await run.execute(stmt, batch)
 
     # -- claiming --------------------------------------------------------------------------
     async def claim(

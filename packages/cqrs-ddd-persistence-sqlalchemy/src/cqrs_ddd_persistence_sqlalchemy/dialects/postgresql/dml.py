@@ -47,15 +47,21 @@ def insert_many(
     columns: Sequence[str],
     *,
     json_columns: Sequence[str] = (),
+    shared_columns: Sequence[str] = (),
     ignore_conflicts_on: Sequence[str] | None = None,
 ) -> Insert:
     """``INSERT INTO t (a, b, …) SELECT … FROM unnest(:a, :b, …)``: a batch of rows in one
     statement and one round trip, each column's values one array parameter named after it
-    (JSON columns as JSON text, parsed by the server). The statement text does not depend on
-    the batch size, so it is prepared once; an ``executemany`` would process and send the
-    parameters row by row."""
+    (JSON columns as JSON text, parsed by the server); a shared column (the same value in every
+    row: a time stamp, a job type) is one scalar parameter instead of an array to encode and
+    unnest. The statement text does not depend on the batch size, so it is prepared once; an
+    ``executemany`` would process and send the parameters row by row."""
     return _insert_many(
-        table, tuple(columns), tuple(json_columns), tuple(ignore_conflicts_on or ())
+        table,
+        tuple(columns),
+        tuple(json_columns),
+        tuple(shared_columns),
+        tuple(ignore_conflicts_on or ()),
     )
 
 
@@ -64,20 +70,25 @@ def _insert_many(
     table: Table,
     columns: tuple[str, ...],
     json_columns: tuple[str, ...],
+    shared_columns: tuple[str, ...],
     conflict_columns: tuple[str, ...],
 ) -> Insert:
-    arrays = [
-        bindparam(name, type_=ARRAY(Text() if name in json_columns else table.c[name].type))
-        for name in columns
-    ]
-    batch = func.unnest(*arrays).table_valued(*columns, name="batch").render_derived()
-    values = select(
-        *(
-            json_from_text(batch.c[name]) if name in json_columns else batch.c[name]
-            for name in columns
-        )
+    def typed(name: str) -> Any:
+        return Text() if name in json_columns else table.c[name].type
+
+    unnested = [name for name in columns if name not in shared_columns]
+    batch = (
+        func.unnest(*(bindparam(name, type_=ARRAY(typed(name))) for name in unnested))
+        .table_valued(*unnested, name="batch")
+        .render_derived()
     )
-    stmt = pg_insert(table).from_select(list(columns), values, include_defaults=False)
+    values = []
+    for name in columns:
+        value = bindparam(name, type_=typed(name)) if name in shared_columns else batch.c[name]
+        values.append(json_from_text(value) if name in json_columns else value)
+    stmt = pg_insert(table).from_select(
+        list(columns), select(*values).select_from(batch), include_defaults=False
+    )
     if conflict_columns:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_columns))
     return stmt

@@ -96,10 +96,15 @@ class SqliteDialect:
         columns: Sequence[str],
         *,
         json_columns: Sequence[str] = (),
+        shared_columns: Sequence[str] = (),
         ignore_conflicts_on: Sequence[str] | None = None,
     ) -> Insert:
         return dml.insert_many(
-            table, columns, json_columns=json_columns, ignore_conflicts_on=ignore_conflicts_on
+            table,
+            columns,
+            json_columns=json_columns,
+            shared_columns=shared_columns,
+            ignore_conflicts_on=ignore_conflicts_on,
         )
 
     def insert_one(

@@ -35,11 +35,12 @@ def insert_many(
     columns: Sequence[str],
     *,
     json_columns: Sequence[str] = (),
+    shared_columns: Sequence[str] = (),
     ignore_conflicts_on: Sequence[str] | None = None,
 ) -> Insert:
     """``INSERT INTO t (a, b, …) VALUES (:a, :b, …)`` for an ``executemany`` (one parameter
-    set per row: SQLite has no array parameters; the driver runs the batch in one call). JSON
-    columns take JSON text, stored as it is."""
+    set per row: SQLite has no array parameters; the driver runs the batch in one call; shared
+    columns too are in every parameter set). JSON columns take JSON text, stored as it is."""
     return _insert_many(
         table, tuple(columns), tuple(json_columns), tuple(ignore_conflicts_on or ())
     )

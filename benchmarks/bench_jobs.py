@@ -7,9 +7,9 @@ Before every run the ``cqrs_background_jobs`` table is refilled with N due jobs 
   result)`` per job — the calls ``JobWorker`` makes, without its tasks and heartbeats;
 - ``ours, repo.pinned()``: the same loop inside ``async with repo.pinned()`` (one connection
   held per worker, as the raw loop does);
-- ``ours, JobWorker``: 4 ``JobWorker(concurrency=batch).run_until_idle()`` (a task per job,
-  claims on the worker's held connection, as in production). The worker completes the jobs
-  that finish together in one statement (``complete_many``), so at batch 50 it sends far
+- ``ours, JobWorker``: 4 ``JobWorker(concurrency=batch, prefetch=batch).run_until_idle()`` (a
+  task per job, claims on the worker's held connection, as in production). The worker completes
+  the jobs that finish together in one statement (``complete_many``), so at batch 50 it sends far
   fewer statements than the raw loop, which completes one job per statement: this variant
   is not a like-for-like comparison with the baseline;
 - ``raw asyncpg``: the same claim statement (``WITH … FOR UPDATE SKIP LOCKED … UPDATE …
@@ -124,7 +124,9 @@ async def run_job_worker(
     repo: SQLAlchemyBackgroundJobRepository[Any], batch: int, pool: asyncpg.Pool
 ) -> Counter[str]:
     workers = [
-        JobWorker(repo, concurrency=batch, poll_interval=0.05, recover_interval=3600.0)
+        JobWorker(
+            repo, concurrency=batch, prefetch=batch, poll_interval=0.05, recover_interval=3600.0
+        )
         for _ in range(WORKERS)
     ]
     await asyncio.gather(*(w.run_until_idle() for w in workers))

@@ -209,6 +209,9 @@ async def environment(pg_url: str = PG_URL) -> dict[str, Any]:
         "uvloop": _version("uvloop"),
         # peers measured against (issue 18)
         "advanced-alchemy": _version("advanced-alchemy"),
+        # Job-queue peers (``bench_job_peers``), when installed.
+        "pgqueuer": _version("pgqueuer"),
+        "procrastinate": _version("procrastinate"),
     }
 
 

@@ -101,6 +101,15 @@ TARGETS: list[tuple[str, str, float, list[tuple[str, str]]]] = [
         [("jobs.claim_complete_50", "ours")],
     ),
     ("repository get vs hand-written ORM", ">= 0.83 (<= 1.2x time)", 0.83, [("repo.get", "ours")]),
+    # Job-queue peers (issue 18): ours over PgQueuer, the baseline of ``bench_job_peers``.
+    ("job enqueue one by one vs PgQueuer", ">= 1.0", 1.0, [("jobs.peers_enqueue_1", "ours")]),
+    ("job enqueue batch vs PgQueuer", ">= 1.0", 1.0, [("jobs.peers_enqueue_batch", "ours")]),
+    (
+        "5,000 jobs, default JobWorker vs PgQueuer's default, 1 / 4 processes",
+        ">= 1.0",
+        1.0,
+        [("jobs.peers_e2e_1proc", "ours (defaults)"), ("jobs.peers_e2e_4proc", "ours (defaults)")],
+    ),
     ("repository add vs hand-written ORM", ">= 0.83 (<= 1.2x time)", 0.83, [("repo.add", "ours")]),
     # issue 18 (ours / advanced-alchemy is printed with each peers.* table)
     (

@@ -60,7 +60,9 @@ async def test_claims_take_every_slot_freed_while_waiting_for_the_connection(
     async def handler(job: EchoJob, ctx: JobContext) -> str:
         return job.text  # no await: every job of a batch is ready to settle at once
 
-    worker = JobWorker(jobs, handlers={EchoJob: handler}, concurrency=10, poll_interval=0.01)
+    worker = JobWorker(
+        jobs, handlers={EchoJob: handler}, concurrency=10, prefetch=10, poll_interval=0.01
+    )
     assert await worker.run_until_idle() == 30
     # The loop's claim queues for the held connection behind the batch's settles; by the
     # time it has the connection the whole batch is settled: full claims, not 9 then 1.

@@ -81,7 +81,7 @@ async def test_pinned_loop_uses_one_connection_and_settles_every_job(
         from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import compiled_for
 
         kept = list(jobs.queue._statements.values())
-        assert len(kept) == 2  # the claim and the fenced completion
+        assert len(kept) == 3  # the enqueue, the claim and the fenced completion
         assert all(compiled_for(stmt, library_tables.dialect) is not None for stmt in kept)
     counts = await jobs.count_by_status()
     assert counts[JobStatus.COMPLETED] == 12

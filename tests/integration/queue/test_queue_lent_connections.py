@@ -132,7 +132,8 @@ async def test_back_to_back_statements_share_one_checkout_until_the_task_awaits(
     setup: tuple[AsyncEngine, DurableQueue, str],
 ) -> None:
     engine, q, _ = setup
-    await q.enqueue([{"name": f"n{i}"} for i in range(6)])
+    await q.enqueue([{"name": f"n{i}"} for i in range(6)])  # one statement: lent as well
+    await asyncio.sleep(0)  # the enqueue's connection goes back to the pool
     checkouts = count_checkouts(engine)
     claims = await q.claim(6)
     for c in claims:  # no await but the statements: one connection for all seven

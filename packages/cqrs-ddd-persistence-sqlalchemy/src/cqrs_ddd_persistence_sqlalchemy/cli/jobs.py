@@ -110,7 +110,23 @@ def worker(
     database_url: DatabaseUrl = None,
     schema: Schema = None,
     pooler: Pooler = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at the same time.")] = 4,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Handlers running at the same time (what the jobs can bear at once: "
+            "connections, rate limits; CPU-bound jobs: more processes instead).",
+        ),
+    ] = 10,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Jobs claimed ahead, at most (default 4 x concurrency; near concurrency for "
+            "long jobs, so that several workers share them).",
+            show_default=False,
+        ),
+    ] = None,
     lease_seconds: Annotated[
         float, typer.Option(min=1, help="Lease of a claimed job (heartbeats extend it).")
     ] = 60.0,
@@ -134,13 +150,18 @@ def worker(
             await require_tables(engine, [_table_name()])
             repo = SQLAlchemyBackgroundJobRepository(cls, engine, lease_seconds=lease_seconds)
             job_worker = JobWorker(
-                repo, handlers=mapping, concurrency=concurrency, poll_interval=poll_interval
+                repo,
+                handlers=mapping,
+                concurrency=concurrency,
+                prefetch=prefetch,
+                poll_interval=poll_interval,
             )
             if once:
                 return await job_worker.run_until_idle()
             err_console.print(
                 f"running {cls.__name__} jobs from {describe_url(engine)} "
-                f"(concurrency {concurrency}); Ctrl-C to stop"
+                f"(concurrency {job_worker.concurrency}, prefetch {job_worker.prefetch}); "
+                "Ctrl-C to stop"
             )
             async with metrics_served(metrics_port, engine):
                 await serve([job_worker])

@@ -172,6 +172,41 @@ class DialectSupport(Protocol):
         """``column`` is one of the list bound as parameter ``name``."""
         ...
 
+    def insert_many(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        shared_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        """One ``INSERT`` of many rows into ``columns`` (built once per arguments).
+
+        With :attr:`supports_arrays` it takes one array parameter per column, named after the
+        column, with one item per row, and inserts the batch in one statement (PostgreSQL:
+        ``INSERT … SELECT … FROM unnest(:a, :b, …)``); a column of ``shared_columns`` has the
+        same value in every row and takes it once, as a scalar parameter. Otherwise it takes
+        one parameter set per row (an ``executemany``), shared columns included. Values of
+        ``json_columns`` are JSON text (the library's codec). ``ignore_conflicts_on``:
+        ``ON CONFLICT (…) DO NOTHING``.
+        """
+        ...
+
+    def insert_one(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        """``INSERT`` of one row into ``columns``, one scalar parameter per column (named after
+        it), nothing else computed on the client (the columns left out get their server
+        defaults), so that the statement can be kept and run on the driver. JSON columns and
+        ``ignore_conflicts_on`` as in :meth:`insert_many`."""
+        ...
+
     def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
         """A JSON column value from JSON text (PostgreSQL: ``CAST(… AS JSONB)``)."""
         ...

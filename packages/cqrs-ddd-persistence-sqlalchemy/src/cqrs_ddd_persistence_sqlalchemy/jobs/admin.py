@@ -32,7 +32,7 @@ class JobAdmin(JobStore[J]):
         stmt = select(t, self.status_expression(now).label("job_status")).where(
             t.c.job_id == str(job_id)
         )
-        async with self.queue.transaction(uow) as executor:
+        async with self._transaction(uow) as executor:
             rows = await executor.fetch_mappings(stmt)
         if not rows:
             return None
@@ -71,7 +71,7 @@ class JobAdmin(JobStore[J]):
             .values(cancel_requested=True, updated_at=now)
             .returning(t.c.id)
         )
-        async with self.queue.transaction(uow) as executor:
+        async with self._transaction(uow) as executor:
             if await executor.fetch(at_once):
                 return JobStatus.CANCELLED
             if await executor.fetch(request):
@@ -87,7 +87,7 @@ class JobAdmin(JobStore[J]):
         """Number of jobs per status (every status present, zeros included)."""
         expr = self.status_expression().label("s")
         stmt = select(expr, func.count()).group_by(expr)
-        async with self.queue.transaction(uow) as executor:
+        async with self._transaction(uow) as executor:
             rows = await executor.fetch(stmt)
         counts = dict.fromkeys(JobStatus, 0)
         counts.update({JobStatus(r[0]): int(r[1]) for r in rows})
@@ -118,7 +118,7 @@ class JobAdmin(JobStore[J]):
         t = self.table
         now = self.clock()
         stmt = select(func.count(), func.min(t.c.locked_until)).where(self._expired(now))
-        async with self.queue.transaction(uow) as executor:
+        async with self._transaction(uow) as executor:
             ((count, oldest),) = await executor.fetch(stmt)
         return int(count), (now - oldest).total_seconds() if oldest is not None else None
 
@@ -152,7 +152,7 @@ class JobAdmin(JobStore[J]):
             .values(attempts=t.c.attempts + 1, last_error=error, available_at=now, **common)
             .returning(t.c.id)
         )
-        async with self.queue.transaction(uow) as executor:
+        async with self._transaction(uow) as executor:
             dead = len(await executor.fetch(to_dead))
             retried = len(await executor.fetch(to_retry))
         return dead + retried
@@ -162,6 +162,7 @@ class JobAdmin(JobStore[J]):
         self, limit: int = 100, *, uow: SQLAlchemyUnitOfWork | None = None
     ) -> list[J]:
         """Dead jobs (of the types this repository knows), oldest first."""
+        await self.flush(uow)
         rows = await self.queue.dead_letters(limit, uow=uow)
         known = self.job_types()
         return [
@@ -178,6 +179,7 @@ class JobAdmin(JobStore[J]):
     ) -> int:
         """Dead jobs (all, or ``job_ids``) back to PENDING, due now, attempts reset."""
         where = None if job_ids is None else self.table.c.job_id.in_([str(i) for i in job_ids])
+        await self.flush(uow)
         return await self.queue.requeue(where=where, uow=uow)
 
     async def purge(
@@ -193,11 +195,13 @@ class JobAdmin(JobStore[J]):
         if not isinstance(older_than, timedelta):
             older_than = timedelta(seconds=older_than)
         statuses = (DONE, DEAD) if include_dead else (DONE,)
+        await self.flush(uow)
         return await self.queue.purge(older_than, statuses=statuses, uow=uow)
 
     async def stats(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> QueueStats:
         """Queue health: pending / leased / scheduled / done / dead counts and the lag of the
         oldest due job (for metrics and health checks)."""
+        await self.flush(uow)
         return await self.queue.stats(uow=uow)
 
     # -- the earlier names (deprecated) --------------------------------------------------------

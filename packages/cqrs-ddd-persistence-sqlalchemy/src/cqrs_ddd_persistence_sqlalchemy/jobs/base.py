@@ -1,5 +1,9 @@
 """What the job repository's verbs share: construction, job types, rows -> jobs, the status.
 
+Jobs enqueued one by one in a unit of work are kept in memory and written together, in one
+statement, right before it commits (or before this repository's next statement in it, or on
+``await jobs.flush(uow)``); a rollback drops them.
+
 A job's :class:`~cqrs_ddd_advanced_core.jobs.JobStatus` is never stored twice: it is derived from
 the queue columns (``pending`` + live lease = RUNNING, ``done`` + ``cancelled_at`` = CANCELLED,
 ...), so the database cannot disagree with the domain enum.
@@ -7,21 +11,27 @@ the queue columns (``pending`` + live lease = RUNNING, ``done`` + ``cancelled_at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, or_
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, Backoff, JobStatus
 from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed_argument
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import trace_metadata
 from cqrs_ddd_persistence_sqlalchemy.queue import DEAD, DONE, Claim, DurableQueue, Pin
 from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table
+
+if TYPE_CHECKING:
+    from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
+    from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["ClaimedJob", "JobStore"]
 
@@ -76,6 +86,10 @@ class JobStore(Generic[J]):
             order_by=(t.c.priority.desc(), t.c.id),
             clock=clock,
         )
+        # Rows of jobs enqueued in a unit of work, not written yet (see the module docstring).
+        self._pending: weakref.WeakKeyDictionary[SQLAlchemyUnitOfWork, list[dict[str, Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def pinned(self) -> AbstractAsyncContextManager[Pin | None]:
         """Run this task's claims and settles (outside a unit of work) on one connection held
@@ -94,6 +108,50 @@ class JobStore(Generic[J]):
                         await jobs.complete(c, await run(c.job))
         """
         return self.queue.pinned()
+
+    # -- jobs enqueued in a unit of work -----------------------------------------------------
+    def _defer(self, uow: SQLAlchemyUnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep ``rows`` until ``uow`` commits (written first), rolls back (dropped), or this
+        repository runs its next statement in it."""
+        pending = self._pending.get(uow)
+        if pending is None:
+            pending = self._pending[uow] = []
+
+            async def write(joined: SQLAlchemyUnitOfWork) -> None:
+                await self.flush(joined)
+
+            def drop() -> None:
+                self._pending.pop(uow, None)
+
+            uow.before_commit(write)
+            uow.after_rollback(drop)
+        pending.extend(rows)
+
+    async def flush(self, uow: SQLAlchemyUnitOfWork | None = None) -> None:
+        """Write the jobs enqueued one by one in ``uow`` (or the ambient unit of work) that
+        are still waiting for its commit, in one statement. The commit does it by itself;
+        call it to make them visible to statements of your own before that."""
+        joined = self.queue.binding.resolve_uow(uow)
+        if joined is None:
+            return
+        rows = self._pending.pop(joined, None)
+        if rows:
+            await self._insert(rows, joined)
+
+    async def _insert(self, rows: Sequence[dict[str, Any]], uow: Any) -> None:
+        # Rows with a dedupe key skip the ones already stored (``ON CONFLICT DO NOTHING``).
+        if any(row["dedupe_key"] is not None for row in rows):
+            await self.queue.enqueue(rows, ignore_conflicts_on=("dedupe_key",), uow=uow)
+        else:
+            await self.queue.enqueue(rows, uow=uow)
+
+    @asynccontextmanager
+    async def _transaction(self, uow: SQLAlchemyUnitOfWork | None) -> AsyncIterator[Executor]:
+        """The queue's transaction for this repository's statements, after the jobs still
+        waiting in the joined unit of work are written (they must see them)."""
+        await self.flush(uow)
+        async with self.queue.transaction(uow) as executor:
+            yield executor
 
     # -- types -----------------------------------------------------------------------------
     def job_types(self) -> dict[str, type[J]]:
@@ -127,6 +185,17 @@ class JobStore(Generic[J]):
 
     # -- rows <-> jobs -----------------------------------------------------------------------
     def _row(self, job: BackgroundJob, now: datetime) -> dict[str, Any]:
+        """The row of ``job`` (checked: ``ConfigurationError`` before anything is written).
+
+        The job was validated when it was built (a pydantic model, ``validate_assignment``);
+        its arguments are serialised once here and encoded once as JSON by the queue."""
+        if not isinstance(job, BackgroundJob):
+            raise ConfigurationError(f"not a BackgroundJob: {type(job).__name__}")
+        if job.max_attempts < 1:
+            raise ConfigurationError(f"job {job.id}: max_attempts must be >= 1")
+        run_at = job.run_at
+        if run_at is not None and run_at.tzinfo is None:
+            raise ConfigurationError(f"job {job.id}: run_at must be an aware datetime")
         return {
             "job_id": job.id,
             "job_type": type(job).job_type(),

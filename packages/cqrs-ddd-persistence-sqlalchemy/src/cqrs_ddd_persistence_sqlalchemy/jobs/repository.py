@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 
 from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobStatus
-from cqrs_ddd_core.errors import ConfigurationError, LeaseLostError
+from cqrs_ddd_core.errors import LeaseLostError
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.jobs.admin import JobAdmin
 from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
@@ -78,29 +78,34 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
     ) -> str:
         """Store ``job`` (in ``uow``'s transaction when given or ambient); return its id.
 
+        Outside a unit of work this is one statement on its own (one autocommit round trip on
+        PostgreSQL). In a unit of work the job is written with the other jobs enqueued in it,
+        in one statement, when it commits (see :meth:`flush`); a rollback drops it.
+
         With a ``dedupe_key`` (argument or field) that another stored job already has, nothing
-        is inserted and that job's id is returned.
+        is inserted and that job's id is returned (written at once: the answer needs the
+        database).
         """
-        updates: dict[str, Any] = {}
         if run_at is not None:
-            updates["run_at"] = run_at
+            job.run_at = run_at
         if priority is not None:
-            updates["priority"] = priority
+            job.priority = priority
         if dedupe_key is not None:
-            updates["dedupe_key"] = dedupe_key
-        for name, value in updates.items():
-            setattr(job, name, value)
-        if job.max_attempts < 1:
-            raise ConfigurationError("max_attempts must be >= 1")
+            job.dedupe_key = dedupe_key
         with db_span(self.queue.binding.engine, "enqueue", self.table.name):
             return await self._enqueue(job, uow)
 
     async def _enqueue(self, job: J, uow: SQLAlchemyUnitOfWork | None) -> str:
         row = self._row(job, self.clock())
+        joined = self.queue.binding.resolve_uow(uow)
         if job.dedupe_key is None:
-            await self.queue.enqueue([row], uow=uow)
+            if joined is not None:
+                self._defer(joined, [row])
+            else:
+                await self.queue.enqueue([row], uow=uow)
             return job.id
         t = self.table
+        await self.flush(joined)  # the jobs enqueued before this one keep their order
         async with self.queue.binding.transaction(uow) as executor:
             stmt = dialect_for(executor.dialect).insert_ignore(t, ["dedupe_key"])
             await executor.execute(stmt, [row])
@@ -112,20 +117,25 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
     async def enqueue_many(
         self, jobs: Iterable[J], *, uow: SQLAlchemyUnitOfWork | None = None
     ) -> int:
-        """Store many jobs in one ``executemany`` (dedupe keys skip existing ones)."""
+        """Store many jobs in one statement (PostgreSQL: ``INSERT … SELECT … FROM unnest(…)``
+        with one array per column; SQLite: one ``executemany``); return how many were given.
+
+        Every job is checked before anything is written (``ConfigurationError``: nothing is
+        stored). Jobs whose dedupe key another stored job already has are skipped. Outside a
+        unit of work the batch is one autocommit round trip on PostgreSQL; in one it is
+        written, with the jobs enqueued one by one before it, when the unit of work commits.
+        """
         now = self.clock()
         with db_span(self.queue.binding.engine, "enqueue", self.table.name):
             rows = [self._row(job, now) for job in jobs]
-            await self._enqueue_rows(rows, uow)
+            if not rows:
+                return 0
+            joined = self.queue.binding.resolve_uow(uow)
+            if joined is not None:
+                self._defer(joined, rows)
+            else:
+                await self._insert(rows, uow)
         return len(rows)
-
-    async def _enqueue_rows(
-        self, rows: list[dict[str, Any]], uow: SQLAlchemyUnitOfWork | None
-    ) -> None:
-        if any(r["dedupe_key"] is not None for r in rows):
-            await self.queue.enqueue(rows, ignore_conflicts_on=("dedupe_key",), uow=uow)
-        else:
-            await self.queue.enqueue(rows, uow=uow)
 
     # -- claiming and running --------------------------------------------------------------
     async def claim(

@@ -132,7 +132,13 @@ def fenced_builder(name: str) -> Callable[[DialectSupport], Update]:
     return lambda _dialect: stmt
 
 
+#: The stored form of a ``None`` result (most jobs return nothing): encoded once.
+_NO_RESULT = json_dumps({"value": None})
+
+
 def encode_result(result: Any) -> str:
     """A job's result as the JSON text :func:`build_complete` stores."""
+    if result is None:
+        return _NO_RESULT
     # Wrapped, so that a result that is itself a JSON string stays one.
     return json_dumps({"value": result})

@@ -1,8 +1,12 @@
 """``JobWorker``: runs background jobs with bounded concurrency and a graceful shutdown.
 
-The worker claims as many jobs as it has free slots, runs each in its own task with a heartbeat
-beside it (the heartbeat extends the lease and carries cancellation requests back), and settles
-every job exactly one way: completed, failed (retry / dead) or cancelled. It never swallows a
+Two numbers bound it: ``prefetch``, the jobs claimed and not settled yet (leased to this
+worker: running, waiting to run, or having their outcome written), and ``concurrency``, the
+handlers running at once. The worker claims in batches while fewer than ``prefetch`` jobs are
+in flight (one claim statement for many jobs), and starts a claimed job as soon as fewer than
+``concurrency`` handlers run. Each job runs in its own task with a heartbeat beside it (the
+heartbeat extends the lease and carries cancellation requests back); the worker settles every
+job exactly one way: completed, failed (retry / dead) or cancelled. It never swallows a
 failure silently: each one is stored on the job (``error``) and logged. Jobs that finish while
 a settle statement waits for the connection are completed together in the next one
 (``complete_many``, see :mod:`.settling`), each fenced by its own lease.
@@ -33,12 +37,17 @@ from cqrs_ddd_persistence_sqlalchemy.observability.tracing import span, stored_c
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, Pin
 from cqrs_ddd_persistence_sqlalchemy.workers import StopRequest, WorkerLifecycle
 
-__all__ = ["JobHandler", "JobWorker"]
+__all__ = ["DEFAULT_CONCURRENCY", "PREFETCH_PER_SLOT", "JobHandler", "JobWorker"]
 
 logger = logging.getLogger(__name__)
 
 #: ``async def handler(job, ctx) -> result``
 JobHandler = Callable[[Any, JobContext], Awaitable[Any]]
+
+#: Handlers running at once unless told (chosen by measurement: ``benchmarks/RESULTS.md``).
+DEFAULT_CONCURRENCY = 10
+#: Jobs claimed ahead per handler slot unless ``prefetch`` is given.
+PREFETCH_PER_SLOT = 4
 
 
 class JobWorker(WorkerLifecycle):
@@ -48,12 +57,25 @@ class JobWorker(WorkerLifecycle):
         repository: the job repository (its ``job_cls`` decides which types are claimed).
         handlers: job type name (or class) -> ``async def handler(job, ctx)``; types without
             a handler run ``job.execute(ctx)``.
-        concurrency: jobs run at the same time.
+        concurrency: handlers running at the same time (default 10).
+        prefetch: jobs claimed ahead and not settled yet, at most (default: ``4 *
+            concurrency``; never below ``concurrency``). Claims take up to this many jobs in
+            one statement; a claimed job waits in this worker until a handler slot is free.
         poll_interval: sleep when no job is due.
         heartbeat_interval: seconds between lease extensions (default: a third of the lease).
         shutdown_timeout: on :meth:`stop`, how long running jobs may finish before they are
             cancelled and given back (without counting an attempt).
         recover_interval: seconds between ``recover_stalled()`` calls (``None``: never).
+
+    Sizing: ``concurrency`` is what the jobs can bear at once (their own connections, API
+    rate limits, CPU: an async handler waiting on I/O costs little, a CPU-bound one blocks the
+    loop, so run CPU-bound jobs in more processes, not more handlers). ``prefetch`` only feeds
+    the handlers: a few times ``concurrency`` keeps them busy while claims and completions
+    travel (measured in ``benchmarks/bench_job_peers.py``: ``4 * concurrency`` is within a few
+    percent of the best for short jobs); keep it near ``concurrency`` for long jobs, so that
+    jobs do not wait here while other workers are idle. A claimed job that waits longer than
+    its lease allows has its lease extended before it starts (it is never run on an expired
+    lease), and on :meth:`stop` the claimed jobs not started yet are given back at once.
 
     Example::
 
@@ -68,7 +90,8 @@ class JobWorker(WorkerLifecycle):
         repository: SQLAlchemyBackgroundJobRepository[Any],
         *,
         handlers: Mapping[str | type[BackgroundJob], JobHandler] | None = None,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        prefetch: int | None = None,
         poll_interval: float = 0.5,
         heartbeat_interval: float | None = None,
         shutdown_timeout: float = 30.0,
@@ -80,13 +103,21 @@ class JobWorker(WorkerLifecycle):
             (k if isinstance(k, str) else k.job_type()): v for k, v in (handlers or {}).items()
         }
         self.concurrency = max(1, concurrency)
+        self.prefetch = max(
+            self.concurrency,
+            prefetch if prefetch is not None else PREFETCH_PER_SLOT * self.concurrency,
+        )
+        # Handler slots: a claimed job runs once it holds one.
+        self._gate = asyncio.Semaphore(self.concurrency)
+        # Jobs holding a slot of ``_slots`` whose handler has not started (by object id).
+        self._waiting: set[int] = set()
         self.poll_interval = poll_interval
         lease = repository.queue.lease.total_seconds()
         self.heartbeat_interval = heartbeat_interval or max(0.05, lease / 3)
         self.shutdown_timeout = shutdown_timeout
         self.recover_interval = recover_interval
         self._running: dict[asyncio.Task[None], ClaimedJob[Any]] = {}
-        # The jobs holding a slot (by object id): claimed, outcome not written yet.
+        # The jobs in flight (by object id): claimed, outcome not written yet (<= prefetch).
         self._slots: set[int] = set()
         # The claim loop's sleep, ended early by stop() or by a job leaving a free slot.
         self._wakeup: asyncio.Future[None] | None = None
@@ -112,7 +143,7 @@ class JobWorker(WorkerLifecycle):
         await self._serve(claims=None, until_idle=until_idle)
 
     async def run_once(self) -> int:
-        """Claim once (up to ``concurrency`` due jobs), run those jobs to the end; return how
+        """Claim once (up to ``prefetch`` due jobs), run those jobs to the end; return how
         many were settled."""
         before = self.processed
         await self._serve(claims=1, until_idle=True)
@@ -170,17 +201,22 @@ class JobWorker(WorkerLifecycle):
                 await self.repository.recover_stalled()
             claimed: list[ClaimedJob[Any]] = []
             left = self._claims_left
-            free = self.concurrency - len(self._slots) if left is None or left > 0 else 0
-            if free > 0:
+            free = self.prefetch - len(self._slots) if left is None or left > 0 else 0
+            # Claim in batches: once half of ``prefetch`` is free, or when no claimed job is
+            # left waiting for a handler slot (the handlers would run dry).
+            due = free > 0 and (2 * free >= self.prefetch or not self._waiting)
+            if due:
                 async with self._held():
                     # Counted again once the connection is ours: jobs that settled while the
                     # claim waited for it left free slots too (one claim for all of them).
-                    free = self.concurrency - len(self._slots)
+                    free = self.prefetch - len(self._slots)
                     claimed = await self.repository.claim(free)
                 if left is not None:
                     self._claims_left = left - 1
             if claimed:
-                self._slots.update(map(id, claimed))
+                ids = list(map(id, claimed))
+                self._slots.update(ids)
+                self._waiting.update(ids)
                 for job in claimed:
                     task = asyncio.create_task(self._run_one(job))
                     self._running[task] = job
@@ -188,7 +224,7 @@ class JobWorker(WorkerLifecycle):
                 continue
             if until_idle and not self._slots:
                 return True
-            await self._sleep(self.poll_interval if free > 0 else None)
+            await self._sleep(self.poll_interval if due else None)
         return False
 
     def _wake(self) -> None:
@@ -219,9 +255,29 @@ class JobWorker(WorkerLifecycle):
 
     async def _drain(self) -> None:
         if self._running:
+            await self._give_back_waiting()
+        if self._running:
             await self._drain_jobs()
         # Settle statements still running for jobs cancelled meanwhile.
         await self._completions.wait()
+
+    async def _give_back_waiting(self) -> None:
+        """Stopping: the claimed jobs whose handler has not started are given back at once
+        (one fenced release, no attempt counted), not run and not left to their leases."""
+        waiting = [(t, job) for t, job in self._running.items() if id(job) in self._waiting]
+        if not waiting:
+            return
+        for task, _ in waiting:
+            task.cancel()
+        await asyncio.gather(*(t for t, _ in waiting), return_exceptions=True)
+        jobs = [job for _, job in waiting]
+        try:
+            await self.repository.release(jobs)
+        except Exception:
+            # Their leases expire and they are claimed again: delayed, never lost.
+            logger.exception("shutdown: could not give back %d waiting job(s)", len(jobs))
+        for job in jobs:
+            self._free(job)
 
     async def _drain_jobs(self) -> None:
         tasks = list(self._running)
@@ -236,9 +292,32 @@ class JobWorker(WorkerLifecycle):
 
     # -- one job ---------------------------------------------------------------------------
     async def _run_one(self, claimed: ClaimedJob[Any]) -> None:
+        """Wait for a handler slot, then run ``claimed``. A job still waiting when the worker
+        stops is given back by :meth:`_give_back_waiting` (which cancels this task)."""
+        gate = self._gate
+        await gate.acquire()
+        held = True
+
+        def leave() -> None:
+            nonlocal held
+            if held:
+                held = False
+                gate.release()
+
+        try:
+            if self.stopping:
+                # Not started yet: stays waiting until the shutdown gives it back.
+                leave()
+                await asyncio.get_running_loop().create_future()
+            self._waiting.discard(id(claimed))
+            await self._traced_run(claimed, leave)
+        finally:
+            leave()
+
+    async def _traced_run(self, claimed: ClaimedJob[Any], leave: Callable[[], None]) -> None:
         engine = self.repository.queue.binding.engine
         if tracer_for(engine) is None:
-            await self._run_claimed(claimed)
+            await self._run_claimed(claimed, leave)
             return
         attributes = {
             "messaging.system": "cqrs_jobs",
@@ -255,11 +334,33 @@ class JobWorker(WorkerLifecycle):
             kind="consumer",
             context=parent,
         ):
-            await self._run_claimed(claimed)
+            await self._run_claimed(claimed, leave)
 
-    async def _run_claimed(self, claimed: ClaimedJob[Any]) -> None:
+    async def _fresh_lease(self, claimed: ClaimedJob[Any]) -> bool:
+        """Whether ``claimed``'s lease lasts until its first heartbeat; extended first when
+        it waited here too long for that (``False``: the lease is lost, do not run it)."""
+        repo = self.repository
+        left = (claimed.claim.locked_until - repo.clock()).total_seconds()
+        # The first beat comes ``heartbeat_interval`` after the start; half as much again is
+        # the margin for a slow beat (at most half the lease: a job that waited less than
+        # that starts on its claim's lease, as it would without waiting).
+        if left >= min(1.5 * self.heartbeat_interval, repo.queue.lease.total_seconds() / 2):
+            return True
+        try:
+            async with self._held():
+                await repo.heartbeat(claimed)
+        except LeaseLostError:
+            logger.warning("job %s: lease lost while waiting to run", claimed.id)
+            return False
+        return True
+
+    async def _run_claimed(self, claimed: ClaimedJob[Any], leave: Callable[[], None]) -> None:
+        """Run one job and settle it; ``leave()`` frees its handler slot (called once the
+        handler is done: the next job runs while this one's outcome is written)."""
         repo = self.repository
         try:
+            if not await self._fresh_lease(claimed):
+                return
             if claimed.cancel_requested:
                 async with self._held():
                     await repo.mark_cancelled(claimed)
@@ -318,6 +419,7 @@ class JobWorker(WorkerLifecycle):
                 async with self._held():
                     await repo.mark_cancelled(claimed)
             else:
+                leave()
                 await self._completions.complete(claimed, result)
         except LeaseLostError:
             logger.warning("job %s: lease lost; another worker owns it now", claimed.id)

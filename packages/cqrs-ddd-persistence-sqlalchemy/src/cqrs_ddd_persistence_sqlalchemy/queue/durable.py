@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -53,12 +53,35 @@ from cqrs_ddd_persistence_sqlalchemy.queue.claims import (
     lost,
     sort_claims,
 )
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 from cqrs_ddd_persistence_sqlalchemy.tables.queue import DEAD, DONE, PENDING_SQL
-from cqrs_ddd_persistence_sqlalchemy.types import UTCDateTime
+from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
 __all__ = ["DurableQueue"]
 
 _NOW = bindparam("q_now", type_=UTCDateTime())
+#: Columns an enqueue stamps with the current time unless the rows carry them.
+_STAMPED = ("available_at", "created_at")
+
+
+def _encoded(value: Any) -> str | None:
+    """A JSON column's value as JSON text (``None``: SQL ``NULL``, as ``JSONType`` stores it)."""
+    return None if value is None else json_dumps(value)
+
+
+def _same(values: Sequence[Any]) -> bool:
+    """Whether every item is the very same object (cheap: no comparison of values)."""
+    first = values[0]
+    return all(value is first for value in values)
+
+
+def _uniform_columns(rows: Sequence[Mapping[Any, Any]]) -> tuple[str, ...] | None:
+    """The column names every row has (``None`` when the rows differ: one ``executemany``
+    of SQLAlchemy's then reports the mismatch)."""
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        return tuple(str(name) for name in first)
+    return None
 
 
 class DurableQueue(QueueAdmin):
@@ -98,26 +121,119 @@ class DurableQueue(QueueAdmin):
         ignore_conflicts_on: Sequence[str] | None = None,
         uow: Any = None,
     ) -> None:
-        """Insert rows (pending, due now unless they carry ``available_at``) in one
-        ``executemany`` (one row outside a unit of work: one statement on its own). With
+        """Insert rows (pending, due now unless they carry ``available_at``). With
         ``ignore_conflicts_on=("message_id",)`` a row whose unique key already exists is
         skipped (idempotent enqueue). Joins the unit of work, or the session the queue was
-        built with."""
+        built with.
+
+        One row is one statement on its own (outside a unit of work: a single autocommit round
+        trip on PostgreSQL, on asyncpg straight on the driver). Many rows with the same columns
+        are one statement where the dialect has array parameters (PostgreSQL: ``INSERT …
+        SELECT … FROM unnest(…)``, also one autocommit round trip outside a unit of work), else
+        one ``executemany`` in one
+        transaction: all or none either way.
+        """
         if not rows:
             return
         now = self.clock()
+        columns = _uniform_columns(rows)
+        if columns is not None:
+            await self._insert(rows, columns, now, ignore_conflicts_on, uow)
+            return
+        # Rows of different columns: SQLAlchemy's ``executemany`` reports the mismatch.
         params = [{"available_at": now, "created_at": now, **row} for row in rows]
-        # One row is one statement, atomic on its own: outside a unit of work it runs alone
-        # (one autocommit round trip where the dialect allows it, not BEGIN / INSERT /
-        # COMMIT). Several rows are an ``executemany``: one transaction keeps it all or none.
-        single = len(params) == 1
-        async with self.binding.single(uow) if single else self.binding.transaction(uow) as run:
+        async with self.binding.transaction(uow) as run:
             if ignore_conflicts_on:
                 dialect = dialect_for(run.dialect)
                 stmt: Any = dialect.insert_ignore(self.table, ignore_conflicts_on)
             else:
                 stmt = insert(self.table)
-            await run.execute(stmt, params[0] if single else params)
+            await run.execute(stmt, params)
+
+    async def _insert(
+        self,
+        rows: Sequence[Mapping[Any, Any]],
+        columns: tuple[str, ...],
+        now: datetime,
+        ignore_conflicts_on: Sequence[str] | None,
+        uow: Any,
+    ) -> None:
+        """Rows with the same ``columns`` in one statement, kept (the driver's fast path on
+        asyncpg): one row with scalar parameters (``DialectSupport.insert_one``), many with one
+        array per column where the dialect has arrays (``insert_many``), else an
+        ``executemany``. JSON values are encoded here, once, by the library's codec."""
+        names = columns + tuple(c for c in _STAMPED if c not in columns)
+        json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+        conflict = tuple(ignore_conflicts_on or ())
+        dialect = self.dialect(uow)
+        if len(rows) == 1:
+            row = rows[0]
+            params = {
+                name: (_encoded(row[name]) if name in json_columns else row[name])
+                if name in columns
+                else now
+                for name in names
+            }
+
+            def build_one(d: DialectSupport) -> Any:
+                return d.insert_one(
+                    self.table, names, json_columns=json_columns, ignore_conflicts_on=conflict
+                )
+
+            one = self.statement(("enqueue_one", names, conflict), build_one, dialect)
+            # One statement, atomic on its own: outside a unit of work it runs alone (one
+            # autocommit round trip where the dialect allows it, not BEGIN / INSERT / COMMIT).
+            async with self.binding.single(uow) as run:
+                await run.execute(one, params)
+            return
+
+        arrays: dict[str, list[Any]] = {}
+        for name in names:
+            if name in columns:
+                values = [row[name] for row in rows]
+                if name in json_columns:
+                    values = [_encoded(v) for v in values]
+            else:
+                values = [now] * len(rows)
+            arrays[name] = values
+        if not dialect.supports_arrays:
+            many = [
+                dict(zip(names, values, strict=True))
+                for values in zip(*arrays.values(), strict=True)
+            ]
+            stmt = self.statement(
+                ("enqueue_many", names, (), conflict),
+                lambda d: d.insert_many(
+                    self.table, names, json_columns=json_columns, ignore_conflicts_on=conflict
+                ),
+                dialect,
+            )
+            async with self.binding.transaction(uow) as executor:
+                await executor.execute(stmt, many)
+            return
+        # A column with the same value in every row (a time stamp, a job type, a default
+        # priority) is sent once, not as an array: less to encode, send and unnest.
+        shared = tuple(name for name in names if _same(arrays[name]))
+        if len(shared) == len(names):
+            shared = shared[1:]  # the batch's rows come from one array at least
+        batch: dict[str, Any] = {
+            name: values[0] if name in shared else values for name, values in arrays.items()
+        }
+        stmt = self.statement(
+            ("enqueue_many", names, shared, conflict),
+            lambda d: d.insert_many(
+                self.table,
+                names,
+                json_columns=json_columns,
+                shared_columns=shared,
+                ignore_conflicts_on=conflict,
+            ),
+            dialect,
+        )
+        # One statement, atomic on its own: outside a unit of work one autocommit round trip,
+        # like a single row.
+        async with self.binding.single(uow) as run:
+            await run.execute(stmt, batch)
 
     # -- claiming --------------------------------------------------------------------------
     async def claim(

@@ -103,6 +103,35 @@ class SqliteDialect:
     def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         return dml.one_of(column, name)
 
+    def insert_many(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        shared_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        return dml.insert_many(
+            table,
+            columns,
+            json_columns=json_columns,
+            shared_columns=shared_columns,
+            ignore_conflicts_on=ignore_conflicts_on,
+        )
+
+    def insert_one(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        json_columns: Sequence[str] = (),
+        ignore_conflicts_on: Sequence[str] | None = None,
+    ) -> Insert:
+        return dml.insert_one(
+            table, columns, json_columns=json_columns, ignore_conflicts_on=ignore_conflicts_on
+        )
+
     def json_from_text(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
         return dml.json_from_text(value)
 

@@ -1,5 +1,6 @@
 """examples/fastapi_order_service traced: one HTTP request is one trace holding the library's
-spans, and the relay's publish span for its events continues it.
+spans (the unit-of-work commit, the event append, the outbox write), and the relay's publish
+span and a projection's handling span for its events continue it.
 
 The request span stands for the application's HTTP instrumentation (e.g. OpenTelemetry's
 FastAPI instrumentation): httpx's ASGI transport runs the app in the caller's context, so the
@@ -16,10 +17,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tests.acceptance.conftest import ROOT
 
-from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
+from cqrs_ddd_advanced_core.projections import Projection, ProjectionContext
+from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_persistence_sqlalchemy.advanced import ProjectionRunner
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore, SQLAlchemyOutboxStorage
 from cqrs_ddd_persistence_sqlalchemy.outbox import OutboxRelay
 from cqrs_ddd_persistence_sqlalchemy.publishers import InMemoryPublisher, headers_of
 
@@ -39,7 +43,7 @@ async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
-async def test_one_request_is_one_trace_continued_by_the_relay(
+async def test_one_request_is_one_trace_continued_by_the_relay_and_a_projection(
     client: httpx.AsyncClient, engine: AsyncEngine, spans: otel_sdk.Spans
 ) -> None:
     with otel_sdk.tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as request:
@@ -49,8 +53,11 @@ async def test_one_request_is_one_trace_continued_by_the_relay(
 
     in_request = [s for s in spans.all() if s.context.trace_id == trace_id]
     names = {s.name for s in in_request}
-    assert {"save example_orders", "save outbox_messages", "commit"} <= names
+    assert {"save example_orders", "append cqrs_events", "save outbox_messages", "commit"} <= names
     assert all(s.parent is not None for s in in_request if s.name != "POST /orders")
+    append = spans.one("append cqrs_events")
+    assert append.parent is not None
+    assert append.parent.span_id == spans.one("commit").context.span_id  # the sinks at commit
 
     publisher = InMemoryPublisher()
     assert await OutboxRelay(SQLAlchemyOutboxStorage(engine), publisher).run_once() == 1
@@ -60,3 +67,26 @@ async def test_one_request_is_one_trace_continued_by_the_relay(
     assert send.parent is not None and send.parent.span_id == save.context.span_id
     headers = headers_of(publisher.published[0])
     assert headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
+
+    # A projection over the event store: its handling span continues the request's trace
+    # from the append that stored the event; its batch span links to it.
+    projection = Projection("order_totals", collections=["order_totals"])
+    seen: list[str] = []
+
+    @projection.on("example.OrderPlaced")
+    async def on_placed(event: StoredEvent, ctx: ProjectionContext) -> None:
+        seen.append(event.aggregate_id)
+
+    runner = ProjectionRunner(
+        projection,
+        event_store=SQLAlchemyEventStore(engine),
+        session_factory=async_sessionmaker(engine, expire_on_commit=False),
+    )
+    await runner.run_once(wait=True)
+    assert seen == [placed.json()["id"]]
+    handle = spans.one("handle example.OrderPlaced")
+    assert handle.kind is SpanKind.CONSUMER
+    assert handle.context.trace_id == trace_id
+    assert handle.parent is not None and handle.parent.span_id == append.context.span_id
+    batch = spans.one("process order_totals")
+    assert [link.context.trace_id for link in batch.links] == [trace_id]

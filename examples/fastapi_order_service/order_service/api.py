@@ -1,7 +1,8 @@
 """HTTP API: one composition root (``create_app``), one unit of work per request.
 
-- ``POST /orders`` places an order; its ``OrderPlaced`` event goes to the outbox in the same
-  transaction (``event_sinks=[outbox]``).
+- ``POST /orders`` places an order; its ``OrderPlaced`` event is appended to the event store
+  (for projections) and goes to the outbox (for the broker) in the same transaction
+  (``event_sinks=[events, outbox]``).
 - ``GET /orders/{id}`` returns it with its version (send it back as ``If-Match``).
 - ``POST /orders/{id}/ship`` ships it; a stale ``If-Match`` version gets 409.
 - ``GET /orders?status=&min_total=&limit=`` searches with a specification, all in SQL.
@@ -35,6 +36,7 @@ from cqrs_ddd_core.errors import (
 from cqrs_ddd_persistence_sqlalchemy import create_engine
 from cqrs_ddd_persistence_sqlalchemy import metadata as library_metadata
 from cqrs_ddd_persistence_sqlalchemy.core import (
+    SQLAlchemyEventStore,
     SQLAlchemyOutboxStorage,
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
@@ -81,11 +83,12 @@ class Services:
         self.session_factory: async_sessionmaker[AsyncSession] = async_sessionmaker(
             engine, expire_on_commit=False
         )
+        self.events = SQLAlchemyEventStore(engine)
         self.outbox = SQLAlchemyOutboxStorage(engine)
         self.orders = SQLAlchemyRepository(Order, OrderModel)
 
     def uow(self) -> SQLAlchemyUnitOfWork:
-        return SQLAlchemyUnitOfWork(self.session_factory, event_sinks=[self.outbox])
+        return SQLAlchemyUnitOfWork(self.session_factory, event_sinks=[self.events, self.outbox])
 
 
 _STATUS: list[tuple[type[CQRSDDDError], int]] = [

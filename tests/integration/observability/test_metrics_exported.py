@@ -159,8 +159,8 @@ async def test_every_documented_metric_is_exported_to_prometheus(
         return samples[name][tuple(sorted(labels.items()))]
 
     for spec in METRICS:
-        sample = spec.prometheus_name + ("_count" if spec.instrument == "histogram" else "")
-        assert sample in samples, f"{spec.name} is not exported as {spec.prometheus_name}"
+        exported = spec.prometheus_name + ("_count" if spec.instrument == "histogram" else "")
+        assert exported in samples, f"{spec.name} is not exported as {spec.prometheus_name}"
     assert one("cqrs_uow_commits_total") >= 3  # the relay's and the worker's included
     assert one("cqrs_uow_conflicts_total") == 1
     assert one("cqrs_uow_retryable_failures_total") == 1

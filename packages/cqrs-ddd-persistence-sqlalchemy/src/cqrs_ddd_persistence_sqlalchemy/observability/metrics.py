@@ -10,8 +10,9 @@ by :class:`~.gauges.DatabaseGauges`, which the long-running CLI services refresh
 the observable gauges below report its last reading.
 
 Other modules call :func:`lease_lost` and :func:`fencing_refused` when a lease is taken over or a
-write is refused for a stale fencing token; their ``component`` names the worker
-(``outbox``, ``jobs``, ``scheduler``, ``projection``...).
+write is refused for a stale fencing token; their ``component`` names the worker (``outbox``,
+``jobs``, ``scheduler``) or, for a :class:`~cqrs_ddd_persistence_sqlalchemy.leases.Lease`, the
+lease (``projection:<name>``: one series per projection).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("dialects", ("dialects",)),
     ("execution", ("execution",)),
-    ("transactions", ("uow", "binding", "engine", "workers")),
+    ("transactions", ("uow", "binding", "engine", "workers", "replicas")),
     (
         "components",
         (

@@ -205,7 +205,7 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return None
         stmt = root.live(root.select.where(root.pk == key), include_archived)
-        async with self._source.session(uow) as session:
+        async with self._source.read_session(uow) as session:
             rows = list((await session.execute(stmt)).all())
             found = await self._hydrate(session, rows)
         return found[0] if found else None
@@ -221,7 +221,7 @@ class SQLAlchemyRepository(Generic[A]):
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
         found: dict[Any, A] = {}
-        async with self._source.session(uow) as session:
+        async with self._source.read_session(uow) as session:
             for start in range(0, len(keys), IN_CHUNK):
                 chunk = keys[start : start + IN_CHUNK]
                 stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
@@ -256,7 +256,7 @@ class SQLAlchemyRepository(Generic[A]):
         stmt = root.live(
             select(literal(1)).select_from(self.table).where(root.pk == key), include_archived
         )
-        async with self._source.session(uow) as session:
+        async with self._source.read_session(uow) as session:
             return (await session.execute(stmt.limit(1))).first() is not None
 
     def search(

@@ -60,6 +60,15 @@ class UowTransaction:
         return self.session.get_bind().dialect
 
     @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine the transaction runs on, when it is known."""
+        if self._execution is not None:
+            return self._execution.engine
+        session = self._session
+        bind = session.bind if session is not None else None
+        return bind if isinstance(bind, AsyncEngine) else None
+
+    @property
     def session(self) -> AsyncSession:
         """The ORM session: joined to the transaction when it is used."""
         session = self._session

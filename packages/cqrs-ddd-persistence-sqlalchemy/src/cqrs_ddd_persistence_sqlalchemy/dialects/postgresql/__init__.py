@@ -20,6 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
+    ReplicationSql,
     RunnerLock,
     UpsertInsert,
 )
@@ -31,6 +32,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     listens,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.locks import AdvisoryLock
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.replication import PostgresReplication
 
 __all__ = ["PostgresDialect"]
 
@@ -52,6 +54,8 @@ class PostgresDialect:
 
     default_driver = "asyncpg"
     supports_schemas = True
+    #: Read replicas: hot standbys, read-your-writes by WAL position (``replication.py``).
+    replication: ReplicationSql | None = PostgresReplication()
     #: Specification operators and JSON access (``specs/``).
     spec_operators = specs.OPERATORS
     json_access = specs.JSON_ACCESS

@@ -21,6 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import Ordering
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
+    ReplicationSql,
     RunnerLock,
     UpsertInsert,
 )
@@ -53,6 +54,8 @@ class SqliteDialect:
 
     default_driver = "aiosqlite"
     supports_schemas = False
+    #: No streaming replicas.
+    replication: ReplicationSql | None = None
     #: Specification operators and JSON access (``specs/``).
     spec_operators = specs.OPERATORS
     json_access = specs.JSON_ACCESS

@@ -29,9 +29,9 @@ bind — on its own: one statement atomic on its own (``Execution.fetch``) or a 
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.base import Executable
@@ -46,12 +46,18 @@ from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
-from cqrs_ddd_persistence_sqlalchemy.replicas.reads import replica_reading, replica_session
+from cqrs_ddd_persistence_sqlalchemy.replicas.reads import (
+    replica_read,
+    replica_reading,
+    replica_session,
+)
 from cqrs_ddd_persistence_sqlalchemy.replicas.registry import replicas_attached, replicas_of
 from cqrs_ddd_persistence_sqlalchemy.replicas.routing import ReplicaSet
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork, current_uow
 
 __all__ = ["Bind", "Binding", "SessionSource", "is_bind"]
+
+_T = TypeVar("_T")
 
 #: What a store may be built with (see the module docstring).
 Bind = (
@@ -318,6 +324,15 @@ class Binding:
         if replicas is None or not self.owns_transaction(uow):
             return self.session(uow)
         return replica_session(replicas, self.session)
+
+    async def read(self, read: Callable[[AsyncSession], Awaitable[_T]], uow: Any = None) -> _T:
+        """``await read(session)`` on the session :meth:`read_session` gives; on a replica
+        found gone, again on the primary."""
+        replicas = self.replicas
+        if replicas is None or not self.owns_transaction(uow):
+            async with self.session(uow) as session:
+                return await read(session)
+        return await replica_read(replicas, read, self.session)
 
     def _primary_execution(self) -> Execution:
         execution = self.execution()

@@ -2,21 +2,26 @@
 (:meth:`~cqrs_ddd_persistence_sqlalchemy.binding.Binding.reading` /
 :meth:`~cqrs_ddd_persistence_sqlalchemy.binding.Binding.read_session`).
 
-A replica found gone when the read starts (its connection cannot be opened, or a statement
-finds it lost) is marked down and the read runs on the primary; a replica lost in the middle of
-an ORM read raises ``ConnectionLostError`` (retryable) like any lost connection.
+A replica found gone (its connection cannot be opened, or a statement finds it lost) is marked
+down and the read runs again on the primary: statements (:class:`ReplicaRunner`) and whole ORM
+reads (:func:`replica_read`, the repository's ``get`` / ``get_many`` / ``exists``). A session
+handed out for a read the caller drives itself (:func:`replica_session`, the repository's
+``search``) moves to the primary only when its connection cannot be opened; lost later, it raises
+``ConnectionLostError`` (retryable) like any lost connection, and the replica is skipped from
+then on until a check finds it back.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
 
+from cqrs_ddd_core.errors import ConnectionLostError
 from cqrs_ddd_persistence_sqlalchemy.errors import translating
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
     Execution,
@@ -25,7 +30,9 @@ from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
 )
 from cqrs_ddd_persistence_sqlalchemy.replicas.routing import Replica, ReplicaSet
 
-__all__ = ["ReplicaRunner", "replica_reading", "replica_session"]
+__all__ = ["ReplicaRunner", "replica_read", "replica_reading", "replica_session"]
+
+T = TypeVar("T")
 
 
 class ReplicaRunner:
@@ -93,3 +100,25 @@ async def replica_session(
     with translating():
         async with session:
             yield session
+
+
+async def replica_read(
+    replicas: ReplicaSet,
+    read: Callable[[AsyncSession], Awaitable[T]],
+    on_primary: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+) -> T:
+    """``read(session)`` on a replica's session; again on the primary's if the replica is
+    found gone."""
+    replica = await replicas.choose()
+    if replica is not None:
+        with translating():
+            session = await replicas.session(replica)
+        if session is not None:
+            try:
+                with translating():
+                    async with session:
+                        return await read(session)
+            except ConnectionLostError as exc:
+                replicas.lost(replica, exc)
+    async with on_primary() as primary_session:
+        return await read(primary_session)

@@ -14,6 +14,8 @@ top for the duration (:class:`ReplicationAccess`), removed and reloaded afterwar
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -22,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,8 @@ import psycopg
 from sqlalchemy.engine import URL, make_url
 
 HBA_LINE = "host replication all 127.0.0.1/32 trust  # cqrs-ddd standby tests (temporary)"
+#: Serialises the edits of ``pg_hba.conf`` by the processes of one run (pytest-xdist workers).
+HBA_LOCK = Path(tempfile.gettempdir()) / "cqrs-standby-hba.lock"
 #: Settings a hot standby must have at least as high as its primary.
 _AT_LEAST_PRIMARY = (
     "max_connections",
@@ -74,12 +79,27 @@ def _admin(dsn: str, sql: str) -> list[tuple[object, ...]]:
         return cur.fetchall() if cur.description else []
 
 
+@contextlib.contextmanager
+def _hba_lock() -> Iterator[None]:
+    with HBA_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class ReplicationAccess:
-    """Allow replication connections from 127.0.0.1 on the primary while the tests run."""
+    """Allow replication connections from 127.0.0.1 on the primary while the tests run.
+
+    Each process adds a line of its own (tagged) and removes only that one: a worker that
+    finishes first does not take the access away from another one's standby.
+    """
 
     dsn: str
     added: Path | None = None
+    line: str = field(default_factory=lambda: f"{HBA_LINE} {uuid.uuid4().hex[:12]}")
 
     def ensure(self, probe: list[str]) -> None:
         if subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0:
@@ -87,8 +107,8 @@ class ReplicationAccess:
         [(hba,)] = _admin(self.dsn, "SHOW hba_file")
         path = Path(str(hba))
         try:
-            text = path.read_text()
-            path.write_text(f"{HBA_LINE}\n{text}")
+            with _hba_lock():
+                path.write_text(f"{self.line}\n{path.read_text()}")
         except OSError as exc:
             raise StandbyError(
                 f"replication connections from 127.0.0.1 are refused and {path} cannot be "
@@ -106,12 +126,13 @@ class ReplicationAccess:
         path, self.added = self.added, None
         if path is None:
             return
-        lines = path.read_text().splitlines(keepends=True)
-        for n, line in enumerate(lines):
-            if line.rstrip("\n") == HBA_LINE:
-                del lines[n]
-                break
-        path.write_text("".join(lines))
+        with _hba_lock():
+            kept = [
+                line
+                for line in path.read_text().splitlines(keepends=True)
+                if line.rstrip("\n") != self.line
+            ]
+            path.write_text("".join(kept))
         _admin(self.dsn, "SELECT pg_reload_conf()")
 
 

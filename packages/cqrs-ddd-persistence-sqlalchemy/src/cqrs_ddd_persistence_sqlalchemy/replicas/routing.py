@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 #: First pause between two looks at a replica that has not replayed a commit yet (doubling).
 _FIRST_WAIT = 0.002
 _LONGEST_WAIT = 0.05
+#: Seconds a server has to answer a health check before it counts as down.
+CHECK_TIMEOUT = 2.0
 
 
 class Replica:
@@ -136,6 +138,8 @@ class ReplicaSet:
         wanted = position.position()
         if wanted is None:
             return usable[turn]
+        if wanted == position.PRIMARY_ONLY:
+            return None
         for replica in usable[turn:] + usable[:turn]:
             if replica.replayed >= wanted:
                 return replica
@@ -161,16 +165,21 @@ class ReplicaSet:
 
     async def check(self) -> None:
         """Ask the primary how far it has flushed and each replica how far it has replayed;
-        mark each usable or not. Concurrent callers share one check."""
+        mark each usable or not. A server that does not answer within ``CHECK_TIMEOUT``
+        seconds counts as down. While a check runs, concurrent callers use what the last one
+        found (the first check of the set is waited for)."""
         running = self._checking
         if running is not None:
-            await asyncio.shield(running)
+            if self._checked == -math.inf:
+                await asyncio.shield(running)
             return
         self._checking = asyncio.get_running_loop().create_future()
         try:
             try:
-                flushed: int | None = await self._sql.primary_position(self._primary)
-            except CQRSDDDError:
+                flushed: int | None = await asyncio.wait_for(
+                    self._sql.primary_position(self._primary), CHECK_TIMEOUT
+                )
+            except (CQRSDDDError, TimeoutError):
                 flushed = None  # the primary is away: judge by the age of the last replay
             await asyncio.gather(*(self._check(r, flushed) for r in self.replicas))
             self._checked = time.monotonic()
@@ -180,9 +189,9 @@ class ReplicaSet:
 
     async def _check(self, replica: Replica, flushed: int | None) -> None:
         try:
-            status = await self._sql.status(replica.execution)
-        except CQRSDDDError as exc:
-            logger.info("replica %s skipped: %s", _name(replica), exc)
+            status = await asyncio.wait_for(self._sql.status(replica.execution), CHECK_TIMEOUT)
+        except (CQRSDDDError, TimeoutError) as exc:
+            logger.info("replica %s skipped: %s", _name(replica), exc or "no answer in time")
             replica.usable = False
             return
         replica.replayed = status.replayed

@@ -15,6 +15,7 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot
 from cqrs_ddd_persistence_sqlalchemy import NAMING_CONVENTION
 from cqrs_ddd_persistence_sqlalchemy.binding import Binding
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
+from cqrs_ddd_persistence_sqlalchemy.replicas import ReplicaSet
 
 PROBE = text("SELECT pg_is_in_recovery()")
 T = TypeVar("T")
@@ -52,6 +53,18 @@ async def orm_read_served_by_standby(bind: Any) -> bool:
     standby."""
     async with Binding(bind).read_session() as session:
         return bool((await session.execute(PROBE)).scalar())
+
+
+async def until_usable(replicas: ReplicaSet) -> None:
+    """Check until the set finds its standby usable again (a check compares with the primary's
+    WAL at that moment: WAL written meanwhile by the server itself is replayed a moment later)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        await replicas.check()
+        if all(r.usable for r in replicas.replicas):
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the standby stays unusable"
+        await asyncio.sleep(0.05)
 
 
 async def elsewhere(work: Callable[[], Awaitable[T]]) -> T:

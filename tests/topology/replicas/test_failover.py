@@ -10,6 +10,7 @@ from replica_support import (
     create_tables,
     orm_read_served_by_standby,
     read_served_by_standby,
+    until_usable,
 )
 from tests.topology.standby import Standby
 
@@ -39,7 +40,7 @@ async def test_reads_fail_over_to_the_primary_when_the_standby_stops(
     standby.wait_replayed()
     replica_set = replicas_of(engine)
     assert replica_set is not None
-    await replica_set.check()
+    await until_usable(replica_set)
     assert await read_served_by_standby(engine)  # pools now hold standby connections
     assert await orm_read_served_by_standby(engine)
 
@@ -55,7 +56,7 @@ async def test_reads_fail_over_to_the_primary_when_the_standby_stops(
         assert not await read_served_by_standby(engine)
         assert (await repo.search(None))[0].body == "kept"
         standby.start()
-        await replica_set.check()  # the next check finds it back
+        await until_usable(replica_set)  # the next check finds it back
         assert await read_served_by_standby(engine)
 
 
@@ -79,7 +80,7 @@ async def test_a_standby_lagging_past_the_limit_is_skipped(routed, standby: Stan
     replica_set = replicas_of(engine)
     assert replica_set is not None
     standby.wait_replayed()
-    await replica_set.check()
+    await until_usable(replica_set)
     assert await read_served_by_standby(engine)
 
     standby.set_delay(3600)  # the next commits wait an hour to be replayed
@@ -95,5 +96,5 @@ async def test_a_standby_lagging_past_the_limit_is_skipped(routed, standby: Stan
 
     standby.set_delay(0)
     standby.wait_replayed()
-    await replica_set.check()
+    await until_usable(replica_set)
     assert await read_served_by_standby(engine)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,6 +47,11 @@ _AT_LEAST_PRIMARY = (
 
 class StandbyError(RuntimeError):
     """The standby could not be made (the tests that need it fail with this)."""
+
+
+class PortTaken(StandbyError):
+    """Another server has the port picked for the standby (free ports are picked by other
+    processes too): pick another."""
 
 
 def _run(command: list[str], *, timeout: float = 300) -> str:
@@ -169,6 +175,7 @@ class Standby:
         if self.process is not None:
             return
         user = {"user": "postgres", "group": "postgres", "extra_groups": []}
+        start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(self.bin_dir / "postgres"), "-D", str(self.data)],
@@ -181,10 +188,12 @@ class Standby:
         while True:
             if self.process.poll() is not None:
                 code, self.process = self.process.returncode, None
-                raise StandbyError(f"the standby exited ({code}): {self.log.read_text()[-2000:]}")
+                log = self.log.read_bytes()[start:].decode(errors="replace")
+                if "could not bind" in log or "already in use" in log:
+                    raise PortTaken(f"port {self.port} is taken")
+                raise StandbyError(f"the standby exited ({code}): {log[-2000:]}")
             try:
-                _admin(admin_dsn(self.url()), "SELECT 1")
-                return
+                [(directory,)] = _admin(admin_dsn(self.url()), "SHOW data_directory")
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     self.stop()
@@ -192,6 +201,11 @@ class Standby:
                         f"the standby did not start in {timeout}s: {self.log.read_text()[-2000:]}"
                     ) from None
                 time.sleep(0.1)
+                continue
+            if Path(str(directory)) != self.data:  # another server answers on our port
+                self.stop()
+                raise PortTaken(f"port {self.port} is another server's ({directory})")
+            return
 
     def stop(self) -> None:
         """Fast shutdown by pid (SIGINT), waited for; SIGKILL if it hangs."""
@@ -332,7 +346,18 @@ def make_standby(primary_url: str) -> Standby:
             path.write_text(content)
             if os.geteuid() == 0:
                 shutil.chown(path, "postgres", "postgres")
-        standby.start()
+        for attempt in range(5):
+            try:
+                standby.start()
+                break
+            except PortTaken:
+                if attempt == 4:
+                    raise
+                standby.port = _free_port()
+                conf = standby.data / "postgresql.conf"
+                conf.write_text(
+                    re.sub(r"(?m)^port = \d+$", f"port = {standby.port}", conf.read_text())
+                )
     except BaseException:
         standby.remove()
         raise

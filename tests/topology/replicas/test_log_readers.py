@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 from tests.topology.standby import Standby
 
@@ -52,7 +53,10 @@ async def test_a_subscriber_reads_the_standby_and_wakes_on_the_primary(
 async def test_a_projection_runner_reads_events_from_the_standby(routed, standby: Standby) -> None:
     engine = routed(max_replica_lag=3600, read_your_writes_timeout=0)
     events = SQLAlchemyEventStore(engine, listen=False)
-    projection = Projection("replica_counts", collections=["replica_counts"])
+    # A name of its own: the runner's lock is the cluster's (tests in parallel share it).
+    projection = Projection(
+        f"replica_counts_{uuid.uuid4().hex[:8]}", collections=["replica_counts"]
+    )
 
     @projection.on("Counted")
     async def counted(event: StoredEvent, ctx: ProjectionContext) -> None:

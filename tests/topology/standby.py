@@ -266,11 +266,19 @@ class Standby:
 
 
 def drop_slot(primary_url: str, slot: str) -> None:
-    _admin(
-        admin_dsn(primary_url),
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-        f"WHERE slot_name = '{slot}' AND NOT active",
-    )
+    """Drop ``slot`` once its sender has let it go (a moment after the standby stopped)."""
+    dsn = admin_dsn(primary_url)
+    deadline = time.monotonic() + 30
+    while True:
+        found = _admin(dsn, f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        if not found:
+            return
+        if not found[0][0]:
+            _admin(dsn, f"SELECT pg_drop_replication_slot('{slot}')")
+            return
+        if time.monotonic() > deadline:
+            raise StandbyError(f"replication slot {slot} is still in use")
+        time.sleep(0.1)
 
 
 def make_standby(primary_url: str) -> Standby:
@@ -313,13 +321,17 @@ def make_standby(primary_url: str) -> Standby:
         if os.geteuid() == 0:
             shutil.chown(directory, "postgres", "postgres")
         directory.chmod(0o700)
+        # The slot first, reserving WAL from now: made by pg_basebackup (-C), it is made after
+        # the backup began, and a checkpoint in between (another backup's) may remove WAL the
+        # standby needs ("requested WAL segment ... has already been removed").
+        _admin(dsn, f"SELECT pg_create_physical_replication_slot('{slot}', true)")
         _run(
             _as_postgres(
                 [
                     str(bin_dir / "pg_basebackup"),
                     "-h", host, "-p", str(port), "-U", user,
                     "-D", str(standby.data),
-                    "-X", "stream", "-C", "-S", slot, "-R",
+                    "-X", "stream", "-S", slot, "-R",
                     "--checkpoint=fast", "--no-password",
                 ]
             )

@@ -42,7 +42,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("execution", ("execution",)),
     (
         "transactions",
-        ("uow", "binding", "engine", "workers", "observability.tracing", "observability.metrics"),
+        (
+            "uow",
+            "binding",
+            "engine",
+            "workers",
+            "observability.tracing",
+            "observability.metrics",
+            "replicas",
+        ),
     ),
     (
         "components",

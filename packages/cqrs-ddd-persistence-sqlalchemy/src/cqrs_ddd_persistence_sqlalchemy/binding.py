@@ -14,6 +14,12 @@ Every store accepts the same ``bind``, positionally or by keyword:
 
 Anything else fails at construction with a ``ConfigurationError`` that says what was given.
 
+Query-side reads (``Binding.reading`` / ``Binding.read_session``: the repository's ``get`` and
+``search``, the projection store's reads, the event store's ``read_all`` / ``subscribe``) that
+join no unit of work and no bound session run on a replica when the engine behind the bind has
+replicas (``create_engine(url, replicas=[...])``, see ``replicas/``); without replicas they run
+exactly as any other operation.
+
 An operation then runs, in order of precedence, in the ``uow=`` argument, the ambient unit of
 work, the unit of work or session the store was built with, or — with an engine behind the
 bind — on its own: one statement atomic on its own (``Execution.fetch``) or a short transaction
@@ -23,9 +29,9 @@ bind — on its own: one statement atomic on its own (``Execution.fetch``) or a 
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.base import Executable
@@ -40,9 +46,18 @@ from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
+from cqrs_ddd_persistence_sqlalchemy.replicas.reads import (
+    replica_read,
+    replica_reading,
+    replica_session,
+)
+from cqrs_ddd_persistence_sqlalchemy.replicas.registry import replicas_attached, replicas_of
+from cqrs_ddd_persistence_sqlalchemy.replicas.routing import ReplicaSet
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork, current_uow
 
 __all__ = ["Bind", "Binding", "SessionSource", "is_bind"]
+
+_T = TypeVar("_T")
 
 #: What a store may be built with (see the module docstring).
 Bind = (
@@ -75,7 +90,7 @@ class Binding:
         owner: the store's name, for error messages.
     """
 
-    __slots__ = ("_engine", "_factory", "_lazy", "_owner", "_session", "_uow")
+    __slots__ = ("_engine", "_factory", "_lazy", "_owner", "_replicas", "_session", "_uow")
 
     def __init__(self, bind: Any = None, *, owner: str = "the store") -> None:
         self._owner = owner
@@ -84,6 +99,7 @@ class Binding:
         self._factory: Callable[[], AsyncSession] | None = None
         self._engine: AsyncEngine | None = None
         self._lazy: Callable[[], Any] | None = None
+        self._replicas: ReplicaSet | bool | None = False  # False: not looked up yet
         if bind is None:
             return
         if isinstance(bind, Binding):
@@ -288,6 +304,51 @@ class Binding:
                 return
             async with self.session() as session:
                 yield ConnectionExecutor(await session.connection())
+
+    # -- query-side reads ------------------------------------------------------------------------
+    @property
+    def replicas(self) -> ReplicaSet | None:
+        """The replica set of the engine behind the bind, if it has one."""
+        found = self._replicas
+        if found is False:
+            if not replicas_attached():
+                return None  # no engine of the process has replicas: nothing to look up
+            found = replicas_of(self.engine)
+            if found is None:
+                return None  # looked up again next time: replicas may be attached later
+            self._replicas = found
+        return found  # type: ignore[return-value]
+
+    def reading(self, uow: Any = None) -> AbstractAsyncContextManager[StatementRunner]:
+        """Where the statements of one query-side read run: as :meth:`single`, except that
+        outside a unit of work and a bound session, with replicas, on a replica (the primary
+        when none can serve it, see ``replicas/routing.py``)."""
+        replicas = self.replicas
+        if replicas is None or not self.owns_transaction(uow):
+            return self.single(uow)
+        return replica_reading(replicas, self._primary_execution())
+
+    def read_session(self, uow: Any = None) -> AbstractAsyncContextManager[AsyncSession]:
+        """The session of one query-side ORM read: as :meth:`session`, except that outside a
+        unit of work and a bound session, with replicas, on a replica."""
+        replicas = self.replicas
+        if replicas is None or not self.owns_transaction(uow):
+            return self.session(uow)
+        return replica_session(replicas, self.session)
+
+    async def read(self, read: Callable[[AsyncSession], Awaitable[_T]], uow: Any = None) -> _T:
+        """``await read(session)`` on the session :meth:`read_session` gives; on a replica
+        found gone, again on the primary."""
+        replicas = self.replicas
+        if replicas is None or not self.owns_transaction(uow):
+            async with self.session(uow) as session:
+                return await read(session)
+        return await replica_read(replicas, read, self.session)
+
+    def _primary_execution(self) -> Execution:
+        execution = self.execution()
+        assert execution is not None  # replicas are found through an engine
+        return execution
 
     def _no_database(self) -> UnitOfWorkError:
         return UnitOfWorkError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import event
@@ -9,6 +10,7 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
+from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for, support_for_url
 from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.guard import DEFAULT_PING_AFTER
@@ -25,7 +27,15 @@ from cqrs_ddd_persistence_sqlalchemy.uow import current_uow
 __all__ = ["configure_engine", "create_engine"]
 
 
-def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str | URL,
+    *,
+    replicas: Sequence[str | URL] = (),
+    max_replica_lag: float = 5.0,
+    read_your_writes_timeout: float = 0.5,
+    replica_check_interval: float = 1.0,
+    **kwargs: Any,
+) -> AsyncEngine:
     """``create_async_engine`` with the library's defaults.
 
     - PostgreSQL: dead pooled connections are replaced at checkout (survives server restarts
@@ -58,6 +68,15 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
       (``lock_timeout_ms`` sets the busy timeout: how long a writer waits for the write lock).
     - Inside an entered ``SQLAlchemyUnitOfWork`` a failing statement raises the library's
       error at once (see :func:`configure_engine`).
+    - ``replicas=[url, ...]`` (PostgreSQL streaming standbys; ``ConfigurationError`` on
+      SQLite): the result is the primary's engine, a
+      :class:`~cqrs_ddd_persistence_sqlalchemy.replicas.RoutedEngine` usable wherever an
+      engine is, whose stores send query-side reads outside a unit of work to the replicas
+      (engines made with the same keyword arguments, disposed with it). A replica lagging
+      more than ``max_replica_lag`` seconds, or down, is skipped (checked every
+      ``replica_check_interval`` seconds); after a commit, reads in the same context wait up
+      to ``read_your_writes_timeout`` seconds for a replica that replayed it, else use the
+      primary. See ``docs/replicas.md``.
 
     Example::
 
@@ -67,6 +86,15 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         )
         engine = create_engine("postgresql+asyncpg://app@pgbouncer:6432/app", pooler="transaction")
     """
+    if replicas:
+        return _with_replicas(
+            url,
+            replicas,
+            kwargs,
+            max_lag=max_replica_lag,
+            read_your_writes_timeout=read_your_writes_timeout,
+            check_interval=replica_check_interval,
+        )
     parsed = make_url(url)
     support = support_for_url(parsed)
     statement_timeout = kwargs.pop("statement_timeout_ms", None)
@@ -101,6 +129,42 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         set_tracing(engine, False)
     support.configure_engine(engine, lock_timeout_ms=lock_timeout)
     return configure_engine(engine)
+
+
+def _with_replicas(
+    url: str | URL,
+    replicas: Sequence[str | URL],
+    kwargs: dict[str, Any],
+    *,
+    max_lag: float,
+    read_your_writes_timeout: float,
+    check_interval: float,
+) -> AsyncEngine:
+    from cqrs_ddd_persistence_sqlalchemy.replicas.engine import RoutedEngine
+    from cqrs_ddd_persistence_sqlalchemy.replicas.registry import attach
+    from cqrs_ddd_persistence_sqlalchemy.replicas.routing import ReplicaSet
+
+    if isinstance(replicas, str | URL):
+        raise ConfigurationError("replicas= takes a list of URLs, got one URL: put it in a list")
+    support = support_for_url(make_url(url))
+    if support.replication is None:
+        raise ConfigurationError(
+            f"replicas= needs PostgreSQL streaming replication; {support.name} has no "
+            "replicas: remove replicas="
+        )
+    primary = RoutedEngine(create_engine(url, **kwargs).sync_engine)
+    made = [create_engine(replica_url, **kwargs) for replica_url in replicas]
+    # Nothing has connected yet: an error below leaves nothing to close.
+    primary.replicas = ReplicaSet(
+        primary,
+        made,
+        max_lag=max_lag,
+        read_your_writes_timeout=read_your_writes_timeout,
+        check_interval=check_interval,
+        owned=True,
+    )
+    attach(primary.sync_engine, primary.replicas)
+    return primary
 
 
 def configure_engine(engine: AsyncEngine) -> AsyncEngine:

@@ -49,6 +49,8 @@ T = TypeVar("T")
 ENV_URL = "CQRS_DATABASE_URL"
 ENV_SCHEMA = "CQRS_DATABASE_SCHEMA"
 ENV_POOLER = "CQRS_POOLER"
+#: Read replicas of the database (space-separated URLs): query-side reads go to them.
+ENV_REPLICAS = "CQRS_REPLICA_URLS"
 #: Seconds a command waits for a PostgreSQL connection unless the URL says otherwise.
 CONNECT_TIMEOUT = 10
 
@@ -134,6 +136,8 @@ def open_engine(
     ``options=-c search_path=…``), which ``create_engine`` hands to whichever driver the URL
     names, like the URL's own parameters. ``pooler`` is ``create_engine``'s (with
     ``"transaction"`` they are applied per transaction instead of at connect).
+    ``CQRS_REPLICA_URLS`` (space-separated) gives the database's read replicas, with the same
+    defaults (see ``docs/replicas.md``).
     """
     from cqrs_ddd_persistence_sqlalchemy.engine import create_engine
 
@@ -147,12 +151,32 @@ def open_engine(
         )
     except ConfigurationError as exc:
         raise CliError(str(exc)) from exc
+    replicas = _replica_urls(schema)
+    if replicas:
+        kwargs.setdefault("replicas", replicas)
     try:
         if pooler:
             kwargs["pooler"] = pooler
         return create_engine(parsed, **kwargs)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise CliError(f"cannot use database URL {_safe(parsed)}: {exc}") from exc
+
+
+def _replica_urls(schema: str | None) -> list[URL]:
+    """The ``CQRS_REPLICA_URLS`` with the session defaults of :func:`open_engine`."""
+    urls = []
+    for given in os.environ.get(ENV_REPLICAS, "").split():
+        try:
+            replica = make_url(normalize_url(given))
+        except sa_exc.ArgumentError as exc:
+            raise CliError(f"{ENV_REPLICAS}: not a database URL: {given[:80]!r}") from exc
+        support = support_for_url(replica)
+        if support.replication is None:
+            raise CliError(f"{ENV_REPLICAS}: {support.name} has no read replicas")
+        urls.append(
+            support.with_session_defaults(replica, schema=schema, connect_timeout=CONNECT_TIMEOUT)
+        )
+    return urls
 
 
 def describe_url(engine: AsyncEngine) -> str:

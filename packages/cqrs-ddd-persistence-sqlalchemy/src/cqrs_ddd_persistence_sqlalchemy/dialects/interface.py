@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, Table, Update
@@ -43,6 +44,8 @@ __all__ = [
     "DialectSupport",
     "EventLogSql",
     "Listener",
+    "ReplicaStatus",
+    "ReplicationSql",
     "UpsertInsert",
 ]
 
@@ -100,6 +103,30 @@ class EventLogSql(Protocol):
     async def horizon(self, runner: StatementRunner) -> HorizonStatus: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """What a replica says of itself (see :class:`ReplicationSql`)."""
+
+    #: Whether the server is a standby in recovery (a promoted one is not a replica any more).
+    standby: bool
+    #: How far it has replayed the primary's WAL (a byte position).
+    replayed: int
+    #: Seconds since the commit it replayed last was made on the primary (``None``: none yet).
+    replay_age: float | None
+
+
+class ReplicationSql(Protocol):
+    """WAL positions of a primary and its streaming replicas (read replicas, ``replicas/``)."""
+
+    async def commit_position(self, runner: StatementRunner) -> int: ...
+
+    async def primary_position(self, runner: StatementRunner) -> int: ...
+
+    async def replayed(self, runner: StatementRunner) -> int: ...
+
+    async def status(self, runner: StatementRunner) -> ReplicaStatus: ...
+
+
 class DialectSupport(Protocol):
     """Everything dialect-specific the library needs, for one dialect."""
 
@@ -116,6 +143,8 @@ class DialectSupport(Protocol):
     default_driver: str
     #: Whether the database has schemas (``search_path``).
     supports_schemas: bool
+    #: WAL positions for read replicas (``None``: the database has no streaming replicas).
+    replication: ReplicationSql | None
 
     # -- engines -------------------------------------------------------------------------
     def engine_arguments(

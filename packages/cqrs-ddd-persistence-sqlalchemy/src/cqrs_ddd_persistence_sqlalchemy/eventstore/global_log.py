@@ -55,8 +55,11 @@ class GlobalLog:
         start = Cursor.decode(after)
         store = self._store
         log = store.log_for(uow)
+        # A query-side read: on a replica when the engine has replicas (the horizon is then
+        # the standby's own: see tests/topology/replicas/test_never_skip_standby.py).
         with db_span(store.binding.engine, "read", "cqrs_events"):
-            rows = await store._fetch(log.page_query(start, limit, flt), None, uow)
+            async with store.binding.reading(uow) as runner:
+                rows = await runner.fetch(log.page_query(start, limit, flt))
         events, cursor = page_cursor(rows, limit, flt, log.cursor_width)
         return [row_to_event(r) for r in events], cursor.encode() if cursor else after
 
@@ -124,5 +127,5 @@ class GlobalLog:
     async def horizon_lag(self, *, uow: Any) -> HorizonStatus:
         store = self._store
         log = store.log_for(uow)
-        async with store.binding.single(uow) as runner:
+        async with store.binding.reading(uow) as runner:
             return await log.horizon(runner)

@@ -220,7 +220,7 @@ class SQLAlchemyProjectionStore:
         ``_last_event_id`` and ``_last_position``; a typed row with its columns.
         """
         coll = await self.collections.prepare(collection, uow)
-        async with self.binding.single(uow) as runner:
+        async with self.binding.reading(uow) as runner:
             rows = await runner.fetch_mappings(
                 self._reads.by_id(coll), {"doc_id": coll.ident(doc_id)}
             )
@@ -236,7 +236,7 @@ class SQLAlchemyProjectionStore:
         coll = await self.collections.prepare(collection, uow)
         ids = [coll.ident(i) for i in ids]
         found: dict[Any, dict[str, Any]] = {}
-        async with self.binding.single(uow) as runner:
+        async with self.binding.reading(uow) as runner:
             stmt = self._reads.by_ids(dialect_for(runner.dialect), coll)
             for start in range(0, len(ids), IDS_PER_STATEMENT):
                 chunk = ids[start : start + IDS_PER_STATEMENT]
@@ -284,7 +284,7 @@ class SQLAlchemyProjectionStore:
         """
         coll = await self.collections.prepare(collection, uow)
         opts = QueryOptions.from_dict(options) if isinstance(options, Mapping) else options
-        async with self.binding.single(uow) as runner:
+        async with self.binding.reading(uow) as runner:
             stmt = sa.select(coll.table)
             if spec is not None:
                 stmt = stmt.where(compile_filter(dialect_for(runner.dialect), coll, spec))
@@ -304,7 +304,7 @@ class SQLAlchemyProjectionStore:
     ) -> int:
         """How many documents match ``spec`` (all when ``None``)."""
         coll = await self.collections.prepare(collection, uow)
-        async with self.binding.single(uow) as runner:
+        async with self.binding.reading(uow) as runner:
             stmt = sa.select(sa.func.count()).select_from(coll.table)
             if spec is not None:
                 stmt = stmt.where(compile_filter(dialect_for(runner.dialect), coll, spec))

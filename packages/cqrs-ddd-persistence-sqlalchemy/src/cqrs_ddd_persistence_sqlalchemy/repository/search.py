@@ -117,7 +117,9 @@ async def _scope(
     source: Binding, joined: SQLAlchemyUnitOfWork | None, built_for: DialectSupport | None
 ) -> AsyncIterator[AsyncSession]:
     # the UoW resolved when search() was called, else whatever is ambient when consumed
-    async with source.session(joined if joined is not None and joined.active else None) as session:
+    async with source.read_session(
+        joined if joined is not None and joined.active else None
+    ) as session:
         found = dialect_for(session)
         if built_for is not None and found is not built_for:
             raise ConfigurationError(

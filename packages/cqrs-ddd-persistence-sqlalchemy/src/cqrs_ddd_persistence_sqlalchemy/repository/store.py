@@ -283,10 +283,13 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return None
         stmt = root.live(root.select.where(root.pk == key), include_archived)
+
+        async def read(session: AsyncSession) -> list[A]:
+            rows = list((await session.execute(stmt)).all())
+            return await self._hydrate(session, rows)
+
         with self._span("get", uow):
-            async with self._source.session(uow) as session:
-                rows = list((await session.execute(stmt)).all())
-                found = await self._hydrate(session, rows)
+            found = await self._source.read(read, uow)
         return found[0] if found else None
 
     async def get_many(
@@ -299,16 +302,19 @@ class SQLAlchemyRepository(Generic[A]):
         """The existing aggregates among ``entity_ids``, in the order of the ids given."""
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
-        found: dict[Any, A] = {}
+
+        async def read(session: AsyncSession) -> dict[Any, A]:
+            found: dict[Any, A] = {}
+            for start in range(0, len(keys), IN_CHUNK):
+                chunk = keys[start : start + IN_CHUNK]
+                stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
+                rows = list((await session.execute(stmt)).all())
+                for row, entity in zip(rows, await self._hydrate(session, rows), strict=True):
+                    found[row._mapping[root.pk_key]] = entity
+            return found
+
         with self._span("get_many", uow):
-            async with self._source.session(uow) as session:
-                for start in range(0, len(keys), IN_CHUNK):
-                    chunk = keys[start : start + IN_CHUNK]
-                    stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
-                    rows = list((await session.execute(stmt)).all())
-                    hydrated = await self._hydrate(session, rows)
-                    for row, entity in zip(rows, hydrated, strict=True):
-                        found[row._mapping[root.pk_key]] = entity
+            found = await self._source.read(read, uow)
         return [found[k] for k in keys if k in found]
 
     async def list_all(
@@ -337,8 +343,11 @@ class SQLAlchemyRepository(Generic[A]):
         stmt = root.live(
             select(literal(1)).select_from(self.table).where(root.pk == key), include_archived
         )
-        async with self._source.session(uow) as session:
+
+        async def read(session: AsyncSession) -> bool:
             return (await session.execute(stmt.limit(1))).first() is not None
+
+        return await self._source.read(read, uow)
 
     def search(
         self,

@@ -55,16 +55,20 @@ class UowTransaction:
         )
 
     @property
-    def engine(self) -> AsyncEngine | None:
-        """The engine of the transaction when the unit of work knows it without a session."""
-        return self._execution.engine if self._execution is not None else None
-
-    @property
     def dialect(self) -> Dialect:
         """The SQLAlchemy dialect of the transaction's database (no session created)."""
         if self._execution is not None:
             return self._execution.dialect
         return self.session.get_bind().dialect
+
+    @property
+    def engine(self) -> AsyncEngine | None:
+        """The engine the transaction runs on, when it is known."""
+        if self._execution is not None:
+            return self._execution.engine
+        session = self._session
+        bind = session.bind if session is not None else None
+        return bind if isinstance(bind, AsyncEngine) else None
 
     @property
     def session(self) -> AsyncSession:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -42,6 +42,7 @@ from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
 from cqrs_ddd_persistence_sqlalchemy.observability.metrics import uow_committed, uow_failed
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
+from cqrs_ddd_persistence_sqlalchemy.replicas.registry import replicas_attached, replicas_of
 from cqrs_ddd_persistence_sqlalchemy.uow.deferred import DeferredWrite, W
 from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
     describe,
@@ -50,6 +51,9 @@ from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
     translating,
 )
 from cqrs_ddd_persistence_sqlalchemy.uow.transaction import UowTransaction
+
+if TYPE_CHECKING:
+    from cqrs_ddd_persistence_sqlalchemy.replicas.routing import ReplicaSet
 
 __all__ = ["EventSink", "SQLAlchemyUnitOfWork", "current_uow"]
 
@@ -126,6 +130,8 @@ class SQLAlchemyUnitOfWork:
         self._after_commit: list[AfterCommitHook] = []
         self._after_rollback: list[Callable[[], None]] = []
         self.committed = False
+        # The replica set whose read-your-writes position to record when the block ends.
+        self._note_commit: ReplicaSet | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -149,6 +155,11 @@ class SQLAlchemyUnitOfWork:
             _current.reset(self._tokens.pop())
         if self._depth == 0:
             await self._end(failed=exc is not None)
+            replicas, self._note_commit = self._note_commit, None
+            if replicas is not None:
+                # After the connection went back: reads in this context wait for a replica
+                # that replayed the commits (see ``replicas/position.py``).
+                await replicas.note_commit()
         if exc is not None:
             error = library_error(exc)
             if self._depth == 0:
@@ -349,6 +360,8 @@ class SQLAlchemyUnitOfWork:
                         for sink in self.event_sinks:
                             await sink.write_events(events, uow=self)
                 await txn.commit()
+                if replicas_attached():
+                    self._note_commit = replicas_of(txn.engine)
         except BaseException:
             for agg, evs in pulled:  # give the events back: nothing was written
                 agg._events[:0] = evs

@@ -20,6 +20,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import HorizonHolder, Ord
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
+    ReplicationSql,
     UpsertInsert,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql import (
@@ -36,6 +37,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.listen import (
     listen_event,
     listens,
 )
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.replication import PostgresReplication
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 from cqrs_ddd_persistence_sqlalchemy.pooling import Pooler, pooler_of
 
@@ -59,6 +61,8 @@ class PostgresDialect:
 
     default_driver = "asyncpg"
     supports_schemas = True
+    #: Read replicas: hot standbys, read-your-writes by WAL position (``replication.py``).
+    replication: ReplicationSql | None = PostgresReplication()
     #: Specification operators and JSON access (``specs/``).
     spec_operators = specs.OPERATORS
     json_access = specs.JSON_ACCESS

@@ -21,6 +21,7 @@ from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import HorizonHolder, Ord
 from cqrs_ddd_persistence_sqlalchemy.dialects.interface import (
     EventLogSql,
     Listener,
+    ReplicationSql,
     UpsertInsert,
 )
 from cqrs_ddd_persistence_sqlalchemy.dialects.sqlite import dml, queue, specs
@@ -53,6 +54,8 @@ class SqliteDialect:
 
     default_driver = "aiosqlite"
     supports_schemas = False
+    #: No streaming replicas.
+    replication: ReplicationSql | None = None
     #: Specification operators and JSON access (``specs/``).
     spec_operators = specs.OPERATORS
     json_access = specs.JSON_ACCESS

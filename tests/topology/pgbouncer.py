@@ -120,13 +120,18 @@ def running_pgbouncer(server_url: str, *, pool_size: int = SERVER_CONNECTIONS) -
     if as_user is not None:
         for path in (workdir, *workdir.iterdir()):
             os.chown(path, as_user.pw_uid, as_user.pw_gid)
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file, never a pipe: PgBouncer logs to stderr as well as to its logfile (a
+    # stats line a minute, every client error), and once nobody reads a pipe its 64 KiB fill
+    # up and PgBouncer blocks on the write — every connection through it hangs.
+    stderr_path = workdir / "stderr.log"
+    with stderr_path.open("wb") as stderr_file:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr_file)
     bouncer = Bouncer(port=port, pid=proc.pid, log=log)
     try:
         deadline = time.monotonic() + 15
         while not _listening(port):
             if proc.poll() is not None:
-                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                stderr = stderr_path.read_text(errors="replace")
                 raise RuntimeError(
                     f"pgbouncer exited with {proc.returncode}: {stderr}{bouncer.log_text()}"
                 )
@@ -142,6 +147,4 @@ def running_pgbouncer(server_url: str, *, pool_size: int = SERVER_CONNECTIONS) -
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -31,6 +31,7 @@ from cqrs_ddd_core.errors import (
 )
 from cqrs_ddd_persistence_sqlalchemy.advanced import JobWorker, SQLAlchemyBackgroundJobRepository
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage, SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.jobs.running import JobRun
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, queue_columns, queue_indexes
 from cqrs_ddd_persistence_sqlalchemy.schema import NAMING_CONVENTION
 
@@ -247,7 +248,7 @@ async def test_queue_claim_only_and_run(engine: AsyncEngine, session_factory: Fa
 
 
 async def test_worker_beats_only_for_jobs_that_outlive_the_interval(
-    jobs: Repo,
+    jobs: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def handler(job: EchoJob, ctx: JobContext) -> str:
         if job.text == "slow":
@@ -259,13 +260,13 @@ async def test_worker_beats_only_for_jobs_that_outlive_the_interval(
         jobs, handlers={EchoJob: handler}, concurrency=8, poll_interval=0.01, heartbeat_interval=0.1
     )
     beats: list[str] = []
-    real = worker._heartbeat
+    real = JobRun.heartbeat
 
-    async def counting(ctx: Any, work: Any) -> None:
+    async def counting(run: JobRun, ctx: Any, interval: float) -> None:
         beats.append(ctx._claimed.job.text)
-        await real(ctx, work)
+        await real(run, ctx, interval)
 
-    worker._heartbeat = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(JobRun, "heartbeat", counting)
     assert await worker.run_until_idle() == 6
     assert beats == ["slow"]
     counts = await jobs.count_by_status()

@@ -30,10 +30,14 @@ from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobContext
 from cqrs_ddd_core.errors import LeaseLostError, RetryableError
 from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
 from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
-from cqrs_ddd_persistence_sqlalchemy.jobs.running import JobRun, RunningContext
+from cqrs_ddd_persistence_sqlalchemy.jobs.running import (
+    JobRun,
+    RunningContext,
+    fresh_lease,
+    job_span,
+)
 from cqrs_ddd_persistence_sqlalchemy.jobs.settling import Completions
-from cqrs_ddd_persistence_sqlalchemy.observability.metrics import job_ran, lease_lost
-from cqrs_ddd_persistence_sqlalchemy.observability.tracing import span, stored_context, tracer_for
+from cqrs_ddd_persistence_sqlalchemy.observability.metrics import job_ran
 from cqrs_ddd_persistence_sqlalchemy.queue import DurableQueue, Pin
 from cqrs_ddd_persistence_sqlalchemy.workers import StopRequest, WorkerLifecycle
 
@@ -67,15 +71,10 @@ class JobWorker(WorkerLifecycle):
             cancelled and given back (without counting an attempt).
         recover_interval: seconds between ``recover_stalled()`` calls (``None``: never).
 
-    Sizing: ``concurrency`` is what the jobs can bear at once (their own connections, API
-    rate limits, CPU: an async handler waiting on I/O costs little, a CPU-bound one blocks the
-    loop, so run CPU-bound jobs in more processes, not more handlers). ``prefetch`` only feeds
-    the handlers: a few times ``concurrency`` keeps them busy while claims and completions
-    travel (measured in ``benchmarks/bench_job_peers.py``: ``4 * concurrency`` is within a few
-    percent of the best for short jobs); keep it near ``concurrency`` for long jobs, so that
-    jobs do not wait here while other workers are idle. A claimed job that waits longer than
-    its lease allows has its lease extended before it starts (it is never run on an expired
-    lease), and on :meth:`stop` the claimed jobs not started yet are given back at once.
+    Sizing: ``concurrency`` is what the jobs can bear at once (connections, rate limits; run
+    CPU-bound jobs in more processes); ``prefetch`` a few times it for short jobs, near it for
+    long ones (``queue/README.md``, "Sizing JobWorker"). A claimed job that waited too long
+    has its lease extended before it starts; :meth:`stop` gives unstarted ones back at once.
 
     Example::
 
@@ -133,12 +132,9 @@ class JobWorker(WorkerLifecycle):
     async def run(self, *, until_idle: bool = False) -> None:
         """Run until :meth:`stop` (or, with ``until_idle``, until no job is due).
 
-        Claims and settles run on one connection held for the loop, one statement at a
-        time, as a hand-written ``SKIP LOCKED`` worker would (no pool checkout per settled
-        job, no pool overflow with many jobs finishing at once); completions that pile up
-        meanwhile share one statement. After a connection failure the loop waits
-        ``poll_interval`` and holds a new one. Heartbeats and progress reports of running
-        jobs use pool connections.
+        Claims and settles share one connection held for the loop (no checkout per job;
+        completions that pile up share one statement); after a connection failure the loop
+        waits ``poll_interval`` and holds a new one. Heartbeats use pool connections.
         """
         await self._serve(claims=None, until_idle=until_idle)
 
@@ -310,56 +306,17 @@ class JobWorker(WorkerLifecycle):
                 leave()
                 await asyncio.get_running_loop().create_future()
             self._waiting.discard(id(claimed))
-            await self._traced_run(claimed, leave)
+            with job_span(self.repository.queue.binding.engine, claimed):
+                await self._run_claimed(claimed, leave)
         finally:
             leave()
-
-    async def _traced_run(self, claimed: ClaimedJob[Any], leave: Callable[[], None]) -> None:
-        engine = self.repository.queue.binding.engine
-        if tracer_for(engine) is None:
-            await self._run_claimed(claimed, leave)
-            return
-        attributes = {
-            "messaging.system": "cqrs_jobs",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": claimed.job_type,
-            "messaging.message.id": claimed.id,
-        }
-        # A child of the span that enqueued the job: the run continues the request's trace.
-        parent = stored_context(claimed.claim.values.get("trace_context"))
-        with span(
-            f"process {claimed.job_type}",
-            attributes,
-            engine=engine,
-            kind="consumer",
-            context=parent,
-        ):
-            await self._run_claimed(claimed, leave)
-
-    async def _fresh_lease(self, claimed: ClaimedJob[Any]) -> bool:
-        """Whether ``claimed``'s lease lasts until its first heartbeat; extended first when
-        it waited here too long for that (``False``: the lease is lost, do not run it)."""
-        repo = self.repository
-        left = (claimed.claim.locked_until - repo.clock()).total_seconds()
-        # The first beat comes ``heartbeat_interval`` after the start; half as much again is
-        # the margin for a slow beat (at most half the lease: a job that waited less than
-        # that starts on its claim's lease, as it would without waiting).
-        if left >= min(1.5 * self.heartbeat_interval, repo.queue.lease.total_seconds() / 2):
-            return True
-        try:
-            async with self._held():
-                await repo.heartbeat(claimed)
-        except LeaseLostError:
-            logger.warning("job %s: lease lost while waiting to run", claimed.id)
-            return False
-        return True
 
     async def _run_claimed(self, claimed: ClaimedJob[Any], leave: Callable[[], None]) -> None:
         """Run one job and settle it; ``leave()`` frees its handler slot (called once the
         handler is done: the next job runs while this one's outcome is written)."""
         repo = self.repository
         try:
-            if not await self._fresh_lease(claimed):
+            if not await fresh_lease(self.repository, claimed, self.heartbeat_interval, self._held):
                 return
             if claimed.cancel_requested:
                 async with self._held():
@@ -379,7 +336,7 @@ class JobWorker(WorkerLifecycle):
             assert task is not None
             run = JobRun(task)
             timer = asyncio.get_running_loop().call_later(
-                self.heartbeat_interval, self._start_beat, ctx, run
+                self.heartbeat_interval, run.start_beat, ctx, self.heartbeat_interval
             )
             started = time.monotonic()
             try:
@@ -436,29 +393,6 @@ class JobWorker(WorkerLifecycle):
         if id(claimed) in self._slots:
             self._slots.discard(id(claimed))
             self._wake()
-
-    def _start_beat(self, ctx: RunningContext, run: JobRun) -> None:
-        if run.running:
-            run.beat = asyncio.create_task(self._heartbeat(ctx, run))
-
-    async def _heartbeat(self, ctx: RunningContext, run: JobRun) -> None:
-        """Beat now (the first beat is due), then every ``heartbeat_interval``."""
-        while run.running:
-            try:
-                alive = await ctx.heartbeat()
-            except LeaseLostError:
-                lease_lost("jobs")
-                logger.warning("job lease lost while running; stopping it")
-                run.stop("lost")
-                raise
-            except RetryableError:
-                # One missed beat is harmless while the lease lasts; the next one retries.
-                logger.warning("job heartbeat failed; retrying", exc_info=True)
-            else:
-                if not alive:
-                    run.stop("cancelled")  # requested: the job stops at its next await
-                    return
-            await asyncio.sleep(self.heartbeat_interval)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -38,7 +38,6 @@ from cqrs_ddd_core.errors import (
     ConfigurationError,
     UnitOfWorkError,
 )
-from cqrs_ddd_core.ports.unit_of_work import AfterCommitHook
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
 from cqrs_ddd_persistence_sqlalchemy.observability.metrics import uow_committed, uow_failed
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span
@@ -50,6 +49,7 @@ from cqrs_ddd_persistence_sqlalchemy.uow.failures import (
     library_error,
     translating,
 )
+from cqrs_ddd_persistence_sqlalchemy.uow.tracking import Tracking
 from cqrs_ddd_persistence_sqlalchemy.uow.transaction import UowTransaction
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ logger = logging.getLogger(__name__)
 _current: ContextVar[SQLAlchemyUnitOfWork | None] = ContextVar("cqrs_ddd_uow", default=None)
 
 SessionFactory = Callable[[], AsyncSession]
-BeforeCommitHook = Callable[["SQLAlchemyUnitOfWork"], Awaitable[None]]
 
 
 def current_uow() -> SQLAlchemyUnitOfWork | None:
@@ -79,7 +78,7 @@ class EventSink(Protocol):
     ) -> None: ...
 
 
-class SQLAlchemyUnitOfWork:
+class SQLAlchemyUnitOfWork(Tracking):
     """Transaction manager; rolls back unless committed.
 
     Accepts an ``AsyncSession`` (borrowed: used but not closed), an ``async_sessionmaker``, any
@@ -124,11 +123,7 @@ class SQLAlchemyUnitOfWork:
         self._tokens: list[Token[SQLAlchemyUnitOfWork | None]] = []
         self._depth = 0
         self.event_sinks: list[EventSink] = list(event_sinks)
-        self._seen: dict[int, AggregateRoot[Any]] = {}
-        self._pending_versions: dict[int, tuple[AggregateRoot[Any], int]] = {}
-        self._before_commit: list[BeforeCommitHook] = []
-        self._after_commit: list[AfterCommitHook] = []
-        self._after_rollback: list[Callable[[], None]] = []
+        self._reset_tracking()
         self.committed = False
         # The replica set whose read-your-writes position to record when the block ends.
         self._note_commit: ReplicaSet | None = None
@@ -253,39 +248,6 @@ class SQLAlchemyUnitOfWork:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
         return self._txn
 
-    # -- tracking --------------------------------------------------------------------------
-    def forget(self, aggregate: AggregateRoot[Any]) -> None:
-        """Undo :meth:`register`: ``aggregate``'s save did not happen after all."""
-        self._seen.pop(id(aggregate), None)
-        self._pending_versions.pop(id(aggregate), None)
-
-    def register(self, aggregate: AggregateRoot[Any], *, new_version: int | None = None) -> None:
-        """Note that ``aggregate`` was saved; its version becomes ``new_version`` on commit."""
-        self._seen[id(aggregate)] = aggregate
-        if new_version is not None:
-            self._pending_versions[id(aggregate)] = (aggregate, new_version)
-
-    def pending_version(self, aggregate: AggregateRoot[Any]) -> int | None:
-        """The version ``aggregate`` will have after commit, if it was saved in this UoW."""
-        entry = self._pending_versions.get(id(aggregate))
-        return entry[1] if entry else None
-
-    @property
-    def seen(self) -> list[AggregateRoot[Any]]:
-        return list(self._seen.values())
-
-    def before_commit(self, hook: BeforeCommitHook) -> None:
-        """Run ``hook(uow)`` inside the transaction right before the next commit."""
-        self._before_commit.append(hook)
-
-    def after_commit(self, hook: AfterCommitHook) -> None:
-        """Run ``hook()`` after the next successful commit (errors are logged, not raised)."""
-        self._after_commit.append(hook)
-
-    def after_rollback(self, hook: Callable[[], None]) -> None:
-        """Run ``hook()`` when the current transaction is rolled back."""
-        self._after_rollback.append(hook)
-
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[AsyncSessionTransaction]:
         """A SAVEPOINT: an error inside rolls back to it and leaves the transaction usable.
@@ -403,10 +365,3 @@ class SQLAlchemyUnitOfWork:
                 hook()
             except Exception:
                 logger.exception("after-rollback hook %r failed", hook)
-
-    def _reset_tracking(self) -> None:
-        self._seen = {}
-        self._pending_versions = {}
-        self._before_commit = []
-        self._after_commit = []
-        self._after_rollback = []

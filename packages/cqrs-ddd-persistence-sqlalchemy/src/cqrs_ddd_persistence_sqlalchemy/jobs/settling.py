@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from cqrs_ddd_core.errors import LeaseLostError
+from cqrs_ddd_persistence_sqlalchemy.execution.pinning import unpinned
 from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
 from cqrs_ddd_persistence_sqlalchemy.jobs.repository import SQLAlchemyBackgroundJobRepository
 from cqrs_ddd_persistence_sqlalchemy.jobs.statements import encode_result
@@ -86,7 +87,13 @@ class Completions:
                 self._start()
 
     def _start(self) -> None:
-        task = self._settling = asyncio.create_task(self._settle())
+        # ``_start`` may run inside a borrow of the worker's connection (a job settling alone
+        # hands over to the queued ones): the settle task must not inherit that borrow's pin
+        # from this task's context — it borrows the connection itself, under its lock. An
+        # inherited pin used after the borrow ended ran statements on a connection another
+        # task was using (asyncpg: "another operation is in progress").
+        with unpinned():
+            task = self._settling = asyncio.create_task(self._settle())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -15,13 +15,16 @@ at ``add``.
 
 Reads select columns (no ORM identity map) and load child tables with one ``IN`` query per
 relationship (:mod:`.loader`), so loading N aggregates costs ``1 + relationships`` queries.
+Loads and saves run on the execution seam: in a unit of work, on its transaction without
+making its ORM session (``uow.session`` exists only if the caller asks for it).
 Saving a loaded aggregate writes only the child rows that changed where that is safe
 (:mod:`.child_rows`), else rewrites them. Searches are lazy (:mod:`.search`, :mod:`.results`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import literal, select
@@ -31,10 +34,12 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges, Diff
-from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
+from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate, mapping_of
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
 from cqrs_ddd_persistence_sqlalchemy.repository.root import NO_ROW, RootTable
@@ -127,16 +132,33 @@ class SQLAlchemyRepository(Generic[A]):
             set_persisted_version(entity, version)
 
     async def _hydrate(self, session: AsyncSession, rows: Sequence[Any]) -> list[A]:
+        """``_load`` for a search's rows, read on its session."""
+        return await self._load(ConnectionExecutor(await session.connection()), rows)
+
+    async def _load(self, runner: StatementRunner, rows: Sequence[Any]) -> list[A]:
+        """The aggregates of root ``rows``, their children read on ``runner``."""
         root = self._root
         if not root.children.enabled or root.version_key is None:
-            return await hydrate(session, self.mapper, rows, version_key=root.version_key)
+            return await hydrate(runner, self.mapper, rows, version_key=root.version_key)
         child_rows: list[dict[str, list[Any]]] = []
         entities: list[A] = await hydrate(
-            session, self.mapper, rows, version_key=root.version_key, child_rows=child_rows
+            runner, self.mapper, rows, version_key=root.version_key, child_rows=child_rows
         )
+        key = root.version_key
         for row, entity, children in zip(rows, entities, child_rows, strict=True):
-            root.children.loaded(entity, children, row._mapping[root.version_key])
+            root.children.loaded(entity, children, mapping_of(row)[key])
         return entities
+
+    @asynccontextmanager
+    async def _reading(self, uow: IUnitOfWork | None) -> AsyncIterator[StatementRunner]:
+        """Where a load runs: the unit of work's transaction (no ORM session made), else one
+        statement on its own or, with child tables, a short transaction."""
+        if self._root.mapper.children:
+            async with self._source.transaction(uow) as runner:
+                yield runner
+        else:
+            async with self._source.single(uow) as single:
+                yield single
 
     # -- writes ----------------------------------------------------------------------------
     async def add(self, entity: A, *, uow: IUnitOfWork | None = None) -> A:
@@ -166,8 +188,8 @@ class SQLAlchemyRepository(Generic[A]):
         if joined is not None and loaded != 0:
             diffs = await self._update_in(joined, entity, values, loaded, new_version)
         else:
-            async with self._source.session(joined) as session:
-                await writes.save(self._root, session, entity, values, loaded, new_version)
+            async with self._source.transaction(joined) as runner:
+                await writes.save(self._root, runner, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
@@ -219,8 +241,7 @@ class SQLAlchemyRepository(Generic[A]):
         if diffs is not None:
             uow.defer(memo, lambda: ChildChanges(memo.first_table)).add(entity, diffs)
         elif root.mapper.children:
-            async with self._source.session(uow) as session:
-                await writes.rewrite_children(root, session, entity, values)
+            await writes.rewrite_children(root, await uow.executor(), entity, values)
         return diffs
 
     async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
@@ -237,10 +258,10 @@ class SQLAlchemyRepository(Generic[A]):
         if key is NO_ROW:
             return
         expected = self._loaded_version(entity, joined) if is_entity else None
-        async with self._source.session(joined) as session:
-            rowcount = await writes.delete(root, session, key, expected)
+        async with self._source.transaction(joined) as runner:
+            rowcount = await writes.delete(root, runner, key, expected)
             if rowcount == 0 and is_entity:
-                actual = await root.actual_version(session, key)
+                actual = await root.actual_version(runner, key)
                 raise root.conflict(entity_id, expected, actual, "changed or deleted concurrently")
         if is_entity and expected is not None and root.archived_at is not None:
             self._finish(entity, joined, expected + 1)
@@ -254,8 +275,8 @@ class SQLAlchemyRepository(Generic[A]):
         key = self._root.key(entity_id)
         if key is NO_ROW:
             return
-        async with self._source.session(joined) as session:
-            await writes.restore(self._root, session, key)
+        async with self._source.transaction(joined) as runner:
+            await writes.restore(self._root, runner, key)
 
     # -- reads -----------------------------------------------------------------------------
     async def get(
@@ -270,10 +291,9 @@ class SQLAlchemyRepository(Generic[A]):
         key = root.key(entity_id)
         if key is NO_ROW:
             return None
-        stmt = root.live(root.select.where(root.pk == key), include_archived)
-        async with self._source.session(uow) as session:
-            rows = list((await session.execute(stmt)).all())
-            found = await self._hydrate(session, rows)
+        async with self._reading(uow) as runner:
+            rows = await runner.fetch_mappings(root.get_statement(include_archived), {"k": key})
+            found = await self._load(runner, rows)
         return found[0] if found else None
 
     async def get_many(
@@ -287,13 +307,13 @@ class SQLAlchemyRepository(Generic[A]):
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
         found: dict[Any, A] = {}
-        async with self._source.session(uow) as session:
+        async with self._reading(uow) as runner:
             for start in range(0, len(keys), IN_CHUNK):
                 chunk = keys[start : start + IN_CHUNK]
-                stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
-                rows = list((await session.execute(stmt)).all())
-                for row, entity in zip(rows, await self._hydrate(session, rows), strict=True):
-                    found[row._mapping[root.pk_key]] = entity
+                stmt = root.live(root.keyed_select.where(root.pk.in_(chunk)), include_archived)
+                rows = await runner.fetch_mappings(stmt)
+                for row, entity in zip(rows, await self._load(runner, rows), strict=True):
+                    found[row[root.pk_key]] = entity
         return [found[k] for k in keys if k in found]
 
     async def list_all(
@@ -322,8 +342,8 @@ class SQLAlchemyRepository(Generic[A]):
         stmt = root.live(
             select(literal(1)).select_from(self.table).where(root.pk == key), include_archived
         )
-        async with self._source.session(uow) as session:
-            return (await session.execute(stmt.limit(1))).first() is not None
+        async with self._source.single(uow) as runner:
+            return bool(await runner.fetch(stmt.limit(1)))
 
     def search(
         self,

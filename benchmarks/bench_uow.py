@@ -5,14 +5,22 @@ hand-written SQLAlchemy, in the same run.
   ``SQLAlchemyEventStore(uow.session).append(event)`` ``await uow.commit()`` (the store built
   per call, as in the seed); the same with one shared store and ``uow=uow``; the store outside
   a unit of work (autocommit); hand-written SQLAlchemy (``async with session.begin():
-  session.execute(insert)``); raw asyncpg ``BEGIN / INSERT / COMMIT`` (baseline); and the
-  unit of work on psycopg 3 against raw psycopg (``compare``).
-- ``uow.append_100``: 100-event batches the same ways (raw: ``executemany`` in a transaction).
+  session.execute(insert)``); raw asyncpg ``BEGIN / <the append statement> / COMMIT``
+  (baseline): the library's append statement — expected-version, idempotency and tombstone
+  checks, the ordering key and the NOTIFY in one statement — hand-written on the driver (its
+  text read once from the library, its arguments built by hand), since the guarantees are the
+  library's and not the driver's; a bare ``INSERT`` on raw asyncpg for reference (what those
+  guarantees cost the server); and the unit of work on psycopg 3 against the same
+  statement on raw psycopg (``compare``).
+- ``uow.append_100``: 100-event batches the same ways (one append statement for the batch;
+  the bare reference: ``executemany``).
 - ``uow.read_1000``: a 1,000-event stream read into typed events inside a unit of work
   (raw: ``fetch`` + decode + ``model_validate``).
 - ``uow.command``: the seed's command — load an aggregate, change it, save it with 2 events
   appended and 2 outbox messages, commit — against the same statements written on raw asyncpg
-  in one transaction and written by hand with an ``AsyncSession``.
+  in one transaction (``SELECT`` the row, version-checked ``UPDATE``, the append statement,
+  the outbox ``INSERT`` for both messages and its ``pg_notify``) and written by hand with an
+  ``AsyncSession``; the same on psycopg 3 (ours against the same statements on raw psycopg).
 
 Targets (issue 22): append_1 >= 0.80x raw, append_100 >= 0.90x raw, read_1000 >= 0.85x raw,
 command >= 0.8x raw and >= 1.3x the hand-written session.
@@ -29,7 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from benchmarks._pg import BenchDb
+from benchmarks._pg import BenchDb, PsycopgSql
 from benchmarks.bench_event_store import (
     _RAW_INSERT,
     BenchLineAdded,
@@ -54,6 +62,8 @@ from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
 )
+from cqrs_ddd_persistence_sqlalchemy.dialects.postgresql.event_log import _INSERTS as _APPENDS
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import DriverStatement
 from cqrs_ddd_persistence_sqlalchemy.mixins import VersionMixin
 from cqrs_ddd_persistence_sqlalchemy.tables import events_table, outbox_table
 
@@ -82,6 +92,45 @@ class _UowDb(BenchDb):
         await self.open(extra_metadata=UowBase.metadata)
         self.psycopg_engine = self.make_psycopg_engine()
         return self
+
+
+class _Append:
+    """The library's append statement (the one a unit of work sends: conflicts leave the
+    transaction usable) as raw asyncpg / psycopg code sends it: its text read once, its
+    arguments built by hand per batch as the library builds them."""
+
+    def __init__(self, db: BenchDb) -> None:
+        call = DriverStatement.compile(_APPENDS[True], db.engine.dialect)
+        assert call is not None
+        self.sql = call.sql
+        self.names = call.names
+        self.constants = call.defaults  # the statement's own literals (``coalesce(x, 0)``)
+        self.psycopg = PsycopgSql(call.sql)
+
+    def args(self, stream: str, n: int, start: int = 0) -> list[Any]:
+        now = datetime.now(UTC)
+        records = [
+            {"n": i + 1, "event_id": str(uuid.uuid4()), "payload": _payload(start + i),
+             "occurred_at": now}
+            for i in range(n)
+        ]  # fmt: skip
+        values: dict[str, Any] = {
+            "stream_id": stream,
+            "lo": 0,
+            "hi": 1 << 62,  # StreamState.ANY, the default
+            "first_event_id": records[0]["event_id"],
+            "events": orjson.dumps(records).decode(),
+            "shared_event_type": "BenchLineAdded",
+            "shared_aggregate_type": "Order",
+            "shared_schema_version": 1,
+            "shared_metadata": "{}",
+            "shared_correlation_id": None,
+            "shared_causation_id": None,
+            "shared_tenant_id": None,
+            "notify": True,
+            "channel": "cqrs_events",
+        }
+        return [values[n] if n in values else self.constants[n] for n in self.names]
 
 
 def _append_variants(db: _UowDb, batch: int, transactions: int) -> list[Variant]:
@@ -128,7 +177,18 @@ def _append_variants(db: _UowDb, batch: int, transactions: int) -> list[Variant]
         async with sf() as session, session.begin():
             await session.execute(insert(events_table), rows)
 
+    append = _Append(db)
+
     async def raw() -> float:
+        async with db.pool.acquire() as conn:
+            start = time.perf_counter()
+            for _ in range(transactions):
+                args = append.args(_stream(), batch)
+                async with conn.transaction():
+                    assert len(await conn.fetch(append.sql, *args)) == batch
+            return batch * transactions / (time.perf_counter() - start)
+
+    async def raw_bare() -> float:
         async with db.pool.acquire() as conn:
             start = time.perf_counter()
             for _ in range(transactions):
@@ -146,6 +206,7 @@ def _append_variants(db: _UowDb, batch: int, transactions: int) -> list[Variant]
         Variant("ours, autocommit (no uow)", timed(autocommit)),
         Variant("SQLAlchemy session by hand", timed(session_by_hand)),
         Variant("raw asyncpg", raw, baseline=True),
+        Variant("raw asyncpg, bare INSERT", raw_bare),
     ]
     if db.psycopg_engine is not None:
         psf = db.session_factory(db.psycopg_engine)
@@ -153,9 +214,21 @@ def _append_variants(db: _UowDb, batch: int, transactions: int) -> list[Variant]
         async def psycopg_seed(events: list[StoredEvent]) -> None:
             await seed_style(events, psf)
 
+        async def psycopg_raw() -> float:
+            (conn,) = await db.psycopg_connections()
+            sql = append.psycopg
+            start = time.perf_counter()
+            for _ in range(transactions):
+                args = append.args(_stream(), batch)
+                async with conn.transaction():
+                    cur = await conn.execute(sql.sql, sql.args(*args))
+                    assert len(await cur.fetchall()) == batch
+            return batch * transactions / (time.perf_counter() - start)
+
         variants += [
             Variant("psycopg: ours, uow, store per call", timed(psycopg_seed)),
-            Variant("psycopg: raw", raw_psycopg_appends(db, batch, transactions)),
+            Variant("psycopg: raw", psycopg_raw),
+            Variant("psycopg: raw, bare INSERT", raw_psycopg_appends(db, batch, transactions)),
         ]
 
     async def warm() -> None:
@@ -247,13 +320,17 @@ _RAW_OUTBOX = (
     "available_at, partition_key) VALUES ($1, $2, $3::jsonb, '{}'::jsonb, $4, $4, $5) "
     "ON CONFLICT (message_id) DO NOTHING"
 )
+_RAW_NOTIFY = "SELECT pg_notify('cqrs_ddd_outbox', '')"
 
 
 @workload(
     "uow.command",
     "load, change, save + 2 events + 2 outbox messages, commit",
     unit="commands/s",
-    compare=(("ours (seed pattern)", "SQLAlchemy session by hand"),),
+    compare=(
+        ("ours (seed pattern)", "SQLAlchemy session by hand"),
+        ("psycopg: ours (seed pattern)", "psycopg: raw"),
+    ),
 )
 async def command(ctx: Context) -> list[Variant]:
     db = await _UowDb(ctx).open_all()
@@ -279,11 +356,11 @@ async def command(ctx: Context) -> list[Variant]:
             for _ in range(2)
         ]
 
-    async def ours() -> float:
+    async def ours(factory: Any = sf) -> float:
         start = time.perf_counter()
         for _ in range(n):
             account = accounts[next(seq) % len(accounts)]
-            async with SQLAlchemyUnitOfWork(sf) as uow:
+            async with SQLAlchemyUnitOfWork(factory) as uow:
                 acc = await repo.get(account, uow=uow)
                 assert acc is not None
                 acc.balance += Decimal("1.00")
@@ -348,6 +425,13 @@ async def command(ctx: Context) -> list[Variant]:
                 )
         return n / (time.perf_counter() - start)
 
+    append = _Append(db)
+
+    def outbox_rows(account: str) -> list[tuple[Any, ...]]:
+        now = datetime.now(UTC)
+        payload = orjson.dumps({"a": account}).decode()
+        return [(str(uuid.uuid4()), "Deposited", payload, now, account) for _ in range(2)]
+
     async def raw() -> float:
         async with db.pool.acquire() as conn:
             start = time.perf_counter()
@@ -356,34 +440,62 @@ async def command(ctx: Context) -> list[Variant]:
                 async with conn.transaction():
                     row = await conn.fetchrow(_RAW_SELECT, account)
                     balance = row["balance"] + Decimal("1.00")
-                    await conn.execute(_RAW_UPDATE, account, row["owner"], balance, row["version"])
-                    version = await conn.fetchval(
-                        "SELECT coalesce(max(version), 0) FROM cqrs_events WHERE stream_id = $1",
-                        account,
+                    status = await conn.execute(
+                        _RAW_UPDATE, account, row["owner"], balance, row["version"]
                     )
-                    rows = _raw_rows(account, 2, start=version)
-                    await conn.executemany(_RAW_INSERT, rows)
-                    now = datetime.now(UTC)
-                    await conn.executemany(
-                        _RAW_OUTBOX,
-                        [
-                            (str(uuid.uuid4()), "Deposited", orjson.dumps({"a": account}).decode(),
-                             now, account)
-                            for _ in range(2)
-                        ],
-                    )  # fmt: skip
+                    assert status == "UPDATE 1"
+                    await conn.fetch(append.sql, *append.args(account, 2))
+                    await conn.executemany(_RAW_OUTBOX, outbox_rows(account))
+                    await conn.execute(_RAW_NOTIFY)
         return n / (time.perf_counter() - start)
 
-    async def warm() -> None:
-        await ours()
-        await session_by_hand()
-        await raw()
-
-    return [
-        Variant("ours (seed pattern)", ours, setup=warm),
+    variants = [
+        Variant("ours (seed pattern)", ours),
         Variant("SQLAlchemy session by hand", session_by_hand),
         Variant("raw asyncpg", raw, baseline=True),
     ]
+    if db.psycopg_engine is not None:
+        psf = db.session_factory(db.psycopg_engine)
+        select_sql, update_sql = PsycopgSql(_RAW_SELECT), PsycopgSql(_RAW_UPDATE)
+        outbox_sql = PsycopgSql(_RAW_OUTBOX)
+
+        async def psycopg_ours() -> float:
+            return await ours(psf)
+
+        async def psycopg_raw() -> float:
+            (conn,) = await db.psycopg_connections()
+            start = time.perf_counter()
+            for _ in range(n):
+                account = accounts[next(seq) % len(accounts)]
+                async with conn.transaction():
+                    cur = await conn.execute(select_sql.sql, select_sql.args(account))
+                    _id, owner, balance, version = await cur.fetchone()
+                    cur = await conn.execute(
+                        update_sql.sql,
+                        update_sql.args(account, owner, balance + Decimal("1.00"), version),
+                    )
+                    assert cur.rowcount == 1
+                    await conn.execute(
+                        append.psycopg.sql, append.psycopg.args(*append.args(account, 2))
+                    )
+                    async with conn.cursor() as many:
+                        await many.executemany(
+                            outbox_sql.sql, outbox_sql.rows(outbox_rows(account))
+                        )
+                    await conn.execute(_RAW_NOTIFY)
+            return n / (time.perf_counter() - start)
+
+        variants += [
+            Variant("psycopg: ours (seed pattern)", psycopg_ours),
+            Variant("psycopg: raw", psycopg_raw),
+        ]
+
+    async def warm() -> None:
+        for v in variants:
+            await v.run()
+
+    variants[0] = Variant(variants[0].name, variants[0].run, setup=warm)
+    return variants
 
 
 __all__ = ["AccountModel", "async_sessionmaker"]

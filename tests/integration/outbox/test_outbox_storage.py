@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cqrs_ddd_core.errors import CQRSDDDError
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyOutboxStorage,
     SQLAlchemyUnitOfWork,
     outbox_table,
 )
-from cqrs_ddd_persistence_sqlalchemy.queue import DONE
+from cqrs_ddd_persistence_sqlalchemy.queue import DONE, PENDING
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -102,3 +104,30 @@ async def test_stats_report_lag_of_the_oldest_due_message(
     await outbox.claim(1)
     stats = await outbox.stats()
     assert stats.leased == 1 and stats.lag_seconds == 42.0
+
+
+async def test_messages_saved_together_in_a_unit_of_work(
+    library_tables: AsyncEngine, session_factory: SessionFactory
+) -> None:
+    """Several messages in one unit of work are one statement over their rows (on asyncpg an
+    ``executemany`` on the driver): every field and default written; a message id already
+    stored skipped; a bad row fails the save with a library error and nothing is written."""
+    outbox = SQLAlchemyOutboxStorage(library_tables)
+    first = OutboxMessage(event_type="A", payload={"n": 1}, partition_key="k")
+    second = OutboxMessage(event_type="B", metadata={"m": "x"}, tenant_id="t")
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await SQLAlchemyOutboxStorage(uow.session).save_messages([first, second])
+        await SQLAlchemyOutboxStorage(uow.session).save_messages([second, first])  # skipped
+        await uow.commit()
+    if library_tables.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR(255)
+        with pytest.raises(CQRSDDDError):
+            async with SQLAlchemyUnitOfWork(session_factory) as uow:
+                await outbox.save_messages(
+                    [OutboxMessage(event_type="C"), OutboxMessage(event_type="x" * 300)]
+                )
+                await uow.commit()
+    async with library_tables.connect() as conn:
+        rows = (await conn.execute(select(outbox_table.c.status, outbox_table.c.attempts))).all()
+    assert [tuple(r) for r in rows] == [(PENDING, 0), (PENDING, 0)]
+    pending = await outbox.get_pending()
+    assert sorted(pending, key=lambda m: m.event_type) == [first, second]

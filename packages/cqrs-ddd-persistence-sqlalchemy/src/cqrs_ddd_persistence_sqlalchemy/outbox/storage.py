@@ -18,14 +18,16 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
 from cqrs_ddd_core.ports.outbox import OutboxMessage
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed
-from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
+from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import (
     db_span,
     trace_metadata,
@@ -147,7 +149,8 @@ class SQLAlchemyOutboxStorage:
     async def _insert(self, rows: list[dict[str, Any]], uow: SQLAlchemyUnitOfWork | None) -> None:
         async with self.queue.binding.transaction(uow) as executor:
             dialect = dialect_for(executor.dialect)
-            await executor.execute(dialect.insert_ignore(self.table, ["message_id"]), rows)
+            insert = _insert_statement(self.table, dialect, tuple(rows[0]))
+            await executor.execute(insert, rows if len(rows) > 1 else rows[0])
             notify = dialect.notify_statement(self.channel) if self.notify else None
             if notify is not None:
                 await executor.execute(notify)
@@ -323,3 +326,26 @@ class SQLAlchemyOutboxStorage:
         """Deprecated: :meth:`purge`."""
         renamed("SQLAlchemyOutboxStorage.purge_published", "purge")
         return await self.purge(older_than)
+
+
+#: table -> (dialect support, row keys) -> the outbox ``INSERT``, built once and kept.
+_INSERTS: WeakKeyDictionary[Table, dict[tuple[int, tuple[str, ...]], Any]] = WeakKeyDictionary()
+
+
+def _insert_statement(table: Table, dialect: DialectSupport, keys: tuple[str, ...]) -> Any:
+    """``INSERT … ON CONFLICT (message_id) DO NOTHING`` of rows with ``keys``, built once per
+    table, dialect and set of keys and kept (the execution seam may prepare it: on asyncpg one
+    ``executemany`` on the driver). The columns' scalar defaults (``status``, ``attempts``)
+    are written as the statement's own values, so that nothing is computed per execution."""
+    per_table = _INSERTS.setdefault(table, {})
+    # Keyed by the dialect support's identity: one instance per supported database.
+    stmt = per_table.get((id(dialect), keys))
+    if stmt is None:
+        values: dict[str, Any] = {k: bindparam(k, type_=table.c[k].type) for k in keys}
+        for column in table.columns:
+            default = column.default
+            if column.key not in values and default is not None and default.is_scalar:
+                values[column.key] = default.arg  # type: ignore[attr-defined]
+        stmt = kept(dialect.insert_ignore(table, ["message_id"]).values(values))
+        per_table[(id(dialect), keys)] = stmt
+    return stmt

@@ -39,7 +39,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select
@@ -288,21 +287,21 @@ def _many(params: list[dict[str, Any]]) -> Any:
 
 
 async def delete_children(
-    session: AsyncSession, mapper: ModelMapper[Any], parent: dict[str, Any]
+    runner: StatementRunner, mapper: ModelMapper[Any], parent: Mapping[str, Any]
 ) -> None:
     """Delete the child rows (deepest first) of the aggregate whose root values are ``parent``."""
     for plan in mapper.children:
         table = plan.mapper.table
         where = [table.c[c] == parent[p] for p, c in plan.link]
         if plan.mapper.children:
-            sub_rows = (await session.execute(column_select(plan.mapper).where(*where))).all()
+            sub_rows = await runner.fetch_mappings(column_select(plan.mapper).where(*where))
             for row in sub_rows:
-                await delete_children(session, plan.mapper, dict(row._mapping))
-        await session.execute(sa.delete(plan.mapper.table).where(*where))
+                await delete_children(runner, plan.mapper, dict(row))
+        await runner.execute(sa.delete(plan.mapper.table).where(*where))
 
 
 async def insert_children(
-    session: AsyncSession, mapper: ModelMapper[Any], entity: Any, parent: dict[str, Any]
+    runner: StatementRunner, mapper: ModelMapper[Any], entity: Any, parent: Mapping[str, Any]
 ) -> None:
     """Insert the child rows of ``entity`` (one ``executemany`` per relationship and level)."""
     for plan in mapper.children:
@@ -311,15 +310,15 @@ async def insert_children(
             continue
         if plan.mapper.children:
             for child, row in pairs:
-                result = await session.execute(
+                (pk,) = await runner.fetch_mappings(
                     sa.insert(plan.mapper.table)
                     .values(row)
                     .returning(*plan.mapper.table.primary_key)
                 )
-                pk = result.one()._mapping
                 merged = {**row}
                 for column in plan.mapper.table.primary_key:
                     merged[column.key] = pk[column.key]
-                await insert_children(session, plan.mapper, child, merged)
+                await insert_children(runner, plan.mapper, child, merged)
         else:
-            await session.execute(sa.insert(plan.mapper.table), [row for _, row in pairs])
+            rows = [row for _, row in pairs]
+            await runner.execute(sa.insert(plan.mapper.table), rows if len(rows) > 1 else rows[0])

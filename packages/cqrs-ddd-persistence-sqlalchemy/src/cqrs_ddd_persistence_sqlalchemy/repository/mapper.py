@@ -109,6 +109,8 @@ class ModelMapper(Generic[E]):
         self.columns: list[ColumnPlan] = []
         self.embedded: list[EmbeddedPlan] = []
         self.children: list[ChildPlan] = []
+        #: Statements built from this mapper once and kept (``repository/loader.py``).
+        self.statements: dict[Any, Any] = {}
         self._compile()
 
     # -- plan ------------------------------------------------------------------------------
@@ -264,10 +266,13 @@ class ModelMapper(Generic[E]):
         return model
 
     # -- database -> entity ----------------------------------------------------------------
-    def field_values(self, source: Any) -> dict[str, Any]:
-        """Entity field values read from ``source`` (an ORM instance, a row or a mapping)."""
+    def field_values(self, source: Any, *, keyed: bool = False) -> dict[str, Any]:
+        """Entity field values read from ``source`` (an ORM instance, a row or a mapping;
+        ``keyed``: anything read by ``source[column key]``, such as a driver's record)."""
         # rows and mappings are keyed by Column.key, ORM instances by attribute
-        mapping = source if isinstance(source, Mapping) else getattr(source, "_mapping", None)
+        mapping = (
+            source if keyed or isinstance(source, Mapping) else getattr(source, "_mapping", None)
+        )
         orm = mapping is None
         get: Callable[[str], Any] = (
             (lambda k: getattr(source, k)) if mapping is None else mapping.__getitem__

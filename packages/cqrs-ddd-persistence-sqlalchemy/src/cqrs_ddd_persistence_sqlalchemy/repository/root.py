@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cqrs_ddd_core.errors import ConfigurationError, OptimisticConcurrencyError
-from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner, kept
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildRowMemo
-from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select
+from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select, keyed_select
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 
 __all__ = ["NO_ROW", "RootTable"]
@@ -76,6 +75,9 @@ class RootTable:
             for name, target in self.renamed.items()
         } or None
         self.select = column_select(mapper)
+        #: The same columns labelled by key: what loads through the execution seam select.
+        self.keyed_select = keyed_select(mapper)
+        self._gets: dict[bool, Any] = {}
         self._updates: dict[tuple[str, ...], Any] = {}
         # Saves write only the child rows that changed where that is safe (child_rows.py).
         self.children = ChildRowMemo(mapper, versioned=self.version is not None)
@@ -96,6 +98,15 @@ class RootTable:
         if self.archived_at is None or include_archived:
             return stmt
         return stmt.where(self.archived_at.is_(None))
+
+    def get_statement(self, include_archived: bool) -> Any:
+        """The ``SELECT`` of the row whose key is the ``k`` parameter, built once and kept
+        (the execution seam may prepare it)."""
+        stmt = self._gets.get(include_archived)
+        if stmt is None:
+            found = self.keyed_select.where(self.pk == sa.bindparam("k"))
+            stmt = self._gets[include_archived] = kept(self.live(found, include_archived))
+        return stmt
 
     def update_statement(
         self, values: dict[str, Any], key: Any, loaded: int, new_version: int
@@ -134,7 +145,8 @@ class RootTable:
             actual_version=actual,
         )
 
-    async def actual_version(self, session: AsyncSession, key: Any) -> Any:
+    async def actual_version(self, runner: StatementRunner, key: Any) -> Any:
         """The row's version now (``1`` without a version column; ``None``: no row)."""
         column = self.version if self.version is not None else sa.literal(1)
-        return (await session.execute(sa.select(column).where(self.pk == key))).scalar_one_or_none()
+        found = await runner.fetch(sa.select(column).where(self.pk == key))
+        return found[0][0] if found else None

@@ -15,14 +15,16 @@ at ``add``.
 
 Reads select columns (no ORM identity map) and load child tables with one ``IN`` query per
 relationship (:mod:`.loader`), so loading N aggregates costs ``1 + relationships`` queries.
+Loads and saves run on the execution seam: in a unit of work, on its transaction without
+making its ORM session (``uow.session`` exists only if the caller asks for it).
 Saving a loaded aggregate writes only the child rows that changed where that is safe
 (:mod:`.child_rows`), else rewrites them. Searches are lazy (:mod:`.search`, :mod:`.results`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import literal, select
@@ -32,11 +34,13 @@ from cqrs_ddd_core.domain.aggregate_root import AggregateRoot, set_persisted_ver
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding, is_bind
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import db_span, tracer_for
 from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges, Diff
-from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate
+from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate, mapping_of
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
 from cqrs_ddd_persistence_sqlalchemy.repository.root import NO_ROW, RootTable
@@ -135,16 +139,40 @@ class SQLAlchemyRepository(Generic[A]):
         return db_span(self._source.traced_engine(uow), operation, self.table.name)
 
     async def _hydrate(self, session: AsyncSession, rows: Sequence[Any]) -> list[A]:
+        """``_load`` for a search's rows, read on its session."""
+        return await self._load(ConnectionExecutor(await session.connection()), rows)
+
+    async def _load(self, runner: StatementRunner, rows: Sequence[Any]) -> list[A]:
+        """The aggregates of root ``rows``, their children read on ``runner``."""
         root = self._root
         if not root.children.enabled or root.version_key is None:
-            return await hydrate(session, self.mapper, rows, version_key=root.version_key)
+            return await hydrate(runner, self.mapper, rows, version_key=root.version_key)
         child_rows: list[dict[str, list[Any]]] = []
         entities: list[A] = await hydrate(
-            session, self.mapper, rows, version_key=root.version_key, child_rows=child_rows
+            runner, self.mapper, rows, version_key=root.version_key, child_rows=child_rows
         )
+        key = root.version_key
         for row, entity, children in zip(rows, entities, child_rows, strict=True):
-            root.children.loaded(entity, children, row._mapping[root.version_key])
+            root.children.loaded(entity, children, mapping_of(row)[key])
         return entities
+
+    @asynccontextmanager
+    async def _reading(self, uow: IUnitOfWork | None) -> AsyncIterator[StatementRunner]:
+        """Where a load runs: the unit of work's transaction (no ORM session made), else a
+        replica when the engine has replicas, else one statement on its own or, with child
+        tables, a short transaction."""
+        source = self._source
+        if source.replicas is not None and source.owns_transaction(uow):
+            # A query-side read with replicas: on one of them (each statement again on the
+            # primary if the replica is found gone; see ``replicas/``).
+            async with source.reading(uow) as replica:
+                yield replica
+        elif self._root.mapper.children:
+            async with source.transaction(uow) as runner:
+                yield runner
+        else:
+            async with source.single(uow) as single:
+                yield single
 
     # -- writes ----------------------------------------------------------------------------
     async def add(self, entity: A, *, uow: IUnitOfWork | None = None) -> A:
@@ -175,8 +203,8 @@ class SQLAlchemyRepository(Generic[A]):
             if joined is not None and loaded != 0:
                 diffs = await self._update_in(joined, entity, values, loaded, new_version)
             else:
-                async with self._source.session(joined) as session:
-                    await writes.save(self._root, session, entity, values, loaded, new_version)
+                async with self._source.transaction(joined) as runner:
+                    await writes.save(self._root, runner, entity, values, loaded, new_version)
         self._finish(entity, joined, new_version)
         # Tagged with the version this save gives the aggregate: trusted by the next save
         # only if that version became the aggregate's (a rolled-back save leaves ``loaded``).
@@ -228,8 +256,7 @@ class SQLAlchemyRepository(Generic[A]):
         if diffs is not None:
             uow.defer(memo, lambda: ChildChanges(memo.first_table)).add(entity, diffs)
         elif root.mapper.children:
-            async with self._source.session(uow) as session:
-                await writes.rewrite_children(root, session, entity, values)
+            await writes.rewrite_children(root, await uow.executor(), entity, values)
         return diffs
 
     async def delete(self, entity: Any, *, uow: IUnitOfWork | None = None) -> None:
@@ -247,10 +274,10 @@ class SQLAlchemyRepository(Generic[A]):
             return
         expected = self._loaded_version(entity, joined) if is_entity else None
         with self._span("delete", joined):
-            async with self._source.session(joined) as session:
-                rowcount = await writes.delete(root, session, key, expected)
+            async with self._source.transaction(joined) as runner:
+                rowcount = await writes.delete(root, runner, key, expected)
                 if rowcount == 0 and is_entity:
-                    actual = await root.actual_version(session, key)
+                    actual = await root.actual_version(runner, key)
                     raise root.conflict(
                         entity_id, expected, actual, "changed or deleted concurrently"
                     )
@@ -266,8 +293,8 @@ class SQLAlchemyRepository(Generic[A]):
         key = self._root.key(entity_id)
         if key is NO_ROW:
             return
-        async with self._source.session(joined) as session:
-            await writes.restore(self._root, session, key)
+        async with self._source.transaction(joined) as runner:
+            await writes.restore(self._root, runner, key)
 
     # -- reads -----------------------------------------------------------------------------
     async def get(
@@ -282,14 +309,10 @@ class SQLAlchemyRepository(Generic[A]):
         key = root.key(entity_id)
         if key is NO_ROW:
             return None
-        stmt = root.live(root.select.where(root.pk == key), include_archived)
-
-        async def read(session: AsyncSession) -> list[A]:
-            rows = list((await session.execute(stmt)).all())
-            return await self._hydrate(session, rows)
-
         with self._span("get", uow):
-            found = await self._source.read(read, uow)
+            async with self._reading(uow) as runner:
+                rows = await runner.fetch_mappings(root.get_statement(include_archived), {"k": key})
+                found = await self._load(runner, rows)
         return found[0] if found else None
 
     async def get_many(
@@ -302,19 +325,15 @@ class SQLAlchemyRepository(Generic[A]):
         """The existing aggregates among ``entity_ids``, in the order of the ids given."""
         root = self._root
         keys = [k for k in dict.fromkeys(root.key(i) for i in entity_ids) if k is not NO_ROW]
-
-        async def read(session: AsyncSession) -> dict[Any, A]:
-            found: dict[Any, A] = {}
-            for start in range(0, len(keys), IN_CHUNK):
-                chunk = keys[start : start + IN_CHUNK]
-                stmt = root.live(root.select.where(root.pk.in_(chunk)), include_archived)
-                rows = list((await session.execute(stmt)).all())
-                for row, entity in zip(rows, await self._hydrate(session, rows), strict=True):
-                    found[row._mapping[root.pk_key]] = entity
-            return found
-
+        found: dict[Any, A] = {}
         with self._span("get_many", uow):
-            found = await self._source.read(read, uow)
+            async with self._reading(uow) as runner:
+                for start in range(0, len(keys), IN_CHUNK):
+                    chunk = keys[start : start + IN_CHUNK]
+                    stmt = root.live(root.keyed_select.where(root.pk.in_(chunk)), include_archived)
+                    rows = await runner.fetch_mappings(stmt)
+                    for row, entity in zip(rows, await self._load(runner, rows), strict=True):
+                        found[row[root.pk_key]] = entity
         return [found[k] for k in keys if k in found]
 
     async def list_all(
@@ -343,11 +362,8 @@ class SQLAlchemyRepository(Generic[A]):
         stmt = root.live(
             select(literal(1)).select_from(self.table).where(root.pk == key), include_archived
         )
-
-        async def read(session: AsyncSession) -> bool:
-            return (await session.execute(stmt.limit(1))).first() is not None
-
-        return await self._source.read(read, uow)
+        async with self._source.reading(uow) as runner:
+            return bool(await runner.fetch(stmt.limit(1)))
 
     def search(
         self,

@@ -12,13 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from cqrs_ddd_core.errors import SerializationFailureError
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import StatementRunner
-from cqrs_ddd_persistence_sqlalchemy.execution.reference import ConnectionExecutor
 from cqrs_ddd_persistence_sqlalchemy.mixins.auditable import current_actor
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import delete_children, insert_children
 from cqrs_ddd_persistence_sqlalchemy.repository.root import RootTable
@@ -29,7 +27,7 @@ __all__ = ["delete", "restore", "rewrite_children", "save", "update"]
 
 async def save(
     root: RootTable,
-    session: AsyncSession,
+    runner: StatementRunner,
     entity: Any,
     values: dict[str, Any],
     loaded: int,
@@ -42,36 +40,37 @@ async def save(
     """
     key = values[root.pk_key]
     if loaded == 0:
-        await _insert(root, session, entity.id, values, key)
-        await insert_children(session, root.mapper, entity, values)
+        await _insert(root, runner, entity.id, values, key)
+        await insert_children(runner, root.mapper, entity, values)
         return
-    runner = ConnectionExecutor(await session.connection())
     await update(root, runner, entity.id, values, key, loaded, new_version)
     # The root's UPDATE checked ``loaded`` and holds its row lock: the children remembered at
     # ``loaded`` are the database's, so only changes are written.
     if not await root.children.save(runner, entity, values, loaded):
-        await rewrite_children(root, session, entity, values)
+        await rewrite_children(root, runner, entity, values)
 
 
 async def rewrite_children(
-    root: RootTable, session: AsyncSession, entity: Any, values: dict[str, Any]
+    root: RootTable, runner: StatementRunner, entity: Any, values: dict[str, Any]
 ) -> None:
     """Replace every child row of ``entity`` (``DELETE`` them, ``INSERT`` them again)."""
-    await delete_children(session, root.mapper, values)
-    await insert_children(session, root.mapper, entity, values)
+    await delete_children(runner, root.mapper, values)
+    await insert_children(runner, root.mapper, entity, values)
 
 
 async def _insert(
-    root: RootTable, session: AsyncSession, entity_id: Any, values: dict[str, Any], key: Any
+    root: RootTable, runner: StatementRunner, entity_id: Any, values: dict[str, Any], key: Any
 ) -> None:
     row = dict(values)
     if root.version_key is not None:
         row[root.version_key] = 1
-    stmt = dialect_for(session).insert_ignore(root.table, [root.pk]).values(row).returning(root.pk)
+    stmt = (dialect_for(runner.dialect).insert_ignore(root.table, [root.pk]).values(row)).returning(
+        root.pk
+    )
     # RETURNING, not the row count: drivers do not all report one for an INSERT (psycopg
     # through SQLAlchemy says -1).
-    if (await session.execute(stmt)).first() is None:
-        actual = await root.actual_version(session, key)
+    if not await runner.fetch(stmt):
+        actual = await root.actual_version(runner, key)
         raise root.conflict(entity_id, 0, actual, "a row with this id already exists")
 
 
@@ -102,7 +101,7 @@ async def update(
         raise root.conflict(entity_id, loaded, actual, "changed or deleted concurrently")
 
 
-async def delete(root: RootTable, session: AsyncSession, key: Any, expected: int | None) -> int:
+async def delete(root: RootTable, runner: StatementRunner, key: Any, expected: int | None) -> int:
     """Delete (or archive) the row with ``key``, at version ``expected`` when given.
 
     Returns the number of rows deleted or archived (0 or 1).
@@ -111,26 +110,27 @@ async def delete(root: RootTable, session: AsyncSession, key: Any, expected: int
     if expected is not None and root.version is not None:
         where.append(root.version == expected)
     if root.archived_at is not None:
-        return await _archive(root, session, where)
+        return await _archive(root, runner, where)
     if root.mapper.children:
-        found = (await session.execute(root.select.where(*where).with_for_update())).first()
-        if found is not None:
-            await delete_children(session, root.mapper, dict(found._mapping))
-    result = await session.execute(sa.delete(root.table).where(*where))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+        found = await runner.fetch_mappings(root.select.where(*where).with_for_update())
+        if found:
+            await delete_children(runner, root.mapper, dict(found[0]))
+    return await runner.execute(sa.delete(root.table).where(*where))
 
 
-async def _archive(root: RootTable, session: AsyncSession, where: list[ColumnElement[bool]]) -> int:
+async def _archive(
+    root: RootTable, runner: StatementRunner, where: list[ColumnElement[bool]]
+) -> int:
     changes: dict[str, Any] = {root.archived_at.key: utcnow()}
     if root.archived_by is not None:
         changes[root.archived_by.key] = current_actor()
     if root.version is not None:
         changes[root.version.key] = root.version + 1
     stmt = sa.update(root.table).where(*where, root.archived_at.is_(None)).values(changes)
-    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return await runner.execute(stmt)
 
 
-async def restore(root: RootTable, session: AsyncSession, key: Any) -> None:
+async def restore(root: RootTable, runner: StatementRunner, key: Any) -> None:
     """Un-archive the archived row with ``key`` (a no-op for a live row)."""
     changes: dict[str, Any] = {root.archived_at.key: None}
     if root.archived_by is not None:
@@ -140,4 +140,4 @@ async def restore(root: RootTable, session: AsyncSession, key: Any) -> None:
     stmt = (
         sa.update(root.table).where(root.pk == key, root.archived_at.is_not(None)).values(changes)
     )
-    await session.execute(stmt)
+    await runner.execute(stmt)

@@ -13,6 +13,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.compat import start_trans
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
     DriverStatement,
     driver_form,
+    driver_many,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Params
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
@@ -131,8 +132,28 @@ class DriverTransactionExecutor(DriverConnectionExecutor):
     async def execute(self, statement: Executable, params: Params = None) -> int:
         """A kept statement on the driver, its row count from the command status (the
         repository's version-checked ``UPDATE``); anything else through SQLAlchemy."""
+        many = driver_many(statement, params, self.dialect)
+        if many is not None and await self._run_many(many, params):  # type: ignore[arg-type]
+            return -1
         call = driver_form(statement, params, self.dialect)
         status = None if call is None else await self._run(call, params, status=True)  # type: ignore[arg-type]
         if status is not None:
             return rowcount(status)
         return await super().execute(statement, params)
+
+    async def _run_many(self, call: DriverStatement, params: Sequence[Mapping[str, Any]]) -> bool:
+        """``executemany`` of a kept statement on the driver; ``False`` when SQLAlchemy must
+        run it."""
+        sync = self.connection.sync_connection
+        if sync is None or sync.invalidated or not sync.in_transaction():
+            return False
+        adapter: Any = sync.connection.dbapi_connection
+        if adapter is None:
+            return False
+        try:
+            await start_transaction(adapter)
+            await adapter.driver_connection.executemany(call.sql, [call.args(p) for p in params])
+        except BaseException as exc:
+            await self._failed(exc)
+            raise
+        return True

@@ -15,7 +15,7 @@ taken from the dialect. A statement qualifies only when no parameter is rendered
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -26,7 +26,7 @@ from sqlalchemy.sql import ClauseElement
 
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import is_kept
 
-__all__ = ["DriverStatement", "compiled_for", "driver_form"]
+__all__ = ["DriverStatement", "compiled_for", "driver_form", "driver_many"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -117,5 +117,18 @@ def driver_form(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | N
     """The driver form of ``stmt`` run with ``params``: only for one parameter set (or none);
     a list of them (``executemany``) goes through SQLAlchemy."""
     if params is not None and not isinstance(params, Mapping):
+        return None
+    return compiled_for(stmt, dialect)
+
+
+def driver_many(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | None:
+    """The driver form of ``stmt`` run once per parameter set of ``params`` (an
+    ``executemany`` with at least two sets; no rows read back), or ``None``."""
+    if (
+        isinstance(params, Mapping)
+        or not isinstance(params, Sequence)
+        or len(params) < 2
+        or not all(isinstance(p, Mapping) for p in params)
+    ):
         return None
     return compiled_for(stmt, dialect)

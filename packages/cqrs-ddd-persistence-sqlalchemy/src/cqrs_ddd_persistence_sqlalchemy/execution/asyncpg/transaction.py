@@ -15,7 +15,7 @@ The transaction is SQLAlchemy's asyncpg adapter's own (``compat.start_transactio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +32,10 @@ from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.executors import (
     state_unknown,
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.lending import Held, Lender
-from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import driver_form
+from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
+    driver_form,
+    driver_many,
+)
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor, Params
 from cqrs_ddd_persistence_sqlalchemy.execution.reference import (
     ConnectionExecutor,
@@ -217,6 +220,17 @@ class _DriverInTransaction:
         return await executor.fetch_mappings(statement, params)
 
     async def execute(self, statement: Executable, params: Params = None) -> int:
+        many = driver_many(statement, params, self.dialect)
+        if many is not None and self._owner._conn is None:
+            # A kept statement over many parameter sets (the outbox's rows): one
+            # ``executemany`` on the driver, pipelined, no row count (as the protocol allows).
+            sets = cast(Sequence[Mapping[str, Any]], params)
+            try:
+                await self._held.driver.executemany(many.sql, [many.args(p) for p in sets])
+            except BaseException as exc:
+                await self._owner._failed(exc)
+                raise
+            return -1
         status = await self._driver(statement, params, status=True)
         if status is not None:
             return rowcount(status)

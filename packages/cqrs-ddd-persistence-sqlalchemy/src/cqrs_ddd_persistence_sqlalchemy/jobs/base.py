@@ -40,6 +40,13 @@ J = TypeVar("J", bound=BackgroundJob)
 _NO_METADATA: dict[str, Any] = {}
 
 
+def trace_context() -> dict[str, Any] | None:
+    """The W3C trace context to store with jobs enqueued now (``None`` when spans are off).
+
+    Read once per call, not per job: every job of a batch is enqueued under the same span."""
+    return trace_metadata(_NO_METADATA)
+
+
 @dataclass(frozen=True)
 class ClaimedJob(Generic[J]):
     """A job under lease. ``job`` is ``None`` when its type is not known to this process."""
@@ -184,11 +191,14 @@ class JobStore(Generic[J]):
         return or_(t.c.lease_token.is_(None), t.c.locked_until <= now)
 
     # -- rows <-> jobs -----------------------------------------------------------------------
-    def _row(self, job: BackgroundJob, now: datetime) -> dict[str, Any]:
+    def _row(
+        self, job: BackgroundJob, now: datetime, trace: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """The row of ``job`` (checked: ``ConfigurationError`` before anything is written).
 
         The job was validated when it was built (a pydantic model, ``validate_assignment``);
-        its arguments are serialised once here and encoded once as JSON by the queue."""
+        its arguments are serialised once here and encoded once as JSON by the queue.
+        ``trace`` is :func:`trace_context` of the call, read once for a whole batch."""
         if not isinstance(job, BackgroundJob):
             raise ConfigurationError(f"not a BackgroundJob: {type(job).__name__}")
         if job.max_attempts < 1:
@@ -203,10 +213,10 @@ class JobStore(Generic[J]):
             "priority": job.priority,
             "max_attempts": job.max_attempts,
             "dedupe_key": job.dedupe_key,
-            "available_at": job.run_at or now,
+            "available_at": run_at or now,
             "created_at": job.created_at,
             "updated_at": now,
-            "trace_context": trace_metadata(_NO_METADATA),
+            "trace_context": trace,
         }
 
     def _load(self, cls: type[J], row: Mapping[Any, Any], status: JobStatus) -> J:

@@ -162,8 +162,12 @@ class DurableQueue(QueueAdmin):
         asyncpg): one row with scalar parameters (``DialectSupport.insert_one``), many with one
         array per column where the dialect has arrays (``insert_many``), else an
         ``executemany``. JSON values are encoded here, once, by the library's codec."""
-        names = columns + tuple(c for c in _STAMPED if c not in columns)
-        json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+        known = self._insert_columns.get(columns)
+        if known is None:
+            names = columns + tuple(c for c in _STAMPED if c not in columns)
+            json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+            known = self._insert_columns[columns] = (names, json_columns)
+        names, json_columns = known
         conflict = tuple(ignore_conflicts_on or ())
         dialect = self.dialect(uow)
         if len(rows) == 1:

@@ -181,6 +181,9 @@ async def test_purge_deletes_old_done_rows_only(
     assert (stats.done, stats.dead, stats.pending) == (0, 1, 1)
     with pytest.raises(ConfigurationError):
         await q.purge(timedelta(0), statuses=("pending",))
+    with pytest.raises(ConfigurationError):  # written into the SQL: only the known ones
+        await q.purge(timedelta(0), statuses=("done'; DROP TABLE x; --",))
+    assert (await q.stats()).dead == 1
 
 
 async def test_per_key_ordering_only_head_is_claimable(

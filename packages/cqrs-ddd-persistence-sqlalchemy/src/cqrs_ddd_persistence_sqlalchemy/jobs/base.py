@@ -38,6 +38,8 @@ __all__ = ["ClaimedJob", "JobStore"]
 J = TypeVar("J", bound=BackgroundJob)
 
 _NO_METADATA: dict[str, Any] = {}
+#: Job classes already checked by ``_row`` -> their stored type name.
+_JOB_TYPES: dict[type, str] = {}
 
 
 def trace_context() -> dict[str, Any] | None:
@@ -199,8 +201,13 @@ class JobStore(Generic[J]):
         The job was validated when it was built (a pydantic model, ``validate_assignment``);
         its arguments are serialised once here and encoded once as JSON by the queue.
         ``trace`` is :func:`trace_context` of the call, read once for a whole batch."""
-        if not isinstance(job, BackgroundJob):
-            raise ConfigurationError(f"not a BackgroundJob: {type(job).__name__}")
+        cls = type(job)
+        job_type = _JOB_TYPES.get(cls)
+        if job_type is None:
+            if not isinstance(job, BackgroundJob):
+                raise ConfigurationError(f"not a BackgroundJob: {cls.__name__}")
+            # Checked once per class (``isinstance`` of a pydantic model goes through ABCMeta).
+            job_type = _JOB_TYPES[cls] = cls.job_type()
         if job.max_attempts < 1:
             raise ConfigurationError(f"job {job.id}: max_attempts must be >= 1")
         run_at = job.run_at
@@ -208,7 +215,7 @@ class JobStore(Generic[J]):
             raise ConfigurationError(f"job {job.id}: run_at must be an aware datetime")
         return {
             "job_id": job.id,
-            "job_type": type(job).job_type(),
+            "job_type": job_type,
             "payload": job.arguments(),
             "priority": job.priority,
             "max_attempts": job.max_attempts,

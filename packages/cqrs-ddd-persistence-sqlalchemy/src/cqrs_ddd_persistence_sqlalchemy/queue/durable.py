@@ -69,10 +69,11 @@ def _encoded(value: Any) -> str | None:
     return None if value is None else json_dumps(value)
 
 
-def _same(values: Sequence[Any]) -> bool:
-    """Whether every item is the very same object (cheap: no comparison of values)."""
-    first = values[0]
-    return all(value is first for value in values)
+def _same(values: list[Any]) -> bool:
+    """Whether every item equals the first (``list.count`` compares in C, identity first).
+
+    Only column values are compared, after JSON encoding: equal values store the same."""
+    return values.count(values[0]) == len(values)
 
 
 def _uniform_columns(rows: Sequence[Mapping[Any, Any]]) -> tuple[str, ...] | None:
@@ -193,10 +194,12 @@ class DurableQueue(QueueAdmin):
 
         arrays: dict[str, list[Any]] = {}
         for name in names:
+            values: list[Any]
             if name in columns:
-                values = [row[name] for row in rows]
                 if name in json_columns:
-                    values = [_encoded(v) for v in values]
+                    values = [None if (v := row[name]) is None else json_dumps(v) for row in rows]
+                else:
+                    values = [row[name] for row in rows]
             else:
                 values = [now] * len(rows)
             arrays[name] = values

@@ -12,7 +12,7 @@ the queue columns (``pending`` + live lease = RUNNING, ``done`` + ``cancelled_at
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +40,24 @@ J = TypeVar("J", bound=BackgroundJob)
 _NO_METADATA: dict[str, Any] = {}
 #: Job classes already checked by ``_row`` -> their stored type name.
 _JOB_TYPES: dict[type, str] = {}
+
+
+def _checked(job: Any) -> str:
+    """The stored type name of ``job``, checked (``ConfigurationError`` before anything is
+    written): a ``BackgroundJob``, at least one attempt, an aware ``run_at``."""
+    cls = type(job)
+    job_type = _JOB_TYPES.get(cls)
+    if job_type is None:
+        if not isinstance(job, BackgroundJob):
+            raise ConfigurationError(f"not a BackgroundJob: {cls.__name__}")
+        # Checked once per class (``isinstance`` of a pydantic model goes through ABCMeta).
+        job_type = _JOB_TYPES[cls] = cls.job_type()
+    if job.max_attempts < 1:
+        raise ConfigurationError(f"job {job.id}: max_attempts must be >= 1")
+    run_at = job.run_at
+    if run_at is not None and run_at.tzinfo is None:
+        raise ConfigurationError(f"job {job.id}: run_at must be an aware datetime")
+    return job_type
 
 
 def trace_context() -> dict[str, Any] | None:
@@ -201,18 +219,8 @@ class JobStore(Generic[J]):
         The job was validated when it was built (a pydantic model, ``validate_assignment``);
         its arguments are serialised once here and encoded once as JSON by the queue.
         ``trace`` is :func:`trace_context` of the call, read once for a whole batch."""
-        cls = type(job)
-        job_type = _JOB_TYPES.get(cls)
-        if job_type is None:
-            if not isinstance(job, BackgroundJob):
-                raise ConfigurationError(f"not a BackgroundJob: {cls.__name__}")
-            # Checked once per class (``isinstance`` of a pydantic model goes through ABCMeta).
-            job_type = _JOB_TYPES[cls] = cls.job_type()
-        if job.max_attempts < 1:
-            raise ConfigurationError(f"job {job.id}: max_attempts must be >= 1")
+        job_type = _checked(job)
         run_at = job.run_at
-        if run_at is not None and run_at.tzinfo is None:
-            raise ConfigurationError(f"job {job.id}: run_at must be an aware datetime")
         return {
             "job_id": job.id,
             "job_type": job_type,
@@ -224,6 +232,42 @@ class JobStore(Generic[J]):
             "created_at": job.created_at,
             "updated_at": now,
             "trace_context": trace,
+        }
+
+    def _columns(
+        self, jobs: Iterable[BackgroundJob], now: datetime, trace: dict[str, Any] | None
+    ) -> dict[str, list[Any]]:
+        """The rows of ``jobs`` column by column (the columns of :meth:`_row`, same checks)."""
+        ids: list[str] = []
+        types: list[str] = []
+        payloads: list[dict[str, Any]] = []
+        priorities: list[int] = []
+        limits: list[int] = []
+        dedupe: list[str | None] = []
+        available: list[datetime] = []
+        created: list[datetime] = []
+        for job in jobs:
+            types.append(_checked(job))
+            run_at = job.run_at
+            ids.append(job.id)
+            payloads.append(job.arguments())
+            priorities.append(job.priority)
+            limits.append(job.max_attempts)
+            dedupe.append(job.dedupe_key)
+            available.append(run_at or now)
+            created.append(job.created_at)
+        count = len(ids)
+        return {
+            "job_id": ids,
+            "job_type": types,
+            "payload": payloads,
+            "priority": priorities,
+            "max_attempts": limits,
+            "dedupe_key": dedupe,
+            "available_at": available,
+            "created_at": created,
+            "updated_at": [now] * count,
+            "trace_context": [trace] * count,
         }
 
     def _load(self, cls: type[J], row: Mapping[Any, Any], status: JobStatus) -> J:

@@ -128,15 +128,19 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         now = self.clock()
         with db_span(self.queue.binding.engine, "enqueue", self.table.name):
             trace = trace_context()
-            rows = [self._row(job, now, trace) for job in jobs]
-            if not rows:
-                return 0
             joined = self.queue.binding.resolve_uow(uow)
             if joined is not None:
-                self._defer(joined, rows)
-            else:
-                await self._insert(rows, uow)
-        return len(rows)
+                rows = [self._row(job, now, trace) for job in jobs]
+                if rows:
+                    self._defer(joined, rows)
+                return len(rows)
+            # Outside a unit of work: straight into one list per column (no mapping per job).
+            columns = self._columns(jobs, now, trace)
+            count = len(columns["job_id"])
+            if count:
+                dedupe = ("dedupe_key",) if columns["dedupe_key"].count(None) < count else None
+                await self.queue.enqueue_columns(columns, ignore_conflicts_on=dedupe, uow=uow)
+        return count
 
     # -- claiming and running --------------------------------------------------------------
     async def claim(

@@ -203,6 +203,55 @@ class DurableQueue(QueueAdmin):
             else:
                 values = [now] * len(rows)
             arrays[name] = values
+        await self._insert_arrays(arrays, names, json_columns, conflict, dialect, uow)
+
+    async def enqueue_columns(
+        self,
+        columns: Mapping[str, list[Any]],
+        *,
+        ignore_conflicts_on: Sequence[str] | None = None,
+        uow: Any = None,
+    ) -> None:
+        """:meth:`enqueue` with the rows given column by column: one list per column, every
+        list as long (a producer that has its values by column, such as a batch of jobs, then
+        builds no mapping per row). The same statement and guarantees as :meth:`enqueue`."""
+        lists = list(columns.values())
+        count = len(lists[0]) if lists else 0
+        if any(len(values) != count for values in lists):
+            raise ConfigurationError("enqueue_columns: every column needs as many values")
+        if count < 2:
+            rows = [{name: values[i] for name, values in columns.items()} for i in range(count)]
+            await self.enqueue(rows, ignore_conflicts_on=ignore_conflicts_on, uow=uow)
+            return
+        given = tuple(columns)
+        known = self._insert_columns.get(given)
+        if known is None:
+            names = given + tuple(c for c in _STAMPED if c not in given)
+            json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+            known = self._insert_columns[given] = (names, json_columns)
+        names, json_columns = known
+        now = self.clock()
+        arrays: dict[str, list[Any]] = {}
+        for name in names:
+            if name not in columns:
+                arrays[name] = [now] * count
+            elif name in json_columns:
+                arrays[name] = [None if v is None else json_dumps(v) for v in columns[name]]
+            else:
+                arrays[name] = columns[name]
+        conflict = tuple(ignore_conflicts_on or ())
+        await self._insert_arrays(arrays, names, json_columns, conflict, self.dialect(uow), uow)
+
+    async def _insert_arrays(
+        self,
+        arrays: dict[str, list[Any]],
+        names: tuple[str, ...],
+        json_columns: tuple[str, ...],
+        conflict: tuple[str, ...],
+        dialect: DialectSupport,
+        uow: Any,
+    ) -> None:
+        """Many rows, one list per column (JSON already encoded), in one statement."""
         if not dialect.supports_arrays:
             many = [
                 dict(zip(names, values, strict=True))

@@ -93,13 +93,20 @@ class BackgroundJob(BaseModel):
     def job_type(cls) -> str:
         return cls.__job_type__ or cls.__name__
 
-    def arguments(self) -> dict[str, Any]:
-        """The job's own fields (JSON-ready), without the bookkeeping ones."""
-        cls = type(self)
+    @classmethod
+    def argument_names(cls) -> set[str]:
+        """The names :meth:`arguments` serialises: the job's own fields (computed ones
+        included), without the bookkeeping ones (do not modify the set)."""
         names = _ARGUMENTS.get(cls)
         if names is None:
             fields = {*cls.model_fields, *cls.model_computed_fields}
             names = _ARGUMENTS[cls] = fields - JOB_FIELDS
+        return names
+
+    def arguments(self) -> dict[str, Any]:
+        """The job's own fields (JSON-ready), without the bookkeeping ones."""
+        cls = type(self)
+        names = cls.argument_names()
         if not names:
             return {}
         # The serializer with the argument names to include: what ``model_dump(mode="json",

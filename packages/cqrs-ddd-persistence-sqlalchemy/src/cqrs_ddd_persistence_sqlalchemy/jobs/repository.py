@@ -139,7 +139,9 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             count = len(columns["job_id"])
             if count:
                 dedupe = ("dedupe_key",) if columns["dedupe_key"].count(None) < count else None
-                await self.queue.enqueue_columns(columns, ignore_conflicts_on=dedupe, uow=uow)
+                await self.queue.enqueue_columns(
+                    columns, ignore_conflicts_on=dedupe, json_text=("payload",), uow=uow
+                )
         return count
 
     # -- claiming and running --------------------------------------------------------------

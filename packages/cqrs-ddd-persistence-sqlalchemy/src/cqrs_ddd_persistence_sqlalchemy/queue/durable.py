@@ -28,7 +28,7 @@ short transaction. A claim should run on its own so that the lease is visible at
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue.claims import (
     lost,
     sort_claims,
 )
-from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.tables.queue import DEAD, DONE, PENDING_SQL
 from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
@@ -210,17 +210,29 @@ class DurableQueue(QueueAdmin):
         columns: Mapping[str, list[Any]],
         *,
         ignore_conflicts_on: Sequence[str] | None = None,
+        json_text: Collection[str] = (),
         uow: Any = None,
     ) -> None:
         """:meth:`enqueue` with the rows given column by column: one list per column, every
         list as long (a producer that has its values by column, such as a batch of jobs, then
-        builds no mapping per row). The same statement and guarantees as :meth:`enqueue`."""
+        builds no mapping per row). The same statement and guarantees as :meth:`enqueue`.
+
+        ``json_text`` names JSON columns whose values are JSON text already (``None``: SQL
+        ``NULL``); the others' values are encoded here, as :meth:`enqueue` does."""
         lists = list(columns.values())
         count = len(lists[0]) if lists else 0
         if any(len(values) != count for values in lists):
             raise ConfigurationError("enqueue_columns: every column needs as many values")
         if count < 2:
-            rows = [{name: values[i] for name, values in columns.items()} for i in range(count)]
+            rows = [
+                {
+                    name: json_loads(values[i])
+                    if name in json_text and values[i] is not None
+                    else values[i]
+                    for name, values in columns.items()
+                }
+                for i in range(count)
+            ]
             await self.enqueue(rows, ignore_conflicts_on=ignore_conflicts_on, uow=uow)
             return
         given = tuple(columns)
@@ -235,7 +247,7 @@ class DurableQueue(QueueAdmin):
         for name in names:
             if name not in columns:
                 arrays[name] = [now] * count
-            elif name in json_columns:
+            elif name in json_columns and name not in json_text:
                 arrays[name] = [None if v is None else json_dumps(v) for v in columns[name]]
             else:
                 arrays[name] = columns[name]

@@ -181,6 +181,9 @@ async def test_purge_deletes_old_done_rows_only(
     assert (stats.done, stats.dead, stats.pending) == (0, 1, 1)
     with pytest.raises(ConfigurationError):
         await q.purge(timedelta(0), statuses=("pending",))
+    with pytest.raises(ConfigurationError):  # written into the SQL: only the known ones
+        await q.purge(timedelta(0), statuses=("done'; DROP TABLE x; --",))
+    assert (await q.stats()).dead == 1
 
 
 async def test_per_key_ordering_only_head_is_claimable(
@@ -227,6 +230,26 @@ async def test_idempotent_enqueue(table: Table, engine: AsyncEngine, clock: Cloc
     await q.enqueue([{"id": 7, "name": "a"}])
     await q.enqueue([{"id": 7, "name": "a"}, {"id": 8, "name": "b"}], ignore_conflicts_on=["id"])
     assert (await q.stats()).pending == 2
+
+
+async def test_enqueue_columns_writes_what_enqueue_writes(
+    table: Table, engine: AsyncEngine, clock: Clock
+) -> None:
+    q = make_queue(table, engine, clock)
+    with pytest.raises(ConfigurationError):  # lists of different lengths: nothing written
+        await q.enqueue_columns({"name": ["a", "b"], "group_key": ["g"]})
+    await q.enqueue_columns({"name": ["a", "b", "c"], "group_key": ["g", None, "g"]})
+    await q.enqueue_columns({"name": ["d"], "group_key": [None]})  # one row
+    await q.enqueue_columns({"name": [], "group_key": []})  # nothing
+    await q.enqueue_columns(
+        {"id": [1, 9], "name": ["dup", "e"], "group_key": [None, None]},
+        ignore_conflicts_on=["id"],
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(table.c.name, table.c.status).order_by("id"))).all()
+    assert [tuple(r) for r in rows] == [(name, "pending") for name in ("a", "b", "c", "d", "e")]
+    claimed = await q.claim(10)
+    assert [c["name"] for c in claimed] == ["a", "b", "c", "d", "e"]
 
 
 async def test_concurrent_claimers_never_share(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, computed_field
 
 from cqrs_ddd_advanced_core.jobs import JOB_FIELDS, BackgroundJob, Backoff, JobStatus
 
@@ -20,6 +23,48 @@ def test_job_type_arguments_and_defaults() -> None:
     assert job.status is JobStatus.PENDING and job.attempts == 0 and job.max_attempts == 3
     assert "image" not in JOB_FIELDS and "priority" in JOB_FIELDS
     assert Resize(image="b").id != job.id
+
+
+class Nested(BaseModel):
+    at: datetime
+
+
+class Rich(BackgroundJob):
+    nested: Nested
+    tags: list[str] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tag_count(self) -> int:
+        return len(self.tags)
+
+
+class NoArguments(BackgroundJob):
+    pass
+
+
+def test_job_ids_are_random_uuid4_texts() -> None:
+    ids = {Resize(image="a").id for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in list(ids)[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+def test_arguments_are_what_model_dump_gives_without_the_job_fields() -> None:
+    job = Rich(nested=Nested(at=datetime(2026, 1, 2, 3, 4, 5)), tags=["a", "b"], priority=3)
+    expected = job.model_dump(mode="json", exclude=set(JOB_FIELDS))
+    assert (
+        job.arguments()
+        == expected
+        == {
+            "nested": {"at": "2026-01-02T03:04:05"},
+            "tags": ["a", "b"],
+            "tag_count": 2,
+        }
+    )
+    assert NoArguments().arguments() == {}
 
 
 def test_status_terminality() -> None:

@@ -13,7 +13,7 @@ from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobStatus
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed
 from cqrs_ddd_persistence_sqlalchemy.jobs.base import JobStore
-from cqrs_ddd_persistence_sqlalchemy.queue import DEAD, DONE, PENDING, QueueStats
+from cqrs_ddd_persistence_sqlalchemy.queue import DEAD, DONE, PENDING, PENDING_SQL, QueueStats
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
 __all__ = ["JobAdmin"]
@@ -124,7 +124,10 @@ class JobAdmin(JobStore[J]):
 
     def _expired(self, now: datetime) -> ColumnElement[bool]:
         t = self.table
-        return and_(t.c.status == PENDING, t.c.lease_token.is_not(None), t.c.locked_until <= now)
+        # ``'pending'`` inline: the claim order's partial index (pending rows) serves it.
+        return and_(
+            t.c.status == PENDING_SQL, t.c.lease_token.is_not(None), t.c.locked_until <= now
+        )
 
     async def recover_stalled(self, *, uow: SQLAlchemyUnitOfWork | None = None) -> int:
         """Count an attempt for jobs whose worker died (lease expired) and free them — or

@@ -12,7 +12,7 @@ the queue columns (``pending`` + live lease = RUNNING, ``done`` + ``cancelled_at
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,7 @@ from cqrs_ddd_persistence_sqlalchemy.binding import Bind
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed_argument
 from cqrs_ddd_persistence_sqlalchemy.observability.tracing import trace_metadata
 from cqrs_ddd_persistence_sqlalchemy.queue import DEAD, DONE, Claim, DurableQueue, Pin
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
 from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table
 
 if TYPE_CHECKING:
@@ -38,6 +39,58 @@ __all__ = ["ClaimedJob", "JobStore"]
 J = TypeVar("J", bound=BackgroundJob)
 
 _NO_METADATA: dict[str, Any] = {}
+#: Job classes already checked by ``_row`` -> their stored type name.
+_JOB_TYPES: dict[type, str] = {}
+
+
+def _checked(job: Any) -> str:
+    """The stored type name of ``job``, checked (``ConfigurationError`` before anything is
+    written): a ``BackgroundJob``, at least one attempt, an aware ``run_at``."""
+    cls = type(job)
+    job_type = _JOB_TYPES.get(cls)
+    if job_type is None:
+        if not isinstance(job, BackgroundJob):
+            raise ConfigurationError(f"not a BackgroundJob: {cls.__name__}")
+        # Checked once per class (``isinstance`` of a pydantic model goes through ABCMeta).
+        job_type = _JOB_TYPES[cls] = cls.job_type()
+    if job.max_attempts < 1:
+        raise ConfigurationError(f"job {job.id}: max_attempts must be >= 1")
+    run_at = job.run_at
+    if run_at is not None and run_at.tzinfo is None:
+        raise ConfigurationError(f"job {job.id}: run_at must be an aware datetime")
+    return job_type
+
+
+#: Bytes after which pydantic's JSON of a payload is redone by the library's codec: ``null`` may
+#: be a NaN or an infinity pydantic wrote as null (the codec refuses them), the others are
+#: pydantic's non-standard constants (``ser_json_inf_nan="constants"``).
+_RECHECK = (b"null", b"NaN", b"Infinity")
+
+
+def payload_json(job: BackgroundJob) -> str:
+    """``json_dumps(job.arguments())``, made by pydantic's serializer in one pass (one call
+    instead of a dict and an encoding: the batch enqueue's hot path, 1.6 -> 0.9 us a job).
+
+    Through ``arguments()`` and the library's codec when a class overrides ``arguments`` or
+    the text may hide a value the codec refuses: the same text and the same errors either way
+    (the column is ``jsonb``, so the two encoders' spellings store the same value)."""
+    cls = type(job)
+    if cls.arguments is not BackgroundJob.arguments:
+        return json_dumps(job.arguments())
+    names = cls.argument_names()
+    if not names:
+        return "{}"
+    raw: bytes = cls.__pydantic_serializer__.to_json(job, include=names)
+    if any(token in raw for token in _RECHECK):
+        return json_dumps(job.arguments())
+    return raw.decode()
+
+
+def trace_context() -> dict[str, Any] | None:
+    """The W3C trace context to store with jobs enqueued now (``None`` when spans are off).
+
+    Read once per call, not per job: every job of a batch is enqueued under the same span."""
+    return trace_metadata(_NO_METADATA)
 
 
 @dataclass(frozen=True)
@@ -184,29 +237,64 @@ class JobStore(Generic[J]):
         return or_(t.c.lease_token.is_(None), t.c.locked_until <= now)
 
     # -- rows <-> jobs -----------------------------------------------------------------------
-    def _row(self, job: BackgroundJob, now: datetime) -> dict[str, Any]:
+    def _row(
+        self, job: BackgroundJob, now: datetime, trace: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """The row of ``job`` (checked: ``ConfigurationError`` before anything is written).
 
         The job was validated when it was built (a pydantic model, ``validate_assignment``);
-        its arguments are serialised once here and encoded once as JSON by the queue."""
-        if not isinstance(job, BackgroundJob):
-            raise ConfigurationError(f"not a BackgroundJob: {type(job).__name__}")
-        if job.max_attempts < 1:
-            raise ConfigurationError(f"job {job.id}: max_attempts must be >= 1")
+        its arguments are serialised once here and encoded once as JSON by the queue.
+        ``trace`` is :func:`trace_context` of the call, read once for a whole batch."""
+        job_type = _checked(job)
         run_at = job.run_at
-        if run_at is not None and run_at.tzinfo is None:
-            raise ConfigurationError(f"job {job.id}: run_at must be an aware datetime")
         return {
             "job_id": job.id,
-            "job_type": type(job).job_type(),
+            "job_type": job_type,
             "payload": job.arguments(),
             "priority": job.priority,
             "max_attempts": job.max_attempts,
             "dedupe_key": job.dedupe_key,
-            "available_at": job.run_at or now,
+            "available_at": run_at or now,
             "created_at": job.created_at,
             "updated_at": now,
-            "trace_context": trace_metadata(_NO_METADATA),
+            "trace_context": trace,
+        }
+
+    def _columns(
+        self, jobs: Iterable[BackgroundJob], now: datetime, trace: dict[str, Any] | None
+    ) -> dict[str, list[Any]]:
+        """The rows of ``jobs`` column by column (the columns of :meth:`_row`, same checks;
+        ``payload`` already JSON text: :func:`payload_json`)."""
+        ids: list[str] = []
+        types: list[str] = []
+        payloads: list[str] = []
+        priorities: list[int] = []
+        limits: list[int] = []
+        dedupe: list[str | None] = []
+        available: list[datetime] = []
+        created: list[datetime] = []
+        for job in jobs:
+            types.append(_checked(job))
+            run_at = job.run_at
+            ids.append(job.id)
+            payloads.append(payload_json(job))
+            priorities.append(job.priority)
+            limits.append(job.max_attempts)
+            dedupe.append(job.dedupe_key)
+            available.append(run_at or now)
+            created.append(job.created_at)
+        count = len(ids)
+        return {
+            "job_id": ids,
+            "job_type": types,
+            "payload": payloads,
+            "priority": priorities,
+            "max_attempts": limits,
+            "dedupe_key": dedupe,
+            "available_at": available,
+            "created_at": created,
+            "updated_at": [now] * count,
+            "trace_context": [trace] * count,
         }
 
     def _load(self, cls: type[J], row: Mapping[Any, Any], status: JobStatus) -> J:

@@ -25,7 +25,7 @@ from cqrs_ddd_advanced_core.jobs import BackgroundJob, JobStatus
 from cqrs_ddd_core.errors import LeaseLostError
 from cqrs_ddd_persistence_sqlalchemy.dialects import dialect_for
 from cqrs_ddd_persistence_sqlalchemy.jobs.admin import JobAdmin
-from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob
+from cqrs_ddd_persistence_sqlalchemy.jobs.base import ClaimedJob, trace_context
 from cqrs_ddd_persistence_sqlalchemy.jobs.statements import (
     COMPLETE,
     COMPLETE_MANY,
@@ -96,7 +96,7 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
             return await self._enqueue(job, uow)
 
     async def _enqueue(self, job: J, uow: SQLAlchemyUnitOfWork | None) -> str:
-        row = self._row(job, self.clock())
+        row = self._row(job, self.clock(), trace_context())
         joined = self.queue.binding.resolve_uow(uow)
         if job.dedupe_key is None:
             if joined is not None:
@@ -127,15 +127,22 @@ class SQLAlchemyBackgroundJobRepository(JobAdmin[J]):
         """
         now = self.clock()
         with db_span(self.queue.binding.engine, "enqueue", self.table.name):
-            rows = [self._row(job, now) for job in jobs]
-            if not rows:
-                return 0
+            trace = trace_context()
             joined = self.queue.binding.resolve_uow(uow)
             if joined is not None:
-                self._defer(joined, rows)
-            else:
-                await self._insert(rows, uow)
-        return len(rows)
+                rows = [self._row(job, now, trace) for job in jobs]
+                if rows:
+                    self._defer(joined, rows)
+                return len(rows)
+            # Outside a unit of work: straight into one list per column (no mapping per job).
+            columns = self._columns(jobs, now, trace)
+            count = len(columns["job_id"])
+            if count:
+                dedupe = ("dedupe_key",) if columns["dedupe_key"].count(None) < count else None
+                await self.queue.enqueue_columns(
+                    columns, ignore_conflicts_on=dedupe, json_text=("payload",), uow=uow
+                )
+        return count
 
     # -- claiming and running --------------------------------------------------------------
     async def claim(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
 from cqrs_ddd_persistence_sqlalchemy.observability.metrics import set_gauge
-from cqrs_ddd_persistence_sqlalchemy.queue import PENDING
+from cqrs_ddd_persistence_sqlalchemy.queue import PENDING_SQL
 from cqrs_ddd_persistence_sqlalchemy.tables.events import events_table
 from cqrs_ddd_persistence_sqlalchemy.tables.jobs import jobs_table
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table
@@ -117,7 +117,7 @@ class DatabaseGauges:
         )
         # A lease that expired without the job being settled: its worker died (a subset of
         # pending until another worker claims it again).
-        expired = and_(t.status == PENDING, t.lease_token.is_not(None), t.locked_until <= now)
+        expired = and_(t.status == PENDING_SQL, t.lease_token.is_not(None), t.locked_until <= now)
         stalled = await self._fetch(
             select(t.job_type, func.count()).where(expired).group_by(t.job_type)
         )

@@ -11,7 +11,13 @@ from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from cqrs_ddd_core.errors import ConfigurationError
 from cqrs_ddd_persistence_sqlalchemy.queue.base import QueueBase
 from cqrs_ddd_persistence_sqlalchemy.queue.claims import QueueStats
-from cqrs_ddd_persistence_sqlalchemy.tables.queue import DEAD, DONE, PENDING, PENDING_SQL
+from cqrs_ddd_persistence_sqlalchemy.tables.queue import (
+    DEAD,
+    DONE,
+    PENDING,
+    PENDING_SQL,
+    STATUS_SQL,
+)
 
 __all__ = ["QueueAdmin"]
 
@@ -28,7 +34,7 @@ class QueueAdmin(QueueBase):
     ) -> list[Mapping[str, Any]]:
         """Dead rows, oldest first."""
         t = self.table
-        stmt = select(t).where(t.c.status == DEAD)
+        stmt = select(t).where(t.c.status == STATUS_SQL[DEAD])
         if where is not None:
             stmt = stmt.where(where)
         stmt = stmt.order_by(t.c.id).limit(limit)
@@ -54,7 +60,7 @@ class QueueAdmin(QueueBase):
         }
         if reset_attempts:
             values["attempts"] = 0
-        stmt = update(t).where(t.c.status == DEAD).values(**values).returning(t.c.id)
+        stmt = update(t).where(t.c.status == STATUS_SQL[DEAD]).values(**values).returning(t.c.id)
         if ids is not None:
             stmt = stmt.where(t.c.id.in_(list(ids)))
         if where is not None:
@@ -72,11 +78,15 @@ class QueueAdmin(QueueBase):
         """Delete finished rows (default: done) finished more than ``older_than`` ago."""
         if PENDING in statuses:
             raise ConfigurationError("purge never deletes pending rows")
+        unknown = sorted(set(statuses) - {DONE, DEAD})
+        if unknown:
+            raise ConfigurationError(f"purge: unknown statuses {unknown} (done, dead)")
         t = self.table
         cutoff = self.clock() - older_than
+        # The statuses inline, not bound: a partial index of finished rows is then usable.
         stmt = (
             delete(t)
-            .where(t.c.status.in_(list(statuses)), t.c.finished_at < cutoff)
+            .where(t.c.status.in_([STATUS_SQL[s] for s in statuses]), t.c.finished_at < cutoff)
             .returning(t.c.id)
         )
         async with self.transaction(uow) as executor:

@@ -70,6 +70,8 @@ class QueueBase:
         self.order_by: tuple[ColumnElement[Any], ...] = tuple(order_by or (table.c.id,))
         self._sort_keys = sort_keys(table, self.order_by)
         self._only_checked: set[tuple[str, ...]] = set()
+        #: Enqueued column names -> (every column written, the JSON ones among them).
+        self._insert_columns: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.clock = clock
         self._rng = rng or _JITTER
         # A per-row attempt limit: the row's own ``max_attempts`` column when the table has one.

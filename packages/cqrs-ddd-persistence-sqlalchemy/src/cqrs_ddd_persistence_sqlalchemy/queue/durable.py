@@ -28,7 +28,7 @@ short transaction. A claim should run on its own so that the lease is visible at
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,7 +50,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue.claims import (
     sort_claims,
 )
 from cqrs_ddd_persistence_sqlalchemy.queue.settling import QueueSettling
-from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps
+from cqrs_ddd_persistence_sqlalchemy.serialization import json_dumps, json_loads
 from cqrs_ddd_persistence_sqlalchemy.tables.queue import PENDING_SQL
 from cqrs_ddd_persistence_sqlalchemy.types import JSONType, UTCDateTime
 
@@ -66,10 +66,11 @@ def _encoded(value: Any) -> str | None:
     return None if value is None else json_dumps(value)
 
 
-def _same(values: Sequence[Any]) -> bool:
-    """Whether every item is the very same object (cheap: no comparison of values)."""
-    first = values[0]
-    return all(value is first for value in values)
+def _same(values: list[Any]) -> bool:
+    """Whether every item equals the first (``list.count`` compares in C, identity first).
+
+    Only column values are compared, after JSON encoding: equal values store the same."""
+    return values.count(values[0]) == len(values)
 
 
 def _uniform_columns(rows: Sequence[Mapping[Any, Any]]) -> tuple[str, ...] | None:
@@ -159,8 +160,12 @@ class DurableQueue(QueueSettling, QueueAdmin):
         asyncpg): one row with scalar parameters (``DialectSupport.insert_one``), many with one
         array per column where the dialect has arrays (``insert_many``), else an
         ``executemany``. JSON values are encoded here, once, by the library's codec."""
-        names = columns + tuple(c for c in _STAMPED if c not in columns)
-        json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+        known = self._insert_columns.get(columns)
+        if known is None:
+            names = columns + tuple(c for c in _STAMPED if c not in columns)
+            json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+            known = self._insert_columns[columns] = (names, json_columns)
+        names, json_columns = known
         conflict = tuple(ignore_conflicts_on or ())
         dialect = self.dialect(uow)
         if len(rows) == 1:
@@ -186,13 +191,76 @@ class DurableQueue(QueueSettling, QueueAdmin):
 
         arrays: dict[str, list[Any]] = {}
         for name in names:
+            values: list[Any]
             if name in columns:
-                values = [row[name] for row in rows]
                 if name in json_columns:
-                    values = [_encoded(v) for v in values]
+                    values = [None if (v := row[name]) is None else json_dumps(v) for row in rows]
+                else:
+                    values = [row[name] for row in rows]
             else:
                 values = [now] * len(rows)
             arrays[name] = values
+        await self._insert_arrays(arrays, names, json_columns, conflict, dialect, uow)
+
+    async def enqueue_columns(
+        self,
+        columns: Mapping[str, list[Any]],
+        *,
+        ignore_conflicts_on: Sequence[str] | None = None,
+        json_text: Collection[str] = (),
+        uow: Any = None,
+    ) -> None:
+        """:meth:`enqueue` with the rows given column by column: one list per column, every
+        list as long (a producer that has its values by column, such as a batch of jobs, then
+        builds no mapping per row). The same statement and guarantees as :meth:`enqueue`.
+
+        ``json_text`` names JSON columns whose values are JSON text already (``None``: SQL
+        ``NULL``); the others' values are encoded here, as :meth:`enqueue` does."""
+        lists = list(columns.values())
+        count = len(lists[0]) if lists else 0
+        if any(len(values) != count for values in lists):
+            raise ConfigurationError("enqueue_columns: every column needs as many values")
+        if count < 2:
+            rows = [
+                {
+                    name: json_loads(values[i])
+                    if name in json_text and values[i] is not None
+                    else values[i]
+                    for name, values in columns.items()
+                }
+                for i in range(count)
+            ]
+            await self.enqueue(rows, ignore_conflicts_on=ignore_conflicts_on, uow=uow)
+            return
+        given = tuple(columns)
+        known = self._insert_columns.get(given)
+        if known is None:
+            names = given + tuple(c for c in _STAMPED if c not in given)
+            json_columns = tuple(c for c in names if isinstance(self.table.c[c].type, JSONType))
+            known = self._insert_columns[given] = (names, json_columns)
+        names, json_columns = known
+        now = self.clock()
+        arrays: dict[str, list[Any]] = {}
+        for name in names:
+            if name not in columns:
+                arrays[name] = [now] * count
+            elif name in json_columns and name not in json_text:
+                arrays[name] = [None if v is None else json_dumps(v) for v in columns[name]]
+            else:
+                arrays[name] = columns[name]
+        conflict = tuple(ignore_conflicts_on or ())
+        await self._insert_arrays(arrays, names, json_columns, conflict, self.dialect(uow), uow)
+
+    async def _insert_arrays(
+        self,
+        arrays: dict[str, list[Any]],
+        names: tuple[str, ...],
+        json_columns: tuple[str, ...],
+        conflict: tuple[str, ...],
+        dialect: DialectSupport,
+        uow: Any,
+    ) -> None:
+        """Many rows, one list per column (JSON already encoded), in one statement."""
         if not dialect.supports_arrays:
             many = [
                 dict(zip(names, values, strict=True))

@@ -37,6 +37,7 @@ __all__ = [
     "PENDING",
     "PENDING_SQL",
     "STATUSES",
+    "STATUS_SQL",
     "queue_columns",
     "queue_indexes",
 ]
@@ -53,6 +54,11 @@ STATUSES = (PENDING, DONE, DEAD)
 #: partial indexes (``WHERE status = 'pending'``) when the predicate is a constant — with a
 #: parameter, the generic plan of a prepared claim scans every finished row.
 PENDING_SQL: ColumnElement[str] = literal_column("'pending'", String())
+#: Each status as an inline SQL literal, for the same reason (the jobs table's index of finished
+#: rows is partial too: ``WHERE status <> 'pending'``).
+STATUS_SQL: dict[str, ColumnElement[str]] = {
+    status: literal_column(f"'{status}'", String()) for status in STATUSES
+}
 
 
 def queue_columns(*, key_column: str | None = None, key_length: int = 255) -> list[Column[object]]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from cqrs_ddd_core import AggregateRoot, DomainEvent, StoredEvent, StreamState
 from cqrs_ddd_core.errors import (
     ConfigurationError,
+    InvalidValueError,
     NotFoundError,
     UniqueViolationError,
     WrongExpectedVersionError,
@@ -398,3 +399,15 @@ async def test_batch_fields_shared_or_varying_round_trip(
         assert [e.position for e in stored] == [e.position for e in returned]
         for given, got in zip(batch, stored, strict=True):
             assert {f: getattr(got, f) for f in fields} == {f: getattr(given, f) for f in fields}
+
+
+async def test_append_of_a_domain_event_is_a_library_error_and_writes_nothing(
+    store: SQLAlchemyEventStore,
+) -> None:
+    stored = _ev("wrong-type")
+    domain = EsItemAdded(sku="a", qty=1, aggregate_id="wrong-type")
+    with pytest.raises(InvalidValueError, match="StoredEvent"):
+        await store.append([stored, domain])  # type: ignore[list-item]
+    with pytest.raises(InvalidValueError, match="EsItemAdded"):
+        await store.append(domain)  # type: ignore[arg-type]
+    assert await store.get_events("wrong-type") == []

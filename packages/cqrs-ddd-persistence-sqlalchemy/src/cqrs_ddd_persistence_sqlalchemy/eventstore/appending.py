@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, select, update
 
 from cqrs_ddd_core.adapters.memory.event_store import check_expected_version
-from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.domain.events import DomainEvent, utc_now
 from cqrs_ddd_core.errors import (
     InvalidValueError,
     NotFoundError,
@@ -85,9 +85,20 @@ class Appender:
         expected_version: ExpectedVersion,
         uow: Any,
     ) -> list[StoredEvent]:
-        batch = [events] if isinstance(events, StoredEvent) else list(events)
+        # One event given alone, a domain event too (a pydantic model iterates its fields).
+        alone = isinstance(events, StoredEvent | DomainEvent)
+        batch: list[Any] = [events] if alone else list(cast("Sequence[StoredEvent]", events))
         if not batch:
             return []
+        wrong = next((e for e in batch if not isinstance(e, StoredEvent)), None)
+        if wrong is not None:
+            # A domain event (or anything else) here would fail deep in the dialect's SQL with
+            # an AttributeError: say what the store takes instead.
+            raise InvalidValueError(
+                f"append takes StoredEvent objects, got {type(wrong).__name__}: wrap domain "
+                "events with StoredEvent.from_domain_event(event, ...) or save them through "
+                "the unit of work's event_sinks"
+            )
         stream_id = batch[0].aggregate_id
         if any(e.aggregate_id != stream_id for e in batch):
             raise InvalidValueError("one append writes to one stream")

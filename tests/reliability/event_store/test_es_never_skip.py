@@ -8,15 +8,12 @@ subscriber tails the global log from the start while they run. ``CQRS_SOAK=1`` r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import random
-import time
-from collections import defaultdict
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tests.never_skip import run_never_skip, side, side_md
 
 from cqrs_ddd_core import StoredEvent, StreamState
 from cqrs_ddd_core.errors import WrongExpectedVersionError
@@ -26,15 +23,6 @@ from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore, SQLAlchem
 SOAK = os.environ.get("CQRS_SOAK") == "1"
 WRITERS = 8
 TOTAL = 200_000 if SOAK else 20_000
-STREAMS = 200
-
-side_md = MetaData()
-side = Table(
-    "es_side_writes",
-    side_md,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("note", String(50)),
-)
 
 SF = async_sessionmaker[AsyncSession]
 
@@ -50,75 +38,7 @@ async def test_subscriber_sees_every_committed_event_exactly_once(
     tables: AsyncEngine, session_factory: SF, dialect_name: str
 ) -> None:
     store = SQLAlchemyEventStore(session_factory, poll_interval=0.05)
-    committed: list[str] = []
-    rolled_back: set[str] = set()
-    rng = random.Random(20_000)
-    per_writer = TOTAL // WRITERS
-
-    async def writer(n: int) -> None:
-        local = random.Random(rng.random())
-        written = 0
-        while written < per_writer:
-            size = min(local.randint(1, 10), per_writer - written)
-            stream = f"s-{local.randrange(STREAMS)}"
-            batch = [
-                StoredEvent(event_type="Tick", aggregate_id=stream, payload={"w": n, "i": i})
-                for i in range(size)
-            ]
-            ids = [e.event_id for e in batch]
-            try:
-                async with SQLAlchemyUnitOfWork(session_factory) as uow:
-                    if local.random() < 0.3:
-                        await uow.session.execute(insert(side).values(note=f"w{n}"))
-                        await asyncio.sleep(0)  # let other writers interleave
-                    await store.append(batch, expected_version=StreamState.ANY)
-                    if local.random() < 0.1:
-                        rolled_back.update(ids)
-                        continue  # leaves the block without commit: rolled back
-                    await uow.commit()
-            except WrongExpectedVersionError:
-                rolled_back.update(ids)  # lost a race on the stream: the UoW rolled back
-                continue
-            committed.extend(ids)
-            written += size
-
-    seen: list[StoredEvent] = []
-    want = [1 << 62]  # set to the committed count once the writers are done
-    caught_up = asyncio.Event()
-
-    async def subscriber() -> None:
-        async for event in store.subscribe(batch_size=500):
-            seen.append(event)
-            if len(seen) >= want[0]:
-                caught_up.set()
-
-    started = time.monotonic()
-    tail = asyncio.create_task(subscriber())
-    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
-    # A last event (also wakes the subscriber if it is waiting); only then may it stop.
-    last = await store.append(StoredEvent(event_type="End", aggregate_id="end"))
-    committed.extend(e.event_id for e in last)
-    want[0] = len(committed)
-    if len(seen) >= want[0]:
-        caught_up.set()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(caught_up.wait(), 60)
-    await asyncio.sleep(0.3)  # anything extra (duplicates, rolled back) would arrive now
-    tail.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await tail
-    elapsed = time.monotonic() - started
-
-    ids = [e.event_id for e in seen]
-    assert len(ids) == len(set(ids)), "an event was delivered twice"
-    assert set(ids) == set(committed), "the subscriber skipped or invented events"
-    assert not set(ids) & rolled_back, "a rolled-back event was delivered"
-    versions: dict[str, list[int]] = defaultdict(list)
-    for event in seen:
-        versions[event.aggregate_id].append(int(event.version or 0))
-    for stream, got in versions.items():
-        assert got == list(range(1, len(got) + 1)), f"stream {stream} out of order"
-    assert len(committed) >= TOTAL
+    elapsed = await run_never_skip(session_factory, store, store, total=TOTAL, writers=WRITERS)
     if dialect_name == "postgresql" and not SOAK:
         assert elapsed < 60, f"took {elapsed:.1f}s"
 

@@ -71,6 +71,10 @@ job_effects = sa.Table(
 
 class RelTickJob(BackgroundJob):
     batch: int = 0
+    # Every run may meet a terminated backend (the handler's own connection, the settle's):
+    # each such run counts an attempt, and at the default 3 a job could go dead under the
+    # faults, which is the retry policy working, not a lost job. Nothing here gives up.
+    max_attempts: int = 1000
 
 
 class ErrorCounter(logging.Handler):
@@ -328,10 +332,22 @@ class World:
                     f"services died: {dead!r}; progress {got} of {self.expected()}"
                 )
             if loop.time() > deadline:
-                raise AssertionError(f"not done within {within}s: {got} of {self.expected()}")
+                raise AssertionError(
+                    f"not done within {within}s: {got} of {self.expected()}; "
+                    f"jobs by status and attempts: {await self._job_states()}"
+                )
             if on_tick is not None:
                 on_tick()
             await asyncio.sleep(0.1)
+
+    async def _job_states(self) -> list[tuple[Any, ...]] | str:
+        """(status, attempts, how many) of the jobs: why a job is not done, when one is not."""
+        try:
+            async with self.engine("checker").connect() as conn:
+                sql = "SELECT status, attempts, count(*) FROM cqrs_background_jobs GROUP BY 1, 2"
+                return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
+        except Exception as exc:  # a diagnostic only
+            return repr(exc)
 
     async def _progress_or_none(self) -> dict[str, int] | None:
         try:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakSet
 
 from sqlalchemy import BindParameter, ColumnElement, Table, and_, or_
 
@@ -31,6 +32,10 @@ _REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "att
 #: applications do per request.
 _JITTER = random.Random()
 
+#: Tables already found to have every queue column: stores are built per request, and the
+#: check cost more than the rest of building one.
+_QUEUE_TABLES: WeakSet[Table] = WeakSet()
+
 #: ``build(dialect)`` -> a statement with bound parameters only.
 Build = Callable[[DialectSupport], Any]
 
@@ -51,9 +56,11 @@ class QueueBase:
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
-        missing = [c for c in _REQUIRED if c not in table.c]
+        missing = [] if table in _QUEUE_TABLES else [c for c in _REQUIRED if c not in table.c]
         if key_column is not None and key_column not in table.c:
             missing.append(key_column)
+        if not missing:
+            _QUEUE_TABLES.add(table)
         if missing:
             raise ConfigurationError(
                 f"table {table.name!r} is not a queue table: missing columns {missing} "

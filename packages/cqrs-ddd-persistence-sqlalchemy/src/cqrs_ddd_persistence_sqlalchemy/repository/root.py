@@ -18,7 +18,7 @@ from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildRowMemo
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import column_select, keyed_select
 from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
 
-__all__ = ["NO_ROW", "RootTable"]
+__all__ = ["NO_ROW", "RootTable", "root_table"]
 
 #: An id that cannot be a key of the table (wrong type): matches no row.
 NO_ROW: Any = object()
@@ -150,3 +150,13 @@ class RootTable:
         column = self.version if self.version is not None else sa.literal(1)
         found = await runner.fetch(sa.select(column).where(self.pk == key))
         return found[0][0] if found else None
+
+
+def root_table(mapper: ModelMapper[Any], version_column: str) -> RootTable:
+    """``RootTable(mapper, version_column=...)``, kept on the mapper (built once per mapper and
+    version column: repositories are built per request)."""
+    key = ("root_table", version_column)
+    root = mapper.statements.get(key)
+    if root is None:
+        root = mapper.statements[key] = RootTable(mapper, version_column=version_column)
+    return root

@@ -41,9 +41,9 @@ from cqrs_ddd_persistence_sqlalchemy.repository import writes
 from cqrs_ddd_persistence_sqlalchemy.repository.batch import PendingInserts
 from cqrs_ddd_persistence_sqlalchemy.repository.child_rows import ChildChanges, Diff
 from cqrs_ddd_persistence_sqlalchemy.repository.loader import IN_CHUNK, hydrate, mapping_of
-from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.repository.mapper import ModelMapper, automatic_mapper
 from cqrs_ddd_persistence_sqlalchemy.repository.results import SQLAlchemySearchResult
-from cqrs_ddd_persistence_sqlalchemy.repository.root import NO_ROW, RootTable
+from cqrs_ddd_persistence_sqlalchemy.repository.root import NO_ROW, root_table
 from cqrs_ddd_persistence_sqlalchemy.repository.search import search
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
@@ -111,9 +111,11 @@ class SQLAlchemyRepository(Generic[A]):
             mapper, bind = None, mapper
         self.entity_cls = entity_cls
         self.db_model_cls = db_model_cls
-        self.mapper: ModelMapper[A] = mapper or ModelMapper(entity_cls, db_model_cls)
+        if mapper is None:
+            mapper = automatic_mapper(entity_cls, db_model_cls)
+        self.mapper: ModelMapper[A] = mapper
         self._source = Binding(bind, owner=f"SQLAlchemyRepository({entity_cls.__name__})")
-        self._root = RootTable(self.mapper, version_column=version_column)
+        self._root = root_table(mapper, version_column)
         self.table = self._root.table
 
     @property

@@ -332,6 +332,8 @@ class World:
                     f"services died: {dead!r}; progress {got} of {self.expected()}"
                 )
             if loop.time() > deadline:
+                _log_tasks()
+                self._log_worker()
                 raise AssertionError(
                     f"not done within {within}s: {got} of {self.expected()}; "
                     f"jobs by status and attempts: {await self._job_states()}"
@@ -340,12 +342,33 @@ class World:
                 on_tick()
             await asyncio.sleep(0.1)
 
+    def _log_worker(self) -> None:
+        worker = getattr(self, "worker", None)
+        if worker is None:
+            return
+        c = worker._completions
+        pin = worker._pin
+        logger.error(
+            "worker: slots=%d waiting=%d running=%d gate=%r pin=%r locked=%r stopping=%r "
+            "completions alone=%r settling=%r queued=%d tasks=%d",
+            len(worker._slots), len(worker._waiting), len(worker._running), worker._gate,
+            pin, pin._lock.locked() if pin is not None else None, worker.stopping,
+            c._alone, c._settling, len(c._queued), len(c._tasks),
+        )  # fmt: skip
+
     async def _job_states(self) -> list[tuple[Any, ...]] | str:
         """(status, attempts, how many) of the jobs: why a job is not done, when one is not."""
         try:
             async with self.engine("checker").connect() as conn:
                 sql = "SELECT status, attempts, count(*) FROM cqrs_background_jobs GROUP BY 1, 2"
-                return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
+                states = [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
+                # The worker's sessions: one idle in a transaction would hide its writes.
+                sessions = sa.text(
+                    "SELECT state, now() - state_change, left(query, 80) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                )
+                rows = (await conn.execute(sessions, {"name": self.name("worker")})).all()
+                return states + [tuple(r) for r in rows]
         except Exception as exc:  # a diagnostic only
             return repr(exc)
 
@@ -403,3 +426,13 @@ class World:
             "duplicate_job_runs": sum(c - 1 for c in effects.values()),
             "write_retries": self.write_retries,
         }
+
+
+def _log_tasks() -> None:
+    """Where every task waits (a service that stopped making progress without dying)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        logger.error("task %s:\n%s", task.get_name(), out.getvalue())

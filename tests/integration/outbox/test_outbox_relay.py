@@ -88,7 +88,8 @@ async def test_relay_publishes_and_acks(
 async def test_refusing_broker_backs_off_dead_letters_and_requeue_recovers(
     library_tables: AsyncEngine, session_factory: SessionFactory
 ) -> None:
-    outbox = fast_outbox(library_tables, max_attempts=3)
+    # A backoff long enough that the second claim comes before it ends even on a loaded box.
+    outbox = fast_outbox(library_tables, max_attempts=3, backoff=Backoff(base=0.5, jitter=0.1))
     ids = await save(outbox, session_factory, 4)
     refusing = True
     attempts: list[float] = []

@@ -39,8 +39,8 @@ async def test_subscriber_sees_every_committed_event_exactly_once(
 ) -> None:
     store = SQLAlchemyEventStore(session_factory, poll_interval=0.05)
     elapsed = await run_never_skip(session_factory, store, store, total=TOTAL, writers=WRITERS)
-    if dialect_name == "postgresql" and not SOAK:
-        assert elapsed < 60, f"took {elapsed:.1f}s"
+    # Reported, not asserted: speed is the benchmark harness's to measure (``es.*``).
+    print(f"never-skip[{dialect_name}]: {TOTAL} events by {WRITERS} writers in {elapsed:.1f}s")
 
 
 @pytest.mark.postgres_only

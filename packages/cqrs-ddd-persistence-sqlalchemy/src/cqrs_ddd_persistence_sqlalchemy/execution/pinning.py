@@ -23,11 +23,17 @@ _PINNED: ContextVar[tuple[object, Executor] | None] = ContextVar("cqrs_ddd_pinne
 
 
 def pinned_executor(owner: object) -> Executor | None:
-    """The executor this task pinned with ``owner`` (an ``Execution``), if any."""
+    """The executor this task pinned with ``owner`` (an ``Execution``), if any and its
+    connection is not lost: after a loss, single statements use pooled connections (each is
+    atomic on its own, so nothing changes for them) until the block pins again."""
     pinned = _PINNED.get()
-    if pinned is not None and pinned[0] is owner:
+    if pinned is not None and pinned[0] is owner and not _lost(pinned[1]):
         return pinned[1]
     return None
+
+
+def _lost(executor: Executor) -> bool:
+    return bool(getattr(executor, "lost", False))
 
 
 def set_pinned(value: tuple[object, Executor] | None) -> Token[tuple[object, Executor] | None]:
@@ -54,6 +60,12 @@ class HeldPin:
     def __init__(self, owner: object, executor: Executor) -> None:
         self.value: tuple[object, Executor] | None = (owner, executor)
         self._lock = asyncio.Lock()
+
+    @property
+    def lost(self) -> bool:
+        """Whether the held connection is gone (closed, or lost to a failure): leave the
+        block and pin again to hold a new one."""
+        return self.value is None or _lost(self.value[1])
 
     def borrow(self) -> AbstractAsyncContextManager[None]:
         """Hold the connection for the block (waiting for the current borrower, if any)."""

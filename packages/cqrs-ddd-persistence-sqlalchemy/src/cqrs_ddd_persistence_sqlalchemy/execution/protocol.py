@@ -142,6 +142,12 @@ class Pin(Protocol):
     """A connection a task holds for a loop of single statements (see
     :meth:`Execution.pinned`), lendable to other tasks one at a time."""
 
+    @property
+    def lost(self) -> bool:
+        """Whether the held connection is gone: statements meanwhile use pooled connections;
+        leave the block and pin again to hold a new one."""
+        ...
+
     def borrow(self) -> AbstractAsyncContextManager[None]:
         """Run the borrowing task's own statements on the held connection for the block."""
         ...

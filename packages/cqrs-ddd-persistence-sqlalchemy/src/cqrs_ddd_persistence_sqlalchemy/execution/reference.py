@@ -62,6 +62,15 @@ class ConnectionExecutor:
     def dialect(self) -> Dialect:
         return self.connection.dialect
 
+    @property
+    def lost(self) -> bool:
+        """Whether the connection was closed or invalidated (a failure left its state
+        unknown). A held connection is not used again then: SQLAlchemy would reconnect it on
+        its next statement without the isolation level set on it (autocommit), and every
+        later statement would run in a transaction nobody commits."""
+        sync = self.connection.sync_connection
+        return sync is None or sync.invalidated
+
     async def fetch(self, statement: Executable, params: Params = None) -> Sequence[Sequence[Any]]:
         try:
             return (await self.connection.execute(statement, params)).all()

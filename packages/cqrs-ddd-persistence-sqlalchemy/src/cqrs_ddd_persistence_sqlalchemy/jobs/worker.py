@@ -190,6 +190,8 @@ class JobWorker(WorkerLifecycle):
         """Claim and start jobs until stopped (``False``) or idle (``True``)."""
         loop = asyncio.get_running_loop()
         while not self.stopping:
+            if self._pin is not None and self._pin.lost:
+                return False  # the held connection is gone: hold a new one (see _serve)
             self._woken = False  # a job finishing from here on ends the sleep below
             every = self.recover_interval
             if every and loop.time() - self._last_recover >= every:

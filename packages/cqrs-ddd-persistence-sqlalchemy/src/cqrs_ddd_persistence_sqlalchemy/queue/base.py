@@ -160,7 +160,8 @@ class QueueBase:
         block inherit the pin, so concurrent helpers wrap themselves in :meth:`unpinned` — or,
         to share the connection one at a time, ``async with pin.borrow():`` with the pin the
         block yields (``None`` when the queue has no engine). If the connection breaks, the
-        operation raises ``ConnectionLostError``; leave the block and pin again.
+        operations that meet the loss raise ``ConnectionLostError`` and later ones run on
+        pooled connections (``pin.lost``); leave the block and pin again to hold a new one.
         """
         execution = self.binding.execution()
         if execution is None:

@@ -36,9 +36,16 @@ def state_unknown(exc: BaseException) -> bool:
     the driver could not encode, a missing one) — a lost connection, a cancellation."""
     if not isinstance(exc, Exception):
         return True
-    if getattr(exc, "sqlstate", None) is not None:
-        return False
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate is not None:
+        # Reported by the server, but as it ends the session (pg_terminate_backend, a
+        # shutdown, a broken link): the connection is gone all the same.
+        return sqlstate.startswith("08") or sqlstate in _SESSION_ENDED
     return not isinstance(exc, (ValueError, TypeError, LookupError))
+
+
+#: SQLSTATEs the server sends as it closes the session: admin / crash shutdown, starting up.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
 class DriverConnectionExecutor(ConnectionExecutor):

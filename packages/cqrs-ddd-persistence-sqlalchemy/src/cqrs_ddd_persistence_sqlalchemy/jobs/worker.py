@@ -238,7 +238,7 @@ class JobWorker(WorkerLifecycle):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._wakeup = waiter
-        timer = loop.call_later(seconds, _resolve, waiter) if seconds is not None else None
+        timer = loop.call_later(seconds, self._wake) if seconds is not None else None
         try:
             await waiter
         finally:
@@ -395,8 +395,3 @@ class JobWorker(WorkerLifecycle):
         if id(claimed) in self._slots:
             self._slots.discard(id(claimed))
             self._wake()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -207,7 +207,8 @@ async def environment(pg_url: str = PG_URL) -> dict[str, Any]:
         "orjson": _version("orjson"),
         "postgresql": await _server_version(pg_url),
         "uvloop": _version("uvloop"),
-        # peers measured against (issue 18)
+        # peers measured against (issue 18; eventsourcing for the event store)
+        "eventsourcing": _version("eventsourcing"),
         "advanced-alchemy": _version("advanced-alchemy"),
         # Job-queue peers (``bench_job_peers``), when installed.
         "pgqueuer": _version("pgqueuer"),

@@ -149,6 +149,11 @@ class BatchApplier:
             logger.warning("projection %s: checkpoint moved under us; re-reading", self.name)
             return 0
         except RetryableError as exc:
+            if await self._landed(expected, len(events), next_cursor):
+                # The commit was durable before the connection went (only its reply was
+                # lost): the batch is applied, and counted as such.
+                self._failures.clear()
+                return len(events)
             policy = self.runner.error_policy
             key = f"db:{events[0].event_id}"
             attempts = self._failures[key] = self._failures.get(key, 0) + 1
@@ -163,6 +168,19 @@ class BatchApplier:
             return await self._after_failure(expected, cursor, events, failed)
         self._failures.clear()
         return len(events)
+
+    async def _landed(self, expected: int, count: int, next_cursor: str | None) -> bool:
+        """Whether the checkpoint stands where this batch's commit puts it (``events_processed``
+        is the checkpoint's compare-and-set token: only a committed batch moves it so)."""
+        try:
+            now = await self.runner.positions.get(self.name)
+        except RetryableError:
+            return False  # still unavailable: the batch is retried, its commit refused if done
+        return (
+            now is not None
+            and now.events_processed == expected + count
+            and now.cursor == next_cursor
+        )
 
     async def _after_failure(
         self,

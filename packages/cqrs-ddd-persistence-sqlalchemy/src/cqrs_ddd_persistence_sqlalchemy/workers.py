@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cqrs_ddd_core.waiting import wait_until_set
+
 __all__ = ["StopRequest", "WorkerLifecycle"]
 
 
@@ -76,7 +78,4 @@ class WorkerLifecycle:
         """Wait ``seconds``, or less if a stop is requested meanwhile."""
         if self._stop_requested.is_set() or seconds <= 0:
             return
-        try:
-            await asyncio.wait_for(self._stop_requested.wait(), seconds)
-        except TimeoutError:
-            return
+        await wait_until_set(self._stop_requested, seconds)

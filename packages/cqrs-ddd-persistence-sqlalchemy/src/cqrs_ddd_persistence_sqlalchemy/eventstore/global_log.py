@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cqrs_ddd_core.errors import InvalidValueError
 from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_core.waiting import wait_until_set
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
     Cursor,
     GlobalFilter,
@@ -119,10 +120,8 @@ class GlobalLog:
                     # wait for a wake-up that may not come.
                     timeout = min(recheck, timeout or recheck)
                     recheck = min(recheck * 2, 1.0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), timeout)
-                    if not recheck:
-                        recheck = 0.02
+                if await wait_until_set(woken, timeout) and not recheck:
+                    recheck = 0.02
 
     async def horizon_lag(self, *, uow: Any) -> HorizonStatus:
         store = self._store

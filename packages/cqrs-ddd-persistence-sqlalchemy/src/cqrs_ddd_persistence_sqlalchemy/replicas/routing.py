@@ -176,9 +176,8 @@ class ReplicaSet:
         self._checking = asyncio.get_running_loop().create_future()
         try:
             try:
-                flushed: int | None = await asyncio.wait_for(
-                    self._sql.primary_position(self._primary), CHECK_TIMEOUT
-                )
+                async with asyncio.timeout(CHECK_TIMEOUT):
+                    flushed: int | None = await self._sql.primary_position(self._primary)
             except (CQRSDDDError, TimeoutError):
                 flushed = None  # the primary is away: judge by the age of the last replay
             await asyncio.gather(*(self._check(r, flushed) for r in self.replicas))
@@ -189,7 +188,8 @@ class ReplicaSet:
 
     async def _check(self, replica: Replica, flushed: int | None) -> None:
         try:
-            status = await asyncio.wait_for(self._sql.status(replica.execution), CHECK_TIMEOUT)
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                status = await self._sql.status(replica.execution)
         except (CQRSDDDError, TimeoutError) as exc:
             logger.info("replica %s skipped: %s", _name(replica), exc or "no answer in time")
             replica.usable = False

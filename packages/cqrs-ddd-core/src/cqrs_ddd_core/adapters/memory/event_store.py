@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from cqrs_ddd_core.adapters.memory._uow import run_in_uow
 from cqrs_ddd_core.errors import InvalidValueError, WrongExpectedVersionError
 from cqrs_ddd_core.ports.event_store import ExpectedVersion, StoredEvent, StreamState
+from cqrs_ddd_core.waiting import wait_until_set
 
 __all__ = ["InMemoryEventStore", "check_expected_version"]
 
@@ -113,5 +113,4 @@ class InMemoryEventStore:
             for event in page:
                 yield event
             if not page:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), poll_interval)
+                await wait_until_set(self._changed, poll_interval)

@@ -8,7 +8,6 @@ Nothing is stored in the database: a dashboard started now shows the minutes sin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -17,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cqrs_ddd_advanced_core.jobs import JobStatus
+from cqrs_ddd_core.waiting import wait_until_set
 from cqrs_ddd_persistence_sqlalchemy.cli.dashboard.snapshot import Snapshot
 
 __all__ = ["METRICS", "History", "Metric", "Sampler"]
@@ -129,8 +129,7 @@ class Sampler:
     async def run(self) -> None:
         while not self._stop.is_set():
             await self.sample()
-            with contextlib.suppress(TimeoutError):  # the tick: the next sample is due
-                await asyncio.wait_for(self._stop.wait(), self.history.every_s)
+            await wait_until_set(self._stop, self.history.every_s)  # or the next sample is due
 
     def stop(self) -> None:
         self._stop.set()

@@ -119,7 +119,8 @@ async def _connection(
 ) -> None:
     try:
         try:
-            request = await asyncio.wait_for(read_request(reader), READ_TIMEOUT)
+            async with asyncio.timeout(READ_TIMEOUT):
+                request = await read_request(reader)
         except (BadRequest, TimeoutError) as exc:
             response = Response(HTTPStatus.BAD_REQUEST, f"bad request: {exc}", "text/plain")
         else:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cqrs_ddd_core.waiting import wait_until_set
 from cqrs_ddd_persistence_sqlalchemy.schema import check_channel
 
 __all__ = ["NotificationListener", "listen_event", "listens"]
@@ -159,12 +160,9 @@ class NotificationListener:
             await asyncio.sleep(seconds)
             return False
         try:
-            await asyncio.wait_for(self._event.wait(), seconds)
-        except TimeoutError:
-            return False
+            return await wait_until_set(self._event, seconds)
         finally:
             self._event.clear()
-        return True
 
     async def close(self) -> None:
         subscription, self._subscription = self._subscription, None

@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "uow",
             "binding",
+            "binding_scopes",
             "engine",
             "workers",
             "observability.tracing",

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.base import Executable
 
 from cqrs_ddd_core.errors import ConfigurationError, UnitOfWorkError
+from cqrs_ddd_persistence_sqlalchemy.binding_scopes import Given, Joined
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.errors import ConstraintErrors, translating
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
@@ -243,18 +244,19 @@ class Binding:
             return None
         return self.execution()
 
-    @asynccontextmanager
-    async def single(self, uow: Any = None) -> AsyncIterator[StatementRunner]:
+    def single(self, uow: Any = None) -> AbstractAsyncContextManager[StatementRunner]:
         """Where statements that are each atomic on their own run: the joined unit of work's
         (or bound session's) executor, else the engine's :class:`Execution` (one autocommit
         round trip per statement where the dialect allows it; kept statements on the fast
         path), else a short transaction."""
-        execution = self.own_execution(uow)
-        if execution is not None:
-            yield execution
-            return
-        async with self.transaction(uow) as executor:
-            yield executor
+        joined = self.resolve_uow(uow)
+        if joined is not None:
+            return Joined(joined, None)
+        if self.bound_session is None:
+            execution = self.execution()
+            if execution is not None:
+                return Given(execution)
+        return self._own_transaction(None)
 
     async def fetch(
         self, statement: Executable, params: Mapping[str, Any] | None = None, uow: Any = None
@@ -283,17 +285,21 @@ class Binding:
             async with factory() as session, session.begin():
                 yield session
 
-    @asynccontextmanager
-    async def transaction(
+    def transaction(
         self, uow: Any = None, *, constraints: ConstraintErrors | None = None
-    ) -> AsyncIterator[Executor]:
+    ) -> AbstractAsyncContextManager[Executor]:
         """The executor of one multi-statement operation: the joined unit of work's (or bound
         session's) connection, or a short transaction of its own."""
         joined = self.resolve_uow(uow)
+        if joined is not None:
+            return Joined(joined, constraints)
+        return self._own_transaction(constraints)
+
+    @asynccontextmanager
+    async def _own_transaction(
+        self, constraints: ConstraintErrors | None
+    ) -> AsyncIterator[Executor]:
         with translating(constraints=constraints):
-            if joined is not None:
-                yield await joined.executor()
-                return
             if self.bound_session is not None:
                 yield ConnectionExecutor(await self.bound_session.connection())
                 return

@@ -119,8 +119,6 @@ class SQLAlchemyEventStore:
         self.registry = registry if registry is not None else default_registry
         self._engine = engine
         self._logs: dict[str, EventLogSql] = {}
-        self._appender = Appender(self)
-        self._global = GlobalLog(self)
 
     # -- plumbing ----------------------------------------------------------------------------
     def log_for(self, uow: Any = None) -> EventLogSql:
@@ -163,7 +161,7 @@ class SQLAlchemyEventStore:
             NotFoundError: the stream was deleted (tombstoned).
             UniqueViolationError: some, not all, of the event ids are already stored.
         """
-        return await self._appender.append(events, expected_version, uow)
+        return await Appender(self).append(events, expected_version, uow)
 
     async def write_events(self, events: Sequence[DomainEvent], *, uow: Any) -> None:
         """``EventSink`` hook: append a unit of work's collected events, one batch per stream.
@@ -191,7 +189,7 @@ class SQLAlchemyEventStore:
         Nothing is renumbered: other streams' versions and every global position stay as they
         are. ``hard=True`` also deletes the stream's rows (they leave the global log too).
         """
-        await self._appender.delete_stream(stream_id, hard=hard, reason=reason, uow=uow)
+        await Appender(self).delete_stream(stream_id, hard=hard, reason=reason, uow=uow)
 
     async def archive_stream(
         self, stream_id: str, *, reason: str | None = None, uow: Any = None
@@ -275,7 +273,7 @@ class SQLAlchemyEventStore:
         (``pg_snapshot_xmin``) are returned, in ``(txid, position)`` order. ``event_types``
         / ``aggregate_types`` (the category) / ``tenant_id`` narrow the result.
         """
-        return await self._global.read_all(
+        return await GlobalLog(self).read_all(
             after=after,
             limit=limit,
             event_types=event_types,
@@ -306,7 +304,7 @@ class SQLAlchemyEventStore:
         To leave the loop early, wrap it in ``contextlib.aclosing(store.subscribe(...))`` so
         the LISTEN connection is released at once rather than when the generator is collected.
         """
-        return self._global.subscribe(
+        return GlobalLog(self).subscribe(
             after=after,
             batch_size=batch_size,
             event_types=event_types,
@@ -321,4 +319,4 @@ class SQLAlchemyEventStore:
         On PostgreSQL: the horizon transaction id, the number of stored events at or above it
         and the age / pid of the oldest transaction holding it back. Always zero on SQLite.
         """
-        return await self._global.horizon_lag(uow=uow)
+        return await GlobalLog(self).horizon_lag(uow=uow)

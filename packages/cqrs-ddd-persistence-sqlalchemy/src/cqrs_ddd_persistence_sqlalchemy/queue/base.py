@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakSet
@@ -111,18 +111,14 @@ class QueueBase:
             stmt = self._statements[key] = kept(build(dialect))
         return stmt
 
-    @asynccontextmanager
-    async def transaction(self, uow: Any = None) -> AsyncIterator[Executor]:
+    def transaction(self, uow: Any = None) -> AbstractAsyncContextManager[Executor]:
         """The executor of a multi-statement operation: the joined unit of work's, or a short
         transaction of its own on the queue's engine."""
         if self.binding.resolve_uow(uow) is None:
             execution = self.binding.execution()
             if execution is not None:
-                async with execution.transaction() as executor:
-                    yield executor
-                return
-        async with self.binding.transaction(uow) as executor:
-            yield executor
+                return execution.transaction()
+        return self.binding.transaction(uow)
 
     async def run(
         self, name: Hashable, build: Build, params: Mapping[str, Any], *, uow: Any = None

@@ -23,8 +23,8 @@ Saving a loaded aggregate writes only the child rows that changed where that is 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import literal, select
@@ -158,8 +158,7 @@ class SQLAlchemyRepository(Generic[A]):
             root.children.loaded(entity, children, mapping_of(row)[key])
         return entities
 
-    @asynccontextmanager
-    async def _reading(self, uow: IUnitOfWork | None) -> AsyncIterator[StatementRunner]:
+    def _reading(self, uow: IUnitOfWork | None) -> AbstractAsyncContextManager[StatementRunner]:
         """Where a load runs: the unit of work's transaction (no ORM session made), else a
         replica when the engine has replicas, else one statement on its own or, with child
         tables, a short transaction."""
@@ -167,14 +166,10 @@ class SQLAlchemyRepository(Generic[A]):
         if source.replicas is not None and source.owns_transaction(uow):
             # A query-side read with replicas: on one of them (each statement again on the
             # primary if the replica is found gone; see ``replicas/``).
-            async with source.reading(uow) as replica:
-                yield replica
-        elif self._root.mapper.children:
-            async with source.transaction(uow) as runner:
-                yield runner
-        else:
-            async with source.single(uow) as single:
-                yield single
+            return source.reading(uow)
+        if self._root.mapper.children:
+            return source.transaction(uow)
+        return source.single(uow)
 
     # -- writes ----------------------------------------------------------------------------
     async def add(self, entity: A, *, uow: IUnitOfWork | None = None) -> A:

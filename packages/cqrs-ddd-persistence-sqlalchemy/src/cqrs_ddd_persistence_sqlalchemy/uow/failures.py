@@ -4,8 +4,9 @@ transaction whose connection is gone without raising."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Literal
 
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -29,15 +30,25 @@ def library_error(exc: BaseException) -> CQRSDDDError | None:
     return database_error(exc)
 
 
-@contextmanager
-def translating() -> Iterator[None]:
+class translating:
     """Re-raise database exceptions as library errors; anything else passes untouched."""
-    try:
-        yield
-    except Exception as exc:
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception):
+            return False
         error = library_error(exc)
         if error is None:
-            raise
+            return False
         raise error from exc
 
 

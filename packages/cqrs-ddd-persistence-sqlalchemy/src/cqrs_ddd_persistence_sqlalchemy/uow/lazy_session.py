@@ -31,7 +31,7 @@ def _lazy_class(cls: type[AsyncSession]) -> type[AsyncSession]:
             make = self.__dict__.pop(_MAKE, None)
             if make is None or name.startswith("__"):
                 raise AttributeError(name)
-            make()
+            make(self)
             return getattr(self, name)
 
         lazy = type(
@@ -53,7 +53,9 @@ def lazy_session(
     cls = factory.class_
     session = object.__new__(_lazy_class(cls))
 
-    def make() -> None:
+    # Given the session rather than closing over it: a session holding a function that holds
+    # the session is a reference cycle, which only the garbage collector would free.
+    def make(session: AsyncSession) -> None:
         kw = dict(factory.kw)
         conn = bind()
         if conn is not None:

@@ -81,7 +81,8 @@ class DriverStatement:
         out: list[Any] = []
         defaults = self.defaults
         params = params or {}
-        for name, process in zip(self.names, self.processors, strict=True):
+        # Not ``strict=True``: both tuples are built together, one entry per name.
+        for name, process in zip(self.names, self.processors):  # noqa: B905
             value = params[name] if name in params else defaults[name]
             out.append(value if process is None or value is None else process(value))
         return out
@@ -116,7 +117,8 @@ def compiled_for(stmt: ClauseElement, dialect: Dialect) -> DriverStatement | Non
 def driver_form(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | None:
     """The driver form of ``stmt`` run with ``params``: only for one parameter set (or none);
     a list of them (``executemany``) goes through SQLAlchemy."""
-    if params is not None and not isinstance(params, Mapping):
+    # ``type() is dict`` first: the usual case, and an ABC check costs several times more.
+    if params is not None and type(params) is not dict and not isinstance(params, Mapping):
         return None
     return compiled_for(stmt, dialect)
 
@@ -124,7 +126,10 @@ def driver_form(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | N
 def driver_many(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | None:
     """The driver form of ``stmt`` run once per parameter set of ``params`` (an
     ``executemany`` with at least two sets; no rows read back), or ``None``."""
-    if (
+    if type(params) is list:  # the usual case, without the ABC checks
+        if len(params) < 2 or not all(type(p) is dict or isinstance(p, Mapping) for p in params):
+            return None
+    elif (
         isinstance(params, Mapping)
         or not isinstance(params, Sequence)
         or len(params) < 2

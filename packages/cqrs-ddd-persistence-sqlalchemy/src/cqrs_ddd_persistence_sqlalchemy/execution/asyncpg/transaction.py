@@ -48,13 +48,14 @@ __all__ = ["DriverTransaction"]
 class DriverTransaction:
     """A :class:`~..protocol.UnitTransaction` on a lent asyncpg connection."""
 
-    __slots__ = ("_conn", "_engine", "_held", "_lender", "_lost")
+    __slots__ = ("_conn", "_engine", "_executor", "_held", "_lender", "_lost")
 
     def __init__(self, engine: AsyncEngine, lender: Lender) -> None:
         self._engine = engine
         self._lender = lender
         self._held: Held | None = None
         self._conn: AsyncConnection | None = None  # SQLAlchemy's, once needed
+        self._executor: _DriverInTransaction | None = None  # of ``_held``
         self._lost = False
 
     def _check_alive(self) -> None:
@@ -112,7 +113,10 @@ class DriverTransaction:
             if not self._conn.in_transaction():
                 await self._conn.begin()
             return DriverTransactionExecutor(self._conn)
-        return _DriverInTransaction(self, await self._begun())
+        executor = self._executor
+        if executor is None:
+            executor = self._executor = _DriverInTransaction(self, await self._begun())
+        return executor
 
     async def connection(self) -> AsyncConnection:
         self._check_alive()
@@ -160,7 +164,7 @@ class DriverTransaction:
 
     async def close(self) -> None:
         conn, held = self._conn, self._held
-        self._conn = self._held = None
+        self._conn = self._held = self._executor = None
         if conn is not None:
             await conn.close()  # SQLAlchemy's connection gives the pooled one back
         elif held is not None:
@@ -168,7 +172,7 @@ class DriverTransaction:
 
     async def discard(self) -> None:
         conn, held = self._conn, self._held
-        self._conn = self._held = None
+        self._conn = self._held = self._executor = None
         if conn is not None:
             await conn.invalidate()
             await conn.close()

@@ -4,6 +4,8 @@ are one transaction — committed together, rolled back together — whichever c
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -169,3 +171,30 @@ async def test_transaction_listeners_see_a_store_only_unit_of_work(
         for name, listener in listeners.items():
             sa_event.remove(tables.sync_engine, name, listener)
     assert await counts(tables) == (0, 1, 0)
+
+
+async def test_the_seed_pattern_leaves_nothing_for_the_cyclic_garbage_collector(
+    tables: AsyncEngine, session_factory: SF
+) -> None:
+    """Stores built per request on ``uow.session`` (the seed's pattern) are freed by reference
+    counting when the request ends: nothing of a unit of work waits for a collector pass."""
+
+    async def request(n: int) -> None:
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await SQLAlchemyEventStore(uow.session).append(event(f"gc-{n}"))
+            await SQLAlchemyOutboxStorage(uow.session).save_messages(
+                [OutboxMessage(event_type="Noted")]
+            )
+            await uow.commit()
+
+    await request(0)  # warm: caches the first request fills are not garbage
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(1, 6):
+            await request(n)
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0
+    assert await counts(tables) == (0, 6, 6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select
 
 from cqrs_ddd_core.ports.event_store import StoredEvent
 from cqrs_ddd_persistence_sqlalchemy.dialects.eventlog import (
@@ -30,6 +30,26 @@ __all__ = ["SerialEventLog"]
 _INSERT = insert(events_table).returning(
     events_table.c.position, events_table.c.version, sort_by_parameter_order=True
 )
+
+
+def _check_statement() -> Select[Any]:
+    """The stream's version, and how many of the batch's ids (or a tombstone) block it."""
+    t = events_table.c
+    stream = bindparam("stream_id", type_=t.stream_id.type)
+    return select(
+        select(func.coalesce(func.max(t.version), 0))
+        .where(t.stream_id == stream)
+        .scalar_subquery(),
+        select(func.count())
+        .where(t.event_id.in_(bindparam("ids", expanding=True, type_=t.event_id.type)))
+        .scalar_subquery()
+        + select(func.count()).where(~not_tombstoned(stream)).scalar_subquery(),
+    )
+
+
+# Built once: an expression built per append is compiled from its cache key each time, and its
+# objects hold reference cycles that only the garbage collector frees.
+_CHECK = _check_statement()
 
 
 class SerialEventLog:
@@ -52,18 +72,9 @@ class SerialEventLog:
         autocommit: bool,
     ) -> list[tuple[int, int]] | None:
         # ``guarded`` is moot here: one writer at a time, nothing can race the check.
-        t = events_table.c
-        current, blocked = (
-            await runner.fetch(
-                select(
-                    select(func.coalesce(func.max(t.version), 0))
-                    .where(t.stream_id == stream_id)
-                    .scalar_subquery(),
-                    select(func.count()).where(t.event_id.in_(list(ids))).scalar_subquery()
-                    + select(func.count()).where(~not_tombstoned(stream_id)).scalar_subquery(),
-                )
-            )
-        )[0]
+        current, blocked = (await runner.fetch(_CHECK, {"stream_id": stream_id, "ids": list(ids)}))[
+            0
+        ]
         if blocked or not version_range[0] <= current <= version_range[1]:
             return None
         params = [

@@ -111,8 +111,19 @@ def json_loads(text: str | bytes) -> Any:
         raise SerializationError(f"invalid JSON: {exc}") from exc
 
 
+#: Value types a flat JSON object may hold as they are (exact types: subclasses such as enums
+#: take the general path).
+_FLAT = frozenset({str, int, float, bool})
+
+
 def to_jsonable(value: Any) -> Any:
     """``value`` as plain JSON types (dict/list/str/int/float/bool/None)."""
+    if type(value) is dict:  # the usual case (payloads, metadata), without ABC checks
+        for k, v in value.items():
+            if type(k) is not str or (v is not None and type(v) not in _FLAT):
+                break
+        else:
+            return dict(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if (

@@ -346,6 +346,8 @@ def _insert_statement(table: Table, dialect: DialectSupport, keys: tuple[str, ..
             default = column.default
             if column.key not in values and default is not None and default.is_scalar:
                 values[column.key] = default.arg  # type: ignore[attr-defined]
-        stmt = kept(dialect.insert_ignore(table, ["message_id"]).values(values))
+        # ``inline()``: no RETURNING of the new ids (SQLAlchemy adds one by default); a save
+        # reads nothing back.
+        stmt = kept(dialect.insert_ignore(table, ["message_id"]).values(values).inline())
         per_table[(id(dialect), keys)] = stmt
     return stmt

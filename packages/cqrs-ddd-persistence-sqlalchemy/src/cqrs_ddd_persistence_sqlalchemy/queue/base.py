@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
-from weakref import WeakSet
+from weakref import WeakKeyDictionary, WeakSet
 
 from sqlalchemy import BindParameter, ColumnElement, Table, and_, or_
 
@@ -35,6 +35,11 @@ _JITTER = random.Random()
 #: Tables already found to have every queue column: stores are built per request, and the
 #: check cost more than the rest of building one.
 _QUEUE_TABLES: WeakSet[Table] = WeakSet()
+
+#: Table -> its default claim order (``id``) and that order's sort keys.
+_DEFAULT_ORDER: WeakKeyDictionary[
+    Table, tuple[tuple[ColumnElement[Any], ...], tuple[tuple[Callable[[Any], Any], bool], ...]]
+] = WeakKeyDictionary()
 
 #: ``build(dialect)`` -> a statement with bound parameters only.
 Build = Callable[[DialectSupport], Any]
@@ -74,8 +79,16 @@ class QueueBase:
         self.max_attempts = max_attempts
         self.backoff = backoff or DEFAULT_BACKOFF
         self.key_column = key_column
-        self.order_by: tuple[ColumnElement[Any], ...] = tuple(order_by or (table.c.id,))
-        self._sort_keys = sort_keys(table, self.order_by)
+        if order_by is None:
+            # The default order's plan, worked out once per table (stores are built per request).
+            plan = _DEFAULT_ORDER.get(table)
+            if plan is None:
+                ids = (table.c.id,)
+                plan = _DEFAULT_ORDER[table] = (ids, sort_keys(table, ids))
+            self.order_by, self._sort_keys = plan
+        else:
+            self.order_by = tuple(order_by or (table.c.id,))
+            self._sort_keys = sort_keys(table, self.order_by)
         self._only_checked: set[tuple[str, ...]] = set()
         #: Enqueued column names -> (every column written, the JSON ones among them).
         self._insert_columns: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}

@@ -143,6 +143,22 @@ def pytest_configure(config: pytest.Config) -> None:
     _pg_status["error"] = asyncio.run(_probe())
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Warn when several xdist workers share one PostgreSQL cluster: a test holding a
+    transaction open on purpose (the horizon tests, the dashboard's) then holds back every other
+    worker's event-store readers, whose tests time out (``scripts/test`` gives each worker a
+    cluster of its own: ``scripts/pg_spare.py``)."""
+    workers = getattr(config.option, "numprocesses", None)
+    clusters = len(set(os.environ.get("CQRS_TEST_POSTGRES_URLS", "").split())) or 1
+    if workers in (None, 0, 1) or (isinstance(workers, int) and workers <= clusters):
+        return []
+    return [
+        f"WARNING: {workers} xdist workers on {clusters} PostgreSQL cluster(s): event-store "
+        "reads may wait for another worker's open transaction; run ./scripts/test (a cluster "
+        "per worker) or set CQRS_TEST_POSTGRES_URLS"
+    ]
+
+
 def postgres_error() -> str | None:
     return _pg_status.get("error")
 

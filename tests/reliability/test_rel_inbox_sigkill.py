@@ -301,13 +301,23 @@ async def test_rel_inbox_effects_exactly_once_through_sigkills(
     skipped = sum(kind == "duplicate" for kind, _ in outcomes)
     assert skipped >= 1
     assert codes[2:] == [0] * (len(codes) - 2)  # the survivors stop gracefully
-    # What the broker holds: every message, duplicates only from the killed relay's batch.
+    # What the broker holds: every message; duplicates only from the killed relay's batch, or
+    # from a batch whose lease ran out under load before its relay settled it (claimed again by
+    # another relay: at-least-once, as documented; the inbox above made the effects exactly-once).
+    claimed = Counter(
+        mid for tag in ("r1", "r1b", "r2") for line in procs.lines(tag, "claims")
+        for mid in line.split(",")
+    )  # fmt: skip
+    reclaimed = {mid for mid, n in claimed.items() if n > 1} - in_flight
     held = await broker.read_back()
     if held is not None:
         copies = Counter(mid for mid, _k, _s in held)
         assert set(copies) == {m.message_id for m in messages}
         duplicates = {mid for mid, n in copies.items() if n > 1}
-        assert duplicates <= in_flight
+        assert duplicates <= in_flight | reclaimed, (
+            f"{len(duplicates - in_flight - reclaimed)} message(s) published twice without being "
+            "claimed twice"
+        )
         first_seen: dict[str, list[int]] = {}
         seen_ids: set[str] = set()
         for mid, key, seq in held:
@@ -320,5 +330,6 @@ async def test_rel_inbox_effects_exactly_once_through_sigkills(
     print(
         f"\n{broker.name}: {TOTAL} messages, broker duplicates {len(duplicates) if held else '?'}"
         f" (relay batch confirmed before the kill: {len(confirmed_in_flight)}), "
+        f"claimed again after a lost lease {len(reclaimed)}, "
         f"deliveries skipped by the inbox {skipped}; phases {phases}"
     )

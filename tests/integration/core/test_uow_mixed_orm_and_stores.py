@@ -113,6 +113,28 @@ async def test_seed_style_store_on_uow_session_joins_the_same_transaction(
     assert await counts(tables) == (1, 2, 0)
 
 
+@pytest.mark.parametrize("end", ["rollback", "exit"])
+async def test_store_statements_after_a_commit_are_a_new_transaction(
+    tables: AsyncEngine, session_factory: SF, end: str
+) -> None:
+    """With only the library's stores in the unit of work (no session made), the statements
+    after ``commit()`` run in a new transaction: a rollback, or leaving the block without a
+    commit, takes them back. (On asyncpg they ran in autocommit and stayed.)"""
+    store = SQLAlchemyEventStore(session_factory)
+    outbox = SQLAlchemyOutboxStorage(session_factory)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await store.append(event("first"), uow=uow)
+        await uow.commit()
+        await store.append(event("second"), uow=uow)
+        await outbox.save_messages([OutboxMessage(event_type="Noted")], uow=uow)
+        if end == "rollback":
+            await uow.rollback()
+            await store.append(event("third"), uow=uow)
+            await uow.commit()
+    expected_events = 2 if end == "rollback" else 1
+    assert await counts(tables) == (0, expected_events, 0)
+
+
 async def test_savepoint_inside_a_connection_first_unit_of_work(
     tables: AsyncEngine, session_factory: SF
 ) -> None:

@@ -48,14 +48,16 @@ __all__ = ["DriverTransaction"]
 class DriverTransaction:
     """A :class:`~..protocol.UnitTransaction` on a lent asyncpg connection."""
 
-    __slots__ = ("_conn", "_engine", "_executor", "_held", "_lender", "_lost")
+    __slots__ = ("_conn", "_ended", "_engine", "_executor", "_held", "_lender", "_lost")
 
     def __init__(self, engine: AsyncEngine, lender: Lender) -> None:
         self._engine = engine
         self._lender = lender
         self._held: Held | None = None
         self._conn: AsyncConnection | None = None  # SQLAlchemy's, once needed
-        self._executor: _DriverInTransaction | None = None  # of ``_held``
+        self._executor: _DriverInTransaction | None = None  # of ``_held``, its transaction begun
+        # Committed or rolled back on the driver, ``_held`` kept: the next statement begins anew.
+        self._ended = False
         self._lost = False
 
     def _check_alive(self) -> None:
@@ -73,6 +75,16 @@ class DriverTransaction:
         self._check_alive()
         held = self._held
         if held is not None:
+            if self._ended:
+                # A statement after commit() or rollback(): the unit of work stays usable, in a
+                # new transaction (without this BEGIN it would run in autocommit, and a later
+                # rollback could not undo it).
+                try:
+                    await start_transaction(held.fairy.dbapi_connection)
+                except BaseException as exc:
+                    await self._failed(exc)
+                    raise
+                self._ended = False
             return held
         lent = self._lender.take()
         for attempt in (1, 2):
@@ -156,6 +168,8 @@ class DriverTransaction:
         held = self._held
         if held is None:
             return
+        self._ended = True
+        self._executor = None  # the next one begins a new transaction first (``_begun``)
         try:
             await end_transaction(held.fairy.dbapi_connection, commit=commit)
         except BaseException as exc:

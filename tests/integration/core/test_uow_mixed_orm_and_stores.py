@@ -135,6 +135,23 @@ async def test_store_statements_after_a_commit_are_a_new_transaction(
     assert await counts(tables) == (0, expected_events, 0)
 
 
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "left"])
+async def test_a_session_made_after_a_store_only_commit_joins_the_next_transaction(
+    tables: AsyncEngine, session_factory: SF, commit: bool
+) -> None:
+    """A first transaction of stores only, committed; then the caller's ORM session is made:
+    its writes and the stores' are the next transaction, committed or taken back together."""
+    store = SQLAlchemyEventStore(session_factory)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await store.append(event("first"), uow=uow)
+        await uow.commit()
+        uow.session.add(MixNote(id="n"))
+        await store.append(event("second"), uow=uow)
+        if commit:
+            await uow.commit()
+    assert await counts(tables) == ((1, 2, 0) if commit else (0, 1, 0))
+
+
 async def test_savepoint_inside_a_connection_first_unit_of_work(
     tables: AsyncEngine, session_factory: SF
 ) -> None:

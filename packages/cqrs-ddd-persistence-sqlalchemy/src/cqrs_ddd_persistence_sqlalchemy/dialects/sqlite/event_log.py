@@ -72,9 +72,8 @@ class SerialEventLog:
         autocommit: bool,
     ) -> list[tuple[int, int]] | None:
         # ``guarded`` is moot here: one writer at a time, nothing can race the check.
-        current, blocked = (await runner.fetch(_CHECK, {"stream_id": stream_id, "ids": list(ids)}))[
-            0
-        ]
+        check = await runner.fetch(_CHECK, {"stream_id": stream_id, "ids": list(ids)})
+        current, blocked = check[0]
         if blocked or not version_range[0] <= current <= version_range[1]:
             return None
         params = [

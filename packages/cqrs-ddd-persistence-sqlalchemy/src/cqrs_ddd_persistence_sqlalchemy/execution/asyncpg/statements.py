@@ -81,8 +81,7 @@ class DriverStatement:
         out: list[Any] = []
         defaults = self.defaults
         params = params or {}
-        # Not ``strict=True``: both tuples are built together, one entry per name.
-        for name, process in zip(self.names, self.processors):  # noqa: B905
+        for name, process in zip(self.names, self.processors, strict=True):
             value = params[name] if name in params else defaults[name]
             out.append(value if process is None or value is None else process(value))
         return out

@@ -144,7 +144,8 @@ class DriverTransaction:
         if self._conn is None and self._held is not None:
             sync = Connection(self._engine.sync_engine, connection=self._held.fairy)
             # No I/O: asyncpg's dialect begins lazily, and the adapter's transaction has begun
-            # already (a lent transaction is only used on engines without begin listeners).
+            # already — or, after a commit on the driver, begins at SQLAlchemy's first statement
+            # (a lent transaction is only used on engines without begin listeners).
             sync.begin()
             self._conn = AsyncConnection(self._engine, sync)
         return self._conn

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.base import Executable
 
 from cqrs_ddd_core.errors import ConfigurationError, UnitOfWorkError
-from cqrs_ddd_persistence_sqlalchemy.binding_scopes import Given, Joined
+from cqrs_ddd_persistence_sqlalchemy.binding_scopes import Joined
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.errors import ConstraintErrors, translating
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
@@ -255,7 +255,8 @@ class Binding:
         if self.bound_session is None:
             execution = self.execution()
             if execution is not None:
-                return Given(execution)
+                # It translates errors itself.
+                return nullcontext(execution)
         return self._own_transaction(None)
 
     async def fetch(

@@ -1,8 +1,8 @@
-"""The scopes ``Binding.transaction`` and ``Binding.single`` hand out when no transaction of
-their own is needed: the joined unit of work's executor, or the engine's execution.
+"""The scope ``Binding.transaction`` and ``Binding.single`` hand out in a unit of work: its
+executor, database errors raised in the block translated.
 
-Classes, not ``asynccontextmanager`` generators: every statement a store runs in a unit of work
-enters one, and an async generator's setup costs about four times as much as these methods.
+A class, not an ``asynccontextmanager`` generator: every statement a store runs in a unit of
+work enters one, and an async generator's setup costs about four times as much as these methods.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
 from cqrs_ddd_persistence_sqlalchemy.errors import ConstraintErrors, translating
-from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor, StatementRunner
+from cqrs_ddd_persistence_sqlalchemy.execution.protocol import Executor
 
 if TYPE_CHECKING:
     from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
-__all__ = ["Given", "Joined"]
+__all__ = ["Joined"]
 
 
 class Joined:
@@ -40,23 +40,3 @@ class Joined:
         tb: TracebackType | None,
     ) -> Literal[False]:
         return self._translating.__exit__(exc_type, exc, tb)
-
-
-class Given:
-    """``Binding.single`` on the engine's execution (it translates errors itself)."""
-
-    __slots__ = ("_runner",)
-
-    def __init__(self, runner: StatementRunner) -> None:
-        self._runner = runner
-
-    async def __aenter__(self) -> StatementRunner:
-        return self._runner
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        return False

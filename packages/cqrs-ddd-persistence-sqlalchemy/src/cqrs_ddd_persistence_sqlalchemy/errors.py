@@ -225,18 +225,22 @@ class translating:
     ) -> Literal[False]:
         if exc is None or not isinstance(exc, Exception):
             return False
+        error = self._error(exc)
+        if error is None:
+            return False
+        raise error from exc
+
+    def _error(self, exc: Exception) -> CQRSDDDError | None:
+        """The library error to raise instead of ``exc`` (``None``: ``exc`` propagates)."""
         constraints = self._constraints
         if isinstance(exc, CQRSDDDError):
             # Already translated (at the execution seam): give a known constraint its meaning.
             if constraints and isinstance(exc, PersistenceError):
                 constraint = exc.constraint
                 if constraint is not None and constraint in constraints:
-                    raise constraints[constraint](exc) from exc
-            return False
-        error = translate(exc, constraints=constraints)
-        if error is None:
-            return False
-        raise error from exc
+                    return constraints[constraint](exc)
+            return None
+        return translate(exc, constraints=constraints)
 
 
 # Where database exceptions come from: SQLAlchemy (its own, and its drivers' adapters) and the

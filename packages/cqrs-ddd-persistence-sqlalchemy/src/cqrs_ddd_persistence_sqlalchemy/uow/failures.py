@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Literal
 
 from sqlalchemy.orm.exc import StaleDataError
 
 from cqrs_ddd_core.errors import CQRSDDDError, OptimisticConcurrencyError, PersistenceError
+from cqrs_ddd_persistence_sqlalchemy import errors
 from cqrs_ddd_persistence_sqlalchemy.errors import database_error
 
 __all__ = ["describe", "ending_quietly", "is_database_failure", "library_error", "translating"]
@@ -30,26 +29,13 @@ def library_error(exc: BaseException) -> CQRSDDDError | None:
     return database_error(exc)
 
 
-class translating:
+class translating(errors.translating):
     """Re-raise database exceptions as library errors; anything else passes untouched."""
 
     __slots__ = ()
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        error = library_error(exc)
-        if error is None:
-            return False
-        raise error from exc
+    def _error(self, exc: Exception) -> CQRSDDDError | None:
+        return library_error(exc)
 
 
 def is_database_failure(exc: BaseException) -> bool:

@@ -49,7 +49,14 @@ class AggregateRoot(Entity[ID], Generic[ID]):
     @property
     def version(self) -> int:
         """The persisted version (0 when never saved)."""
-        return self._version
+        # Read from pydantic's dict of private attributes: ``self._version`` misses the normal
+        # lookup and goes through pydantic's ``__getattr__``, two exceptions raised and caught
+        # per read, and repositories read it on every save.
+        private = self.__pydantic_private__
+        if private is None:  # pragma: no cover - only while pydantic builds the model
+            return self._version
+        version: int = private["_version"]
+        return version
 
     @property
     def aggregate_type(self) -> str:
@@ -119,8 +126,12 @@ def _find_handler(cls: type, event_type: str) -> Callable[[Any, Any], None] | No
 
 def set_persisted_version(aggregate: AggregateRoot[Any], version: int) -> None:
     """Persistence-only: record the version that is now committed for ``aggregate``."""
-    aggregate._version = int(version)
+    private = aggregate.__pydantic_private__
+    if private is None:  # pragma: no cover - only while pydantic builds the model
+        aggregate._version = int(version)
+    else:  # without pydantic's ``__setattr__`` (see ``AggregateRoot.version``)
+        private["_version"] = int(version)
 
 
 def get_persisted_version(aggregate: AggregateRoot[Any]) -> int:
-    return aggregate._version
+    return aggregate.version

@@ -9,7 +9,6 @@ database has its own sub-package (``postgresql/``, ``sqlite/``).
 from __future__ import annotations
 
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -34,8 +33,6 @@ SUPPORTED: dict[str, DialectSupport] = {
     "sqlite": SqliteDialect(),
 }
 
-_RESOLVED: WeakKeyDictionary[Dialect, DialectSupport] = WeakKeyDictionary()
-
 
 def dialect_for(obj: Any) -> DialectSupport:
     """The dialect support of ``obj``: a SQLAlchemy ``Dialect``, or an engine, connection or
@@ -45,14 +42,9 @@ def dialect_for(obj: Any) -> DialectSupport:
         ConfigurationError: the database is not one the library supports.
     """
     dialect = obj if isinstance(obj, Dialect) else _dialect_of(obj)
-    support = _RESOLVED.get(dialect)
+    support = SUPPORTED.get(dialect.name)
     if support is None:
-        found = SUPPORTED.get(dialect.name)
-        if found is None:
-            raise ConfigurationError(
-                f"the library supports {sorted(SUPPORTED)}, not {dialect.name!r}"
-            )
-        support = _RESOLVED[dialect] = found
+        raise ConfigurationError(f"the library supports {sorted(SUPPORTED)}, not {dialect.name!r}")
     return support
 
 

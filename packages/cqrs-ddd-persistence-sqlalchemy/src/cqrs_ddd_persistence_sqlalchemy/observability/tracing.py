@@ -73,15 +73,7 @@ def _load() -> Tracer | None:
     except ImportError:  # the ``otel`` extra is not installed
         return None
     global _recording
-    if _provider is not None:
-        _recording = _always
-    else:
-        no_op = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-
-        def set_globally() -> bool:
-            return not isinstance(trace.get_tracer_provider(), no_op)
-
-        _recording = set_globally
+    _recording = _always if _provider is not None else _global_provider_check(trace)
     # A proxy until the application sets its provider: spans reach whichever it sets.
     _tracer = trace.get_tracer(_NAME, tracer_provider=_provider)
     return _tracer
@@ -89,6 +81,31 @@ def _load() -> Tracer | None:
 
 def _always() -> bool:
     return True
+
+
+def _global_provider_check(trace: Any) -> Callable[[], bool]:
+    """Whether the global tracer provider records, as a check cheap enough for every span."""
+    no_op = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    if "OTEL_PYTHON_TRACER_PROVIDER" in os.environ or not hasattr(trace, "_TRACER_PROVIDER"):
+        # A provider named in the environment is made by the API's own getter, at its first
+        # call.
+        def through_the_api() -> bool:
+            return not isinstance(trace.get_tracer_provider(), no_op)
+
+        return through_the_api
+
+    def set_globally() -> bool:
+        # The API's getter looks the environment up at every call while no provider is set
+        # (most processes, several times per unit of work); the global it returns is read
+        # instead. It is set once and never unset: once it records, it always will.
+        provider = trace._TRACER_PROVIDER
+        if provider is None or isinstance(provider, no_op):
+            return False
+        global _recording
+        _recording = _always
+        return True
+
+    return set_globally
 
 
 def use_tracer_provider(provider: TracerProvider | None) -> None:

@@ -190,9 +190,9 @@ class SQLAlchemyRepository(Generic[A]):
                 f"{type(self).__name__} of {self.entity_cls.__name__} got {type(entity).__name__}"
             )
         joined = self._source.resolve_uow(uow)
-        if joined is not None and self._deferred(entity, joined):
-            return entity
         loaded = self._loaded_version(entity, joined)
+        if joined is not None and self._deferred(entity, joined, loaded):
+            return entity
         new_version = loaded + 1
         values = self.mapper.to_values(entity)
         diffs = None
@@ -208,18 +208,21 @@ class SQLAlchemyRepository(Generic[A]):
         self._root.children.saved(entity, values, new_version, diffs)
         return entity
 
-    def _deferred(self, entity: A, uow: SQLAlchemyUnitOfWork) -> bool:
+    def _deferred(self, entity: A, uow: SQLAlchemyUnitOfWork, loaded: int) -> bool:
         """Hold a new aggregate (or one still held) for the unit of work's batched INSERT
-        (:mod:`.batch`); ``False`` when it must be written now."""
+        (:mod:`.batch`); ``False`` when it must be written now. ``loaded``: its version in
+        this unit of work (``_loaded_version``)."""
         root = self._root
-        key = root.key(entity.id)
         held = uow.deferred(root)
+        if held is None and loaded != 0:
+            return False  # a loaded aggregate, nothing held: its UPDATE (the usual save)
+        key = root.key(entity.id)
         version = 1
         if isinstance(held, PendingInserts) and held.holds(entity, key):
             # Added again before its INSERT was sent: the pending rows are replaced, and the
             # version moves on as an UPDATE would have moved it.
-            version = self._loaded_version(entity, uow) + 1
-        elif self._loaded_version(entity, uow) != 0 or key is None or key is NO_ROW:
+            version = loaded + 1
+        elif loaded != 0 or key is None or key is NO_ROW:
             return False
         values = self.mapper.to_values(entity)
         uow.defer(root, lambda: PendingInserts(root, uow)).add(entity, key, values, version)

@@ -165,7 +165,13 @@ class UowTransaction:
     async def executor(self, *, keep: Any = None) -> Executor:
         """The execution seam's executor of the transaction (the fast path where it applies),
         what is deferred written first (but the write under ``keep``)."""
-        executor = await self._executor()
+        handle, session = self._handle, self._session
+        if handle is not None and (session is None or not is_materialized(session)):
+            # The usual statement of a store-only unit of work (its transaction begun, no
+            # session in use that could lead it), without ``_executor``'s checks.
+            executor = await handle.executor()
+        else:
+            executor = await self._executor()
         if self._deferred:
             await self._deferred.write(executor, keep=keep)
         return executor

@@ -18,7 +18,6 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
@@ -87,21 +86,31 @@ class DriverStatement:
         return out
 
 
-# dialect instance -> id(statement) -> (a weak reference to it, its driver form or None). Keyed
-# by the dialect *instance*: two engines with different dialect options (a JSON serializer,
-# say) have different bind processors. An entry goes when its statement is collected.
-_CACHE: WeakKeyDictionary[
-    Dialect, dict[int, tuple[weakref.ref[ClauseElement], DriverStatement | None]]
-] = WeakKeyDictionary()
+_Forms = dict[int, tuple[weakref.ref[ClauseElement], DriverStatement | None]]
+
+# id(dialect instance) -> id(statement) -> (a weak reference to it, its driver form or None).
+# Keyed by the dialect *instance*: two engines with different dialect options (a JSON
+# serializer, say) have different bind processors. A dialect's entry goes when it is collected
+# (before its id can be reused), a statement's when it is. By id rather than in a
+# ``WeakKeyDictionary``, whose lookup makes a weak reference per call: this runs per statement.
+_CACHE: dict[int, _Forms] = {}
+
+
+def _forms_of(dialect: Dialect) -> _Forms:
+    key = id(dialect)
+    forms: _Forms = {}
+    _CACHE[key] = forms
+    weakref.finalize(dialect, _CACHE.pop, key, None)
+    return forms
 
 
 def compiled_for(stmt: ClauseElement, dialect: Dialect) -> DriverStatement | None:
     """The driver form of ``stmt`` for ``dialect``, or ``None`` when it goes through
     SQLAlchemy: it does not qualify, or it is not a statement marked
     :func:`~...protocol.kept` (one built per call would only fill the cache)."""
-    per_dialect = _CACHE.get(dialect)
+    per_dialect = _CACHE.get(id(dialect))
     if per_dialect is None:
-        per_dialect = _CACHE[dialect] = {}
+        per_dialect = _forms_of(dialect)
     key = id(stmt)
     hit = per_dialect.get(key)
     if hit is not None and hit[0]() is stmt:

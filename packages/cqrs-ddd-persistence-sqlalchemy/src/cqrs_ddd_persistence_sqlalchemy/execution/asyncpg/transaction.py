@@ -199,15 +199,13 @@ class _DriverInTransaction:
     """Statements of a :class:`DriverTransaction` before SQLAlchemy's connection exists:
     qualifying ones on asyncpg, the others on SQLAlchemy's connection (made for them)."""
 
-    __slots__ = ("_held", "_owner")
+    __slots__ = ("_held", "_owner", "dialect")
 
     def __init__(self, owner: DriverTransaction, held: Held) -> None:
         self._owner = owner
         self._held = held
-
-    @property
-    def dialect(self) -> Dialect:
-        return self._owner._engine.dialect
+        # Read on every statement: the engine's ``dialect`` is a proxy of the sync engine's.
+        self.dialect: Dialect = owner._engine.sync_engine.dialect
 
     async def _driver(self, statement: Executable, params: Params, *, status: bool) -> Any:
         call = driver_form(statement, params, self.dialect)
@@ -239,7 +237,12 @@ class _DriverInTransaction:
         return await executor.fetch_mappings(statement, params)
 
     async def execute(self, statement: Executable, params: Params = None) -> int:
-        many = driver_many(statement, params, self.dialect)
+        # One parameter set (or none), the usual case, without driver_many's checks.
+        many = (
+            None
+            if params is None or type(params) is dict
+            else driver_many(statement, params, self.dialect)
+        )
         if many is not None and self._owner._conn is None:
             # A kept statement over many parameter sets (the outbox's rows): one
             # ``executemany`` on the driver, pipelined, no row count (as the protocol allows).

@@ -19,19 +19,22 @@ if TYPE_CHECKING:
 __all__ = ["Joined"]
 
 
-class Joined:
+class Joined(translating):
     """``Binding.transaction`` / ``single`` in a unit of work: its executor, database errors
-    raised in the block translated."""
+    raised in the block translated (its own ``translating``: one object per statement)."""
 
-    __slots__ = ("_translating", "_uow")
+    __slots__ = ("_uow",)
 
     def __init__(self, uow: SQLAlchemyUnitOfWork, constraints: ConstraintErrors | None) -> None:
+        super().__init__(constraints=constraints)
         self._uow = uow
-        self._translating = translating(constraints=constraints)
 
     async def __aenter__(self) -> Executor:
-        with self._translating:
+        try:
             return await self._uow.executor()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
 
     async def __aexit__(
         self,
@@ -39,4 +42,4 @@ class Joined:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        return self._translating.__exit__(exc_type, exc, tb)
+        return self.__exit__(exc_type, exc, tb)

@@ -58,6 +58,11 @@ class AggregateRoot(Entity[ID], Generic[ID]):
         version: int = private["_version"]
         return version
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _use_fresh_private_state(cls)
+
     @property
     def aggregate_type(self) -> str:
         return type(self).__name__
@@ -111,6 +116,45 @@ class AggregateRoot(Entity[ID], Generic[ID]):
             handler(self, event)
 
 
+def _fresh_private_state(self: AggregateRoot[Any], context: Any, /) -> None:
+    """``model_post_init`` of aggregates: their private state, new."""
+    if getattr(self, "__pydantic_private__", None) is None:
+        object.__setattr__(self, "__pydantic_private__", {"_version": 0, "_events": []})
+
+
+#: The private attributes ``_fresh_private_state`` sets up.
+_OWN_PRIVATE = frozenset({"_version", "_events"})
+
+
+def _is_pydantics_or_ours(post_init: Any) -> bool:
+    """Whether ``post_init`` only sets up private attributes: ours, pydantic's initializer, or
+    pydantic's wrappers around them (told apart by their code: ``functools.wraps`` copies the
+    wrapped function's names)."""
+    while post_init is not None:
+        if post_init is _fresh_private_state:
+            return True
+        code = getattr(post_init, "__code__", None)
+        if code is None or not code.co_filename.endswith("_model_construction.py"):
+            return False  # a model_post_init of the application's: keep pydantic's handling
+        post_init = getattr(post_init, "__wrapped__", None)
+    return True
+
+
+def _use_fresh_private_state(cls: type[AggregateRoot[Any]]) -> None:
+    """Set up an aggregate's private state without pydantic's generic initializer.
+
+    Every aggregate a repository loads runs it, and pydantic's (the defaults looked up,
+    deep-copy checks, a wrapper per subclass level) costs twice as much as validating the
+    fields. Only for a class whose private attributes are exactly ``_version`` and ``_events``
+    and that has no ``model_post_init`` of its own: any other keeps pydantic's, which calls
+    both. Pydantic calls ``model_post_init`` by name, so the class attribute is replaced.
+    """
+    if set(cls.__private_attributes__) != _OWN_PRIVATE:
+        return
+    if _is_pydantics_or_ours(cls.__dict__.get("model_post_init", cls.model_post_init)):
+        cls.model_post_init = _fresh_private_state  # type: ignore[method-assign,assignment]
+
+
 _HANDLER_CACHE: dict[tuple[type, str], Callable[[Any, Any], None] | None] = {}
 _NON_WORD = re.compile(r"\W")
 
@@ -135,3 +179,6 @@ def set_persisted_version(aggregate: AggregateRoot[Any], version: int) -> None:
 
 def get_persisted_version(aggregate: AggregateRoot[Any]) -> int:
     return aggregate.version
+
+
+_use_fresh_private_state(AggregateRoot)

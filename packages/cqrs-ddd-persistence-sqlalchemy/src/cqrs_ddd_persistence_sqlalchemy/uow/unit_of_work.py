@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -221,13 +221,16 @@ class SQLAlchemyUnitOfWork(Tracking):
         """The session this unit of work was given (used, never closed), if any."""
         return self._borrowed
 
-    async def executor(self, *, keep: Any = None) -> Executor:
+    def executor(self, *, keep: Any = None) -> Awaitable[Executor]:
         """The executor of this unit of work's transaction (the execution seam), every write
         held back written first — but the one under ``keep``, when its owner knows that the
-        statement it is about to run cannot depend on it."""
+        statement it is about to run cannot depend on it. Await it: ``await uow.executor()``.
+        """
+        # Not a coroutine of its own: the transaction's is awaited directly (every statement
+        # of a store passes here).
         if self._txn is None:
             raise UnitOfWorkError("the unit of work is not active: use 'async with uow:'")
-        return await self._txn.executor(keep=keep)
+        return self._txn.executor(keep=keep)
 
     # -- deferred writes (see .deferred) -----------------------------------------------------
     def defer(self, key: Any, make: Callable[[], W]) -> W:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import types as sqltypes
@@ -51,6 +51,11 @@ class DriverStatement:
     processors: tuple[_Processor, ...]
     #: Values of the statement's own literal binds (``coalesce(x, 0)``, ``LIMIT 1``...).
     defaults: dict[str, Any]
+    #: ``names`` and ``processors`` side by side, as ``args`` walks them.
+    pairs: tuple[tuple[str, _Processor], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", tuple(zip(self.names, self.processors, strict=True)))
 
     @classmethod
     def compile(cls, stmt: ClauseElement, dialect: Dialect) -> DriverStatement | None:
@@ -77,13 +82,15 @@ class DriverStatement:
 
     def args(self, params: Mapping[str, Any] | None) -> list[Any]:
         """Positional arguments from named ones, as SQLAlchemy would have processed them."""
-        out: list[Any] = []
-        defaults = self.defaults
-        params = params or {}
-        for name, process in zip(self.names, self.processors, strict=True):
-            value = params[name] if name in params else defaults[name]
-            out.append(value if process is None or value is None else process(value))
-        return out
+        if self.defaults:
+            params = {**self.defaults, **params} if params else self.defaults
+        elif params is None:
+            params = {}
+        return [
+            value if process is None or value is None else process(value)
+            for name, process in self.pairs
+            for value in (params[name],)
+        ]
 
 
 _Forms = dict[int, tuple[weakref.ref[ClauseElement], DriverStatement | None]]

@@ -33,6 +33,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.executors import (
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.lending import Held, Lender
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
+    compiled_for,
     driver_form,
     driver_many,
 )
@@ -120,7 +121,8 @@ class DriverTransaction:
             raise_translated(exc)
 
     async def executor(self) -> Executor:
-        self._check_alive()
+        if self._lost:
+            self._check_alive()  # raises
         if self._conn is not None:
             if not self._conn.in_transaction():
                 await self._conn.begin()
@@ -208,7 +210,11 @@ class _DriverInTransaction:
         self.dialect: Dialect = owner._engine.sync_engine.dialect
 
     async def _driver(self, statement: Executable, params: Params, *, status: bool) -> Any:
-        call = driver_form(statement, params, self.dialect)
+        # driver_form's test, the usual case first (one parameter set as a dict, or none).
+        if params is None or type(params) is dict:
+            call = compiled_for(statement, self.dialect)  # type: ignore[arg-type]
+        else:
+            call = driver_form(statement, params, self.dialect)
         if call is None or self._owner._conn is not None:
             return None
         try:

@@ -5,7 +5,7 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
-from pydantic import ValidationError
+from pydantic import PrivateAttr, ValidationError
 
 from cqrs_ddd_core import AggregateRoot, DomainEvent, EventTypeRegistry, ValueObject
 from cqrs_ddd_core.domain import default_registry, set_persisted_version
@@ -136,3 +136,45 @@ def test_registry_conflict_and_upcasting() -> None:
     registry.add_upcaster("PriceChangedTest", 1, lambda p: p)
     with pytest.raises(SerializationError):
         registry.hydrate("PriceChangedTest", {"price": "1"}, schema_version=1)
+
+
+class _Audited(AggregateRoot[str]):
+    """An aggregate with a model_post_init and a private attribute of its own."""
+
+    id: str
+    touched: bool = False
+    _note: str = PrivateAttr(default="new")
+
+    def model_post_init(self, context: object, /) -> None:
+        self.touched = True
+
+
+class _AuditedChild(_Audited):
+    pass
+
+
+@pytest.mark.parametrize("build", ["init", "validate", "construct"])
+def test_aggregates_start_with_their_own_private_state(build: str) -> None:
+    # Every way of building an aggregate gives it version 0 and a pending-event list of its
+    # own (the fast set-up replaces pydantic's, it must not share state between instances).
+    made = {
+        "init": lambda: Order(id="o", customer_id="c", total=1.0),
+        "validate": lambda: Order.model_validate({"id": "o", "customer_id": "c", "total": 1.0}),
+        "construct": lambda: Order.model_construct(id="o", customer_id="c", total=1.0),
+    }[build]
+    first, second = made(), made()
+    assert (first.version, first.pending_events) == (0, ())
+    first.ship()
+    set_persisted_version(first, 4)
+    assert (second.version, second.pending_events) == (0, ())
+    assert first.version == 4 and len(first.pending_events) == 1
+
+
+def test_an_aggregates_own_post_init_and_private_attributes_still_run() -> None:
+    for cls in (_Audited, _AuditedChild):
+        made = cls.model_validate({"id": "a"})
+        assert made.touched is True  # its model_post_init ran
+        assert made._note == "new"  # its private attribute has its default
+        assert (made.version, made.pending_events) == (0, ())
+        set_persisted_version(made, 2)
+        assert made.version == 2

@@ -24,7 +24,7 @@ from sqlalchemy import Table, bindparam, select
 
 from cqrs_ddd_core.domain.events import DomainEvent, utc_now
 from cqrs_ddd_core.ports.outbox import OutboxMessage
-from cqrs_ddd_persistence_sqlalchemy.binding import Bind
+from cqrs_ddd_persistence_sqlalchemy.binding import Bind, Binding
 from cqrs_ddd_persistence_sqlalchemy.deprecation import renamed
 from cqrs_ddd_persistence_sqlalchemy.dialects import DialectSupport, dialect_for
 from cqrs_ddd_persistence_sqlalchemy.execution.protocol import kept
@@ -48,6 +48,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue import (
     Outcome,
     QueueStats,
 )
+from cqrs_ddd_persistence_sqlalchemy.queue.base import check_queue
 from cqrs_ddd_persistence_sqlalchemy.tables.outbox import outbox_table
 from cqrs_ddd_persistence_sqlalchemy.uow import SQLAlchemyUnitOfWork
 
@@ -110,21 +111,33 @@ class SQLAlchemyOutboxStorage:
         self.channel = channel
         self.notify = notify
         self.ordered_by_key = ordered_by_key
-        self.queue = DurableQueue(
-            table,
-            bind,
-            lease_seconds=lease_seconds,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            key_column="partition_key" if ordered_by_key else None,
-            clock=clock,
-        )
-        engine = self.queue.binding.engine
+        key_column = "partition_key" if ordered_by_key else None
+        check_queue(table, key_column, lease_seconds, max_attempts)
+        self.binding = Binding(bind, owner="SQLAlchemyOutboxStorage")
+        self._clock = clock
+        self._queue: DurableQueue | None = None
+        self._queue_options: dict[str, Any] = {
+            "lease_seconds": lease_seconds,
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "key_column": key_column,
+            "clock": clock,
+        }
+        engine = self.binding.engine
         if notify and engine is not None:
             # Refused here, not as a database error at the first save (63 bytes on PostgreSQL).
             dialect_for(engine).notify_statement(channel)
         # Claims handed out by ``get_pending``: ``mark_*`` present their fencing tokens.
         self._leases: dict[str, Claim] = {}
+
+    @property
+    def queue(self) -> DurableQueue:
+        """The durable queue behind the verbs, on the outbox's bind. Made at its first use: a
+        store built per request only to save messages (the seed's pattern) never needs one."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = DurableQueue(self.table, self.binding, **self._queue_options)
+        return queue
 
     # -- writing -------------------------------------------------------------------------------
     async def save_messages(
@@ -134,9 +147,9 @@ class SQLAlchemyOutboxStorage:
         transaction of their own. A ``message_id`` already in the outbox is skipped."""
         if not messages:
             return
-        now = self.queue.clock()
+        now = self._clock()
         rows = [to_row(m, now) for m in messages]
-        engine = self.queue.binding.traced_engine(uow)
+        engine = self.binding.traced_engine(uow)
         if tracer_for(engine) is None:
             await self._insert(rows, uow)
             return
@@ -147,7 +160,7 @@ class SQLAlchemyOutboxStorage:
             await self._insert(rows, uow)
 
     async def _insert(self, rows: list[dict[str, Any]], uow: SQLAlchemyUnitOfWork | None) -> None:
-        async with self.queue.binding.transaction(uow) as executor:
+        async with self.binding.transaction(uow) as executor:
             dialect = dialect_for(executor.dialect)
             insert = _insert_statement(self.table, dialect, tuple(rows[0]))
             await executor.execute(insert, rows if len(rows) > 1 else rows[0])
@@ -233,7 +246,7 @@ class SQLAlchemyOutboxStorage:
         uow: SQLAlchemyUnitOfWork | None = None,
     ) -> list[OutboxClaim]:
         """Lease up to ``limit`` due messages in one statement, oldest first."""
-        with db_span(self.queue.binding.engine, "claim", self.table.name):
+        with db_span(self.binding.engine, "claim", self.table.name):
             claims = await self.queue.claim(limit, lease_seconds=lease_seconds, uow=uow)
         return [OutboxClaim(to_message(c.values), c) for c in claims]
 

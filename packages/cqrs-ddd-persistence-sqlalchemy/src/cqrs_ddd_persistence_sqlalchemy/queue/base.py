@@ -22,7 +22,7 @@ from cqrs_ddd_persistence_sqlalchemy.queue.backoff import DEFAULT_BACKOFF, Backo
 from cqrs_ddd_persistence_sqlalchemy.queue.claims import sort_keys
 from cqrs_ddd_persistence_sqlalchemy.tables.queue import PENDING_SQL
 
-__all__ = ["Build", "QueueBase"]
+__all__ = ["Build", "QueueBase", "check_queue"]
 
 _REQUIRED = ("id", "status", "available_at", "locked_until", "lease_token", "attempts",
              "last_error", "created_at", "finished_at")  # fmt: skip
@@ -45,6 +45,26 @@ _DEFAULT_ORDER: WeakKeyDictionary[
 Build = Callable[[DialectSupport], Any]
 
 
+def check_queue(
+    table: Table, key_column: str | None, lease_seconds: float, max_attempts: int
+) -> None:
+    """Refuse a table without the queue's columns, or limits that cannot work
+    (``ConfigurationError``)."""
+    known = table in _QUEUE_TABLES
+    missing = [] if known else [c for c in _REQUIRED if c not in table.c]
+    if key_column is not None and key_column not in table.c:
+        missing.append(key_column)
+    if missing:
+        raise ConfigurationError(
+            f"table {table.name!r} is not a queue table: missing columns {missing} "
+            "(build it with queue_columns())"
+        )
+    if not known:
+        _QUEUE_TABLES.add(table)
+    if lease_seconds <= 0 or max_attempts < 1:
+        raise ConfigurationError("lease_seconds must be > 0 and max_attempts >= 1")
+
+
 class QueueBase:
     """Construction and plumbing shared by the queue's verbs (see ``DurableQueue``)."""
 
@@ -61,18 +81,7 @@ class QueueBase:
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
-        missing = [] if table in _QUEUE_TABLES else [c for c in _REQUIRED if c not in table.c]
-        if key_column is not None and key_column not in table.c:
-            missing.append(key_column)
-        if not missing:
-            _QUEUE_TABLES.add(table)
-        if missing:
-            raise ConfigurationError(
-                f"table {table.name!r} is not a queue table: missing columns {missing} "
-                "(build it with queue_columns())"
-            )
-        if lease_seconds <= 0 or max_attempts < 1:
-            raise ConfigurationError("lease_seconds must be > 0 and max_attempts >= 1")
+        check_queue(table, key_column, lease_seconds, max_attempts)
         self.table = table
         self.binding = Binding(bind, owner=f"the queue of {table.name!r}")
         self.lease = timedelta(seconds=lease_seconds)

@@ -100,3 +100,56 @@ def test_sqlite_translation_uses_error_names() -> None:
 
 def test_non_database_errors_are_not_translated() -> None:
     assert translate(KeyError("x")) is None
+
+
+_JSON_VALUES = [
+    {},
+    {"a": "acc-1", "n": 3, "x": 1.5, "ok": True, "none": None},
+    {"when": datetime(2026, 1, 2, tzinfo=UTC), "amount": Decimal("1.10"), "color": Color.RED},
+    {"nested": {"a": [1, 2, {"b": "c"}]}},
+    [1, "two"],
+    None,
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "library_serializer"),
+    [
+        ("postgresql+asyncpg://u@h/db", True),
+        ("postgresql+psycopg://u@h/db", True),
+        ("sqlite+aiosqlite://", True),
+        ("postgresql+asyncpg://u@h/db", False),
+    ],
+)
+def test_json_column_processor_sends_what_the_processor_chain_sends(
+    url: str, library_serializer: bool
+) -> None:
+    # JSONType short-cuts flat dicts (the usual payload) past its processor chain: the text
+    # sent must be the chain's, on every driver, and for an engine with a serializer of its
+    # own the chain runs unchanged.
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.types import TypeDecorator
+
+    from cqrs_ddd_persistence_sqlalchemy import create_engine
+    from cqrs_ddd_persistence_sqlalchemy.types import JSONType
+
+    engine = (
+        create_engine(url) if library_serializer else create_async_engine(url, json_serializer=str)
+    )
+    dialect = engine.sync_engine.dialect
+    column_type = JSONType().dialect_impl(dialect)
+    process = column_type.bind_processor(dialect)
+    chain = TypeDecorator.bind_processor(column_type, dialect)
+    assert process is not None and chain is not None
+
+    def sent(value: object) -> object:
+        # psycopg's dialect wraps the value (``Jsonb``, compared by identity): its content.
+        out = process(value)
+        return (type(out), getattr(out, "obj", out))
+
+    def chained(value: object) -> object:
+        out = chain(value)
+        return (type(out), getattr(out, "obj", out))
+
+    for value in _JSON_VALUES:
+        assert sent(value) == chained(value), value

@@ -116,14 +116,19 @@ def json_loads(text: str | bytes) -> Any:
 _FLAT = frozenset({str, int, float, bool})
 
 
+def is_flat(value: dict[Any, Any]) -> bool:
+    """Whether the dict ``value`` holds only text keys and plain scalar values (the usual
+    payload or metadata), which JSON encoders take as they are."""
+    for k, v in value.items():
+        if type(k) is not str or (v is not None and type(v) not in _FLAT):
+            return False
+    return True
+
+
 def to_jsonable(value: Any) -> Any:
     """``value`` as plain JSON types (dict/list/str/int/float/bool/None)."""
-    if type(value) is dict:  # the usual case (payloads, metadata), without ABC checks
-        for k, v in value.items():
-            if type(k) is not str or (v is not None and type(v) not in _FLAT):
-                break
-        else:
-            return dict(value)
+    if type(value) is dict and is_flat(value):  # the usual case, without ABC checks
+        return dict(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if (

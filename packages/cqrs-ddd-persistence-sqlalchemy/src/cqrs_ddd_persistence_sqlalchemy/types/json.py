@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON
@@ -11,7 +12,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import TypeCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from cqrs_ddd_persistence_sqlalchemy.serialization import to_jsonable
+from cqrs_ddd_persistence_sqlalchemy.serialization import is_flat, json_dumps, to_jsonable
 
 __all__ = ["JSONType"]
 
@@ -42,6 +43,21 @@ class JSONType(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else to_jsonable(value)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        chain = super().bind_processor(dialect)
+        if chain is None or not _serializes_flat_dicts_plainly(chain):
+            return chain
+
+        # The chain (this type's ``process_bind_param``, then the dialect's JSON processor)
+        # for the usual value, a flat dict, is the library's serializer on it: called directly,
+        # without the copy and the two layers (every payload and metadata saved passes here).
+        def process(value: Any) -> Any:
+            if type(value) is dict and is_flat(value):
+                return json_dumps(value) if value else "{}"
+            return chain(value)
+
+        return process
+
     @property
     def python_type(self) -> type[Any]:
         return object
@@ -49,6 +65,18 @@ class JSONType(TypeDecorator[Any]):
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
         # Comparisons against JSON paths (``col["k"] == 1``) keep the JSON type's behaviour.
         return self.impl_instance.coerce_compared_value(op, value)
+
+
+_PROBES: tuple[dict[str, Any], ...] = ({}, {"k": "v", "n": 1, "x": 1.5, "b": True, "z": None})
+
+
+def _serializes_flat_dicts_plainly(chain: Callable[[Any], Any]) -> bool:
+    """Whether ``chain`` turns a flat dict into the library serializer's text, and nothing else
+    (the dialect's JSON serializer is the library's, no string processor after it)."""
+    try:
+        return all(chain(dict(p)) == json_dumps(p) for p in _PROBES)
+    except Exception:  # a serializer of the application's that refuses the probe
+        return False
 
 
 @compiles(JSONType, "sqlite")

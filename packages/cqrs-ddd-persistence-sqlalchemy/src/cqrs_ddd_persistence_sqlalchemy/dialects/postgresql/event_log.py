@@ -15,7 +15,7 @@ would still skip: a transaction that drew its position early may commit after a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -224,6 +224,10 @@ _HORIZON_STATUS = select(
 )
 
 
+def _utc(naive: datetime) -> datetime:
+    return naive.replace(tzinfo=UTC)
+
+
 class PostgresEventLog:
     """Event log SQL for PostgreSQL (any async driver)."""
 
@@ -268,24 +272,24 @@ class PostgresEventLog:
                 shared[name] = head
             else:
                 varying.append(name)
-        records = []
-        for n, r in enumerate(rows, 1):
-            at = r.occurred_at
-            record = {
+        # A naive time is UTC (as asyncpg and UTCDateTime read it), never the session's zone.
+        records = [
+            {
                 "n": n,
                 "event_id": r.event_id,
                 "payload": r.payload,
-                # A naive time is UTC (as asyncpg and UTCDateTime read it), never the
-                # session's zone.
-                "occurred_at": at if at.tzinfo is not None else at.replace(tzinfo=UTC),
+                "occurred_at": at if (at := r.occurred_at).tzinfo is not None else _utc(at),
             }
-            # Absent keys are NULL (and keep json_dumps off its NaN walk, which only a
-            # ``null`` in the text triggers).
-            for name in varying:
-                value = getattr(r, name)
-                if value is not None:
-                    record[name] = value
-            records.append(record)
+            for n, r in enumerate(rows, 1)
+        ]
+        if varying:
+            for record, r in zip(records, rows, strict=True):
+                # Absent keys are NULL (and keep json_dumps off its NaN walk, which only a
+                # ``null`` in the text triggers).
+                for name in varying:
+                    value = getattr(r, name)
+                    if value is not None:
+                        record[name] = value
         params: dict[str, Any] = {
             "stream_id": stream_id,
             "lo": version_range[0],

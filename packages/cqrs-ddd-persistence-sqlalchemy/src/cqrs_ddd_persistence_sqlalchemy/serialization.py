@@ -62,11 +62,17 @@ _loads: Callable[[str | bytes], Any] = _stdlib_loads
 try:  # pragma: no cover - exercised when orjson is installed
     import orjson
 
-    _OPTS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+    _OPTS = orjson.OPT_PASSTHROUGH_DATACLASS
+    # Non-text dict keys (turned into text, as the stdlib path does) cost every encoding about
+    # half again as much: only for a value that has them, found by the first attempt failing.
+    _OPTS_ANY_KEYS = _OPTS | orjson.OPT_NON_STR_KEYS
 
     def _orjson_dumps(value: Any) -> str:
         try:
-            text = orjson.dumps(value, default=json_default, option=_OPTS)
+            try:
+                text = orjson.dumps(value, default=json_default, option=_OPTS)
+            except orjson.JSONEncodeError:
+                text = orjson.dumps(value, default=json_default, option=_OPTS_ANY_KEYS)
         except orjson.JSONEncodeError as exc:
             cause = exc.__cause__
             if isinstance(cause, SerializationError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -212,6 +212,8 @@ _SHARABLE = tuple(
     )
 )
 
+_SHARABLE_NAMES = tuple(name for name, _ in _SHARABLE)
+_SHARABLE_ALL = attrgetter(*_SHARABLE_NAMES)
 _SHARED_PARAM = {name: f"shared_{name}" for name, _ in _SHARABLE}
 
 #: guarded -> statement
@@ -261,17 +263,17 @@ class PostgresEventLog:
         # parameters (see ``_insert_statement``); the others per record.
         shared: dict[str, Any] = {}
         varying: list[str] = []
-        first = rows[0]
-        for name, get in _SHARABLE:
-            head = get(first)
-            if len(rows) == 1:
-                shared[name] = head
-                continue
-            values = list(map(get, rows))
-            if values.count(head) == len(values):
-                shared[name] = head
-            else:
-                varying.append(name)
+        heads = _SHARABLE_ALL(rows[0])
+        if len(rows) == 1 or list(map(_SHARABLE_ALL, rows)).count(heads) == len(rows):
+            # All shared (the usual batch), found in one pass over the rows.
+            shared = dict(zip(_SHARABLE_NAMES, heads, strict=True))
+        else:
+            for (name, get), head in zip(_SHARABLE, heads, strict=True):
+                values = list(map(get, rows))
+                if values.count(head) == len(values):
+                    shared[name] = head
+                else:
+                    varying.append(name)
         # A naive time is UTC (as asyncpg and UTCDateTime read it), never the session's zone.
         records = [
             {
@@ -394,5 +396,5 @@ class PostgresEventLog:
         )
 
 
-def _version(drawn: tuple[int, int]) -> int:
-    return drawn[1]
+#: The sort key of drawn ``(position, version)`` pairs: the version (C-level, per event).
+_version = itemgetter(1)

@@ -100,6 +100,10 @@ def list_item(annotation: Any) -> Any | None:
     return None
 
 
+#: Exact types a scalar column binds unchanged (an enum member's type is its enum class).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def auto_to_db(column: sa.Column[Any], annotation: Any) -> Callable[[Any], Any]:
     """A converter from the entity's value to what ``column``'s type binds."""
     col_type = column.type
@@ -132,6 +136,8 @@ def auto_to_db(column: sa.Column[Any], annotation: Any) -> Callable[[Any], Any]:
         )
 
     def scalar(value: Any) -> Any:
+        if type(value) in _AS_IS:  # the usual value, without the isinstance checks
+            return value
         if isinstance(value, enum.Enum) and not native_enum:
             return value.value
         if is_string and isinstance(value, uuid.UUID | Decimal):

@@ -169,8 +169,8 @@ class DriverTransaction:
                 await (conn.commit() if commit else conn.rollback())
             return
         held = self._held
-        if held is None:
-            return
+        if held is None or self._ended:
+            return  # nothing begun, or nothing since the last commit (the exit after one)
         self._ended = True
         self._executor = None  # the next one begins a new transaction first (``_begun``)
         try:

@@ -153,6 +153,13 @@ class _AuditedChild(_Audited):
     pass
 
 
+class _Renumbered(AggregateRoot[str]):
+    """An aggregate that declares the library's private attribute again, with its own default."""
+
+    id: str
+    _version: int = PrivateAttr(default=7)
+
+
 @pytest.mark.parametrize("build", ["init", "validate", "construct"])
 def test_aggregates_start_with_their_own_private_state(build: str) -> None:
     # Every way of building an aggregate gives it version 0 and a pending-event list of its
@@ -178,3 +185,4 @@ def test_an_aggregates_own_post_init_and_private_attributes_still_run() -> None:
         assert (made.version, made.pending_events) == (0, ())
         set_persisted_version(made, 2)
         assert made.version == 2
+    assert _Renumbered.model_validate({"id": "r"}).version == 7  # its default, not ours

@@ -145,12 +145,18 @@ def _use_fresh_private_state(cls: type[AggregateRoot[Any]]) -> None:
 
     Every aggregate a repository loads runs it, and pydantic's (the defaults looked up,
     deep-copy checks, a wrapper per subclass level) costs twice as much as validating the
-    fields. Only for a class whose private attributes are exactly ``_version`` and ``_events``
-    and that has no ``model_post_init`` of its own: any other keeps pydantic's, which calls
-    both. Pydantic calls ``model_post_init`` by name, so the class attribute is replaced.
+    fields. Only for a class whose private attributes are exactly ``AggregateRoot``'s
+    ``_version`` and ``_events`` (not redeclared) and that has no ``model_post_init`` of its
+    own: any other keeps pydantic's, which calls both. Pydantic calls ``model_post_init`` by
+    name, so the class attribute is replaced.
     """
-    if set(cls.__private_attributes__) != _OWN_PRIVATE:
+    private = cls.__private_attributes__
+    if set(private) != _OWN_PRIVATE:
         return
+    if cls is not AggregateRoot and any(
+        private[name] is not AggregateRoot.__private_attributes__[name] for name in _OWN_PRIVATE
+    ):
+        return  # a subclass declared one of them again (another default, say)
     if _is_pydantics_or_ours(cls.__dict__.get("model_post_init", cls.model_post_init)):
         cls.model_post_init = _fresh_private_state  # type: ignore[method-assign,assignment]
 

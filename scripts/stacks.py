@@ -5,10 +5,10 @@ the tests' URL names. Two environments:
 
 - ``.venv``: what ``uv.lock`` resolves (the newest SQLAlchemy 2.1, asyncpg, psycopg, aiosqlite).
 - ``.venvs/lowest``: the same lock, then SQLAlchemy and every database driver at the lower bound
-  ``cqrs-ddd-persistence-sqlalchemy`` declares (read from its ``pyproject.toml``, so a bound
-  cannot change without being tested). Rebuilt only when ``uv.lock``, the bounds or the
-  interpreter changed (a stamp file records them); needs the index only when the uv cache lacks
-  a wheel, so ``UV_OFFLINE=1`` works once it was built.
+  ``cqrs-ddd-persistence-sqlalchemy`` declares, and pydantic at ``cqrs-ddd-core``'s (read from
+  their ``pyproject.toml``, so a bound cannot change without being tested). Rebuilt only when
+  ``uv.lock``, the bounds or the interpreter changed (a stamp file records them); needs the
+  index only when the uv cache lacks a wheel, so ``UV_OFFLINE=1`` works once it was built.
 
 Environment: ``CQRS_STACKS`` (``all``, or stack names separated by commas; default ``all``
 without arguments, ``default`` with), ``CQRS_TEST_WORKERS`` (pytest-xdist workers per full
@@ -42,6 +42,8 @@ PACKAGE = ROOT / "packages" / "cqrs-ddd-persistence-sqlalchemy" / "pyproject.tom
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 #: The distributions a stack varies, with the extra of the persistence package declaring each.
 VARIED = {"sqlalchemy": None, "asyncpg": "postgres", "psycopg": "psycopg", "aiosqlite": "sqlite"}
+#: Varied too, at the lower bound another of the project's packages declares.
+VARIED_ELSEWHERE = {"pydantic": ROOT / "packages" / "cqrs-ddd-core" / "pyproject.toml"}
 #: Suites every stack but the default runs (the reliability and acceptance suites run on the
 #: default stack only: they test processes and faults, not the SQLAlchemy/driver combination).
 CONTRACT_AND_INTEGRATION = ("tests/integration",)
@@ -128,7 +130,7 @@ def run_stack(
             *stack.paths,
         ]
     found = installed(python)
-    names = ["sqlalchemy", stack.driver, *(["aiosqlite"] if stack.sqlite else [])]
+    names = ["sqlalchemy", stack.driver, *(["aiosqlite"] if stack.sqlite else []), "pydantic"]
     versions = ", ".join(f"{n} {found.get(n, '-')}" for n in names)
     print(f"\n==> stack {stack.name}: {versions}", flush=True)
     print(f"    pytest {' '.join(args)}", flush=True)
@@ -163,18 +165,24 @@ def with_driver(url: str, driver: str) -> str:
 
 
 def lower_bounds() -> list[str]:
-    """``name==version`` for each varied distribution, from the package's ``>=`` bounds."""
+    """``name==version`` for each varied distribution, from the packages' ``>=`` bounds."""
     project = tomllib.loads(PACKAGE.read_text())["project"]
+    optional = project["optional-dependencies"]
+    wanted = [
+        (name, optional[extra] if extra else project["dependencies"], PACKAGE)
+        for name, extra in VARIED.items()
+    ]
+    for name, path in VARIED_ELSEWHERE.items():
+        wanted.append((name, tomllib.loads(path.read_text())["project"]["dependencies"], path))
     pins = []
-    for name, extra in VARIED.items():
-        specs = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    for name, specs, path in wanted:
         for spec in specs:
             match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)", spec)
             if match and match.group(1).lower() == name:
                 pins.append(f"{name}{match.group(2) or ''}=={match.group(3)}")
                 break
         else:
-            sys.exit(f"{PACKAGE}: no '{name}>=…' lower bound (extra {extra!r}) to test")
+            sys.exit(f"{path}: no '{name}>=…' lower bound to test")
     return pins
 
 
@@ -218,7 +226,7 @@ def installed(python: Path) -> dict[str, str]:
     """The installed version of each varied distribution (missing ones left out)."""
     code = (
         "import importlib.metadata as m\n"
-        f"for n in {list(VARIED)!r}:\n"
+        f"for n in {[*VARIED, *VARIED_ELSEWHERE]!r}:\n"
         "    try: print(n, m.version(n))\n"
         "    except m.PackageNotFoundError: pass\n"
     )

@@ -26,8 +26,7 @@ class Joined(translating):
     __slots__ = ("_uow",)
 
     def __init__(self, uow: SQLAlchemyUnitOfWork, constraints: ConstraintErrors | None) -> None:
-        # ``translating.__init__``'s one assignment, without the call (one scope per statement).
-        self._constraints = constraints
+        super().__init__(constraints=constraints)
         self._uow = uow
 
     async def __aenter__(self) -> Executor:

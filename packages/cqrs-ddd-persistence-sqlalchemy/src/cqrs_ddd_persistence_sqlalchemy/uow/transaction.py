@@ -30,7 +30,7 @@ from cqrs_ddd_persistence_sqlalchemy.execution.protocol import (
 from cqrs_ddd_persistence_sqlalchemy.execution.resolve import execution_for
 from cqrs_ddd_persistence_sqlalchemy.uow.deferred import DeferredWrite, DeferredWrites, W
 from cqrs_ddd_persistence_sqlalchemy.uow.failures import ending_quietly
-from cqrs_ddd_persistence_sqlalchemy.uow.lazy_session import _MAKE, is_materialized, lazy_session
+from cqrs_ddd_persistence_sqlalchemy.uow.lazy_session import is_materialized, lazy_session
 
 __all__ = ["UowTransaction"]
 
@@ -166,10 +166,9 @@ class UowTransaction:
         """The execution seam's executor of the transaction (the fast path where it applies),
         what is deferred written first (but the write under ``keep``)."""
         handle, session = self._handle, self._session
-        if handle is not None and (session is None or _MAKE in session.__dict__):
+        if handle is not None and (session is None or not is_materialized(session)):
             # The usual statement of a store-only unit of work (its transaction begun, no
-            # session in use that could lead it: none, or a lazy one not made, as
-            # ``is_materialized`` tests), without ``_executor``'s checks.
+            # session in use that could lead it), without ``_executor``'s checks.
             executor = await handle.executor()
         else:
             executor = await self._executor()

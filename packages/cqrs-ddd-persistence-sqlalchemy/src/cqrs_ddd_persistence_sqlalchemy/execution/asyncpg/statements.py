@@ -141,7 +141,9 @@ def driver_form(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | N
 def driver_many(stmt: Any, params: Any, dialect: Dialect) -> DriverStatement | None:
     """The driver form of ``stmt`` run once per parameter set of ``params`` (an
     ``executemany`` with at least two sets; no rows read back), or ``None``."""
-    if type(params) is list:  # the usual case, without the ABC checks
+    if params is None or type(params) is dict:
+        return None  # one parameter set or none (most statements), without the ABC checks
+    if type(params) is list:  # the usual executemany, without the ABC checks
         if len(params) < 2 or not all(type(p) is dict or isinstance(p, Mapping) for p in params):
             return None
     elif (

@@ -33,7 +33,6 @@ from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.executors import (
 )
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.lending import Held, Lender
 from cqrs_ddd_persistence_sqlalchemy.execution.asyncpg.statements import (
-    compiled_for,
     driver_form,
     driver_many,
 )
@@ -210,11 +209,7 @@ class _DriverInTransaction:
         self.dialect: Dialect = owner._engine.sync_engine.dialect
 
     async def _driver(self, statement: Executable, params: Params, *, status: bool) -> Any:
-        # driver_form's test, the usual case first (one parameter set as a dict, or none).
-        if params is None or type(params) is dict:
-            call = compiled_for(statement, self.dialect)  # type: ignore[arg-type]
-        else:
-            call = driver_form(statement, params, self.dialect)
+        call = driver_form(statement, params, self.dialect)
         if call is None or self._owner._conn is not None:
             return None
         try:
@@ -243,12 +238,7 @@ class _DriverInTransaction:
         return await executor.fetch_mappings(statement, params)
 
     async def execute(self, statement: Executable, params: Params = None) -> int:
-        # One parameter set (or none), the usual case, without driver_many's checks.
-        many = (
-            None
-            if params is None or type(params) is dict
-            else driver_many(statement, params, self.dialect)
-        )
+        many = driver_many(statement, params, self.dialect)
         if many is not None and self._owner._conn is None:
             # A kept statement over many parameter sets (the outbox's rows): one
             # ``executemany`` on the driver, pipelined, no row count (as the protocol allows).

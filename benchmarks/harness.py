@@ -108,6 +108,8 @@ class Result:
     samples: list[float]
     baseline: bool
     ratio_to_baseline: float | None = None
+    #: The median over runs of this run's sample / the baseline's sample in the same run.
+    paired_ratio_to_baseline: float | None = None
 
     @property
     def median(self) -> float:
@@ -222,6 +224,14 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def paired_ratio(samples: list[float], reference: list[float]) -> float:
+    """The median over runs of ``samples[i] / reference[i]``: both taken in the same run, so a
+    machine that is slower for a while (a shared host's CPU speed drifts by up to 2x over
+    minutes here) slows both sides of each quotient alike. The ratio of the two medians takes
+    its samples from different runs and moves with that drift; both are reported."""
+    return statistics.median(s / r for s, r in zip(samples, reference, strict=True))
+
+
 async def run_workloads(
     specs: list[WorkloadSpec], ctx: Context, *, write_json: bool = True
 ) -> list[Result]:
@@ -257,13 +267,18 @@ async def run_workloads(
         base_median = statistics.median(samples[base.name]) if base else None
         for v in variants:
             result = Result(spec.name, v.name, spec.unit, samples[v.name], v.baseline)
-            if base_median:
+            if base is not None and base_median:
                 ratio = result.median / base_median
                 result.ratio_to_baseline = ratio if spec.higher_is_better else 1 / ratio
+                paired = paired_ratio(samples[v.name], samples[base.name])
+                result.paired_ratio_to_baseline = paired if spec.higher_is_better else 1 / paired
             all_results.append(result)
             ratio_text = (
                 f"  {result.ratio_to_baseline:.2f}x baseline"
-                if result.ratio_to_baseline is not None and not v.baseline
+                f" (paired {result.paired_ratio_to_baseline:.2f}x)"
+                if result.ratio_to_baseline is not None
+                and result.paired_ratio_to_baseline is not None
+                and not v.baseline
                 else ("  (baseline)" if v.baseline else "")
             )
             print(
@@ -275,10 +290,17 @@ async def run_workloads(
             if a not in samples or b not in samples:
                 continue  # a variant left out of this run (an optional driver not installed)
             ratio = statistics.median(samples[a]) / statistics.median(samples[b])
+            paired = paired_ratio(samples[a], samples[b])
             comparisons.append(
-                {"workload": spec.name, "numerator": a, "denominator": b, "ratio": ratio}
+                {
+                    "workload": spec.name,
+                    "numerator": a,
+                    "denominator": b,
+                    "ratio": ratio,
+                    "paired_ratio": paired,
+                }
             )
-            print(f"  {a} / {b} = {ratio:.2f}x", flush=True)
+            print(f"  {a} / {b} = {ratio:.2f}x (paired {paired:.2f}x)", flush=True)
     if write_json and all_results:
         RESULTS_DIR.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -42,8 +42,8 @@ def render(payloads: Iterable[dict[str, Any]]) -> str:
         for workload, rows in by_workload.items():
             unit = rows[0]["unit"]
             lines += ["", f"**{workload}** ({unit})", ""]
-            lines.append("| variant | median | min - max | ratio to baseline |")
-            lines.append("|---|---:|---:|---:|")
+            lines.append("| variant | median | min - max | ratio to baseline | paired |")
+            lines.append("|---|---:|---:|---:|---:|")
             for r in rows:
                 ratio = (
                     "baseline"
@@ -56,15 +56,21 @@ def render(payloads: Iterable[dict[str, Any]]) -> str:
                 )
                 lines.append(
                     f"| {r['variant']} | {_fmt(r['median'])} | {_fmt(r['min'])} - "
-                    f"{_fmt(r['max'])} | {ratio} |"
+                    f"{_fmt(r['max'])} | {ratio} | {_paired(r.get('paired_ratio_to_baseline'))} |"
                 )
             for c in payload.get("comparisons", []):
                 if c["workload"] == workload:
                     lines.append(
-                        f"| {c['numerator']} / {c['denominator']} | | | {c['ratio']:.2f}x |"
+                        f"| {c['numerator']} / {c['denominator']} | | | {c['ratio']:.2f}x "
+                        f"| {_paired(c.get('paired_ratio'))} |"
                     )
         lines.append("")
     return "\n".join(lines)
+
+
+def _paired(ratio: float | None) -> str:
+    """The median of same-run quotients (results written before it was recorded have none)."""
+    return "" if ratio is None else f"{ratio:.2f}x"
 
 
 #: The issue's target table: (row, target text, threshold, [(workload, ours variant), ...]).

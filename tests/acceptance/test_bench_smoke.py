@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from tests.acceptance.conftest import ROOT
 from tests.conftest import PG_URL, require_postgres
 
@@ -51,6 +52,21 @@ def test_bench_quick_specifications_table() -> None:
     assert "cpu_count=" in out and "sqlalchemy=" in out
     assert "(baseline)" in out
     assert re.search(r"build_sqla_filter\s+median .* \d+\.\d\dx baseline", out), out
+    assert re.search(r"\d+\.\d\dx baseline \(paired \d+\.\d\dx\)", out), out
+
+
+def test_paired_ratio_pairs_samples_of_the_same_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))  # the benchmarks live beside the packages
+    from benchmarks.harness import paired_ratio
+
+    # The machine is twice as slow in the second run: both variants feel it.
+    ours, raw = [90.0, 45.0, 92.0], [100.0, 50.0, 100.0]
+    assert paired_ratio(ours, raw) == 0.9
+    # The ratio of the medians mixes runs: 90 / 100.
+    assert sorted(ours)[1] / sorted(raw)[1] == 0.9
+    ours, raw = [90.0, 40.0, 30.0], [100.0, 50.0, 25.0]
+    assert paired_ratio(ours, raw) == 0.9  # 0.9, 0.8, 1.2
+    assert sorted(ours)[1] / sorted(raw)[1] == 0.8  # 40 / 50
 
 
 def test_bench_quick_on_postgres() -> None:

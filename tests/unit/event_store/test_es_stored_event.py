@@ -131,3 +131,78 @@ def test_rows_map_to_records_by_field_name() -> None:
         row[i] = json.dumps(value) if name in ("payload", "metadata") else value
     assert row_to_event(row) == a
     assert set(FIELD_INDEX) == set(_EVERY_FIELD)
+
+
+# -- drafts (``cqrs_ddd_core.ports.drafts``): the record itself, whichever way it was filled -----
+def _every_value(record: object) -> tuple[object, ...]:
+    return tuple(getattr(record, name) for name in _EVERY_FIELD)
+
+
+def test_a_drafted_record_is_the_record_in_every_respect() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    a = StoredEvent(event_type="T", aggregate_id="s", payload={"x": 1}, event_id="e-1")
+    for record in (a, a.positioned(1, 2)):
+        assert type(record) is StoredEvent
+        assert isinstance(record, StoredEvent) and dataclasses.is_dataclass(record)
+        assert not hasattr(record, "__dict__")  # still slots only
+        assert pickle.loads(pickle.dumps(record)) == record
+        assert copy.copy(record) == record and copy.deepcopy(record) == record
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.position = 3  # type: ignore[misc]
+    # the generated dataclass machinery builds the same record (its own __init__ is not ours)
+    assert a.positioned(1, 2) == dataclasses.replace(a, version=1, position=2)
+
+
+@pytest.mark.parametrize("with_dict", [False, True], ids=["extra slot", "__dict__"])
+def test_subclasses_are_filled_through_the_slots_setters(with_dict: bool) -> None:
+    """A subclass has another layout (a slot of its own, or a ``__dict__``): no draft fits it,
+    so ``__init__`` and ``positioned`` keep its class and fill StoredEvent's fields."""
+    import dataclasses
+
+    if with_dict:
+
+        class Sub(StoredEvent):  # no __slots__: instances get a __dict__
+            pass
+
+    else:
+
+        @dataclasses.dataclass(frozen=True, slots=True, kw_only=True, init=False)
+        class Sub(StoredEvent):  # type: ignore[no-redef]
+            extra: int = 0
+
+    a = Sub(event_type="T", aggregate_id="s", payload={"x": 1}, tenant_id="t")
+    b = a.positioned(3, 4)
+    assert type(a) is Sub and type(b) is Sub
+    assert (b.version, b.position, b.tenant_id, b.payload) == (3, 4, "t", {"x": 1})
+    plain = StoredEvent(
+        event_type="T", aggregate_id="s", payload={"x": 1}, tenant_id="t",
+        event_id=a.event_id, occurred_at=a.occurred_at,
+    )  # fmt: skip
+    assert _every_value(a) == _every_value(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        b.version = 5  # type: ignore[misc]
+
+
+def test_outbox_messages_are_drafted_too() -> None:
+    import dataclasses
+    import pickle
+
+    from cqrs_ddd_core.ports.outbox import OutboxMessage
+
+    m = OutboxMessage(event_type="Deposited", payload={"a": 1}, partition_key="k")
+    assert type(m) is OutboxMessage and not hasattr(m, "__dict__")
+    assert (m.payload, m.partition_key, m.retry_count, m.published_at) == ({"a": 1}, "k", 0, None)
+    assert len(m.message_id) == 36 and m.created_at.utcoffset() is not None
+    assert pickle.loads(pickle.dumps(m)) == m
+    assert dataclasses.replace(m, retry_count=2).retry_count == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.error = "x"  # type: ignore[misc]
+
+    class Sub(OutboxMessage):
+        pass
+
+    s = Sub(event_type="E", message_id="m-1")
+    assert type(s) is Sub and (s.event_type, s.message_id, s.payload) == ("E", "m-1", {})

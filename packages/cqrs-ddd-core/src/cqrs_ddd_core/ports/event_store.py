@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cqrs_ddd_core.domain.events import DomainEvent, new_id, utc_now
 from cqrs_ddd_core.errors import InvalidValueError
+from cqrs_ddd_core.ports.drafts import draft_class, object_setattr, setters
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
 __all__ = [
@@ -57,8 +58,9 @@ class StoredEvent:
     position: int | None = None
 
     # Hand-written: a frozen dataclass's generated __init__ pays ``object.__setattr__`` per
-    # field (~1.8 us per record); the slot descriptors' own setters cost a third less. Appends
-    # and reads build one record per event, so this is on every hot path of the store.
+    # field. Appends and reads build one record per event and appends hand back a positioned
+    # copy of each, so this is on every hot path of the store: filled as a draft (see
+    # ``drafts``).
     def __init__(
         self,
         *,
@@ -76,19 +78,33 @@ class StoredEvent:
         tenant_id: str | None = None,
         position: int | None = None,
     ) -> None:
-        _set_event_type(self, event_type)
-        _set_aggregate_id(self, aggregate_id)
-        _set_payload(self, {} if payload is None else payload)
-        _set_event_id(self, new_id() if event_id is None else event_id)
-        _set_aggregate_type(self, aggregate_type)
-        _set_version(self, version)
-        _set_schema_version(self, schema_version)
-        _set_metadata(self, {} if metadata is None else metadata)
-        _set_occurred_at(self, utc_now() if occurred_at is None else occurred_at)
-        _set_correlation_id(self, correlation_id)
-        _set_causation_id(self, causation_id)
-        _set_tenant_id(self, tenant_id)
-        _set_position(self, position)
+        payload = {} if payload is None else payload
+        event_id = new_id() if event_id is None else event_id
+        metadata = {} if metadata is None else metadata
+        occurred_at = utc_now() if occurred_at is None else occurred_at
+        if type(self) is not StoredEvent:
+            values = (event_type, aggregate_id, payload, event_id, aggregate_type, version,
+                      schema_version, metadata, occurred_at, correlation_id, causation_id,
+                      tenant_id, position)  # fmt: skip
+            for set_, value in zip(_SETTERS, values, strict=True):
+                set_(self, value)
+            return
+        draft: Any = self
+        object_setattr(draft, "__class__", _Draft)
+        draft.event_type = event_type
+        draft.aggregate_id = aggregate_id
+        draft.payload = payload
+        draft.event_id = event_id
+        draft.aggregate_type = aggregate_type
+        draft.version = version
+        draft.schema_version = schema_version
+        draft.metadata = metadata
+        draft.occurred_at = occurred_at
+        draft.correlation_id = correlation_id
+        draft.causation_id = causation_id
+        draft.tenant_id = tenant_id
+        draft.position = position
+        draft.__class__ = StoredEvent
 
     def positioned(self, version: int, position: int) -> StoredEvent:
         """A copy with the stream ``version`` and global ``position`` the store assigned.
@@ -96,21 +112,30 @@ class StoredEvent:
         Example:
             >>> stored = event.positioned(1, 42)
         """
-        new = _new(type(self))
-        _set_event_type(new, self.event_type)
-        _set_aggregate_id(new, self.aggregate_id)
-        _set_payload(new, self.payload)
-        _set_event_id(new, self.event_id)
-        _set_aggregate_type(new, self.aggregate_type)
-        _set_version(new, version)
-        _set_schema_version(new, self.schema_version)
-        _set_metadata(new, self.metadata)
-        _set_occurred_at(new, self.occurred_at)
-        _set_correlation_id(new, self.correlation_id)
-        _set_causation_id(new, self.causation_id)
-        _set_tenant_id(new, self.tenant_id)
-        _set_position(new, position)
-        return new
+        if type(self) is not StoredEvent:
+            # A subclass: StoredEvent's fields, through the slots' setters (as ``__init__``).
+            copy = _new(type(self))
+            for set_, name in zip(_SETTERS, StoredEvent.__slots__, strict=True):
+                set_(copy, getattr(self, name))
+            object_setattr(copy, "version", version)  # past the frozen __setattr__
+            object_setattr(copy, "position", position)
+            return copy
+        new: Any = _new(_Draft)
+        new.event_type = self.event_type
+        new.aggregate_id = self.aggregate_id
+        new.payload = self.payload
+        new.event_id = self.event_id
+        new.aggregate_type = self.aggregate_type
+        new.version = version
+        new.schema_version = self.schema_version
+        new.metadata = self.metadata
+        new.occurred_at = self.occurred_at
+        new.correlation_id = self.correlation_id
+        new.causation_id = self.causation_id
+        new.tenant_id = self.tenant_id
+        new.position = position
+        new.__class__ = StoredEvent
+        return cast("StoredEvent", new)
 
     @classmethod
     def from_domain_event(
@@ -160,22 +185,8 @@ class StoredEvent:
 
 
 _new = object.__new__
-# The slots' own descriptors: they store without going through the frozen ``__setattr__``.
-(
-    _set_event_type,
-    _set_aggregate_id,
-    _set_payload,
-    _set_event_id,
-    _set_aggregate_type,
-    _set_version,
-    _set_schema_version,
-    _set_metadata,
-    _set_occurred_at,
-    _set_correlation_id,
-    _set_causation_id,
-    _set_tenant_id,
-    _set_position,
-) = (StoredEvent.__dict__[f.name].__set__ for f in fields(StoredEvent))
+_Draft = draft_class(StoredEvent)
+_SETTERS = setters(StoredEvent)
 
 
 class IEventStore(Protocol):

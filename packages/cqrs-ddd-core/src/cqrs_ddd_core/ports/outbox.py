@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from cqrs_ddd_core.domain.events import DomainEvent, new_id, utc_now
+from cqrs_ddd_core.ports.drafts import draft_class, object_setattr, setters
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
 __all__ = ["IOutboxStorage", "OutboxMessage"]
@@ -36,8 +37,8 @@ class OutboxMessage:
     tenant_id: str | None = None
     partition_key: str | None = None
 
-    # Hand-written, as ``StoredEvent.__init__`` (see there): the seed's command builds its
-    # messages per request, and the generated one pays ``object.__setattr__`` per field.
+    # Hand-written and filled as a draft, as ``StoredEvent.__init__`` (see ``drafts``): the
+    # seed's command builds its messages per request.
     def __init__(
         self,
         *,
@@ -54,18 +55,32 @@ class OutboxMessage:
         tenant_id: str | None = None,
         partition_key: str | None = None,
     ) -> None:
-        _set_event_type(self, event_type)
-        _set_payload(self, {} if payload is None else payload)
-        _set_message_id(self, new_id() if message_id is None else message_id)
-        _set_metadata(self, {} if metadata is None else metadata)
-        _set_created_at(self, utc_now() if created_at is None else created_at)
-        _set_published_at(self, published_at)
-        _set_error(self, error)
-        _set_retry_count(self, retry_count)
-        _set_correlation_id(self, correlation_id)
-        _set_causation_id(self, causation_id)
-        _set_tenant_id(self, tenant_id)
-        _set_partition_key(self, partition_key)
+        payload = {} if payload is None else payload
+        message_id = new_id() if message_id is None else message_id
+        metadata = {} if metadata is None else metadata
+        created_at = utc_now() if created_at is None else created_at
+        if type(self) is not OutboxMessage:
+            values = (event_type, payload, message_id, metadata, created_at, published_at,
+                      error, retry_count, correlation_id, causation_id, tenant_id,
+                      partition_key)  # fmt: skip
+            for set_, value in zip(_SETTERS, values, strict=True):
+                set_(self, value)
+            return
+        draft: Any = self
+        object_setattr(draft, "__class__", _Draft)
+        draft.event_type = event_type
+        draft.payload = payload
+        draft.message_id = message_id
+        draft.metadata = metadata
+        draft.created_at = created_at
+        draft.published_at = published_at
+        draft.error = error
+        draft.retry_count = retry_count
+        draft.correlation_id = correlation_id
+        draft.causation_id = causation_id
+        draft.tenant_id = tenant_id
+        draft.partition_key = partition_key
+        draft.__class__ = OutboxMessage
 
     @classmethod
     def from_domain_event(
@@ -84,21 +99,8 @@ class OutboxMessage:
         )
 
 
-# The slots' own descriptors: they store without going through the frozen ``__setattr__``.
-(
-    _set_event_type,
-    _set_payload,
-    _set_message_id,
-    _set_metadata,
-    _set_created_at,
-    _set_published_at,
-    _set_error,
-    _set_retry_count,
-    _set_correlation_id,
-    _set_causation_id,
-    _set_tenant_id,
-    _set_partition_key,
-) = (OutboxMessage.__dict__[f.name].__set__ for f in fields(OutboxMessage))
+_Draft = draft_class(OutboxMessage)
+_SETTERS = setters(OutboxMessage)
 
 
 class IOutboxStorage(Protocol):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, select, update
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["Appender", "version_range"]
 
 _MAX_VERSION = 1 << 62
+_AGGREGATE_ID = attrgetter("aggregate_id")
+_EVENT_ID = attrgetter("event_id")
 
 
 def version_range(
@@ -90,8 +94,9 @@ class Appender:
         batch: list[Any] = [events] if alone else list(cast("Sequence[StoredEvent]", events))
         if not batch:
             return []
-        wrong = next((e for e in batch if not isinstance(e, StoredEvent)), None)
-        if wrong is not None:
+        # The checks run per event, so they are C-level passes (``map``), not generators.
+        if not all(map(isinstance, batch, repeat(StoredEvent))):
+            wrong = next(e for e in batch if not isinstance(e, StoredEvent))
             # A domain event (or anything else) here would fail deep in the dialect's SQL with
             # an AttributeError: say what the store takes instead.
             raise InvalidValueError(
@@ -100,9 +105,9 @@ class Appender:
                 "the unit of work's event_sinks"
             )
         stream_id = batch[0].aggregate_id
-        if any(e.aggregate_id != stream_id for e in batch):
+        if list(map(_AGGREGATE_ID, batch)).count(stream_id) != len(batch):
             raise InvalidValueError("one append writes to one stream")
-        ids = [e.event_id for e in batch]
+        ids = list(map(_EVENT_ID, batch))
         if len(set(ids)) != len(ids):
             raise InvalidValueError(f"stream {stream_id!r}: duplicate event ids in one append")
         allowed = version_range(stream_id, expected_version, batch)

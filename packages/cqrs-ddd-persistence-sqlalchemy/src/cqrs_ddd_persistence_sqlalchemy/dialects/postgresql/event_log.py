@@ -355,8 +355,7 @@ class PostgresEventLog:
             await runner.execute(_LOCK)
         params = self._params(stream_id, rows, version_range, ids, notify=notify)
         records = await runner.fetch(_INSERTS[guarded], params)
-        # (position, version) pairs: BIGINT and INTEGER come back as ints on every driver.
-        drawn: list[tuple[int, int]] = list(map(tuple, records))
+        drawn: list[tuple[int, int]] = list(map(tuple, records))  # (position, version): ints
         if 0 < len(drawn) < len(rows):
             # Lost a race part-way (the winner appended fewer events): take ours back out so
             # the stream has no gap; the transaction stays usable.

@@ -157,7 +157,7 @@ def test_a_drafted_record_is_the_record_in_every_respect() -> None:
 
 
 @pytest.mark.parametrize("with_dict", [False, True], ids=["extra slot", "__dict__"])
-def test_subclasses_are_filled_through_the_slots_setters(with_dict: bool) -> None:
+def test_subclasses_are_filled_field_by_field(with_dict: bool) -> None:
     """A subclass has another layout (a slot of its own, or a ``__dict__``): no draft fits it,
     so ``__init__`` and ``positioned`` keep its class and fill StoredEvent's fields."""
     import dataclasses

@@ -12,18 +12,17 @@ record by ``__class__`` assignment, which CPython allows between classes of the 
 is the record from then on: frozen, equal, hashable, printed as before.
 
 Only the record class itself has a draft: a subclass may add slots or a ``__dict__``, so it is
-filled through the descriptors (``setters``).
+filled field by field with ``object_setattr``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import fields
 from typing import Any
 
-__all__ = ["draft_class", "object_setattr", "setters"]
+__all__ = ["draft_class", "object_setattr"]
 
-#: Stores past a frozen ``__setattr__``: turns a record into its draft (``__class__``).
+#: Stores past a frozen ``__setattr__``: turns a record into its draft (``__class__``), fills
+#: a subclass's fields.
 object_setattr = object.__setattr__
 
 
@@ -36,8 +35,3 @@ def draft_class(record: type) -> type:
     probe.__class__ = record
     object_setattr(probe, "__class__", draft)
     return draft
-
-
-def setters(record: type) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slots' own setters of ``record``'s fields, in field order (for subclasses)."""
-    return tuple(record.__dict__[f.name].__set__ for f in fields(record))

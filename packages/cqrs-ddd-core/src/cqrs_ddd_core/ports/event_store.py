@@ -10,7 +10,7 @@ from typing import Any, Protocol, cast
 
 from cqrs_ddd_core.domain.events import DomainEvent, new_id, utc_now
 from cqrs_ddd_core.errors import InvalidValueError
-from cqrs_ddd_core.ports.drafts import draft_class, object_setattr, setters
+from cqrs_ddd_core.ports.drafts import draft_class, object_setattr
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
 __all__ = [
@@ -86,8 +86,8 @@ class StoredEvent:
             values = (event_type, aggregate_id, payload, event_id, aggregate_type, version,
                       schema_version, metadata, occurred_at, correlation_id, causation_id,
                       tenant_id, position)  # fmt: skip
-            for set_, value in zip(_SETTERS, values, strict=True):
-                set_(self, value)
+            for name, value in zip(StoredEvent.__slots__, values, strict=True):
+                object_setattr(self, name, value)
             return
         draft: Any = self
         object_setattr(draft, "__class__", _Draft)
@@ -113,11 +113,11 @@ class StoredEvent:
             >>> stored = event.positioned(1, 42)
         """
         if type(self) is not StoredEvent:
-            # A subclass: StoredEvent's fields, through the slots' setters (as ``__init__``).
+            # A subclass: StoredEvent's fields, past the frozen __setattr__ (as ``__init__``).
             copy = _new(type(self))
-            for set_, name in zip(_SETTERS, StoredEvent.__slots__, strict=True):
-                set_(copy, getattr(self, name))
-            object_setattr(copy, "version", version)  # past the frozen __setattr__
+            for name in StoredEvent.__slots__:
+                object_setattr(copy, name, getattr(self, name))
+            object_setattr(copy, "version", version)
             object_setattr(copy, "position", position)
             return copy
         new: Any = _new(_Draft)
@@ -186,7 +186,6 @@ class StoredEvent:
 
 _new = object.__new__
 _Draft = draft_class(StoredEvent)
-_SETTERS = setters(StoredEvent)
 
 
 class IEventStore(Protocol):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cqrs_ddd_core.domain.events import DomainEvent, new_id, utc_now
-from cqrs_ddd_core.ports.drafts import draft_class, object_setattr, setters
+from cqrs_ddd_core.ports.drafts import draft_class, object_setattr
 from cqrs_ddd_core.ports.unit_of_work import IUnitOfWork
 
 __all__ = ["IOutboxStorage", "OutboxMessage"]
@@ -63,8 +63,8 @@ class OutboxMessage:
             values = (event_type, payload, message_id, metadata, created_at, published_at,
                       error, retry_count, correlation_id, causation_id, tenant_id,
                       partition_key)  # fmt: skip
-            for set_, value in zip(_SETTERS, values, strict=True):
-                set_(self, value)
+            for name, value in zip(OutboxMessage.__slots__, values, strict=True):
+                object_setattr(self, name, value)
             return
         draft: Any = self
         object_setattr(draft, "__class__", _Draft)
@@ -100,7 +100,6 @@ class OutboxMessage:
 
 
 _Draft = draft_class(OutboxMessage)
-_SETTERS = setters(OutboxMessage)
 
 
 class IOutboxStorage(Protocol):

@@ -411,3 +411,15 @@ async def test_append_of_a_domain_event_is_a_library_error_and_writes_nothing(
     with pytest.raises(InvalidValueError, match="EsItemAdded"):
         await store.append(domain)  # type: ignore[arg-type]
     assert await store.get_events("wrong-type") == []
+
+
+async def test_a_batch_over_two_streams_or_with_a_repeated_id_is_refused_whole(
+    store: SQLAlchemyEventStore,
+) -> None:
+    with pytest.raises(InvalidValueError, match="one stream"):
+        await store.append([_ev("batch-a"), _ev("batch-a"), _ev("batch-b")])
+    twice = _ev("batch-a")
+    with pytest.raises(InvalidValueError, match="duplicate event ids"):
+        await store.append([twice, _ev("batch-a"), twice])
+    assert await store.get_events("batch-a") == []
+    assert await store.get_events("batch-b") == []
